@@ -1,0 +1,275 @@
+//! Sans-IO actors: the contract between the kernel and whatever it simulates.
+//!
+//! A handler gets its node's local time and one event and pushes effects into its [`Ctx`]:
+//! send a message, set or cancel a timer, persist a durable change, trace an observation, exit.
+//! The kernel applies the effects after the handler returns. The same actor can therefore be
+//! driven by the [`World`](crate::World) or by hand in a unit test (see [`Ctx::detached`]).
+//!
+//! This module owns node ids, timer ids and the effect list; it does not own delivery, time or
+//! faults.
+
+use crate::rng::Rng;
+use crate::time::Time;
+use std::fmt::Debug;
+use std::hash::Hash;
+use std::time::Duration;
+
+/// A dense node index, assigned in the order nodes are added to a world.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default)]
+pub struct NodeId(pub u32);
+
+impl NodeId {
+    #[inline]
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// A message type the kernel can carry: cloneable (duplication), hashable with a fixed hash
+/// (the trace hash) and printable (the trace file).
+pub trait Message: Clone + Debug + Hash {
+    /// A short static name for reports and diagrams (for example the RPC's name).
+    fn name(&self) -> &'static str;
+}
+
+/// The part of a node's state that survives a crash, changed only through [`Ctx::persist`].
+pub trait Durable: Default {
+    type Op: Debug + Hash;
+    fn apply(&mut self, op: Self::Op);
+}
+
+impl Durable for () {
+    type Op = ();
+    fn apply(&mut self, _op: ()) {}
+}
+
+/// A simulated process. Everything not in `Durable` is volatile: the kernel drops the actor on a
+/// crash and builds a new one from the durable state on restart.
+pub trait Actor: Sized {
+    type Msg: Message;
+    /// What a timer carries back to its node when it fires.
+    type Timer: Clone + Debug + Hash;
+    /// What a node reports to observers (oracles, reports): state transitions and effects.
+    type Obs: Debug + Hash;
+    type Durable: Durable;
+
+    /// The process has started (first start or restart).
+    fn on_start(&mut self, ctx: &mut Ctx<'_, Self>);
+    fn on_message(&mut self, ctx: &mut Ctx<'_, Self>, from: NodeId, msg: Self::Msg);
+    fn on_timer(&mut self, ctx: &mut Ctx<'_, Self>, timer: TimerId, tag: Self::Timer);
+    /// A message this node sent could not be delivered because the target process is down
+    /// (connection refused or reset). Messages into a partition get no such answer.
+    fn on_unreachable(&mut self, ctx: &mut Ctx<'_, Self>, to: NodeId, msg: Self::Msg);
+}
+
+/// An effect a handler asks the kernel to carry out.
+#[derive(Debug)]
+pub enum Effect<A: Actor> {
+    Send {
+        to: NodeId,
+        msg: A::Msg,
+    },
+    SetTimer {
+        id: TimerId,
+        after: Duration,
+        tag: A::Timer,
+    },
+    Persist(<A::Durable as Durable>::Op),
+    Trace(A::Obs),
+    /// The process terminates itself (a fatal error); like a crash, volatile state is lost.
+    Exit,
+}
+
+/// A timer handle: a slot and the generation it was armed with.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+pub struct TimerId {
+    slot: u32,
+    generation: u32,
+}
+
+/// The timers of one node incarnation: a slab of generations. Cancelling bumps the generation so
+/// the queued firing is recognised as stale when it pops; no queue search is needed.
+#[derive(Debug, Default)]
+pub struct Timers {
+    generations: Vec<u32>,
+    armed: Vec<bool>,
+    free: Vec<u32>,
+    armed_count: usize,
+}
+
+/// The most timers one node may have armed at once.
+pub const TIMERS_PER_NODE_MAX: usize = 1 << 20;
+
+impl Timers {
+    fn allocate(&mut self) -> TimerId {
+        assert!(self.armed_count < TIMERS_PER_NODE_MAX, "timer slab overflow");
+        let slot = match self.free.pop() {
+            Some(slot) => slot,
+            None => {
+                self.generations.push(0);
+                self.armed.push(false);
+                (self.generations.len() - 1) as u32
+            }
+        };
+        let i = slot as usize;
+        assert!(!self.armed[i]);
+        self.armed[i] = true;
+        self.armed_count += 1;
+        TimerId {
+            slot,
+            generation: self.generations[i],
+        }
+    }
+
+    /// Disarms `id` if it is still armed; returns whether it was.
+    pub fn cancel(&mut self, id: TimerId) -> bool {
+        if !self.is_armed(id) {
+            return false;
+        }
+        self.release(id);
+        true
+    }
+
+    /// Whether `id` is armed (set and neither fired nor cancelled).
+    pub fn is_armed(&self, id: TimerId) -> bool {
+        let i = id.slot as usize;
+        i < self.generations.len() && self.armed[i] && self.generations[i] == id.generation
+    }
+
+    /// Called by the kernel when a timer pops: true if it should fire (and disarms it).
+    pub(crate) fn take_firing(&mut self, id: TimerId) -> bool {
+        self.cancel(id)
+    }
+
+    fn release(&mut self, id: TimerId) {
+        let i = id.slot as usize;
+        self.armed[i] = false;
+        self.generations[i] = self.generations[i].wrapping_add(1);
+        self.armed_count -= 1;
+        self.free.push(id.slot);
+    }
+
+    pub fn armed_count(&self) -> usize {
+        self.armed_count
+    }
+}
+
+/// A handler's view of the world: its node, local clocks, randomness, timers and outbox.
+pub struct Ctx<'a, A: Actor> {
+    node: NodeId,
+    now: Time,
+    mono_ns: u64,
+    wall_ns: i64,
+    rng: &'a mut Rng,
+    timers: &'a mut Timers,
+    out: &'a mut Vec<Effect<A>>,
+}
+
+impl<'a, A: Actor> Ctx<'a, A> {
+    pub(crate) fn new(
+        node: NodeId,
+        now: Time,
+        mono_ns: u64,
+        wall_ns: i64,
+        rng: &'a mut Rng,
+        timers: &'a mut Timers,
+        out: &'a mut Vec<Effect<A>>,
+    ) -> Self {
+        Ctx {
+            node,
+            now,
+            mono_ns,
+            wall_ns,
+            rng,
+            timers,
+            out,
+        }
+    }
+
+    /// A context outside any world, for driving an actor by hand in unit tests. Local clocks equal
+    /// `now`; effects land in `out`.
+    pub fn detached(
+        node: NodeId,
+        now: Time,
+        rng: &'a mut Rng,
+        timers: &'a mut Timers,
+        out: &'a mut Vec<Effect<A>>,
+    ) -> Self {
+        Ctx::new(node, now, now.as_nanos(), now.as_nanos() as i64, rng, timers, out)
+    }
+
+    pub fn me(&self) -> NodeId {
+        self.node
+    }
+
+    /// The node's local monotonic clock, in nanoseconds. Timers run on this clock.
+    pub fn mono_ns(&self) -> u64 {
+        self.mono_ns
+    }
+
+    /// The node's local wall clock, in milliseconds (for timestamps).
+    pub fn wall_ms(&self) -> i64 {
+        self.wall_ns.div_euclid(1_000_000)
+    }
+
+    /// True time. Only for tracing; protocol code must not branch on it.
+    pub fn true_time(&self) -> Time {
+        self.now
+    }
+
+    pub fn rng(&mut self) -> &mut Rng {
+        self.rng
+    }
+
+    pub fn send(&mut self, to: NodeId, msg: A::Msg) {
+        self.out.push(Effect::Send { to, msg });
+    }
+
+    /// Arms a timer that fires after `after` on the node's monotonic clock.
+    pub fn set_timer(&mut self, after: Duration, tag: A::Timer) -> TimerId {
+        let id = self.timers.allocate();
+        self.out.push(Effect::SetTimer { id, after, tag });
+        id
+    }
+
+    /// Disarms a timer; a no-op if it already fired or was cancelled. Returns whether it was armed.
+    pub fn cancel_timer(&mut self, id: TimerId) -> bool {
+        self.timers.cancel(id)
+    }
+
+    pub fn is_armed(&self, id: TimerId) -> bool {
+        self.timers.is_armed(id)
+    }
+
+    pub fn persist(&mut self, op: <A::Durable as Durable>::Op) {
+        self.out.push(Effect::Persist(op));
+    }
+
+    pub fn trace(&mut self, obs: A::Obs) {
+        self.out.push(Effect::Trace(obs));
+    }
+
+    pub fn exit(&mut self) {
+        self.out.push(Effect::Exit);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cancelled_and_fired_timers_are_stale() {
+        let mut t = Timers::default();
+        let a = t.allocate();
+        let b = t.allocate();
+        assert!(t.cancel(a));
+        assert!(!t.cancel(a));
+        let c = t.allocate(); // reuses a's slot with a new generation
+        assert!(!t.is_armed(a));
+        assert!(t.is_armed(c));
+        assert!(t.take_firing(b));
+        assert!(!t.take_firing(b));
+        assert_eq!(t.armed_count(), 1);
+    }
+}

@@ -1,0 +1,803 @@
+//! The world of one run: nodes, the event queue, the network, clocks, faults and the trace, driven
+//! by one loop on one thread.
+//!
+//! The world owns the semantics of process faults: a killed node loses its actor (volatile state),
+//! timers and waiting events and keeps its durable state; a message to a node that is down comes
+//! back to its sender as *unreachable*; a paused node's events wait and are handled in order when
+//! it resumes. It knows nothing of what the actors simulate.
+
+use crate::actor::{Actor, Ctx, Durable, Effect, NodeId, TimerId, Timers};
+use crate::clock::Clock;
+use crate::fault::Fault;
+use crate::network::{NetConfig, Network, Route};
+use crate::rng::{stream, Rng};
+use crate::scheduler::Scheduler;
+use crate::time::Time;
+use crate::trace::{DropReason, Event, EventKind, Trace};
+use std::collections::VecDeque;
+use std::io::Write;
+use std::time::Duration;
+
+/// The most events that may wait on one paused node; more are dropped and traced.
+pub const PARKED_PER_NODE_MAX: usize = 1 << 20;
+
+/// A process's run state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Status {
+    Up,
+    Paused,
+    Down,
+}
+
+/// Per-run limits: every run ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Stop before handling an event later than this (true time).
+    pub time_max: Time,
+    /// Stop after this many queue events.
+    pub events_max: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            time_max: Time::from_secs(3600),
+            events_max: 100_000_000,
+        }
+    }
+}
+
+/// Why a run stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum StopReason {
+    TimeLimit,
+    EventBudget,
+    /// Nothing left to do.
+    Quiescent,
+    /// The observer asked to stop.
+    Observer,
+    /// The event queue overflowed (a runaway model).
+    QueueOverflow,
+}
+
+/// The result of [`World::run`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    pub reason: StopReason,
+    /// Traced events.
+    pub events: u64,
+    /// True time at the stop.
+    pub time: Time,
+    pub trace_hash: u64,
+}
+
+/// Sees every traced event (oracles, report collectors). Observers read; they never act on nodes.
+pub trait Observer<A: Actor> {
+    fn on_event(&mut self, census: &Census, ev: &Event<'_, A>);
+    /// Checked before each event: true stops the run.
+    fn wants_stop(&self) -> bool {
+        false
+    }
+}
+
+impl<A: Actor> Observer<A> for () {
+    fn on_event(&mut self, _: &Census, _: &Event<'_, A>) {}
+}
+
+/// Read-only facts about nodes, for observers.
+#[derive(Debug, Default)]
+pub struct Census {
+    names: Vec<String>,
+    clocks: Vec<Clock>,
+    status: Vec<Status>,
+}
+
+impl Census {
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+    pub fn name(&self, n: NodeId) -> &str {
+        &self.names[n.index()]
+    }
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+    pub fn id(&self, name: &str) -> Option<NodeId> {
+        self.names
+            .iter()
+            .position(|n| n == name)
+            .map(|i| NodeId(i as u32))
+    }
+    pub fn clock(&self, n: NodeId) -> &Clock {
+        &self.clocks[n.index()]
+    }
+    /// `n`'s monotonic clock at true time `t`, in nanoseconds.
+    pub fn mono(&self, n: NodeId, t: Time) -> u64 {
+        self.clocks[n.index()].mono(t)
+    }
+    pub fn status(&self, n: NodeId) -> Status {
+        self.status[n.index()]
+    }
+}
+
+enum Pending<A: Actor> {
+    Deliver {
+        from: NodeId,
+        to: NodeId,
+        sent: Time,
+        epoch: u32,
+        incarnation: u32,
+        /// Already arrived once and waited on a paused node: link checks are done.
+        arrived: bool,
+        msg: A::Msg,
+    },
+    Unreachable {
+        from: NodeId,
+        to: NodeId,
+        incarnation: u32,
+        msg: A::Msg,
+    },
+    Timer {
+        node: NodeId,
+        incarnation: u32,
+        id: TimerId,
+        tag: A::Timer,
+    },
+    Fault(Fault),
+}
+
+struct Node<A: Actor> {
+    actor: Option<A>,
+    durable: A::Durable,
+    incarnation: u32,
+    timers: Timers,
+    rng: Rng,
+    parked: VecDeque<Pending<A>>,
+}
+
+/// A node to add to a world.
+pub struct NodeSpec {
+    pub name: String,
+    pub clock: Clock,
+    /// Started at time 0 (otherwise it waits for a `Start` fault).
+    pub start: bool,
+}
+
+type Factory<A> = Box<dyn FnMut(NodeId, &<A as Actor>::Durable) -> A>;
+
+pub struct World<A: Actor> {
+    now: Time,
+    queue: Scheduler<Pending<A>>,
+    nodes: Vec<Node<A>>,
+    census: Census,
+    net: Network,
+    factory: Factory<A>,
+    trace: Trace,
+    scratch: Vec<Effect<A>>,
+    popped: u64,
+}
+
+impl<A: Actor> World<A> {
+    /// A world of `nodes` whose actors are built by `factory` (on start and on every restart).
+    /// Randomness comes from streams of `seed`: `("network", 0)` and `("node", i)`.
+    pub fn new(
+        seed: u64,
+        net: NetConfig,
+        nodes: Vec<NodeSpec>,
+        factory: impl FnMut(NodeId, &A::Durable) -> A + 'static,
+    ) -> World<A> {
+        let count = nodes.len();
+        let mut world = World {
+            now: Time::ZERO,
+            queue: Scheduler::default(),
+            nodes: Vec::with_capacity(count),
+            census: Census::default(),
+            net: Network::new(net, count, stream(seed, "network", 0)),
+            factory: Box::new(factory),
+            trace: Trace::default(),
+            scratch: Vec::new(),
+            popped: 0,
+        };
+        for (i, spec) in nodes.into_iter().enumerate() {
+            world.nodes.push(Node {
+                actor: None,
+                durable: A::Durable::default(),
+                incarnation: 0,
+                timers: Timers::default(),
+                rng: stream(seed, "node", i as u64),
+                parked: VecDeque::new(),
+            });
+            world.census.names.push(spec.name);
+            world.census.clocks.push(spec.clock);
+            world.census.status.push(Status::Down);
+            if spec.start {
+                world.schedule(Time::ZERO, Fault::Start(NodeId(i as u32)));
+            }
+        }
+        world
+    }
+
+    pub fn census(&self) -> &Census {
+        &self.census
+    }
+
+    pub fn now(&self) -> Time {
+        self.now
+    }
+
+    pub fn trace_hash(&self) -> u64 {
+        self.trace.hash()
+    }
+
+    pub fn network(&self) -> &Network {
+        &self.net
+    }
+
+    /// The actor of a running node (for tests and final-state reports, never for the protocol).
+    pub fn actor(&self, n: NodeId) -> Option<&A> {
+        self.nodes[n.index()].actor.as_ref()
+    }
+
+    pub fn durable(&self, n: NodeId) -> &A::Durable {
+        &self.nodes[n.index()].durable
+    }
+
+    /// Writes every traced event as a JSON line to `w`.
+    pub fn record_trace(&mut self, w: Box<dyn Write>) {
+        self.trace.set_writer(w);
+    }
+
+    /// Flushes the trace writer and returns its first error, if any.
+    pub fn finish_trace(&mut self) -> Option<std::io::Error> {
+        self.trace.flush();
+        self.trace.take_write_error()
+    }
+
+    /// Queues a fault at true time `at` (not before now).
+    pub fn schedule(&mut self, at: Time, fault: Fault) {
+        assert!(at >= self.now, "fault scheduled in the past");
+        let queued = self.queue.push(at, Pending::Fault(fault));
+        assert!(queued, "event queue full while scheduling a fault");
+    }
+
+    /// Runs until a limit, quiescence or the observer says stop.
+    pub fn run(&mut self, limits: Limits, observer: &mut dyn Observer<A>) -> Outcome {
+        let reason = loop {
+            if observer.wants_stop() {
+                break StopReason::Observer;
+            }
+            if self.popped >= limits.events_max {
+                break StopReason::EventBudget;
+            }
+            match self.queue.peek_time() {
+                None => break StopReason::Quiescent,
+                Some(t) if t > limits.time_max => {
+                    self.now = limits.time_max;
+                    break StopReason::TimeLimit;
+                }
+                Some(_) => {}
+            }
+            let (time, pending) = self.queue.pop().expect("peeked");
+            assert!(time >= self.now, "event queue went back in time");
+            self.now = time;
+            self.popped += 1;
+            if !self.dispatch(pending, observer) {
+                break StopReason::QueueOverflow;
+            }
+        };
+        Outcome {
+            reason,
+            events: self.trace.events(),
+            time: self.now,
+            trace_hash: self.trace.hash(),
+        }
+    }
+
+    fn emit(&mut self, kind: EventKind<'_, A>, observer: &mut dyn Observer<A>) {
+        let ev = Event {
+            index: self.trace.next_index(),
+            time: self.now,
+            kind,
+        };
+        self.trace.record(&ev, &self.census.names);
+        observer.on_event(&self.census, &ev);
+    }
+
+    fn push(&mut self, at: Time, p: Pending<A>) -> bool {
+        self.queue.push(at, p)
+    }
+
+    /// Handles one queue event. Returns false on queue overflow.
+    fn dispatch(&mut self, pending: Pending<A>, observer: &mut dyn Observer<A>) -> bool {
+        match pending {
+            Pending::Fault(fault) => return self.apply_fault(fault, observer),
+            Pending::Deliver {
+                from,
+                to,
+                sent,
+                epoch,
+                incarnation,
+                arrived,
+                msg,
+            } => {
+                if !arrived && self.net.epoch(from, to) != epoch {
+                    let reason = DropReason::LinkBroken;
+                    self.emit(
+                        EventKind::Drop {
+                            from,
+                            to,
+                            msg: &msg,
+                            reason,
+                        },
+                        observer,
+                    );
+                    return true;
+                }
+                let node = &self.nodes[to.index()];
+                if node.incarnation != incarnation || self.census.status[to.index()] == Status::Down
+                {
+                    // The connection was refused or reset: the sender hears about it one
+                    // latency later, unless it is gone or cut off by now.
+                    return self.bounce(from, to, msg, observer);
+                }
+                if self.census.status[to.index()] == Status::Paused {
+                    let p = Pending::Deliver {
+                        from,
+                        to,
+                        sent,
+                        epoch,
+                        incarnation,
+                        arrived: true,
+                        msg,
+                    };
+                    self.park(to, p, observer);
+                    return true;
+                }
+                self.emit(
+                    EventKind::Deliver {
+                        from,
+                        to,
+                        sent,
+                        msg: &msg,
+                    },
+                    observer,
+                );
+                self.handle(to, observer, |a, ctx| a.on_message(ctx, from, msg))
+            }
+            Pending::Unreachable {
+                from,
+                to,
+                incarnation,
+                msg,
+            } => {
+                let node = &self.nodes[from.index()];
+                if node.incarnation != incarnation || self.census.status[from.index()] == Status::Down
+                {
+                    return true;
+                }
+                if self.census.status[from.index()] == Status::Paused {
+                    let p = Pending::Unreachable {
+                        from,
+                        to,
+                        incarnation,
+                        msg,
+                    };
+                    self.park(from, p, observer);
+                    return true;
+                }
+                self.emit(EventKind::Unreachable { from, to, msg: &msg }, observer);
+                self.handle(from, observer, |a, ctx| a.on_unreachable(ctx, to, msg))
+            }
+            Pending::Timer {
+                node,
+                incarnation,
+                id,
+                tag,
+            } => {
+                let n = &mut self.nodes[node.index()];
+                if n.incarnation != incarnation || !n.timers.is_armed(id) {
+                    return true; // cancelled, or from a previous incarnation
+                }
+                if self.census.status[node.index()] == Status::Paused {
+                    let p = Pending::Timer {
+                        node,
+                        incarnation,
+                        id,
+                        tag,
+                    };
+                    self.park(node, p, observer);
+                    return true;
+                }
+                let fired = n.timers.take_firing(id);
+                assert!(fired);
+                self.emit(EventKind::Timer { node, tag: &tag }, observer);
+                self.handle(node, observer, |a, ctx| a.on_timer(ctx, id, tag))
+            }
+        }
+    }
+
+    fn bounce(
+        &mut self,
+        from: NodeId,
+        to: NodeId,
+        msg: A::Msg,
+        observer: &mut dyn Observer<A>,
+    ) -> bool {
+        let sender_up = self.census.status[from.index()] != Status::Down;
+        if !sender_up || self.net.blocked(to, from) {
+            let reason = if sender_up {
+                DropReason::Partitioned
+            } else {
+                DropReason::SenderGone
+            };
+            self.emit(
+                EventKind::Drop {
+                    from,
+                    to,
+                    msg: &msg,
+                    reason,
+                },
+                observer,
+            );
+            return true;
+        }
+        let at = self.now + self.net.sample_latency(to, from);
+        let incarnation = self.nodes[from.index()].incarnation;
+        self.push(
+            at,
+            Pending::Unreachable {
+                from,
+                to,
+                incarnation,
+                msg,
+            },
+        )
+    }
+
+    fn park(&mut self, node: NodeId, p: Pending<A>, observer: &mut dyn Observer<A>) {
+        let parked = &mut self.nodes[node.index()].parked;
+        if parked.len() < PARKED_PER_NODE_MAX {
+            parked.push_back(p);
+            return;
+        }
+        if let Pending::Deliver { from, to, msg, .. } = p {
+            let reason = DropReason::ParkedOverflow;
+            self.emit(
+                EventKind::Drop {
+                    from,
+                    to,
+                    msg: &msg,
+                    reason,
+                },
+                observer,
+            );
+        }
+    }
+
+    /// Runs one handler of `node` and applies its effects.
+    fn handle(
+        &mut self,
+        node: NodeId,
+        observer: &mut dyn Observer<A>,
+        f: impl FnOnce(&mut A, &mut Ctx<'_, A>),
+    ) -> bool {
+        let mut out = std::mem::take(&mut self.scratch);
+        debug_assert!(out.is_empty());
+        let clock = self.census.clocks[node.index()];
+        let n = &mut self.nodes[node.index()];
+        let actor = n.actor.as_mut().expect("handler on a node that is not running");
+        let mut ctx = Ctx::new(
+            node,
+            self.now,
+            clock.mono(self.now),
+            clock.wall(self.now),
+            &mut n.rng,
+            &mut n.timers,
+            &mut out,
+        );
+        f(actor, &mut ctx);
+        let ok = self.apply_effects(node, &mut out, observer);
+        out.clear();
+        self.scratch = out;
+        ok
+    }
+
+    fn apply_effects(
+        &mut self,
+        node: NodeId,
+        out: &mut Vec<Effect<A>>,
+        observer: &mut dyn Observer<A>,
+    ) -> bool {
+        let mut exit = false;
+        for effect in out.drain(..) {
+            if exit {
+                break; // a process that exited does nothing more
+            }
+            match effect {
+                Effect::Send { to, msg } => {
+                    if !self.send(node, to, msg, observer) {
+                        return false;
+                    }
+                }
+                Effect::SetTimer { id, after, tag } => {
+                    let n = &self.nodes[node.index()];
+                    if !n.timers.is_armed(id) {
+                        continue; // cancelled within the same handler
+                    }
+                    let at = self.now + self.census.clocks[node.index()].true_delay(after);
+                    let p = Pending::Timer {
+                        node,
+                        incarnation: n.incarnation,
+                        id,
+                        tag,
+                    };
+                    if !self.push(at, p) {
+                        return false;
+                    }
+                }
+                Effect::Persist(op) => {
+                    self.emit(EventKind::Persist { node, op: &op }, observer);
+                    self.nodes[node.index()].durable.apply(op);
+                }
+                Effect::Trace(obs) => self.emit(EventKind::Obs { node, obs: &obs }, observer),
+                Effect::Exit => exit = true,
+            }
+        }
+        if exit {
+            self.emit(EventKind::Exited { node }, observer);
+            self.stop_process(node);
+        }
+        true
+    }
+
+    fn send(
+        &mut self,
+        from: NodeId,
+        to: NodeId,
+        msg: A::Msg,
+        observer: &mut dyn Observer<A>,
+    ) -> bool {
+        assert!(to.index() < self.nodes.len(), "send to unknown node {to:?}");
+        let now = self.now;
+        if self.census.status[to.index()] == Status::Down && !self.net.blocked(from, to) {
+            // Connection refused: the answer takes a round trip.
+            let there = self.net.sample_latency(from, to);
+            let back = self.net.sample_latency(to, from);
+            if self.net.blocked(to, from) {
+                let reason = DropReason::Partitioned;
+                self.emit(
+                    EventKind::Drop {
+                        from,
+                        to,
+                        msg: &msg,
+                        reason,
+                    },
+                    observer,
+                );
+                return true;
+            }
+            let incarnation = self.nodes[from.index()].incarnation;
+            let p = Pending::Unreachable {
+                from,
+                to,
+                incarnation,
+                msg,
+            };
+            return self.push(now + there + back, p);
+        }
+        match self.net.route(now, from, to) {
+            Route::Partitioned | Route::Lost => {
+                let reason = if self.net.blocked(from, to) {
+                    DropReason::Partitioned
+                } else {
+                    DropReason::Lost
+                };
+                self.emit(
+                    EventKind::Drop {
+                        from,
+                        to,
+                        msg: &msg,
+                        reason,
+                    },
+                    observer,
+                );
+                true
+            }
+            Route::Deliver {
+                at,
+                epoch,
+                duplicate_at,
+            } => {
+                let incarnation = self.nodes[to.index()].incarnation;
+                if let Some(dup_at) = duplicate_at {
+                    let p = Pending::Deliver {
+                        from,
+                        to,
+                        sent: now,
+                        epoch,
+                        incarnation,
+                        arrived: false,
+                        msg: msg.clone(),
+                    };
+                    if !self.push(dup_at, p) {
+                        return false;
+                    }
+                }
+                let p = Pending::Deliver {
+                    from,
+                    to,
+                    sent: now,
+                    epoch,
+                    incarnation,
+                    arrived: false,
+                    msg,
+                };
+                self.push(at, p)
+            }
+        }
+    }
+
+    fn stop_process(&mut self, node: NodeId) {
+        let n = &mut self.nodes[node.index()];
+        n.actor = None;
+        n.incarnation += 1;
+        n.timers = Timers::default();
+        n.parked.clear();
+        self.census.status[node.index()] = Status::Down;
+    }
+
+    fn apply_fault(&mut self, fault: Fault, observer: &mut dyn Observer<A>) -> bool {
+        let status = |w: &Self, n: NodeId| w.census.status[n.index()];
+        match &fault {
+            Fault::Kill(n) => {
+                let effective = status(self, *n) != Status::Down;
+                self.emit(
+                    EventKind::Fault {
+                        fault: &fault,
+                        effective,
+                    },
+                    observer,
+                );
+                if effective {
+                    self.stop_process(*n);
+                }
+                true
+            }
+            Fault::Start(n) => {
+                let n = *n;
+                let effective = status(self, n) == Status::Down;
+                self.emit(
+                    EventKind::Fault {
+                        fault: &fault,
+                        effective,
+                    },
+                    observer,
+                );
+                if !effective {
+                    return true;
+                }
+                let node = &mut self.nodes[n.index()];
+                node.actor = Some((self.factory)(n, &node.durable));
+                self.census.status[n.index()] = Status::Up;
+                self.emit(EventKind::Started { node: n }, observer);
+                self.handle(n, observer, |a, ctx| a.on_start(ctx))
+            }
+            Fault::Pause(n) => {
+                let effective = status(self, *n) == Status::Up;
+                self.emit(
+                    EventKind::Fault {
+                        fault: &fault,
+                        effective,
+                    },
+                    observer,
+                );
+                if effective {
+                    self.census.status[n.index()] = Status::Paused;
+                }
+                true
+            }
+            Fault::Resume(n) => {
+                let n = *n;
+                let effective = status(self, n) == Status::Paused;
+                self.emit(
+                    EventKind::Fault {
+                        fault: &fault,
+                        effective,
+                    },
+                    observer,
+                );
+                if !effective {
+                    return true;
+                }
+                self.census.status[n.index()] = Status::Up;
+                // What waited is handled now, in the order it arrived.
+                let parked = std::mem::take(&mut self.nodes[n.index()].parked);
+                let now = self.now;
+                for p in parked {
+                    if !self.push(now, p) {
+                        return false;
+                    }
+                }
+                true
+            }
+            Fault::Partition {
+                groups,
+                one_way,
+                heal_after,
+            } => {
+                let id = self.net.partition(groups, *one_way);
+                self.emit(
+                    EventKind::Fault {
+                        fault: &fault,
+                        effective: true,
+                    },
+                    observer,
+                );
+                match heal_after {
+                    Some(d) => self.push(self.now + *d, Pending::Fault(Fault::Heal(id))),
+                    None => true,
+                }
+            }
+            Fault::Clog {
+                groups,
+                one_way,
+                extra,
+                clear_after,
+            } => {
+                let id = self.net.clog(groups, *one_way, *extra);
+                self.emit(
+                    EventKind::Fault {
+                        fault: &fault,
+                        effective: true,
+                    },
+                    observer,
+                );
+                match clear_after {
+                    Some(d) => self.push(self.now + *d, Pending::Fault(Fault::Heal(id))),
+                    None => true,
+                }
+            }
+            Fault::Heal(id) => {
+                let effective = self.net.heal(*id);
+                self.emit(
+                    EventKind::Fault {
+                        fault: &fault,
+                        effective,
+                    },
+                    observer,
+                );
+                true
+            }
+            Fault::HealAll => {
+                self.net.heal_all();
+                self.emit(
+                    EventKind::Fault {
+                        fault: &fault,
+                        effective: true,
+                    },
+                    observer,
+                );
+                true
+            }
+            Fault::ClockJump { node, by_ns } => {
+                self.census.clocks[node.index()].jump(*by_ns);
+                self.emit(
+                    EventKind::Fault {
+                        fault: &fault,
+                        effective: true,
+                    },
+                    observer,
+                );
+                true
+            }
+        }
+    }
+}
+
+/// Convenience for tests: a duration in milliseconds.
+pub const fn ms(v: u64) -> Duration {
+    Duration::from_millis(v)
+}
