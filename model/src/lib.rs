@@ -1,1 +1,36 @@
-//! model
+//! `model` — Apache Flink's JobManager/TaskManager protocol as sans-IO actors on `sim`.
+//!
+//! Components keep Flink's names (ResourceManager, TaskExecutor, `RetryingRegistration`,
+//! `HeartbeatManager`), states, configuration keys and defaults. They talk only through
+//! messages ([`rpc::Msg`]) on the simulated network. Oracles ([`oracle`]) watch the trace and
+//! never call into components; planted bugs ([`bugs`]) make the model wrong on purpose so the
+//! oracles can be shown to catch them.
+//!
+//! ```
+//! use model::{config::FlinkConfig, process::{Process, Topology}, bugs::Bugs};
+//! use sim::{Clock, Limits, NetConfig, NodeId, NodeSpec, Time, World};
+//!
+//! let mut config = FlinkConfig::default();
+//! config.set("heartbeat.interval", "1 s").unwrap();
+//! config.set("heartbeat.timeout", "5 s").unwrap();
+//! let topology = Topology { jobmanagers: vec![NodeId(0)], taskmanagers: vec![NodeId(1)] };
+//! let nodes = ["jobmanager-1", "taskmanager-1"]
+//!     .map(|n| NodeSpec { name: n.into(), clock: Clock::default(), start: true }).into();
+//! let t = topology.clone();
+//! let mut world = World::new(7, NetConfig::default(), nodes,
+//!     move |node, _| Process::build(node, &t, &config, Bugs::NONE));
+//! world.run(Limits { time_max: Time::from_secs(10), ..Limits::default() }, &mut ());
+//! let te = world.actor(NodeId(1)).unwrap().task_executor().unwrap();
+//! assert!(te.connected_instance().is_some()); // registered at the ResourceManager
+//! ```
+
+pub mod bugs;
+pub mod config;
+pub mod heartbeat;
+pub mod obs;
+pub mod oracle;
+pub mod process;
+pub mod registration;
+pub mod resource_manager;
+pub mod rpc;
+pub mod task_executor;

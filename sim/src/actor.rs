@@ -102,7 +102,10 @@ pub const TIMERS_PER_NODE_MAX: usize = 1 << 20;
 
 impl Timers {
     fn allocate(&mut self) -> TimerId {
-        assert!(self.armed_count < TIMERS_PER_NODE_MAX, "timer slab overflow");
+        assert!(
+            self.armed_count < TIMERS_PER_NODE_MAX,
+            "timer slab overflow"
+        );
         let slot = match self.free.pop() {
             Some(slot) => slot,
             None => {
@@ -195,7 +198,15 @@ impl<'a, A: Actor> Ctx<'a, A> {
         timers: &'a mut Timers,
         out: &'a mut Vec<Effect<A>>,
     ) -> Self {
-        Ctx::new(node, now, now.as_nanos(), now.as_nanos() as i64, rng, timers, out)
+        Ctx::new(
+            node,
+            now,
+            now.as_nanos(),
+            now.as_nanos() as i64,
+            rng,
+            timers,
+            out,
+        )
     }
 
     pub fn me(&self) -> NodeId {

@@ -83,7 +83,10 @@ mod tests {
                 for delay_ns in [1u64, 7, 1_000_000, 50_000_000_000] {
                     let start = Time::from_millis(start_ms);
                     let fire = start + clock.true_delay(Duration::from_nanos(delay_ns));
-                    assert!(clock.mono(fire) - clock.mono(start) >= delay_ns, "ppm {ppm}");
+                    assert!(
+                        clock.mono(fire) - clock.mono(start) >= delay_ns,
+                        "ppm {ppm}"
+                    );
                 }
             }
         }

@@ -173,11 +173,17 @@ impl Network {
 
     fn rule(&mut self, groups: &[Vec<NodeId>], one_way: bool, extra: Duration) -> GroupRule {
         assert!(groups.len() >= 2, "a partition needs at least two groups");
-        assert!(!one_way || groups.len() == 2, "a one-way partition has exactly two groups");
+        assert!(
+            !one_way || groups.len() == 2,
+            "a one-way partition has exactly two groups"
+        );
         let mut group_of = vec![NO_GROUP; self.nodes];
         for (g, members) in groups.iter().enumerate() {
             for n in members {
-                assert!(group_of[n.index()] == NO_GROUP, "node {n:?} is in two groups");
+                assert!(
+                    group_of[n.index()] == NO_GROUP,
+                    "node {n:?} is in two groups"
+                );
                 group_of[n.index()] = g as u16;
             }
         }
@@ -271,12 +277,12 @@ impl Network {
             link.last_arrival = at;
         }
         let epoch = link.epoch;
-        let duplicate_at = if self.config.duplicate > 0.0 && self.rng.random_bool(self.config.duplicate)
-        {
-            Some(at + self.sample_latency(from, to))
-        } else {
-            None
-        };
+        let duplicate_at =
+            if self.config.duplicate > 0.0 && self.rng.random_bool(self.config.duplicate) {
+                Some(at + self.sample_latency(from, to))
+            } else {
+                None
+            };
         Route::Deliver {
             at,
             epoch,
@@ -345,7 +351,10 @@ mod tests {
         assert!(!n.blocked(NodeId(1), NodeId(2)));
         assert!(!n.blocked(NodeId(3), NodeId(0)));
         assert_ne!(n.epoch(NodeId(0), NodeId(1)), e01);
-        assert_eq!(n.route(Time::ZERO, NodeId(0), NodeId(1)), Route::Partitioned);
+        assert_eq!(
+            n.route(Time::ZERO, NodeId(0), NodeId(1)),
+            Route::Partitioned
+        );
         assert!(n.heal(p));
         assert!(!n.blocked(NodeId(0), NodeId(1)));
 
@@ -361,10 +370,23 @@ mod tests {
             latency: Latency::Fixed(Duration::from_millis(1)),
             ..NetConfig::default()
         });
-        n.clog(&[vec![NodeId(0)], vec![NodeId(1)]], false, Duration::from_millis(100));
-        assert_eq!(n.sample_latency(NodeId(0), NodeId(1)), Duration::from_millis(101));
-        assert_eq!(n.sample_latency(NodeId(1), NodeId(0)), Duration::from_millis(101));
-        assert_eq!(n.sample_latency(NodeId(0), NodeId(2)), Duration::from_millis(1));
+        n.clog(
+            &[vec![NodeId(0)], vec![NodeId(1)]],
+            false,
+            Duration::from_millis(100),
+        );
+        assert_eq!(
+            n.sample_latency(NodeId(0), NodeId(1)),
+            Duration::from_millis(101)
+        );
+        assert_eq!(
+            n.sample_latency(NodeId(1), NodeId(0)),
+            Duration::from_millis(101)
+        );
+        assert_eq!(
+            n.sample_latency(NodeId(0), NodeId(2)),
+            Duration::from_millis(1)
+        );
     }
 
     #[test]

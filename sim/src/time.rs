@@ -50,7 +50,10 @@ impl Add<Duration> for Time {
 impl Sub<Time> for Time {
     type Output = Duration;
     fn sub(self, earlier: Time) -> Duration {
-        assert!(self >= earlier, "time went backwards: {self:?} - {earlier:?}");
+        assert!(
+            self >= earlier,
+            "time went backwards: {self:?} - {earlier:?}"
+        );
         Duration::from_nanos(self.0 - earlier.0)
     }
 }

@@ -88,11 +88,18 @@ pub enum EventKind<'a, A: Actor> {
     },
     /// A fault was applied. `effective` is false when it changed nothing (e.g. start of a
     /// running node).
-    Fault { fault: &'a Fault, effective: bool },
+    Fault {
+        fault: &'a Fault,
+        effective: bool,
+    },
     /// A node's process started; its `on_start` runs next.
-    Started { node: NodeId },
+    Started {
+        node: NodeId,
+    },
     /// A node's process terminated itself.
-    Exited { node: NodeId },
+    Exited {
+        node: NodeId,
+    },
 }
 
 impl<A: Actor> EventKind<'_, A> {
@@ -236,9 +243,11 @@ impl Trace {
         assert_eq!(ev.index, self.events);
         ev.hash_into(&mut self.hasher);
         self.events += 1;
-        if self.writer.is_some() && self.write_error.is_none() {
+        if self.write_error.is_some() {
+            return;
+        }
+        if let Some(w) = self.writer.as_mut() {
             let line = render_line(ev, names, self.hasher.finish());
-            let w = self.writer.as_mut().expect("writer");
             if let Err(e) = w.write_all(line.as_bytes()) {
                 self.write_error = Some(e);
             }

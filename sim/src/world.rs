@@ -313,7 +313,7 @@ impl<A: Actor> World<A> {
     /// Handles one queue event. Returns false on queue overflow.
     fn dispatch(&mut self, pending: Pending<A>, observer: &mut dyn Observer<A>) -> bool {
         match pending {
-            Pending::Fault(fault) => return self.apply_fault(fault, observer),
+            Pending::Fault(fault) => self.apply_fault(fault, observer),
             Pending::Deliver {
                 from,
                 to,
@@ -374,7 +374,8 @@ impl<A: Actor> World<A> {
                 msg,
             } => {
                 let node = &self.nodes[from.index()];
-                if node.incarnation != incarnation || self.census.status[from.index()] == Status::Down
+                if node.incarnation != incarnation
+                    || self.census.status[from.index()] == Status::Down
                 {
                     return true;
                 }
@@ -388,7 +389,14 @@ impl<A: Actor> World<A> {
                     self.park(from, p, observer);
                     return true;
                 }
-                self.emit(EventKind::Unreachable { from, to, msg: &msg }, observer);
+                self.emit(
+                    EventKind::Unreachable {
+                        from,
+                        to,
+                        msg: &msg,
+                    },
+                    observer,
+                );
                 self.handle(from, observer, |a, ctx| a.on_unreachable(ctx, to, msg))
             }
             Pending::Timer {
@@ -488,7 +496,10 @@ impl<A: Actor> World<A> {
         debug_assert!(out.is_empty());
         let clock = self.census.clocks[node.index()];
         let n = &mut self.nodes[node.index()];
-        let actor = n.actor.as_mut().expect("handler on a node that is not running");
+        let actor = n
+            .actor
+            .as_mut()
+            .expect("handler on a node that is not running");
         let mut ctx = Ctx::new(
             node,
             self.now,

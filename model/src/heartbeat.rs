@@ -1,0 +1,172 @@
+//! Flink's heartbeat mechanism (`HeartbeatManagerImpl`, `HeartbeatManagerSenderImpl`,
+//! `DefaultHeartbeatMonitor`) for one endpoint and one kind of peer.
+//!
+//! One monitor per target, armed for `heartbeat.timeout` and reset on every heartbeat from that
+//! target. A sender additionally loops every `heartbeat.interval` and requests a heartbeat from
+//! every target; a receiver answers requests from targets it monitors. Failed heartbeat RPCs
+//! (target unreachable) are counted per target; at `heartbeat.rpc-failure-threshold` consecutive
+//! failures the target is unreachable. This module keeps the monitors and says what happened;
+//! the owning endpoint decides what a loss means (its "heartbeat listener").
+
+use crate::bugs::{Bug, Bugs};
+use crate::config::FlinkConfig;
+use crate::obs::{Endpoint, Obs};
+use crate::process::{Process, Timer};
+use sim::{Ctx, NodeId, TimerId};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Which pair of endpoints a heartbeat manager serves (one manager per pair on an endpoint).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum HeartbeatPair {
+    /// ResourceManager (sender) ↔ TaskExecutor (receiver).
+    ResourceManagerTaskExecutor,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Sender,
+    Receiver,
+}
+
+#[derive(Debug)]
+struct Monitor {
+    timer: TimerId,
+    failures: u32,
+}
+
+#[derive(Debug)]
+pub struct HeartbeatManager {
+    pair: HeartbeatPair,
+    role: Role,
+    observer: Endpoint,
+    interval: Duration,
+    timeout: Duration,
+    failure_threshold: Option<u32>,
+    monitors: BTreeMap<NodeId, Monitor>,
+    bugs: Bugs,
+}
+
+impl HeartbeatManager {
+    pub fn new(
+        pair: HeartbeatPair,
+        role: Role,
+        observer: Endpoint,
+        config: &FlinkConfig,
+        bugs: Bugs,
+    ) -> HeartbeatManager {
+        assert!(config.heartbeat_timeout >= config.heartbeat_interval);
+        HeartbeatManager {
+            pair,
+            role,
+            observer,
+            interval: config.heartbeat_interval,
+            timeout: config.heartbeat_timeout,
+            failure_threshold: config.heartbeat_rpc_failure_threshold,
+            monitors: BTreeMap::new(),
+            bugs,
+        }
+    }
+
+    fn target_endpoint(&self, target: NodeId) -> Endpoint {
+        match (self.pair, self.role) {
+            (HeartbeatPair::ResourceManagerTaskExecutor, Role::Sender) => {
+                Endpoint::TaskExecutor(target)
+            }
+            (HeartbeatPair::ResourceManagerTaskExecutor, Role::Receiver) => {
+                Endpoint::ResourceManager(target)
+            }
+        }
+    }
+
+    /// Starts the sender loop (senders only).
+    pub fn start(&self, ctx: &mut Ctx<'_, Process>) {
+        assert_eq!(self.role, Role::Sender);
+        ctx.set_timer(self.interval, Timer::HeartbeatTick(self.pair));
+    }
+
+    /// The sender loop fired: re-arms it. The caller then requests a heartbeat from each of
+    /// [`targets`](Self::targets).
+    pub fn on_tick(&self, ctx: &mut Ctx<'_, Process>) {
+        self.start(ctx);
+    }
+
+    pub fn targets(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.monitors.keys().copied()
+    }
+
+    pub fn is_monitored(&self, target: NodeId) -> bool {
+        self.monitors.contains_key(&target)
+    }
+
+    /// Arms a monitor for `target` (replacing an existing one).
+    pub fn monitor_target(&mut self, ctx: &mut Ctx<'_, Process>, target: NodeId) {
+        if let Some(old) = self.monitors.remove(&target) {
+            ctx.cancel_timer(old.timer);
+        }
+        let timer = self.arm(ctx, target);
+        self.monitors.insert(target, Monitor { timer, failures: 0 });
+        ctx.trace(Obs::HeartbeatMonitorStarted {
+            observer: self.observer,
+            target: self.target_endpoint(target),
+        });
+    }
+
+    /// Stops monitoring `target`; returns whether it was monitored.
+    pub fn unmonitor_target(&mut self, ctx: &mut Ctx<'_, Process>, target: NodeId) -> bool {
+        let Some(m) = self.monitors.remove(&target) else {
+            return false;
+        };
+        ctx.cancel_timer(m.timer);
+        ctx.trace(Obs::HeartbeatMonitorStopped {
+            observer: self.observer,
+            target: self.target_endpoint(target),
+        });
+        true
+    }
+
+    fn arm(&self, ctx: &mut Ctx<'_, Process>, target: NodeId) -> TimerId {
+        ctx.set_timer(
+            self.timeout,
+            Timer::HeartbeatTimeout {
+                pair: self.pair,
+                target,
+            },
+        )
+    }
+
+    /// A heartbeat (request or response) from `target` arrived. Resets its monitor and failure
+    /// count; returns false when `target` is not monitored (then nothing is reset).
+    pub fn report_heartbeat(&mut self, ctx: &mut Ctx<'_, Process>, target: NodeId) -> bool {
+        let no_reset = self.bugs.has(Bug::HeartbeatTimeoutNotReset);
+        let timeout = self.timeout;
+        let pair = self.pair;
+        let Some(m) = self.monitors.get_mut(&target) else {
+            return false;
+        };
+        m.failures = 0;
+        if !no_reset {
+            ctx.cancel_timer(m.timer);
+            m.timer = ctx.set_timer(timeout, Timer::HeartbeatTimeout { pair, target });
+        }
+        true
+    }
+
+    /// A heartbeat RPC to `target` failed because the target is unreachable. Returns true when
+    /// this makes `heartbeat.rpc-failure-threshold` consecutive failures.
+    pub fn report_rpc_failure(&mut self, target: NodeId) -> bool {
+        let Some(m) = self.monitors.get_mut(&target) else {
+            return false;
+        };
+        m.failures += 1;
+        match self.failure_threshold {
+            Some(threshold) => m.failures >= threshold,
+            None => false,
+        }
+    }
+
+    /// A monitor timer fired: true if it is the current monitor of `target` (a timeout).
+    pub fn on_timeout(&self, timer: TimerId, target: NodeId) -> bool {
+        self.monitors.get(&target).is_some_and(|m| m.timer == timer)
+    }
+}

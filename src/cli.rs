@@ -1,0 +1,335 @@
+//! The command line (SCENARIOS.md is the contract): `run`, `replay`, `list`.
+//!
+//! Exit codes: 0 pass, 1 fail, 2 usage errors and bad scenario files (with a message naming the
+//! file, line and problem; never a panic).
+
+use crate::report;
+use crate::run::{run_catching, RunOptions, RunResult};
+use crate::scenario::Scenario;
+use clap::{Parser, Subcommand, ValueEnum};
+use model::bugs::Bug;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "flinksim",
+    version,
+    about = "Deterministic simulation testbed for Apache Flink's distributed runtime",
+    long_about = "Runs Flink's JobManager/TaskManager protocol as actors on a seeded discrete-event \
+scheduler with a simulated network, clocks and crashes. Same scenario + same seed = the same run.\n\n\
+Exit codes: 0 pass, 1 fail, 2 usage error or bad scenario file."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run one scenario with one seed; prints a one-line verdict and writes a report folder.
+    Run {
+        /// The scenario file (TOML).
+        file: PathBuf,
+        /// The seed; every random choice of the run derives from it.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Switch on a planted bug (see `flinksim list bugs`).
+        #[arg(long, value_name = "NAME")]
+        bug: Option<String>,
+        /// Report folder (default: reports/<scenario>/<seed>/).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Print the summary JSON object instead of the verdict line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-run a recorded run with full tracing and check it reproduces the same trace hash.
+    ///
+    /// `replay DIR` replays a report folder; `replay FILE --seed N` a scenario file and seed.
+    Replay {
+        /// A report folder (with summary.json and scenario.toml) or a scenario file.
+        path: PathBuf,
+        /// The seed (required with a scenario file).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Planted bug (with a scenario file).
+        #[arg(long, value_name = "NAME")]
+        bug: Option<String>,
+        /// Report folder (default: the replayed folder, or reports/<scenario>/<seed>/).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Print the summary JSON object instead of the verdict line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List what exists, one line each.
+    List {
+        #[arg(value_enum)]
+        what: ListWhat,
+    },
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum ListWhat {
+    /// Invariants the oracles check.
+    Invariants,
+    /// Planted bugs for `--bug`.
+    Bugs,
+    /// Supported Flink configuration keys and their defaults.
+    Config,
+}
+
+/// A failure to do what was asked (exit 2).
+struct UsageError(String);
+
+impl From<crate::scenario::ScenarioError> for UsageError {
+    fn from(e: crate::scenario::ScenarioError) -> Self {
+        UsageError(e.to_string())
+    }
+}
+
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    match execute(cli) {
+        Ok(code) => code,
+        Err(UsageError(message)) => {
+            eprintln!("error: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn parse_bug(name: Option<&str>) -> Result<Option<Bug>, UsageError> {
+    match name {
+        None => Ok(None),
+        Some(n) => Bug::from_name(n).map(Some).ok_or_else(|| {
+            UsageError(format!(
+                "unknown planted bug `{n}`; known: {}",
+                Bug::ALL
+                    .iter()
+                    .map(|b| b.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        }),
+    }
+}
+
+fn execute(cli: Cli) -> Result<ExitCode, UsageError> {
+    match cli.command {
+        Command::Run {
+            file,
+            seed,
+            bug,
+            out,
+            json,
+        } => {
+            let scenario = Scenario::load(&file)?;
+            let bug = parse_bug(bug.as_deref())?;
+            let dir = out.unwrap_or_else(|| report::default_dir(&scenario, seed));
+            let result = run_with_report(&scenario, seed, bug, &dir)?;
+            print_result(&scenario, &result, &dir, json);
+            Ok(exit_for(&result))
+        }
+        Command::Replay {
+            path,
+            seed,
+            bug,
+            out,
+            json,
+        } => replay(&path, seed, bug.as_deref(), out, json),
+        Command::List { what } => {
+            list(what);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn exit_for(result: &RunResult) -> ExitCode {
+    if result.summary.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+fn run_with_report(
+    scenario: &Scenario,
+    seed: u64,
+    bug: Option<Bug>,
+    dir: &Path,
+) -> Result<RunResult, UsageError> {
+    let trace = report::open_trace(dir).map_err(|e| {
+        UsageError(format!(
+            "cannot write the report folder {}: {e}",
+            dir.display()
+        ))
+    })?;
+    let result = run_catching(
+        scenario,
+        RunOptions {
+            seed,
+            bug,
+            trace: Some(trace),
+        },
+    );
+    report::write(dir, scenario, &result.summary).map_err(|e| {
+        UsageError(format!(
+            "cannot write the report folder {}: {e}",
+            dir.display()
+        ))
+    })?;
+    Ok(result)
+}
+
+/// The command that reproduces a run from its scenario file.
+pub fn rerun_command(scenario: &Scenario, seed: u64, bug: Option<&str>) -> String {
+    let mut c = format!("flinksim run {} --seed {seed}", scenario.path.display());
+    if let Some(b) = bug {
+        c += &format!(" --bug {b}");
+    }
+    c
+}
+
+fn print_result(scenario: &Scenario, result: &RunResult, dir: &Path, json: bool) {
+    let s = &result.summary;
+    if json {
+        println!("{}", serde_json::to_string(s).expect("summary serializes"));
+        return;
+    }
+    let verdict = if s.passed() { "PASS" } else { "FAIL" };
+    let mut line = format!(
+        "{verdict} {} seed={} trace_hash={} events={} virtual={:.3}s wall={}ms",
+        s.scenario,
+        s.seed,
+        s.trace_hash,
+        s.events,
+        s.virtual_ms as f64 / 1e3,
+        s.wall_ms
+    );
+    if let Some(b) = &s.bug {
+        line += &format!(" bug={b}");
+    }
+    if let Some(v) = s.violations.first() {
+        line += &format!(
+            " violated={} replay=\"flinksim replay {}\"",
+            v.invariant,
+            dir.display()
+        );
+    }
+    println!("{line}");
+    for v in &s.violations {
+        println!(
+            "  {} at {:.3}s{}: {}",
+            v.invariant,
+            v.at_ms as f64 / 1e3,
+            v.node
+                .as_ref()
+                .map(|n| format!(" on {n}"))
+                .unwrap_or_default(),
+            v.message
+        );
+    }
+    if !s.passed() {
+        println!("  replay: flinksim replay {}", dir.display());
+        println!(
+            "  rerun:  {}",
+            rerun_command(scenario, s.seed, s.bug.as_deref())
+        );
+    }
+    if let Some(expected) = &s.expected_violation {
+        let how = if s.as_expected() {
+            "as expected"
+        } else {
+            "NOT as expected"
+        };
+        println!("  negative scenario: expects a violation of {expected} ({how})");
+    }
+}
+
+fn replay(
+    path: &Path,
+    seed: Option<u64>,
+    bug: Option<&str>,
+    out: Option<PathBuf>,
+    json: bool,
+) -> Result<ExitCode, UsageError> {
+    if path.is_dir() {
+        if seed.is_some() || bug.is_some() {
+            return Err(UsageError(
+                "`replay DIR` takes the seed and bug from DIR/summary.json; --seed/--bug go with `replay FILE`".into(),
+            ));
+        }
+        let recorded = report::read_summary(path).map_err(UsageError)?;
+        let scenario = Scenario::load(&path.join("scenario.toml"))?;
+        let bug = parse_bug(recorded.bug.as_deref())?;
+        let dir = out.unwrap_or_else(|| path.to_path_buf());
+        let result = run_with_report(&scenario, recorded.seed, bug, &dir)?;
+        print_result(&scenario, &result, &dir, json);
+        let same = result.summary.trace_hash == recorded.trace_hash;
+        if !json {
+            if same {
+                println!(
+                    "replay: trace hash {} matches the recorded run; full trace in {}",
+                    recorded.trace_hash,
+                    dir.join("trace.jsonl").display()
+                );
+            } else {
+                println!(
+                    "replay: TRACE HASH MISMATCH: recorded {}, replayed {} — the run is not deterministic (or the scenario/binary changed)",
+                    recorded.trace_hash, result.summary.trace_hash
+                );
+            }
+        }
+        if !same {
+            return Ok(ExitCode::from(1));
+        }
+        Ok(exit_for(&result))
+    } else {
+        let Some(seed) = seed else {
+            return Err(UsageError(format!(
+                "`replay {}`: a scenario file needs --seed N (or pass a report folder)",
+                path.display()
+            )));
+        };
+        let scenario = Scenario::load(path)?;
+        let bug = parse_bug(bug)?;
+        let dir = out.unwrap_or_else(|| report::default_dir(&scenario, seed));
+        let result = run_with_report(&scenario, seed, bug, &dir)?;
+        print_result(&scenario, &result, &dir, json);
+        if !json {
+            println!(
+                "replay: full trace in {}",
+                dir.join("trace.jsonl").display()
+            );
+        }
+        Ok(exit_for(&result))
+    }
+}
+
+fn list(what: ListWhat) {
+    match what {
+        ListWhat::Invariants => {
+            for i in model::oracle::INVARIANTS {
+                println!("{:<24} {:<10} {}", i.name, i.kind.name(), i.description);
+            }
+        }
+        ListWhat::Bugs => {
+            for b in Bug::ALL {
+                println!("{:<30} {}", b.name(), b.description());
+            }
+        }
+        ListWhat::Config => {
+            for o in model::config::OPTIONS {
+                println!("{:<50} {:<10} {}", o.key, o.default, o.description);
+            }
+        }
+    }
+}

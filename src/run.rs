@@ -1,0 +1,386 @@
+//! One run: a validated [`Scenario`] and a seed become a `sim` world of Flink processes, run to
+//! the scenario's duration under the oracles, and end as a [`RunResult`] with its [`Summary`].
+//!
+//! The seed draws every random knob (clock drift and offset per node) from its own stream, so
+//! the same scenario and seed give the same run, bit for bit.
+
+use crate::scenario::{FaultAction, Scenario};
+use crate::summary::{FaultOut, Knobs, Loss, NodeClock, Summary, ViolationOut};
+use model::bugs::{Bug, Bugs};
+use model::obs::{Endpoint, Obs};
+use model::oracle::{Oracles, Setup, Violation};
+use model::process::{Process, Topology};
+use rand::Rng as _;
+use sim::{
+    Census, Clock, Event, EventKind, Fault, Latency, Limits, NetConfig, NodeId, NodeSpec, Observer,
+    Time, World,
+};
+use std::io::Write;
+use std::time::Duration;
+
+/// How to run.
+#[derive(Default)]
+pub struct RunOptions {
+    pub seed: u64,
+    pub bug: Option<Bug>,
+    /// Write the full trace as JSON lines here.
+    pub trace: Option<Box<dyn Write>>,
+}
+
+/// Everything a run produced.
+pub struct RunResult {
+    pub summary: Summary,
+    pub violations: Vec<Violation>,
+}
+
+/// The event budget of a run (a runaway model stops here rather than running forever).
+pub const EVENTS_MAX: u64 = 500_000_000;
+
+/// Collects the figures of the summary from the trace.
+#[derive(Default)]
+struct Recorder {
+    losses: Vec<Loss>,
+    faults: Vec<FaultOut>,
+}
+
+fn endpoint_name(census: &Census, e: Endpoint) -> String {
+    match e {
+        Endpoint::ResourceManager(_) => "resourcemanager".to_string(),
+        Endpoint::TaskExecutor(n) => census.name(n).to_string(),
+    }
+}
+
+impl Observer<Process> for Recorder {
+    fn on_event(&mut self, census: &Census, ev: &Event<'_, Process>) {
+        match &ev.kind {
+            EventKind::Obs {
+                obs:
+                    Obs::TargetLost {
+                        observer,
+                        target,
+                        cause,
+                    },
+                ..
+            } => {
+                let taskmanager = match (observer, target) {
+                    (_, Endpoint::TaskExecutor(n)) | (Endpoint::TaskExecutor(n), _) => {
+                        census.name(*n).to_string()
+                    }
+                    _ => String::new(),
+                };
+                self.losses.push(Loss {
+                    observer: endpoint_name(census, *observer),
+                    taskmanager,
+                    target: endpoint_name(census, *target),
+                    at_ms: ev.time.as_millis(),
+                    cause: cause.name().to_string(),
+                });
+            }
+            EventKind::Fault {
+                fault,
+                effective: true,
+            } if !matches!(fault, Fault::Start(_)) || ev.time > Time::ZERO => {
+                self.faults.push(FaultOut {
+                    at_ms: ev.time.as_millis(),
+                    fault: fault.name().to_string(),
+                    node: fault.node().map(|n| census.name(n).to_string()),
+                });
+            }
+            EventKind::Exited { node } => self.faults.push(FaultOut {
+                at_ms: ev.time.as_millis(),
+                fault: "exit".to_string(),
+                node: Some(census.name(*node).to_string()),
+            }),
+            _ => {}
+        }
+    }
+}
+
+/// The oracles and the recorder as one observer.
+struct Watch {
+    oracles: Oracles,
+    recorder: Recorder,
+}
+
+impl Observer<Process> for Watch {
+    fn on_event(&mut self, census: &Census, ev: &Event<'_, Process>) {
+        self.oracles.on_event(census, ev);
+        self.recorder.on_event(census, ev);
+    }
+    fn wants_stop(&self) -> bool {
+        self.oracles.wants_stop()
+    }
+}
+
+fn latency(r: crate::scenario::DurationRange) -> Latency {
+    if r.lo == r.hi {
+        Latency::Fixed(r.lo)
+    } else {
+        Latency::Uniform(r.lo, r.hi)
+    }
+}
+
+/// Runs `scenario` with `options`. Never panics on behalf of the model: a panic inside the run
+/// is caught by the caller (see [`run_catching`]).
+pub fn run(scenario: &Scenario, mut options: RunOptions) -> RunResult {
+    let wall = std::time::Instant::now();
+    let seed = options.seed;
+    let names = scenario.node_names();
+    let id = |name: &str| -> NodeId {
+        NodeId(
+            names
+                .iter()
+                .position(|n| n == name)
+                .expect("validated node name") as u32,
+        )
+    };
+    let jm = scenario.cluster.jobmanagers as usize;
+    let topology = Topology {
+        jobmanagers: (0..jm).map(|i| NodeId(i as u32)).collect(),
+        taskmanagers: (jm..names.len()).map(|i| NodeId(i as u32)).collect(),
+    };
+
+    // Knobs drawn from the seed, each from its own stream.
+    let mut clock_rng = sim::rng::stream(seed, "clocks", 0);
+    let (dlo, dhi) = scenario.clocks.drift_ppm;
+    let (olo, ohi) = scenario.clocks.offset_ns;
+    let clocks: Vec<Clock> = names
+        .iter()
+        .map(|_| {
+            let drift = clock_rng.random_range(dlo..=dhi);
+            let offset = clock_rng.random_range(olo..=ohi);
+            Clock::new(drift, offset)
+        })
+        .collect();
+
+    let mut net = NetConfig {
+        latency: latency(scenario.network.latency),
+        loss: scenario.network.loss,
+        duplicate: scenario.network.duplicate,
+        reorder: scenario.network.reorder,
+        ..NetConfig::default()
+    };
+    for (a, b, l) in &scenario.network.links {
+        net.link_latency.insert((id(a), id(b)), latency(*l));
+        net.link_latency.insert((id(b), id(a)), latency(*l));
+    }
+    let latency_max = net.latency_max();
+
+    let nodes = names
+        .iter()
+        .zip(&clocks)
+        .map(|(name, clock)| NodeSpec {
+            name: name.clone(),
+            clock: *clock,
+            start: true,
+        })
+        .collect();
+    let bugs = options.bug.map_or(Bugs::NONE, |b| Bugs::NONE.with(b));
+    let config = scenario.flink.clone();
+    let t = topology.clone();
+    let mut world = World::new(seed, net, nodes, move |node, _| {
+        Process::build(node, &t, &config, bugs)
+    });
+    if let Some(w) = options.trace.take() {
+        world.record_trace(w);
+    }
+
+    for f in &scenario.faults {
+        let at = Time::ZERO + f.at;
+        let groups = |g: &Vec<Vec<String>>| -> Vec<Vec<NodeId>> {
+            g.iter()
+                .map(|grp| grp.iter().map(|n| id(n)).collect())
+                .collect()
+        };
+        match &f.action {
+            FaultAction::Kill(n) => world.schedule(at, Fault::Kill(id(n))),
+            FaultAction::Start(n) => world.schedule(at, Fault::Start(id(n))),
+            FaultAction::Pause { node, resume_after } => {
+                world.schedule(at, Fault::Pause(id(node)));
+                if let Some(d) = resume_after {
+                    world.schedule(at + *d, Fault::Resume(id(node)));
+                }
+            }
+            FaultAction::Resume(n) => world.schedule(at, Fault::Resume(id(n))),
+            FaultAction::Partition {
+                groups: g,
+                one_way,
+                heal_after,
+            } => world.schedule(
+                at,
+                Fault::Partition {
+                    groups: groups(g),
+                    one_way: *one_way,
+                    heal_after: *heal_after,
+                },
+            ),
+            FaultAction::Heal => world.schedule(at, Fault::HealAll),
+            FaultAction::Clog {
+                groups: g,
+                one_way,
+                extra,
+                clear_after,
+            } => world.schedule(
+                at,
+                Fault::Clog {
+                    groups: groups(g),
+                    one_way: *one_way,
+                    extra: *extra,
+                    clear_after: *clear_after,
+                },
+            ),
+            FaultAction::ClockJump { node, by_ns } => world.schedule(
+                at,
+                Fault::ClockJump {
+                    node: id(node),
+                    by_ns: *by_ns,
+                },
+            ),
+        }
+    }
+
+    let setup = Setup {
+        config: scenario.flink.clone(),
+        topology: topology.clone(),
+        latency_max,
+    };
+    let mut watch = Watch {
+        oracles: Oracles::new(&setup, scenario.expect.invariants.as_deref()),
+        recorder: Recorder::default(),
+    };
+    let limits = Limits {
+        time_max: Time::ZERO + scenario.duration,
+        events_max: EVENTS_MAX,
+    };
+    let outcome = world.run(limits, &mut watch);
+    let end = outcome.time;
+    if watch.oracles.violations.is_empty() {
+        watch.oracles.finish(world.census(), end);
+    }
+    let _ = world.finish_trace();
+
+    let mut violations = std::mem::take(&mut watch.oracles.violations);
+    // Scenario expectations, judged only when the run is otherwise clean.
+    if violations.is_empty() {
+        if let Some(n) = scenario.expect.taskmanagers_lost {
+            let seen = watch
+                .recorder
+                .losses
+                .iter()
+                .filter(|l| l.observer == "resourcemanager")
+                .count() as u32;
+            if seen != n {
+                violations.push(Violation {
+                    invariant: "expect",
+                    at: end,
+                    node: None,
+                    message: format!(
+                        "expected the ResourceManager to declare {n} TaskManager loss(es), it declared {seen}"
+                    ),
+                });
+            }
+        }
+    }
+    if outcome.reason == sim::StopReason::EventBudget
+        || outcome.reason == sim::StopReason::QueueOverflow
+    {
+        violations.push(Violation {
+            invariant: "run-limits",
+            at: end,
+            node: None,
+            message: format!(
+                "the run hit a kernel limit ({:?}) before its duration",
+                outcome.reason
+            ),
+        });
+    }
+
+    let census = world.census();
+    let summary = Summary {
+        scenario: scenario.name.clone(),
+        seed,
+        result: if violations.is_empty() {
+            "pass"
+        } else {
+            "fail"
+        }
+        .to_string(),
+        violations: violations
+            .iter()
+            .map(|v| ViolationOut {
+                invariant: v.invariant.to_string(),
+                at_ms: v.at.as_millis(),
+                node: v.node.map(|n| census.name(n).to_string()),
+                message: v.message.clone(),
+            })
+            .collect(),
+        trace_hash: format!("{:016x}", outcome.trace_hash),
+        events: outcome.events,
+        virtual_ms: end.as_millis(),
+        job_status: None,
+        restarts: 0,
+        checkpoints_completed: 0,
+        records_committed: 0,
+        wall_ms: wall.elapsed().as_millis() as u64,
+        bug: options.bug.map(|b| b.name().to_string()),
+        expected_violation: scenario.expect.violation.clone(),
+        stop_reason: format!("{:?}", outcome.reason),
+        taskmanagers_lost: std::mem::take(&mut watch.recorder.losses),
+        faults: std::mem::take(&mut watch.recorder.faults),
+        knobs: Knobs {
+            latency: scenario.network.latency.to_string(),
+            latency_max_ms: latency_max.as_secs_f64() * 1e3,
+            clocks: names
+                .iter()
+                .zip(&clocks)
+                .map(|(n, c)| NodeClock {
+                    node: n.clone(),
+                    drift_ppm: c.drift_ppm,
+                    offset_ms: c.offset_ns as f64 / 1e6,
+                })
+                .collect(),
+        },
+    };
+    RunResult {
+        summary,
+        violations,
+    }
+}
+
+/// Like [`run`], but a panic inside the run becomes a failed result (invariant `no-panic`)
+/// instead of tearing down the caller.
+pub fn run_catching(scenario: &Scenario, options: RunOptions) -> RunResult {
+    let seed = options.seed;
+    let bug = options.bug;
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(scenario, options))) {
+        Ok(r) => r,
+        Err(payload) => {
+            let message = payload
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "panic".to_string());
+            let v = Violation {
+                invariant: "no-panic",
+                at: Time::ZERO,
+                node: None,
+                message: format!("the model panicked: {message}"),
+            };
+            RunResult {
+                summary: Summary::panicked(scenario, seed, bug, &v),
+                violations: vec![v],
+            }
+        }
+    }
+}
+
+/// The duration from the last scripted fault to the end of the scenario.
+pub fn quiet_time(scenario: &Scenario) -> Duration {
+    let last = scenario
+        .faults
+        .iter()
+        .map(|f| f.at)
+        .max()
+        .unwrap_or_default();
+    scenario.duration.saturating_sub(last)
+}

@@ -1,0 +1,946 @@
+//! Scenario files: TOML parsed into a faithful raw spec ([`raw`]), then validated into a typed
+//! [`Scenario`] with durations, node names and Flink defaults resolved. Every error names the
+//! file, the line and column, and what was expected; nothing here panics on bad input.
+
+use model::config::{parse_duration, FlinkConfig};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use toml::Spanned;
+
+/// A problem with a scenario file that the user can fix.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScenarioError {
+    pub path: PathBuf,
+    /// 1-based line and column, when known.
+    pub line: Option<(usize, usize)>,
+    pub message: String,
+}
+
+impl fmt::Display for ScenarioError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some((line, col)) => {
+                write!(f, "{}:{line}:{col}: {}", self.path.display(), self.message)
+            }
+            None => write!(f, "{}: {}", self.path.display(), self.message),
+        }
+    }
+}
+
+impl std::error::Error for ScenarioError {}
+
+/// The raw spec: what the file says, field by field (serde), with source spans.
+pub mod raw {
+    use serde::Deserialize;
+    use std::collections::BTreeMap;
+    use toml::Spanned;
+
+    #[derive(Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    pub struct Scenario {
+        pub name: Spanned<String>,
+        #[serde(default)]
+        pub description: String,
+        pub duration: Spanned<String>,
+        pub seeds: Option<Spanned<i64>>,
+        pub cluster: Option<Spanned<Cluster>>,
+        pub flink: Option<BTreeMap<Spanned<String>, Spanned<toml::Value>>>,
+        pub job: Option<Spanned<toml::Value>>,
+        pub network: Option<Network>,
+        pub clocks: Option<Clocks>,
+        #[serde(default)]
+        pub faults: Vec<Spanned<Fault>>,
+        pub nemesis: Option<Spanned<toml::Value>>,
+        pub expect: Option<Expect>,
+    }
+
+    #[derive(Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    pub struct Cluster {
+        pub jobmanagers: Option<Spanned<i64>>,
+        pub taskmanagers: Spanned<i64>,
+        pub spare_taskmanagers: Option<Spanned<i64>>,
+    }
+
+    #[derive(Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    pub struct Network {
+        pub latency: Option<Spanned<String>>,
+        pub loss: Option<Spanned<f64>>,
+        pub duplicate: Option<Spanned<f64>>,
+        pub reorder: Option<bool>,
+        #[serde(default)]
+        pub links: Vec<Spanned<Link>>,
+    }
+
+    /// A per-link latency override, both directions.
+    #[derive(Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    pub struct Link {
+        pub between: Spanned<Vec<String>>,
+        pub latency: Spanned<String>,
+    }
+
+    #[derive(Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    pub struct Clocks {
+        pub drift_ppm: Option<Spanned<toml::Value>>,
+        pub offset: Option<Spanned<String>>,
+    }
+
+    #[derive(Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    pub struct Fault {
+        pub at: Spanned<String>,
+        pub kill: Option<Spanned<String>>,
+        pub start: Option<Spanned<String>>,
+        pub pause: Option<Spanned<String>>,
+        pub resume: Option<Spanned<String>>,
+        pub resume_after: Option<Spanned<String>>,
+        pub partition: Option<Spanned<Vec<Vec<String>>>>,
+        pub one_way: Option<bool>,
+        pub heal_after: Option<Spanned<String>>,
+        pub heal: Option<Spanned<bool>>,
+        pub clog: Option<Spanned<Vec<Vec<String>>>>,
+        pub extra: Option<Spanned<String>>,
+        pub clear_after: Option<Spanned<String>>,
+        pub clock_jump: Option<Spanned<String>>,
+        pub by: Option<Spanned<String>>,
+        pub fail_task: Option<Spanned<String>>,
+    }
+
+    #[derive(Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    pub struct Expect {
+        pub invariants: Option<Spanned<toml::Value>>,
+        pub violation: Option<Spanned<String>>,
+        pub taskmanagers_lost: Option<Spanned<i64>>,
+        pub job_status: Option<Spanned<String>>,
+        pub min_completed_checkpoints: Option<Spanned<i64>>,
+        #[serde(flatten)]
+        pub other: BTreeMap<String, toml::Value>,
+    }
+}
+
+/// A validated scenario.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Scenario {
+    pub name: String,
+    pub description: String,
+    /// Where it was read from, and its exact text (copied into reports).
+    pub path: PathBuf,
+    pub source: String,
+    pub duration: Duration,
+    /// `flinksim check` runs seeds `0..seeds`.
+    pub seeds: u64,
+    pub cluster: Cluster,
+    pub flink: FlinkConfig,
+    pub network: NetworkSpec,
+    pub clocks: ClockSpec,
+    pub faults: Vec<FaultSpec>,
+    pub expect: Expect,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cluster {
+    pub jobmanagers: u32,
+    pub taskmanagers: u32,
+}
+
+impl Cluster {
+    /// Node names in node-id order: JobManagers, then TaskManagers.
+    pub fn node_names(&self) -> Vec<String> {
+        (1..=self.jobmanagers)
+            .map(|i| format!("jobmanager-{i}"))
+            .chain((1..=self.taskmanagers).map(|i| format!("taskmanager-{i}")))
+            .collect()
+    }
+}
+
+/// A closed range of durations; equal ends mean a fixed value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DurationRange {
+    pub lo: Duration,
+    pub hi: Duration,
+}
+
+impl fmt::Display for DurationRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.lo == self.hi {
+            write!(f, "{:?}", self.lo)
+        } else {
+            write!(f, "{:?}..{:?}", self.lo, self.hi)
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct NetworkSpec {
+    pub latency: DurationRange,
+    pub loss: f64,
+    pub duplicate: f64,
+    pub reorder: bool,
+    /// (node a, node b, latency) for both directions between a and b.
+    pub links: Vec<(String, String, DurationRange)>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClockSpec {
+    /// Drift per node, drawn uniformly from this range (ppm).
+    pub drift_ppm: (i64, i64),
+    /// Wall-clock offset per node, drawn uniformly from this range (ns).
+    pub offset_ns: (i64, i64),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct FaultSpec {
+    pub at: Duration,
+    pub action: FaultAction,
+    /// 1-based line in the file.
+    pub line: usize,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum FaultAction {
+    Kill(String),
+    Start(String),
+    Pause {
+        node: String,
+        resume_after: Option<Duration>,
+    },
+    Resume(String),
+    Partition {
+        groups: Vec<Vec<String>>,
+        one_way: bool,
+        heal_after: Option<Duration>,
+    },
+    /// Heals every partition and clog.
+    Heal,
+    Clog {
+        groups: Vec<Vec<String>>,
+        one_way: bool,
+        extra: Duration,
+        clear_after: Option<Duration>,
+    },
+    ClockJump {
+        node: String,
+        by_ns: i64,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Expect {
+    /// `None` = all invariants.
+    pub invariants: Option<Vec<String>>,
+    /// A negative scenario: the run must fail with this invariant.
+    pub violation: Option<String>,
+    /// Exactly this many TaskManager losses declared by the ResourceManager.
+    pub taskmanagers_lost: Option<u32>,
+}
+
+/// The largest cluster a scenario may describe.
+pub const NODES_MAX: usize = 2048;
+/// The longest virtual duration a scenario may ask for.
+pub const DURATION_MAX: Duration = Duration::from_secs(7 * 24 * 3600);
+
+impl Scenario {
+    /// Reads and validates a scenario file.
+    pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+        let source = std::fs::read_to_string(path).map_err(|e| ScenarioError {
+            path: path.to_path_buf(),
+            line: None,
+            message: format!("cannot read the scenario file: {e}"),
+        })?;
+        Scenario::parse(path, &source)
+    }
+
+    /// Validates scenario text; `path` is used in errors only.
+    pub fn parse(path: &Path, source: &str) -> Result<Scenario, ScenarioError> {
+        let v = Validator { path, source };
+        let raw: raw::Scenario = toml::from_str(source).map_err(|e| {
+            let message = e.message().trim().to_string();
+            let message = explain_toml_message(&message);
+            match e.span() {
+                Some(span) => v.err(span, message),
+                None => ScenarioError {
+                    path: path.to_path_buf(),
+                    line: None,
+                    message,
+                },
+            }
+        })?;
+        v.validate(raw, source)
+    }
+
+    pub fn node_names(&self) -> Vec<String> {
+        self.cluster.node_names()
+    }
+}
+
+/// Makes serde's messages read as advice about the file.
+fn explain_toml_message(m: &str) -> String {
+    if let Some(rest) = m.strip_prefix("unknown field ") {
+        return format!("unknown key {rest}");
+    }
+    if let Some(rest) = m.strip_prefix("missing field ") {
+        return format!("missing required key {rest}");
+    }
+    m.to_string()
+}
+
+struct Validator<'a> {
+    path: &'a Path,
+    source: &'a str,
+}
+
+impl Validator<'_> {
+    fn err(&self, span: Range<usize>, message: impl Into<String>) -> ScenarioError {
+        let offset = span.start.min(self.source.len());
+        let before = &self.source[..offset];
+        let line = before.matches('\n').count() + 1;
+        let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        ScenarioError {
+            path: self.path.to_path_buf(),
+            line: Some((line, col)),
+            message: message.into(),
+        }
+    }
+
+    fn line_of(&self, span: &Range<usize>) -> usize {
+        self.source[..span.start.min(self.source.len())]
+            .matches('\n')
+            .count()
+            + 1
+    }
+
+    fn duration(&self, s: &Spanned<String>, what: &str) -> Result<Duration, ScenarioError> {
+        let d =
+            parse_duration(s.get_ref()).map_err(|e| self.err(s.span(), format!("{what}: {e}")))?;
+        if d > DURATION_MAX {
+            return Err(self.err(s.span(), format!("{what}: at most 7 days")));
+        }
+        Ok(d)
+    }
+
+    fn signed_duration(&self, s: &Spanned<String>, what: &str) -> Result<i64, ScenarioError> {
+        let text = s.get_ref().trim();
+        let (neg, body) = match text.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, text.strip_prefix('+').unwrap_or(text)),
+        };
+        let d = parse_duration(body).map_err(|e| self.err(s.span(), format!("{what}: {e}")))?;
+        if d > DURATION_MAX {
+            return Err(self.err(s.span(), format!("{what}: at most 7 days")));
+        }
+        let ns = d.as_nanos() as i64;
+        Ok(if neg { -ns } else { ns })
+    }
+
+    fn duration_range(
+        &self,
+        s: &Spanned<String>,
+        what: &str,
+    ) -> Result<DurationRange, ScenarioError> {
+        let text = s.get_ref();
+        let (lo, hi) = match text.split_once("..") {
+            Some((a, b)) => (a, b),
+            None => (text.as_str(), text.as_str()),
+        };
+        let parse = |t: &str| {
+            parse_duration(t).map_err(|e| {
+                self.err(
+                    s.span(),
+                    format!("{what}: {e} (a single duration or a range like \"1ms..5ms\")"),
+                )
+            })
+        };
+        let (lo, hi) = (parse(lo)?, parse(hi)?);
+        if lo > hi {
+            return Err(self.err(
+                s.span(),
+                format!("{what}: range `{text}` is empty (low > high)"),
+            ));
+        }
+        if hi > Duration::from_secs(3600) {
+            return Err(self.err(s.span(), format!("{what}: at most 1 hour")));
+        }
+        Ok(DurationRange { lo, hi })
+    }
+
+    fn signed_range(&self, s: &Spanned<String>, what: &str) -> Result<(i64, i64), ScenarioError> {
+        let text = s.get_ref();
+        let (a, b) = text.split_once("..").unwrap_or((text, text));
+        let mk = |t: &str| Spanned::new(s.span(), t.to_string());
+        let (lo, hi) = (
+            self.signed_duration(&mk(a), what)?,
+            self.signed_duration(&mk(b), what)?,
+        );
+        if lo > hi {
+            return Err(self.err(
+                s.span(),
+                format!("{what}: range `{text}` is empty (low > high)"),
+            ));
+        }
+        Ok((lo, hi))
+    }
+
+    fn count(&self, v: &Spanned<i64>, what: &str, range: Range<i64>) -> Result<i64, ScenarioError> {
+        let n = *v.get_ref();
+        if !range.contains(&n) {
+            return Err(self.err(
+                v.span(),
+                format!(
+                    "{what}: expected {}..={}, got {n}",
+                    range.start,
+                    range.end - 1
+                ),
+            ));
+        }
+        Ok(n)
+    }
+
+    fn node(&self, name: &Spanned<String>, nodes: &[String]) -> Result<String, ScenarioError> {
+        let n = name.get_ref();
+        if nodes.iter().any(|x| x == n) {
+            return Ok(n.clone());
+        }
+        let hint = if ["ha", "checkpoint-storage", "source", "sink"].contains(&n.as_str()) {
+            format!(
+                "node `{n}` is not modelled yet (it arrives with checkpointing and high availability)"
+            )
+        } else {
+            format!("unknown node `{n}`")
+        };
+        Err(self.err(
+            name.span(),
+            format!(
+                "{hint}; nodes in this scenario: {} (names are jobmanager-N and taskmanager-N)",
+                compact_names(nodes)
+            ),
+        ))
+    }
+
+    fn groups(
+        &self,
+        g: &Spanned<Vec<Vec<String>>>,
+        nodes: &[String],
+        what: &str,
+    ) -> Result<Vec<Vec<String>>, ScenarioError> {
+        let groups = g.get_ref();
+        if groups.len() < 2 || groups.iter().any(|x| x.is_empty()) {
+            return Err(self.err(
+                g.span(),
+                format!("{what}: expected at least two non-empty groups, like [[\"jobmanager-1\"], [\"taskmanager-1\"]]"),
+            ));
+        }
+        let mut seen = Vec::new();
+        for group in groups {
+            for n in group {
+                self.node(&Spanned::new(g.span(), n.clone()), nodes)?;
+                if seen.contains(n) {
+                    return Err(self.err(g.span(), format!("{what}: node `{n}` is in two groups")));
+                }
+                seen.push(n.clone());
+            }
+        }
+        Ok(groups.clone())
+    }
+
+    fn validate(&self, raw: raw::Scenario, source: &str) -> Result<Scenario, ScenarioError> {
+        let name = raw.name.get_ref().trim().to_string();
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+        {
+            return Err(self.err(
+                raw.name.span(),
+                "`name`: expected a non-empty name of letters, digits, '-', '_' or '.' (it names the report folder)",
+            ));
+        }
+        let duration = self.duration(&raw.duration, "`duration`")?;
+        if duration.is_zero() {
+            return Err(self.err(raw.duration.span(), "`duration` must be greater than zero"));
+        }
+        let seeds = match &raw.seeds {
+            Some(s) => self.count(s, "`seeds`", 1..1_000_001)? as u64,
+            None => 10,
+        };
+        if let Some(job) = &raw.job {
+            return Err(self.err(
+                job.span(),
+                "`[job]` is not supported by flinksim yet (jobs arrive with the control plane); remove it to run the cluster without a job",
+            ));
+        }
+        if let Some(n) = &raw.nemesis {
+            return Err(self.err(
+                n.span(),
+                "`[nemesis]` is not supported by flinksim yet (random faults arrive with exploration); use [[faults]]",
+            ));
+        }
+
+        let cluster = match &raw.cluster {
+            None => Cluster {
+                jobmanagers: 1,
+                taskmanagers: 1,
+            },
+            Some(c) => {
+                let c_ref = c.get_ref();
+                let jobmanagers = match &c_ref.jobmanagers {
+                    Some(j) => self.count(j, "`cluster.jobmanagers`", 1..2)?,
+                    None => 1,
+                };
+                let taskmanagers = self.count(
+                    &c_ref.taskmanagers,
+                    "`cluster.taskmanagers`",
+                    0..NODES_MAX as i64,
+                )?;
+                if let Some(s) = &c_ref.spare_taskmanagers {
+                    if *s.get_ref() != 0 {
+                        return Err(self.err(
+                            s.span(),
+                            "`cluster.spare_taskmanagers` is not supported by flinksim yet (active resource management arrives with the control plane)",
+                        ));
+                    }
+                }
+                Cluster {
+                    jobmanagers: jobmanagers as u32,
+                    taskmanagers: taskmanagers as u32,
+                }
+            }
+        };
+        let nodes = cluster.node_names();
+
+        let mut flink = FlinkConfig::default();
+        let mut last_flink_span = None;
+        if let Some(table) = &raw.flink {
+            for (key, value) in table {
+                let text = match value.get_ref() {
+                    toml::Value::String(s) => s.clone(),
+                    toml::Value::Integer(i) => i.to_string(),
+                    toml::Value::Float(f) => f.to_string(),
+                    toml::Value::Boolean(b) => b.to_string(),
+                    other => {
+                        return Err(self.err(
+                            value.span(),
+                            format!(
+                                "`{}`: expected a string or a number, got a {}",
+                                key.get_ref(),
+                                other.type_str()
+                            ),
+                        ))
+                    }
+                };
+                flink
+                    .set(key.get_ref(), &text)
+                    .map_err(|e| self.err(key.span(), e))?;
+                last_flink_span = Some(key.span());
+            }
+        }
+        flink.validate().map_err(|e| match &last_flink_span {
+            Some(s) => self.err(s.clone(), e),
+            None => ScenarioError {
+                path: self.path.to_path_buf(),
+                line: None,
+                message: e,
+            },
+        })?;
+
+        let network = match &raw.network {
+            None => NetworkSpec {
+                latency: DurationRange {
+                    lo: Duration::from_millis(1),
+                    hi: Duration::from_millis(5),
+                },
+                loss: 0.0,
+                duplicate: 0.0,
+                reorder: false,
+                links: Vec::new(),
+            },
+            Some(n) => {
+                let latency = match &n.latency {
+                    Some(l) => self.duration_range(l, "`network.latency`")?,
+                    None => DurationRange {
+                        lo: Duration::from_millis(1),
+                        hi: Duration::from_millis(5),
+                    },
+                };
+                let prob = |p: &Option<Spanned<f64>>, what: &str| -> Result<f64, ScenarioError> {
+                    match p {
+                        None => Ok(0.0),
+                        Some(p) if (0.0..=1.0).contains(p.get_ref()) => Ok(*p.get_ref()),
+                        Some(p) => Err(self.err(
+                            p.span(),
+                            format!(
+                                "{what}: expected a probability in 0.0..=1.0, got {}",
+                                p.get_ref()
+                            ),
+                        )),
+                    }
+                };
+                let mut links = Vec::new();
+                for l in &n.links {
+                    let between = &l.get_ref().between;
+                    if between.get_ref().len() != 2 {
+                        return Err(self.err(
+                            between.span(),
+                            "`between`: expected two node names, like [\"jobmanager-1\", \"taskmanager-1\"]",
+                        ));
+                    }
+                    let a = self.node(
+                        &Spanned::new(between.span(), between.get_ref()[0].clone()),
+                        &nodes,
+                    )?;
+                    let b = self.node(
+                        &Spanned::new(between.span(), between.get_ref()[1].clone()),
+                        &nodes,
+                    )?;
+                    let latency = self.duration_range(&l.get_ref().latency, "`latency`")?;
+                    links.push((a, b, latency));
+                }
+                NetworkSpec {
+                    latency,
+                    loss: prob(&n.loss, "`network.loss`")?,
+                    duplicate: prob(&n.duplicate, "`network.duplicate`")?,
+                    reorder: n.reorder.unwrap_or(false),
+                    links,
+                }
+            }
+        };
+
+        let clocks = match &raw.clocks {
+            None => ClockSpec {
+                drift_ppm: (0, 0),
+                offset_ns: (0, 0),
+            },
+            Some(c) => {
+                let drift_ppm = match &c.drift_ppm {
+                    None => (0, 0),
+                    Some(v) => self.ppm_range(v)?,
+                };
+                let offset_ns = match &c.offset {
+                    None => (0, 0),
+                    Some(o) => self.signed_range(o, "`clocks.offset`")?,
+                };
+                ClockSpec {
+                    drift_ppm,
+                    offset_ns,
+                }
+            }
+        };
+
+        let mut faults = Vec::new();
+        for f in &raw.faults {
+            faults.push(self.fault(f, &nodes, duration)?);
+        }
+        faults.sort_by_key(|f| f.at);
+
+        let expect = match &raw.expect {
+            None => Expect::default(),
+            Some(e) => self.expect(e)?,
+        };
+
+        Ok(Scenario {
+            name,
+            description: raw.description.clone(),
+            path: self.path.to_path_buf(),
+            source: source.to_string(),
+            duration,
+            seeds,
+            cluster,
+            flink,
+            network,
+            clocks,
+            faults,
+            expect,
+        })
+    }
+
+    fn ppm_range(&self, v: &Spanned<toml::Value>) -> Result<(i64, i64), ScenarioError> {
+        let bad = || {
+            self.err(
+                v.span(),
+                format!(
+                    "`clocks.drift_ppm`: expected an integer or a range like \"0..100\" within ±{}",
+                    sim::clock::DRIFT_PPM_MAX
+                ),
+            )
+        };
+        let (lo, hi) = match v.get_ref() {
+            toml::Value::Integer(i) => (*i, *i),
+            toml::Value::String(s) => {
+                let (a, b) = s.split_once("..").unwrap_or((s, s));
+                (
+                    a.trim().parse::<i64>().map_err(|_| bad())?,
+                    b.trim().parse::<i64>().map_err(|_| bad())?,
+                )
+            }
+            _ => return Err(bad()),
+        };
+        let max = sim::clock::DRIFT_PPM_MAX;
+        if lo > hi || lo < -max || hi > max {
+            return Err(bad());
+        }
+        Ok((lo, hi))
+    }
+
+    fn fault(
+        &self,
+        f: &Spanned<raw::Fault>,
+        nodes: &[String],
+        duration: Duration,
+    ) -> Result<FaultSpec, ScenarioError> {
+        let span = f.span();
+        let r = f.get_ref();
+        let at = self.duration(&r.at, "`at`")?;
+        if at > duration {
+            return Err(self.err(
+                r.at.span(),
+                format!(
+                    "`at` = {:?} is after the scenario's duration ({:?})",
+                    at, duration
+                ),
+            ));
+        }
+        if let Some(t) = &r.fail_task {
+            return Err(self.err(
+                t.span(),
+                "`fail_task` is not supported by flinksim yet (tasks arrive with the control plane)",
+            ));
+        }
+        let actions = [
+            r.kill.is_some(),
+            r.start.is_some(),
+            r.pause.is_some(),
+            r.resume.is_some(),
+            r.partition.is_some(),
+            r.heal.is_some(),
+            r.clog.is_some(),
+            r.clock_jump.is_some(),
+        ]
+        .iter()
+        .filter(|x| **x)
+        .count();
+        if actions != 1 {
+            return Err(self.err(
+                span,
+                format!(
+                    "a [[faults]] entry needs exactly one action (kill, start, pause, resume, partition, heal, clog or clock_jump); this one has {actions}"
+                ),
+            ));
+        }
+        let opt =
+            |d: &Option<Spanned<String>>, what: &str| -> Result<Option<Duration>, ScenarioError> {
+                d.as_ref().map(|d| self.duration(d, what)).transpose()
+            };
+        // Keys that belong to another action are mistakes, not silently ignored.
+        let stray = |present: bool, key: &str, action: &str| -> Result<(), ScenarioError> {
+            if present {
+                Err(self.err(
+                    span.clone(),
+                    format!("`{key}` belongs to `{action}`, not to this fault"),
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        let action = if let Some(n) = &r.kill {
+            FaultAction::Kill(self.node(n, nodes)?)
+        } else if let Some(n) = &r.start {
+            FaultAction::Start(self.node(n, nodes)?)
+        } else if let Some(n) = &r.pause {
+            FaultAction::Pause {
+                node: self.node(n, nodes)?,
+                resume_after: opt(&r.resume_after, "`resume_after`")?,
+            }
+        } else if let Some(n) = &r.resume {
+            FaultAction::Resume(self.node(n, nodes)?)
+        } else if let Some(g) = &r.partition {
+            FaultAction::Partition {
+                groups: self.groups(g, nodes, "`partition`")?,
+                one_way: r.one_way.unwrap_or(false),
+                heal_after: opt(&r.heal_after, "`heal_after`")?,
+            }
+        } else if r.heal.is_some() {
+            FaultAction::Heal
+        } else if let Some(g) = &r.clog {
+            let extra = match &r.extra {
+                Some(e) => self.duration(e, "`extra`")?,
+                None => {
+                    return Err(self.err(
+                        span,
+                        "`clog` needs `extra`, the added latency (e.g. \"200ms\")",
+                    ))
+                }
+            };
+            FaultAction::Clog {
+                groups: self.groups(g, nodes, "`clog`")?,
+                one_way: r.one_way.unwrap_or(false),
+                extra,
+                clear_after: opt(&r.clear_after, "`clear_after`")?,
+            }
+        } else if let Some(n) = &r.clock_jump {
+            let by = match &r.by {
+                Some(b) => self.signed_duration(b, "`by`")?,
+                None => {
+                    return Err(self.err(span, "`clock_jump` needs `by`, e.g. \"-5s\" or \"30s\""))
+                }
+            };
+            FaultAction::ClockJump {
+                node: self.node(n, nodes)?,
+                by_ns: by,
+            }
+        } else {
+            unreachable!("exactly one action")
+        };
+        let is = |k: &str| match &action {
+            FaultAction::Pause { .. } => k == "pause",
+            FaultAction::Partition { .. } => k == "partition",
+            FaultAction::Clog { .. } => k == "clog",
+            FaultAction::ClockJump { .. } => k == "clock_jump",
+            _ => false,
+        };
+        stray(
+            r.resume_after.is_some() && !is("pause"),
+            "resume_after",
+            "pause",
+        )?;
+        stray(
+            r.heal_after.is_some() && !is("partition"),
+            "heal_after",
+            "partition",
+        )?;
+        stray(
+            r.one_way.is_some() && !is("partition") && !is("clog"),
+            "one_way",
+            "partition",
+        )?;
+        stray(r.extra.is_some() && !is("clog"), "extra", "clog")?;
+        stray(
+            r.clear_after.is_some() && !is("clog"),
+            "clear_after",
+            "clog",
+        )?;
+        stray(r.by.is_some() && !is("clock_jump"), "by", "clock_jump")?;
+        Ok(FaultSpec {
+            at,
+            action,
+            line: self.line_of(&span),
+        })
+    }
+
+    fn expect(&self, e: &raw::Expect) -> Result<Expect, ScenarioError> {
+        if let Some((key, _)) = e.other.iter().next() {
+            return Err(ScenarioError {
+                path: self.path.to_path_buf(),
+                line: self.find_key_line(key),
+                message: format!(
+                    "unknown key `{key}` in [expect]; expected one of `invariants`, `violation`, `taskmanagers_lost`"
+                ),
+            });
+        }
+        if let Some(j) = &e.job_status {
+            return Err(self.err(j.span(), "`expect.job_status` is not supported by flinksim yet (jobs arrive with the control plane)"));
+        }
+        if let Some(m) = &e.min_completed_checkpoints {
+            return Err(self.err(m.span(), "`expect.min_completed_checkpoints` is not supported by flinksim yet (checkpointing is not modelled yet)"));
+        }
+        let known = |name: &str, span: Range<usize>| -> Result<String, ScenarioError> {
+            if model::oracle::invariant(name).is_some() {
+                Ok(name.to_string())
+            } else {
+                Err(self.err(
+                    span,
+                    format!(
+                        "unknown invariant `{name}`; known: {}",
+                        model::oracle::INVARIANTS
+                            .iter()
+                            .map(|i| i.name)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ))
+            }
+        };
+        let invariants = match &e.invariants {
+            None => None,
+            Some(v) => {
+                match v.get_ref() {
+                    toml::Value::String(s) if s == "all" => None,
+                    toml::Value::Array(items) => {
+                        let mut names = Vec::new();
+                        for item in items {
+                            match item.as_str() {
+                                Some(s) => names.push(known(s, v.span())?),
+                                None => return Err(self.err(
+                                    v.span(),
+                                    "`invariants`: expected \"all\" or a list of invariant names",
+                                )),
+                            }
+                        }
+                        Some(names)
+                    }
+                    _ => {
+                        return Err(self.err(
+                            v.span(),
+                            "`invariants`: expected \"all\" or a list of invariant names",
+                        ))
+                    }
+                }
+            }
+        };
+        let violation = e
+            .violation
+            .as_ref()
+            .map(|v| known(v.get_ref(), v.span()))
+            .transpose()?;
+        let taskmanagers_lost = e
+            .taskmanagers_lost
+            .as_ref()
+            .map(|n| {
+                self.count(n, "`taskmanagers_lost`", 0..1_000_000)
+                    .map(|n| n as u32)
+            })
+            .transpose()?;
+        Ok(Expect {
+            invariants,
+            violation,
+            taskmanagers_lost,
+        })
+    }
+
+    fn find_key_line(&self, key: &str) -> Option<(usize, usize)> {
+        let mut section = String::new();
+        for (i, line) in self.source.lines().enumerate() {
+            let t = line.trim_start();
+            if t.starts_with('[') {
+                section = t.to_string();
+            } else if section.starts_with("[expect]") && t.starts_with(key) {
+                return Some((i + 1, line.len() - t.len() + 1));
+            }
+        }
+        None
+    }
+}
+
+/// "taskmanager-1..3" style listing for error messages.
+fn compact_names(nodes: &[String]) -> String {
+    let mut groups: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for n in nodes {
+        if let Some((prefix, num)) = n.rsplit_once('-') {
+            groups.entry(prefix).or_default().push(num);
+        }
+    }
+    groups
+        .iter()
+        .map(|(prefix, nums)| match nums.as_slice() {
+            [one] => format!("{prefix}-{one}"),
+            [first, .., last] => format!("{prefix}-{first}..{prefix}-{last}"),
+            [] => String::new(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}

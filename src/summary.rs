@@ -1,0 +1,123 @@
+//! `summary.json`: the machine-readable verdict and figures of one run (SCENARIOS.md). Field
+//! names are a contract; add fields, never rename them.
+
+use crate::scenario::Scenario;
+use model::bugs::Bug;
+use model::oracle::Violation;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Summary {
+    pub scenario: String,
+    pub seed: u64,
+    /// "pass" or "fail".
+    pub result: String,
+    pub violations: Vec<ViolationOut>,
+    pub trace_hash: String,
+    pub events: u64,
+    pub virtual_ms: u64,
+    /// The final JobStatus; `null` while no job is modelled.
+    pub job_status: Option<String>,
+    pub restarts: u32,
+    pub checkpoints_completed: u64,
+    pub records_committed: u64,
+    pub wall_ms: u64,
+    /// The planted bug switched on, if any.
+    pub bug: Option<String>,
+    /// `[expect] violation` of a negative scenario.
+    pub expected_violation: Option<String>,
+    pub stop_reason: String,
+    pub taskmanagers_lost: Vec<Loss>,
+    pub faults: Vec<FaultOut>,
+    /// Every knob drawn from the seed.
+    pub knobs: Knobs,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ViolationOut {
+    pub invariant: String,
+    pub at_ms: u64,
+    pub node: Option<String>,
+    pub message: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Loss {
+    /// "resourcemanager", "jobmaster" or the TaskManager that lost its ResourceManager.
+    pub observer: String,
+    pub taskmanager: String,
+    /// What was lost: a TaskManager name or "resourcemanager".
+    pub target: String,
+    pub at_ms: u64,
+    /// heartbeat-timeout, unreachable, disconnect or connection-lost.
+    pub cause: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct FaultOut {
+    pub at_ms: u64,
+    pub fault: String,
+    pub node: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+pub struct Knobs {
+    pub latency: String,
+    pub latency_max_ms: f64,
+    pub clocks: Vec<NodeClock>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct NodeClock {
+    pub node: String,
+    pub drift_ppm: i64,
+    pub offset_ms: f64,
+}
+
+impl Summary {
+    pub fn passed(&self) -> bool {
+        self.result == "pass"
+    }
+
+    /// Whether the run ended as the scenario expects: clean, or (negative scenario) failing
+    /// with the declared invariant.
+    pub fn as_expected(&self) -> bool {
+        match &self.expected_violation {
+            None => self.passed(),
+            Some(inv) => self.violations.iter().any(|v| &v.invariant == inv),
+        }
+    }
+
+    pub(crate) fn panicked(
+        scenario: &Scenario,
+        seed: u64,
+        bug: Option<Bug>,
+        v: &Violation,
+    ) -> Summary {
+        Summary {
+            scenario: scenario.name.clone(),
+            seed,
+            result: "fail".to_string(),
+            violations: vec![ViolationOut {
+                invariant: v.invariant.to_string(),
+                at_ms: 0,
+                node: None,
+                message: v.message.clone(),
+            }],
+            trace_hash: String::new(),
+            events: 0,
+            virtual_ms: 0,
+            job_status: None,
+            restarts: 0,
+            checkpoints_completed: 0,
+            records_committed: 0,
+            wall_ms: 0,
+            bug: bug.map(|b| b.name().to_string()),
+            expected_violation: scenario.expect.violation.clone(),
+            stop_reason: "Panic".to_string(),
+            taskmanagers_lost: Vec::new(),
+            faults: Vec::new(),
+            knobs: Knobs::default(),
+        }
+    }
+}
