@@ -1,4 +1,4 @@
-//! The command line (SCENARIOS.md is the contract): `run`, `replay`, `list`.
+//! The command line (SCENARIOS.md is the contract): `run`, `replay`, `check`, `list`.
 //!
 //! Exit codes: 0 pass, 1 fail, 2 usage errors and bad scenario files (with a message naming the
 //! file, line and problem; never a panic).
@@ -10,6 +10,14 @@ use clap::{Parser, Subcommand, ValueEnum};
 use model::bugs::Bug;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+/// Prints a line to stdout; a closed pipe (`flinksim … | head`) is not an error worth a panic.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
 
 #[derive(Parser, Debug)]
 #[command(
@@ -62,6 +70,16 @@ pub enum Command {
         /// Print the summary JSON object instead of the verdict line.
         #[arg(long)]
         json: bool,
+    },
+    /// The CI suite: every scenario under PATHs (default scenarios/) for its `seeds`; negative
+    /// scenarios must fail as declared.
+    Check {
+        /// Scenario files or folders (searched recursively for *.toml).
+        #[arg(default_value = "scenarios")]
+        paths: Vec<PathBuf>,
+        /// Also write the results as JUnit XML.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
     },
     /// List what exists, one line each.
     List {
@@ -145,6 +163,7 @@ fn execute(cli: Cli) -> Result<ExitCode, UsageError> {
             out,
             json,
         } => replay(&path, seed, bug.as_deref(), out, json),
+        Command::Check { paths, junit } => check(&paths, junit.as_deref()),
         Command::List { what } => {
             list(what);
             Ok(ExitCode::SUCCESS)
@@ -201,7 +220,7 @@ pub fn rerun_command(scenario: &Scenario, seed: u64, bug: Option<&str>) -> Strin
 fn print_result(scenario: &Scenario, result: &RunResult, dir: &Path, json: bool) {
     let s = &result.summary;
     if json {
-        println!("{}", serde_json::to_string(s).expect("summary serializes"));
+        say!("{}", serde_json::to_string(s).expect("summary serializes"));
         return;
     }
     let verdict = if s.passed() { "PASS" } else { "FAIL" };
@@ -224,9 +243,9 @@ fn print_result(scenario: &Scenario, result: &RunResult, dir: &Path, json: bool)
             dir.display()
         );
     }
-    println!("{line}");
+    say!("{line}");
     for v in &s.violations {
-        println!(
+        say!(
             "  {} at {:.3}s{}: {}",
             v.invariant,
             v.at_ms as f64 / 1e3,
@@ -238,8 +257,8 @@ fn print_result(scenario: &Scenario, result: &RunResult, dir: &Path, json: bool)
         );
     }
     if !s.passed() {
-        println!("  replay: flinksim replay {}", dir.display());
-        println!(
+        say!("  replay: flinksim replay {}", dir.display());
+        say!(
             "  rerun:  {}",
             rerun_command(scenario, s.seed, s.bug.as_deref())
         );
@@ -250,7 +269,7 @@ fn print_result(scenario: &Scenario, result: &RunResult, dir: &Path, json: bool)
         } else {
             "NOT as expected"
         };
-        println!("  negative scenario: expects a violation of {expected} ({how})");
+        say!("  negative scenario: expects a violation of {expected} ({how})");
     }
 }
 
@@ -276,13 +295,13 @@ fn replay(
         let same = result.summary.trace_hash == recorded.trace_hash;
         if !json {
             if same {
-                println!(
+                say!(
                     "replay: trace hash {} matches the recorded run; full trace in {}",
                     recorded.trace_hash,
                     dir.join("trace.jsonl").display()
                 );
             } else {
-                println!(
+                say!(
                     "replay: TRACE HASH MISMATCH: recorded {}, replayed {} — the run is not deterministic (or the scenario/binary changed)",
                     recorded.trace_hash, result.summary.trace_hash
                 );
@@ -305,7 +324,7 @@ fn replay(
         let result = run_with_report(&scenario, seed, bug, &dir)?;
         print_result(&scenario, &result, &dir, json);
         if !json {
-            println!(
+            say!(
                 "replay: full trace in {}",
                 dir.join("trace.jsonl").display()
             );
@@ -314,21 +333,83 @@ fn replay(
     }
 }
 
+fn check(paths: &[PathBuf], junit: Option<&Path>) -> Result<ExitCode, UsageError> {
+    use crate::check;
+    let files = check::collect(paths).map_err(UsageError)?;
+    let scenarios = check::load_all(&files)?;
+    let started = std::time::Instant::now();
+    let mut results = Vec::new();
+    say!(
+        "{:<36} {:>6} {:>9} {:>10}  verdict",
+        "scenario",
+        "seeds",
+        "events",
+        "wall"
+    );
+    for scenario in scenarios {
+        let r = check::run_file(scenario);
+        let events: u64 = r.seeds.iter().map(|s| s.events).sum();
+        let wall: u64 = r.seeds.iter().map(|s| s.wall_ms).sum();
+        let verdict = match (&r.scenario.expect.violation, r.ok()) {
+            (None, true) => "ok".to_string(),
+            (Some(inv), true) => format!("ok (fails with {inv} as expected)"),
+            (_, false) => format!("FAILED on {} seed(s)", r.unexpected().count()),
+        };
+        say!(
+            "{:<36} {:>6} {:>9} {:>8}ms  {verdict}",
+            r.scenario.name,
+            r.seeds.len(),
+            events,
+            wall
+        );
+        for s in r.unexpected().take(5) {
+            let what = s
+                .violations
+                .first()
+                .map(|v| format!("{}: {}", v.invariant, v.message))
+                .unwrap_or_else(|| "no violation, but one was expected".to_string());
+            say!("    seed {}: {what}", s.seed);
+            say!(
+                "    replay: flinksim replay {} --seed {}",
+                r.scenario.path.display(),
+                s.seed
+            );
+        }
+        results.push(r);
+    }
+    let failed = results.iter().filter(|r| !r.ok()).count();
+    let runs: usize = results.iter().map(|r| r.seeds.len()).sum();
+    say!(
+        "{} scenario(s), {runs} run(s), {failed} failed, {:.1}s",
+        results.len(),
+        started.elapsed().as_secs_f64()
+    );
+    if let Some(path) = junit {
+        std::fs::write(path, check::junit(&results))
+            .map_err(|e| UsageError(format!("cannot write {}: {e}", path.display())))?;
+    }
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
 fn list(what: ListWhat) {
     match what {
         ListWhat::Invariants => {
             for i in model::oracle::INVARIANTS {
-                println!("{:<24} {:<10} {}", i.name, i.kind.name(), i.description);
+                say!("{:<24} {:<10} {}", i.name, i.kind.name(), i.description);
             }
         }
         ListWhat::Bugs => {
             for b in Bug::ALL {
-                println!("{:<30} {}", b.name(), b.description());
+                say!("{:<30} {}", b.name(), b.description());
             }
         }
         ListWhat::Config => {
             for o in model::config::OPTIONS {
-                println!("{:<50} {:<10} {}", o.key, o.default, o.description);
+                say!("{:<50} {:<10} {}", o.key, o.default, o.description);
             }
         }
     }

@@ -28,6 +28,7 @@
 //! assert_eq!(a.summary.taskmanagers_lost[0].taskmanager, "taskmanager-2");
 //! ```
 
+pub mod check;
 pub mod cli;
 pub mod report;
 pub mod run;

@@ -865,10 +865,10 @@ impl Validator<'_> {
                 ))
             }
         };
-        let invariants = match &e.invariants {
-            None => None,
-            Some(v) => {
-                match v.get_ref() {
+        let invariants =
+            match &e.invariants {
+                None => None,
+                Some(v) => match v.get_ref() {
                     toml::Value::String(s) if s == "all" => None,
                     toml::Value::Array(items) => {
                         let mut names = Vec::new();
@@ -889,9 +889,8 @@ impl Validator<'_> {
                             "`invariants`: expected \"all\" or a list of invariant names",
                         ))
                     }
-                }
-            }
-        };
+                },
+            };
         let violation = e
             .violation
             .as_ref()

@@ -12,15 +12,23 @@ pub enum Bug {
     /// The heartbeat timeout fires but nobody acts on it: a dead TaskManager is never declared
     /// lost by timeout (cf. FLINK-23216-style missed failure detection).
     HeartbeatTimeoutIgnored,
+    /// A registration attempt that times out is not retried (a broken `RetryingRegistration`):
+    /// a TaskManager whose attempt vanished in a partition never registers again.
+    RegistrationNotRetried,
 }
 
 impl Bug {
-    pub const ALL: &'static [Bug] = &[Bug::HeartbeatTimeoutNotReset, Bug::HeartbeatTimeoutIgnored];
+    pub const ALL: &'static [Bug] = &[
+        Bug::HeartbeatTimeoutNotReset,
+        Bug::HeartbeatTimeoutIgnored,
+        Bug::RegistrationNotRetried,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Bug::HeartbeatTimeoutNotReset => "heartbeat-timeout-not-reset",
             Bug::HeartbeatTimeoutIgnored => "heartbeat-timeout-ignored",
+            Bug::RegistrationNotRetried => "registration-not-retried",
         }
     }
 
@@ -31,6 +39,9 @@ impl Bug {
             }
             Bug::HeartbeatTimeoutIgnored => {
                 "a fired heartbeat timeout is ignored: silent targets are never declared lost by timeout"
+            }
+            Bug::RegistrationNotRetried => {
+                "a timed-out registration attempt is never retried: a TaskManager cut off during registration never re-registers"
             }
         }
     }

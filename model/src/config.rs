@@ -75,6 +75,12 @@ pub const OPTIONS: &[ConfigOption] = &[
         description: "A TaskManager that cannot register with a ResourceManager for this long terminates.",
     },
     ConfigOption {
+        key: "pekko.ask.timeout",
+        default: "10 s",
+        kind: ValueKind::Duration,
+        description: "Timeout of RPCs that expect an answer (Flink's rpcTimeout), e.g. the TaskExecutor's initial slot report.",
+    },
+    ConfigOption {
         key: "taskmanager.numberOfTaskSlots",
         default: "1",
         kind: ValueKind::Int,
@@ -101,7 +107,6 @@ pub const NOT_YET_SUPPORTED: &[&str] = &[
     "taskmanager.slot.timeout",
     "resourcemanager.taskmanager-timeout",
     "pipeline.max-parallelism",
-    "pekko.ask.timeout",
 ];
 
 /// The typed configuration of a cluster.
@@ -116,6 +121,7 @@ pub struct FlinkConfig {
     pub registration_refused_delay: Duration,
     pub registration_error_delay: Duration,
     pub taskmanager_registration_timeout: Duration,
+    pub ask_timeout: Duration,
     pub number_of_task_slots: u32,
 }
 
@@ -130,6 +136,7 @@ impl Default for FlinkConfig {
             registration_refused_delay: Duration::ZERO,
             registration_error_delay: Duration::ZERO,
             taskmanager_registration_timeout: Duration::ZERO,
+            ask_timeout: Duration::ZERO,
             number_of_task_slots: 0,
         };
         for o in OPTIONS {
@@ -187,6 +194,7 @@ impl FlinkConfig {
             "taskmanager.registration.timeout" => {
                 self.taskmanager_registration_timeout = positive(key, duration()?)?
             }
+            "pekko.ask.timeout" => self.ask_timeout = positive(key, duration()?)?,
             "taskmanager.numberOfTaskSlots" => {
                 let v = int()?;
                 if !(1..=1024).contains(&v) {
@@ -274,6 +282,7 @@ mod tests {
         assert_eq!(c.registration_refused_delay, Duration::from_secs(30));
         assert_eq!(c.registration_error_delay, Duration::from_secs(10));
         assert_eq!(c.taskmanager_registration_timeout, Duration::from_secs(300));
+        assert_eq!(c.ask_timeout, Duration::from_secs(10));
         assert_eq!(c.number_of_task_slots, 1);
         c.validate().unwrap();
     }

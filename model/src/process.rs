@@ -29,6 +29,8 @@ pub enum Timer {
     },
     /// `taskmanager.registration.timeout`.
     TaskExecutorRegistrationTimeout,
+    /// The ask timeout of the initial `sendSlotReport` of registration `instance_id`.
+    SlotReportTimeout { instance_id: u64 },
 }
 
 /// Which processes exist, by role.

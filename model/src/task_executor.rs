@@ -23,8 +23,11 @@ use sim::{Ctx, NodeId, TimerId};
 enum RmConnection {
     /// Registering (or waiting to retry).
     Registering(RetryingRegistration),
-    /// Registered; waiting for the slot report to be acknowledged.
-    Established { instance_id: InstanceId },
+    /// Registered. `slot_report_timeout` runs until the initial slot report is acknowledged.
+    Established {
+        instance_id: InstanceId,
+        slot_report_timeout: Option<TimerId>,
+    },
 }
 
 #[derive(Debug)]
@@ -85,7 +88,7 @@ impl TaskExecutor {
     /// Whether the TE is connected to its RM, and under which registration.
     pub fn connected_instance(&self) -> Option<InstanceId> {
         match &self.connection {
-            Some(RmConnection::Established { instance_id }) => Some(*instance_id),
+            Some(RmConnection::Established { instance_id, .. }) => Some(*instance_id),
             _ => None,
         }
     }
@@ -144,7 +147,13 @@ impl TaskExecutor {
     fn close_resource_manager_connection(&mut self, ctx: &mut Ctx<'_, Process>) {
         match self.connection.take() {
             Some(RmConnection::Registering(mut r)) => r.cancel(ctx),
-            Some(RmConnection::Established { .. }) => {
+            Some(RmConnection::Established {
+                slot_report_timeout,
+                ..
+            }) => {
+                if let Some(t) = slot_report_timeout {
+                    ctx.cancel_timer(t);
+                }
                 ctx.send(
                     self.resource_manager,
                     Msg::ResourceManager(ResourceManagerRpc::DisconnectTaskManager {
@@ -168,8 +177,19 @@ impl TaskExecutor {
                 response,
             } => self.on_registration_response(ctx, from, attempt_id, response),
             TaskExecutorRpc::SlotReportResponse { instance_id, ok } => {
-                if !ok && self.connected_instance() == Some(instance_id) {
+                if self.connected_instance() != Some(instance_id) {
+                    return; // an answer for an older registration
+                }
+                if !ok {
                     self.reconnect_to_resource_manager(ctx, None);
+                } else if let Some(RmConnection::Established {
+                    slot_report_timeout,
+                    ..
+                }) = self.connection.as_mut()
+                {
+                    if let Some(t) = slot_report_timeout.take() {
+                        ctx.cancel_timer(t);
+                    }
                 }
             }
             TaskExecutorRpc::HeartbeatFromResourceManager { resource_id } => {
@@ -208,9 +228,17 @@ impl TaskExecutor {
         match response {
             RegistrationResponse::Success { instance_id, .. } => {
                 reg.cancel(ctx);
-                self.connection = Some(RmConnection::Established { instance_id });
-                // Establish: report slots (only now does the RM register them), monitor the RM,
-                // stop the registration timeout.
+                // Establish: report slots (only now does the RM register them; a failed or
+                // timed-out report makes the TE reconnect), monitor the RM, stop the
+                // registration timeout.
+                let slot_report_timeout = Some(ctx.set_timer(
+                    self.config.ask_timeout,
+                    Timer::SlotReportTimeout { instance_id },
+                ));
+                self.connection = Some(RmConnection::Established {
+                    instance_id,
+                    slot_report_timeout,
+                });
                 ctx.send(
                     from,
                     Msg::ResourceManager(ResourceManagerRpc::SendSlotReport {
@@ -256,6 +284,9 @@ impl TaskExecutor {
                 let Some(RmConnection::Registering(reg)) = self.connection.as_mut() else {
                     return;
                 };
+                if self.bugs.has(Bug::RegistrationNotRetried) {
+                    return;
+                }
                 if let Some(id) = reg.on_attempt_timeout(attempt_id, &mut self.next_attempt_id, ctx)
                 {
                     self.send_registration(ctx, id);
@@ -274,6 +305,18 @@ impl TaskExecutor {
                 if self.connected_instance().is_none() {
                     ctx.trace(Obs::RegistrationTimedOut);
                     ctx.exit();
+                }
+            }
+            Timer::SlotReportTimeout { instance_id } => {
+                if let Some(RmConnection::Established {
+                    instance_id: current,
+                    slot_report_timeout,
+                }) = self.connection.as_mut()
+                {
+                    if *current == instance_id && *slot_report_timeout == Some(timer) {
+                        *slot_report_timeout = None;
+                        self.reconnect_to_resource_manager(ctx, None);
+                    }
                 }
             }
             Timer::HeartbeatTick(_) => unreachable!("a TaskExecutor is no heartbeat sender"),

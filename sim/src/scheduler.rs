@@ -2,7 +2,8 @@
 //! payloads in a slab so the heap moves 16-byte keys, not messages.
 //!
 //! Equal-time events pop in insertion order, which makes the order of a run a function of the
-//! seed alone.
+//! seed alone. An *urgent* push (events that waited on a paused node and are due again) goes
+//! ahead of every ordinary event of the same instant, still in its own insertion order.
 
 use crate::time::Time;
 use std::cmp::Reverse;
@@ -14,6 +15,8 @@ pub const QUEUE_CAPACITY_MAX: usize = 1 << 26;
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
 struct Key {
     time: Time,
+    /// 0 = urgent, 1 = ordinary.
+    lane: u8,
     seq: u64,
 }
 
@@ -46,6 +49,15 @@ impl<P> Scheduler<P> {
 
     /// Queues `payload` at `time`. Returns false (and drops it) when the queue is full.
     pub fn push(&mut self, time: Time, payload: P) -> bool {
+        self.push_in_lane(time, 1, payload)
+    }
+
+    /// Queues `payload` at `time` ahead of every ordinary event at that time.
+    pub fn push_urgent(&mut self, time: Time, payload: P) -> bool {
+        self.push_in_lane(time, 0, payload)
+    }
+
+    fn push_in_lane(&mut self, time: Time, lane: u8, payload: P) -> bool {
         if self.heap.len() >= QUEUE_CAPACITY_MAX {
             return false;
         }
@@ -62,6 +74,7 @@ impl<P> Scheduler<P> {
         };
         let key = Key {
             time,
+            lane,
             seq: self.seq,
         };
         self.seq += 1;
@@ -95,5 +108,16 @@ mod tests {
         s.push(Time(1), "b");
         let order: Vec<_> = std::iter::from_fn(|| s.pop().map(|(_, p)| p)).collect();
         assert_eq!(order, ["a", "b", "c", "d"]);
+    }
+
+    #[test]
+    fn urgent_events_go_first_within_their_instant_only() {
+        let mut s = Scheduler::default();
+        s.push(Time(5), "ordinary");
+        s.push(Time(4), "earlier");
+        s.push_urgent(Time(5), "urgent-1");
+        s.push_urgent(Time(5), "urgent-2");
+        let order: Vec<_> = std::iter::from_fn(|| s.pop().map(|(_, p)| p)).collect();
+        assert_eq!(order, ["earlier", "urgent-1", "urgent-2", "ordinary"]);
     }
 }

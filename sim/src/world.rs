@@ -129,7 +129,10 @@ enum Pending<A: Actor> {
         to: NodeId,
         sent: Time,
         epoch: u32,
+        /// The receiver's incarnation when sent (a restarted receiver resets the connection).
         incarnation: u32,
+        /// The sender's incarnation when sent (only it may hear of a refusal).
+        sender_incarnation: u32,
         /// Already arrived once and waited on a paused node: link checks are done.
         arrived: bool,
         msg: A::Msg,
@@ -275,7 +278,7 @@ impl<A: Actor> World<A> {
             match self.queue.peek_time() {
                 None => break StopReason::Quiescent,
                 Some(t) if t > limits.time_max => {
-                    self.now = limits.time_max;
+                    self.now = self.now.max(limits.time_max);
                     break StopReason::TimeLimit;
                 }
                 Some(_) => {}
@@ -320,6 +323,7 @@ impl<A: Actor> World<A> {
                 sent,
                 epoch,
                 incarnation,
+                sender_incarnation,
                 arrived,
                 msg,
             } => {
@@ -341,7 +345,7 @@ impl<A: Actor> World<A> {
                 {
                     // The connection was refused or reset: the sender hears about it one
                     // latency later, unless it is gone or cut off by now.
-                    return self.bounce(from, to, msg, observer);
+                    return self.bounce(from, sender_incarnation, to, msg, observer);
                 }
                 if self.census.status[to.index()] == Status::Paused {
                     let p = Pending::Deliver {
@@ -350,6 +354,7 @@ impl<A: Actor> World<A> {
                         sent,
                         epoch,
                         incarnation,
+                        sender_incarnation,
                         arrived: true,
                         msg,
                     };
@@ -430,11 +435,15 @@ impl<A: Actor> World<A> {
     fn bounce(
         &mut self,
         from: NodeId,
+        sender_incarnation: u32,
         to: NodeId,
         msg: A::Msg,
         observer: &mut dyn Observer<A>,
     ) -> bool {
-        let sender_up = self.census.status[from.index()] != Status::Down;
+        // Only the process that sent the message may hear that it was refused; a restarted
+        // sender has new connections.
+        let sender_up = self.census.status[from.index()] != Status::Down
+            && self.nodes[from.index()].incarnation == sender_incarnation;
         if !sender_up || self.net.blocked(to, from) {
             let reason = if sender_up {
                 DropReason::Partitioned
@@ -453,13 +462,12 @@ impl<A: Actor> World<A> {
             return true;
         }
         let at = self.now + self.net.sample_latency(to, from);
-        let incarnation = self.nodes[from.index()].incarnation;
         self.push(
             at,
             Pending::Unreachable {
                 from,
                 to,
-                incarnation,
+                incarnation: sender_incarnation,
                 msg,
             },
         )
@@ -623,6 +631,7 @@ impl<A: Actor> World<A> {
                 duplicate_at,
             } => {
                 let incarnation = self.nodes[to.index()].incarnation;
+                let sender_incarnation = self.nodes[from.index()].incarnation;
                 if let Some(dup_at) = duplicate_at {
                     let p = Pending::Deliver {
                         from,
@@ -630,6 +639,7 @@ impl<A: Actor> World<A> {
                         sent: now,
                         epoch,
                         incarnation,
+                        sender_incarnation,
                         arrived: false,
                         msg: msg.clone(),
                     };
@@ -643,6 +653,7 @@ impl<A: Actor> World<A> {
                     sent: now,
                     epoch,
                     incarnation,
+                    sender_incarnation,
                     arrived: false,
                     msg,
                 };
@@ -728,7 +739,7 @@ impl<A: Actor> World<A> {
                 let parked = std::mem::take(&mut self.nodes[n.index()].parked);
                 let now = self.now;
                 for p in parked {
-                    if !self.push(now, p) {
+                    if !self.queue.push_urgent(now, p) {
                         return false;
                     }
                 }

@@ -1,0 +1,176 @@
+//! Bad scenario files get a clear error — file, line, what was expected — and exit code 2,
+//! never a panic.
+
+use std::process::Command;
+
+const GOOD_HEAD: &str = "name = \"bad\"\nduration = \"30s\"\n";
+
+/// (case, file text, expected line, text the message must contain)
+const CASES: &[(&str, &str, Option<usize>, &str)] = &[
+    ("not toml", "name = \"x\"\nduration = \n", Some(2), "expected"),
+    ("missing duration", "name = \"x\"\n", Some(1), "missing required key `duration`"),
+    (
+        "unknown top-level key",
+        "name = \"x\"\nduration = \"30s\"\nturbo = true\n",
+        Some(3),
+        "unknown key `turbo`",
+    ),
+    (
+        "bad duration unit",
+        "name = \"x\"\nduration = \"30 parsecs\"\n",
+        Some(2),
+        "unknown time unit",
+    ),
+    (
+        "unknown flink key",
+        "name = \"x\"\nduration = \"30s\"\n[flink]\n\"heartbeat.intervall\" = \"1 s\"\n",
+        Some(4),
+        "unknown Flink key `heartbeat.intervall`",
+    ),
+    (
+        "unsupported flink key",
+        "name = \"x\"\nduration = \"30s\"\n[flink]\n\"restart-strategy.type\" = \"none\"\n",
+        Some(4),
+        "not supported by flinksim yet",
+    ),
+    (
+        "timeout below interval",
+        "name = \"x\"\nduration = \"30s\"\n[flink]\n\"heartbeat.interval\" = \"10 s\"\n\"heartbeat.timeout\" = \"1 s\"\n",
+        None,
+        "must be at least `heartbeat.interval`",
+    ),
+    (
+        "threshold zero",
+        "name = \"x\"\nduration = \"30s\"\n[flink]\n\"heartbeat.rpc-failure-threshold\" = 0\n",
+        Some(4),
+        "-1 (disabled) or a positive integer",
+    ),
+    (
+        "unknown node",
+        "name = \"x\"\nduration = \"30s\"\n[cluster]\ntaskmanagers = 2\n[[faults]]\nat = \"5s\"\nkill = \"taskmanager-9\"\n",
+        Some(7),
+        "unknown node `taskmanager-9`",
+    ),
+    (
+        "fault with two actions",
+        "name = \"x\"\nduration = \"30s\"\n[[faults]]\nat = \"5s\"\nkill = \"taskmanager-1\"\npause = \"taskmanager-1\"\n",
+        Some(3),
+        "exactly one action",
+    ),
+    (
+        "fault after the end",
+        "name = \"x\"\nduration = \"30s\"\n[[faults]]\nat = \"50s\"\nkill = \"taskmanager-1\"\n",
+        Some(4),
+        "after the scenario's duration",
+    ),
+    (
+        "loss above one",
+        "name = \"x\"\nduration = \"30s\"\n[network]\nloss = 1.5\n",
+        Some(4),
+        "probability",
+    ),
+    (
+        "empty latency range",
+        "name = \"x\"\nduration = \"30s\"\n[network]\nlatency = \"9ms..1ms\"\n",
+        Some(4),
+        "is empty",
+    ),
+    (
+        "partition with one group",
+        "name = \"x\"\nduration = \"30s\"\n[[faults]]\nat = \"5s\"\npartition = [[\"jobmanager-1\"]]\n",
+        Some(5),
+        "at least two non-empty groups",
+    ),
+    (
+        "stray key on a fault",
+        "name = \"x\"\nduration = \"30s\"\n[[faults]]\nat = \"5s\"\nkill = \"taskmanager-1\"\nheal_after = \"3s\"\n",
+        Some(3),
+        "`heal_after` belongs to `partition`",
+    ),
+    (
+        "job not modelled yet",
+        "name = \"x\"\nduration = \"30s\"\n[job]\nname = \"j\"\n",
+        Some(3),
+        "`[job]` is not supported",
+    ),
+    (
+        "unknown invariant",
+        "name = \"x\"\nduration = \"30s\"\n[expect]\nviolation = \"exactly-twice\"\n",
+        Some(4),
+        "unknown invariant `exactly-twice`",
+    ),
+    (
+        "drift out of range",
+        "name = \"x\"\nduration = \"30s\"\n[clocks]\ndrift_ppm = \"0..2000000\"\n",
+        Some(4),
+        "drift_ppm",
+    ),
+    (
+        "bad name",
+        "name = \"a/b\"\nduration = \"30s\"\n",
+        Some(1),
+        "`name`",
+    ),
+    (
+        "wrong type",
+        "name = \"x\"\nduration = \"30s\"\nseeds = \"many\"\n",
+        Some(3),
+        "invalid type",
+    ),
+];
+
+#[test]
+fn malformed_scenario_files_exit_2_with_file_line_and_expectation() {
+    let dir = std::env::temp_dir().join(format!("flinksim-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    assert!(CASES.len() >= 10);
+    for (i, (case, text, line, needle)) in CASES.iter().enumerate() {
+        let file = dir.join(format!("case{i}.toml"));
+        std::fs::write(&file, text).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_flinksim"))
+            .args(["run", file.to_str().unwrap(), "--out"])
+            .arg(dir.join("reports"))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{case}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{case}: {stderr}");
+        let located = match line {
+            Some(l) => format!("case{i}.toml:{l}:"),
+            None => format!("case{i}.toml"),
+        };
+        assert!(
+            stderr.contains(&located),
+            "{case}: expected `{located}` in: {stderr}"
+        );
+        assert!(
+            stderr.contains(needle),
+            "{case}: expected `{needle}` in: {stderr}"
+        );
+    }
+    let _ = GOOD_HEAD;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    for args in [
+        vec!["frobnicate"],
+        vec!["run"],
+        vec!["run", "scenarios/tm-killed.toml", "--seed", "minus-one"],
+        vec!["run", "scenarios/tm-killed.toml", "--bug", "no-such-bug"],
+        vec!["run", "does/not/exist.toml"],
+        vec!["replay", "scenarios/tm-killed.toml"],
+        vec!["list", "everything"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_flinksim"))
+            .args(&args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(!stderr.is_empty(), "{args:?}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}

@@ -1,0 +1,159 @@
+//! The CLI contract of SCENARIOS.md: verdict line, exit codes, `--json`, reports, `replay`,
+//! `list`.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn flinksim(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_flinksim"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap()
+}
+
+fn tmp(name: &str) -> String {
+    let d = std::env::temp_dir().join(format!("flinksim-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d.to_str().unwrap().to_string()
+}
+
+#[test]
+fn run_passes_prints_the_verdict_and_writes_the_report() {
+    let out_dir = tmp("pass");
+    let out = flinksim(&[
+        "run",
+        "scenarios/tm-killed.toml",
+        "--seed",
+        "7",
+        "--out",
+        &out_dir,
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let line = stdout.lines().next().unwrap();
+    assert!(
+        line.starts_with("PASS tm-killed seed=7 trace_hash="),
+        "{line}"
+    );
+    assert!(
+        line.contains("events=") && line.contains("virtual=120.000s"),
+        "{line}"
+    );
+    let summary: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(Path::new(&out_dir).join("summary.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(summary["result"], "pass");
+    assert_eq!(summary["seed"], 7);
+    assert_eq!(
+        summary["taskmanagers_lost"][0]["taskmanager"],
+        "taskmanager-2"
+    );
+    assert_eq!(summary["faults"][0]["fault"], "kill");
+    assert!(Path::new(&out_dir).join("trace.jsonl").exists());
+    assert!(Path::new(&out_dir).join("scenario.toml").exists());
+    std::fs::remove_dir_all(&out_dir).unwrap();
+}
+
+#[test]
+fn json_prints_one_summary_object_with_the_contract_fields() {
+    let out_dir = tmp("json");
+    let out = flinksim(&[
+        "run",
+        "scenarios/tm-paused.toml",
+        "--seed",
+        "2",
+        "--json",
+        "--out",
+        &out_dir,
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for field in [
+        "scenario",
+        "seed",
+        "result",
+        "violations",
+        "trace_hash",
+        "events",
+        "virtual_ms",
+        "job_status",
+        "restarts",
+        "checkpoints_completed",
+        "records_committed",
+        "wall_ms",
+        "taskmanagers_lost",
+        "faults",
+    ] {
+        assert!(v.get(field).is_some(), "missing {field}");
+    }
+    assert_eq!(v["virtual_ms"], 120_000);
+    std::fs::remove_dir_all(&out_dir).unwrap();
+}
+
+#[test]
+fn a_planted_bug_fails_with_a_replay_command_that_reproduces_the_hash() {
+    let out_dir = tmp("bug");
+    let out = flinksim(&[
+        "run",
+        "scenarios/tm-killed.toml",
+        "--seed",
+        "7",
+        "--bug",
+        "heartbeat-timeout-not-reset",
+        "--out",
+        &out_dir,
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.starts_with("FAIL tm-killed seed=7"), "{stdout}");
+    assert!(stdout.contains("violated=heartbeat-detection"), "{stdout}");
+    let replay_cmd = format!("flinksim replay {out_dir}");
+    assert!(stdout.contains(&replay_cmd), "{stdout}");
+    let hash = stdout.split("trace_hash=").nth(1).unwrap()[..16].to_string();
+
+    let replayed = flinksim(&["replay", &out_dir]);
+    let rs = String::from_utf8_lossy(&replayed.stdout);
+    assert_eq!(replayed.status.code(), Some(1), "{rs}");
+    assert!(rs.contains(&format!("trace hash {hash} matches")), "{rs}");
+    std::fs::remove_dir_all(&out_dir).unwrap();
+}
+
+#[test]
+fn replay_of_a_file_and_seed_runs_with_a_full_trace() {
+    let out_dir = tmp("replay-file");
+    let out = flinksim(&[
+        "replay",
+        "scenarios/heartbeat-steady.toml",
+        "--seed",
+        "3",
+        "--out",
+        &out_dir,
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let trace = std::fs::read_to_string(Path::new(&out_dir).join("trace.jsonl")).unwrap();
+    assert!(trace.lines().count() > 100);
+    std::fs::remove_dir_all(&out_dir).unwrap();
+}
+
+#[test]
+fn list_names_every_invariant_bug_and_config_key() {
+    let inv = String::from_utf8(flinksim(&["list", "invariants"]).stdout).unwrap();
+    for name in ["heartbeat-detection", "registration-liveness"] {
+        assert!(inv.contains(name));
+    }
+    let bugs = String::from_utf8(flinksim(&["list", "bugs"]).stdout).unwrap();
+    for b in model::bugs::Bug::ALL {
+        assert!(bugs.contains(b.name()));
+    }
+    assert!(bugs.contains("heartbeat-timeout-not-reset"));
+    let config = String::from_utf8(flinksim(&["list", "config"]).stdout).unwrap();
+    for o in model::config::OPTIONS {
+        assert!(
+            config.contains(o.key) && config.contains(o.default),
+            "{}",
+            o.key
+        );
+    }
+}
