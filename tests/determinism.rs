@@ -92,3 +92,21 @@ fn trace_hashes_of_fixed_seeds_are_pinned() {
     }
     insta::assert_snapshot!(pinned);
 }
+
+#[test]
+fn hashes_do_not_depend_on_how_many_threads_run_seeds() {
+    let s = scenario("lossy-network");
+    let sequential: Vec<String> = (0..8)
+        .map(|seed| run_seed(&s, seed, None).summary.trace_hash)
+        .collect();
+    let parallel: Vec<String> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..8)
+            .map(|seed| {
+                let s = &s;
+                scope.spawn(move || run_seed(s, seed, None).summary.trace_hash)
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(sequential, parallel);
+}

@@ -88,17 +88,20 @@ pub struct TimerId {
 }
 
 /// The timers of one node incarnation: a slab of generations. Cancelling bumps the generation so
-/// the queued firing is recognised as stale when it pops; no queue search is needed.
+/// the queued firing is recognised as stale when it pops; no queue search is needed. The top bit
+/// of a slot's word says whether it is armed, the rest is its generation.
 #[derive(Debug, Default)]
 pub struct Timers {
-    generations: Vec<u32>,
-    armed: Vec<bool>,
+    slots: Vec<u32>,
     free: Vec<u32>,
     armed_count: usize,
 }
 
 /// The most timers one node may have armed at once.
 pub const TIMERS_PER_NODE_MAX: usize = 1 << 20;
+
+const ARMED: u32 = 1 << 31;
+const GENERATION: u32 = ARMED - 1;
 
 impl Timers {
     fn allocate(&mut self) -> TimerId {
@@ -109,18 +112,17 @@ impl Timers {
         let slot = match self.free.pop() {
             Some(slot) => slot,
             None => {
-                self.generations.push(0);
-                self.armed.push(false);
-                (self.generations.len() - 1) as u32
+                self.slots.push(0);
+                (self.slots.len() - 1) as u32
             }
         };
-        let i = slot as usize;
-        assert!(!self.armed[i]);
-        self.armed[i] = true;
+        let word = &mut self.slots[slot as usize];
+        assert!(*word & ARMED == 0);
+        *word |= ARMED;
         self.armed_count += 1;
         TimerId {
             slot,
-            generation: self.generations[i],
+            generation: *word & GENERATION,
         }
     }
 
@@ -129,27 +131,22 @@ impl Timers {
         if !self.is_armed(id) {
             return false;
         }
-        self.release(id);
+        let word = &mut self.slots[id.slot as usize];
+        *word = (*word + 1) & GENERATION;
+        self.armed_count -= 1;
+        self.free.push(id.slot);
         true
     }
 
     /// Whether `id` is armed (set and neither fired nor cancelled).
+    #[inline]
     pub fn is_armed(&self, id: TimerId) -> bool {
-        let i = id.slot as usize;
-        i < self.generations.len() && self.armed[i] && self.generations[i] == id.generation
+        self.slots.get(id.slot as usize) == Some(&(id.generation | ARMED))
     }
 
     /// Called by the kernel when a timer pops: true if it should fire (and disarms it).
     pub(crate) fn take_firing(&mut self, id: TimerId) -> bool {
         self.cancel(id)
-    }
-
-    fn release(&mut self, id: TimerId) {
-        let i = id.slot as usize;
-        self.armed[i] = false;
-        self.generations[i] = self.generations[i].wrapping_add(1);
-        self.armed_count -= 1;
-        self.free.push(id.slot);
     }
 
     pub fn armed_count(&self) -> usize {

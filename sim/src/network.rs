@@ -235,15 +235,6 @@ impl Network {
         id
     }
 
-    /// Breaks every connection touching `node` (its process died): in-flight messages are lost.
-    pub fn break_links_of(&mut self, node: NodeId) {
-        for other in 0..self.nodes {
-            let o = NodeId(other as u32);
-            self.link(node, o).epoch += 1;
-            self.link(o, node).epoch += 1;
-        }
-    }
-
     /// A sample of the one-way latency of `from -> to`, clog included, without FIFO bookkeeping.
     pub fn sample_latency(&mut self, from: NodeId, to: NodeId) -> Duration {
         let base = match self.config.link_latency.get(&(from, to)) {

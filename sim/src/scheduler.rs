@@ -1,29 +1,45 @@
-//! The event queue: a binary heap of compact keys ordered by (time, insertion sequence), with the
-//! payloads in a slab so the heap moves 16-byte keys, not messages.
+//! The event queue: a binary heap ordered by (time, insertion sequence), payloads inline.
 //!
 //! Equal-time events pop in insertion order, which makes the order of a run a function of the
 //! seed alone. An *urgent* push (events that waited on a paused node and are due again) goes
-//! ahead of every ordinary event of the same instant, still in its own insertion order.
+//! ahead of every ordinary event of the same instant, still in its own insertion order: the top
+//! bit of the order word marks ordinary events.
 
 use crate::time::Time;
-use std::cmp::Reverse;
+use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
 /// The most events that may be pending at once; beyond it a run stops with an overflow.
 pub const QUEUE_CAPACITY_MAX: usize = 1 << 26;
 
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
-struct Key {
+const ORDINARY: u64 = 1 << 63;
+
+struct Entry<P> {
     time: Time,
-    /// 0 = urgent, 1 = ordinary.
-    lane: u8,
-    seq: u64,
+    order: u64,
+    payload: P,
+}
+
+impl<P> PartialEq for Entry<P> {
+    fn eq(&self, other: &Self) -> bool {
+        self.time == other.time && self.order == other.order
+    }
+}
+impl<P> Eq for Entry<P> {}
+impl<P> PartialOrd for Entry<P> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl<P> Ord for Entry<P> {
+    /// Reversed, so the max-heap pops the earliest event first.
+    fn cmp(&self, other: &Self) -> Ordering {
+        (other.time, other.order).cmp(&(self.time, self.order))
+    }
 }
 
 pub struct Scheduler<P> {
-    heap: BinaryHeap<Reverse<(Key, u32)>>,
-    slab: Vec<Option<P>>,
-    free: Vec<u32>,
+    heap: BinaryHeap<Entry<P>>,
     seq: u64,
 }
 
@@ -31,8 +47,6 @@ impl<P> Default for Scheduler<P> {
     fn default() -> Self {
         Scheduler {
             heap: BinaryHeap::new(),
-            slab: Vec::new(),
-            free: Vec::new(),
             seq: 0,
         }
     }
@@ -48,50 +62,40 @@ impl<P> Scheduler<P> {
     }
 
     /// Queues `payload` at `time`. Returns false (and drops it) when the queue is full.
+    #[inline]
     pub fn push(&mut self, time: Time, payload: P) -> bool {
-        self.push_in_lane(time, 1, payload)
+        self.push_ordered(time, ORDINARY, payload)
     }
 
     /// Queues `payload` at `time` ahead of every ordinary event at that time.
     pub fn push_urgent(&mut self, time: Time, payload: P) -> bool {
-        self.push_in_lane(time, 0, payload)
+        self.push_ordered(time, 0, payload)
     }
 
-    fn push_in_lane(&mut self, time: Time, lane: u8, payload: P) -> bool {
+    #[inline]
+    fn push_ordered(&mut self, time: Time, lane: u64, payload: P) -> bool {
         if self.heap.len() >= QUEUE_CAPACITY_MAX {
             return false;
         }
-        let slot = match self.free.pop() {
-            Some(s) => {
-                debug_assert!(self.slab[s as usize].is_none());
-                self.slab[s as usize] = Some(payload);
-                s
-            }
-            None => {
-                self.slab.push(Some(payload));
-                (self.slab.len() - 1) as u32
-            }
-        };
-        let key = Key {
+        assert!(self.seq < ORDINARY);
+        self.heap.push(Entry {
             time,
-            lane,
-            seq: self.seq,
-        };
+            order: lane | self.seq,
+            payload,
+        });
         self.seq += 1;
-        self.heap.push(Reverse((key, slot)));
         true
     }
 
     /// The time of the next event.
+    #[inline]
     pub fn peek_time(&self) -> Option<Time> {
-        self.heap.peek().map(|Reverse((k, _))| k.time)
+        self.heap.peek().map(|e| e.time)
     }
 
+    #[inline]
     pub fn pop(&mut self) -> Option<(Time, P)> {
-        let Reverse((key, slot)) = self.heap.pop()?;
-        let payload = self.slab[slot as usize].take().expect("slab slot empty");
-        self.free.push(slot);
-        Some((key.time, payload))
+        self.heap.pop().map(|e| (e.time, e.payload))
     }
 }
 

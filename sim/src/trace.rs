@@ -23,6 +23,8 @@ pub enum DropReason {
     LinkBroken,
     /// Its sender died before the connection-refused answer came back.
     SenderGone,
+    /// Its sender died while it was in flight (the sender's connections died with it).
+    SenderDied,
     /// The receiver was paused with too many events already waiting.
     ParkedOverflow,
     /// The event queue was full.
@@ -36,6 +38,7 @@ impl DropReason {
             DropReason::Lost => "lost",
             DropReason::LinkBroken => "link-broken",
             DropReason::SenderGone => "sender-gone",
+            DropReason::SenderDied => "sender-died",
             DropReason::ParkedOverflow => "parked-overflow",
             DropReason::QueueFull => "queue-full",
         }

@@ -34,7 +34,7 @@ pub enum Status {
 pub struct Limits {
     /// Stop before handling an event later than this (true time).
     pub time_max: Time,
-    /// Stop after this many queue events.
+    /// Stop after this many queue events (counted across `run` calls, stale timers included).
     pub events_max: u64,
 }
 
@@ -84,12 +84,20 @@ impl<A: Actor> Observer<A> for () {
     fn on_event(&mut self, _: &Census, _: &Event<'_, A>) {}
 }
 
+/// The hot facts about one node, read on every event.
+#[derive(Clone, Copy, Debug)]
+struct NodeInfo {
+    clock: Clock,
+    status: Status,
+    /// Bumped every time the process stops; events of an older incarnation are stale.
+    incarnation: u32,
+}
+
 /// Read-only facts about nodes, for observers.
 #[derive(Debug, Default)]
 pub struct Census {
     names: Vec<String>,
-    clocks: Vec<Clock>,
-    status: Vec<Status>,
+    info: Vec<NodeInfo>,
 }
 
 impl Census {
@@ -112,14 +120,18 @@ impl Census {
             .map(|i| NodeId(i as u32))
     }
     pub fn clock(&self, n: NodeId) -> &Clock {
-        &self.clocks[n.index()]
+        &self.info[n.index()].clock
     }
     /// `n`'s monotonic clock at true time `t`, in nanoseconds.
     pub fn mono(&self, n: NodeId, t: Time) -> u64 {
-        self.clocks[n.index()].mono(t)
+        self.info[n.index()].clock.mono(t)
     }
     pub fn status(&self, n: NodeId) -> Status {
-        self.status[n.index()]
+        self.info[n.index()].status
+    }
+    /// How many times `n`'s process has stopped.
+    pub fn incarnation(&self, n: NodeId) -> u32 {
+        self.info[n.index()].incarnation
     }
 }
 
@@ -149,15 +161,14 @@ enum Pending<A: Actor> {
         id: TimerId,
         tag: A::Timer,
     },
-    Fault(Fault),
+    /// Boxed: faults are rare, and a small payload keeps the queue compact.
+    Fault(Box<Fault>),
 }
 
 struct Node<A: Actor> {
     actor: Option<A>,
     durable: A::Durable,
-    incarnation: u32,
     timers: Timers,
-    rng: Rng,
     parked: VecDeque<Pending<A>>,
 }
 
@@ -175,6 +186,8 @@ pub struct World<A: Actor> {
     now: Time,
     queue: Scheduler<Pending<A>>,
     nodes: Vec<Node<A>>,
+    /// Per-node random streams, apart from `nodes` to keep the hot records small.
+    rngs: Vec<Rng>,
     census: Census,
     net: Network,
     factory: Factory<A>,
@@ -197,6 +210,7 @@ impl<A: Actor> World<A> {
             now: Time::ZERO,
             queue: Scheduler::default(),
             nodes: Vec::with_capacity(count),
+            rngs: Vec::with_capacity(count),
             census: Census::default(),
             net: Network::new(net, count, stream(seed, "network", 0)),
             factory: Box::new(factory),
@@ -208,14 +222,16 @@ impl<A: Actor> World<A> {
             world.nodes.push(Node {
                 actor: None,
                 durable: A::Durable::default(),
-                incarnation: 0,
                 timers: Timers::default(),
-                rng: stream(seed, "node", i as u64),
                 parked: VecDeque::new(),
             });
+            world.rngs.push(stream(seed, "node", i as u64));
             world.census.names.push(spec.name);
-            world.census.clocks.push(spec.clock);
-            world.census.status.push(Status::Down);
+            world.census.info.push(NodeInfo {
+                clock: spec.clock,
+                status: Status::Down,
+                incarnation: 0,
+            });
             if spec.start {
                 world.schedule(Time::ZERO, Fault::Start(NodeId(i as u32)));
             }
@@ -262,7 +278,7 @@ impl<A: Actor> World<A> {
     /// Queues a fault at true time `at` (not before now).
     pub fn schedule(&mut self, at: Time, fault: Fault) {
         assert!(at >= self.now, "fault scheduled in the past");
-        let queued = self.queue.push(at, Pending::Fault(fault));
+        let queued = self.queue.push(at, Pending::Fault(Box::new(fault)));
         assert!(queued, "event queue full while scheduling a fault");
     }
 
@@ -316,7 +332,7 @@ impl<A: Actor> World<A> {
     /// Handles one queue event. Returns false on queue overflow.
     fn dispatch(&mut self, pending: Pending<A>, observer: &mut dyn Observer<A>) -> bool {
         match pending {
-            Pending::Fault(fault) => self.apply_fault(fault, observer),
+            Pending::Fault(fault) => self.apply_fault(*fault, observer),
             Pending::Deliver {
                 from,
                 to,
@@ -340,14 +356,27 @@ impl<A: Actor> World<A> {
                     );
                     return true;
                 }
-                let node = &self.nodes[to.index()];
-                if node.incarnation != incarnation || self.census.status[to.index()] == Status::Down
-                {
+                if !arrived && self.census.info[from.index()].incarnation != sender_incarnation {
+                    // The sender died after sending: its connections died with it.
+                    let reason = DropReason::SenderDied;
+                    self.emit(
+                        EventKind::Drop {
+                            from,
+                            to,
+                            msg: &msg,
+                            reason,
+                        },
+                        observer,
+                    );
+                    return true;
+                }
+                let info = self.census.info[to.index()];
+                if info.incarnation != incarnation || info.status == Status::Down {
                     // The connection was refused or reset: the sender hears about it one
                     // latency later, unless it is gone or cut off by now.
                     return self.bounce(from, sender_incarnation, to, msg, observer);
                 }
-                if self.census.status[to.index()] == Status::Paused {
+                if info.status == Status::Paused {
                     let p = Pending::Deliver {
                         from,
                         to,
@@ -378,13 +407,11 @@ impl<A: Actor> World<A> {
                 incarnation,
                 msg,
             } => {
-                let node = &self.nodes[from.index()];
-                if node.incarnation != incarnation
-                    || self.census.status[from.index()] == Status::Down
-                {
-                    return true;
+                let info = self.census.info[from.index()];
+                if info.incarnation != incarnation || info.status == Status::Down {
+                    return true; // the answer reached a dead connection
                 }
-                if self.census.status[from.index()] == Status::Paused {
+                if info.status == Status::Paused {
                     let p = Pending::Unreachable {
                         from,
                         to,
@@ -410,11 +437,12 @@ impl<A: Actor> World<A> {
                 id,
                 tag,
             } => {
+                let info = self.census.info[node.index()];
                 let n = &mut self.nodes[node.index()];
-                if n.incarnation != incarnation || !n.timers.is_armed(id) {
+                if info.incarnation != incarnation || !n.timers.is_armed(id) {
                     return true; // cancelled, or from a previous incarnation
                 }
-                if self.census.status[node.index()] == Status::Paused {
+                if info.status == Status::Paused {
                     let p = Pending::Timer {
                         node,
                         incarnation,
@@ -442,8 +470,8 @@ impl<A: Actor> World<A> {
     ) -> bool {
         // Only the process that sent the message may hear that it was refused; a restarted
         // sender has new connections.
-        let sender_up = self.census.status[from.index()] != Status::Down
-            && self.nodes[from.index()].incarnation == sender_incarnation;
+        let sender = self.census.info[from.index()];
+        let sender_up = sender.status != Status::Down && sender.incarnation == sender_incarnation;
         if !sender_up || self.net.blocked(to, from) {
             let reason = if sender_up {
                 DropReason::Partitioned
@@ -479,17 +507,23 @@ impl<A: Actor> World<A> {
             parked.push_back(p);
             return;
         }
-        if let Pending::Deliver { from, to, msg, .. } = p {
-            let reason = DropReason::ParkedOverflow;
-            self.emit(
-                EventKind::Drop {
-                    from,
-                    to,
-                    msg: &msg,
-                    reason,
-                },
-                observer,
-            );
+        match p {
+            Pending::Deliver { from, to, msg, .. } => {
+                let reason = DropReason::ParkedOverflow;
+                self.emit(
+                    EventKind::Drop {
+                        from,
+                        to,
+                        msg: &msg,
+                        reason,
+                    },
+                    observer,
+                );
+            }
+            Pending::Timer { node, id, .. } => {
+                self.nodes[node.index()].timers.cancel(id);
+            }
+            Pending::Unreachable { .. } | Pending::Fault(_) => {}
         }
     }
 
@@ -502,18 +536,20 @@ impl<A: Actor> World<A> {
     ) -> bool {
         let mut out = std::mem::take(&mut self.scratch);
         debug_assert!(out.is_empty());
-        let clock = self.census.clocks[node.index()];
+        let clock = self.census.info[node.index()].clock;
         let n = &mut self.nodes[node.index()];
         let actor = n
             .actor
             .as_mut()
             .expect("handler on a node that is not running");
+        let mono = clock.mono(self.now);
+        let wall = mono as i64 + clock.offset_ns + clock.jumped_ns;
         let mut ctx = Ctx::new(
             node,
             self.now,
-            clock.mono(self.now),
-            clock.wall(self.now),
-            &mut n.rng,
+            mono,
+            wall,
+            &mut self.rngs[node.index()],
             &mut n.timers,
             &mut out,
         );
@@ -542,14 +578,14 @@ impl<A: Actor> World<A> {
                     }
                 }
                 Effect::SetTimer { id, after, tag } => {
-                    let n = &self.nodes[node.index()];
-                    if !n.timers.is_armed(id) {
+                    if !self.nodes[node.index()].timers.is_armed(id) {
                         continue; // cancelled within the same handler
                     }
-                    let at = self.now + self.census.clocks[node.index()].true_delay(after);
+                    let info = &self.census.info[node.index()];
+                    let at = self.now + info.clock.true_delay(after);
                     let p = Pending::Timer {
                         node,
-                        incarnation: n.incarnation,
+                        incarnation: info.incarnation,
                         id,
                         tag,
                     };
@@ -567,7 +603,7 @@ impl<A: Actor> World<A> {
         }
         if exit {
             self.emit(EventKind::Exited { node }, observer);
-            self.stop_process(node);
+            return self.stop_process(node, observer);
         }
         true
     }
@@ -581,7 +617,7 @@ impl<A: Actor> World<A> {
     ) -> bool {
         assert!(to.index() < self.nodes.len(), "send to unknown node {to:?}");
         let now = self.now;
-        if self.census.status[to.index()] == Status::Down && !self.net.blocked(from, to) {
+        if self.census.info[to.index()].status == Status::Down && !self.net.blocked(from, to) {
             // Connection refused: the answer takes a round trip.
             let there = self.net.sample_latency(from, to);
             let back = self.net.sample_latency(to, from);
@@ -598,7 +634,7 @@ impl<A: Actor> World<A> {
                 );
                 return true;
             }
-            let incarnation = self.nodes[from.index()].incarnation;
+            let incarnation = self.census.info[from.index()].incarnation;
             let p = Pending::Unreachable {
                 from,
                 to,
@@ -630,8 +666,8 @@ impl<A: Actor> World<A> {
                 epoch,
                 duplicate_at,
             } => {
-                let incarnation = self.nodes[to.index()].incarnation;
-                let sender_incarnation = self.nodes[from.index()].incarnation;
+                let incarnation = self.census.info[to.index()].incarnation;
+                let sender_incarnation = self.census.info[from.index()].incarnation;
                 if let Some(dup_at) = duplicate_at {
                     let p = Pending::Deliver {
                         from,
@@ -662,17 +698,35 @@ impl<A: Actor> World<A> {
         }
     }
 
-    fn stop_process(&mut self, node: NodeId) {
+    /// The process of `node` stops (kill or exit). Messages that waited on it (it was paused)
+    /// find their connection reset, so their senders hear about them.
+    fn stop_process(&mut self, node: NodeId, observer: &mut dyn Observer<A>) -> bool {
         let n = &mut self.nodes[node.index()];
         n.actor = None;
-        n.incarnation += 1;
         n.timers = Timers::default();
-        n.parked.clear();
-        self.census.status[node.index()] = Status::Down;
+        let parked = std::mem::take(&mut n.parked);
+        let info = &mut self.census.info[node.index()];
+        info.incarnation += 1;
+        info.status = Status::Down;
+        for p in parked {
+            if let Pending::Deliver {
+                from,
+                to,
+                sender_incarnation,
+                msg,
+                ..
+            } = p
+            {
+                if !self.bounce(from, sender_incarnation, to, msg, observer) {
+                    return false;
+                }
+            }
+        }
+        true
     }
 
     fn apply_fault(&mut self, fault: Fault, observer: &mut dyn Observer<A>) -> bool {
-        let status = |w: &Self, n: NodeId| w.census.status[n.index()];
+        let status = |w: &Self, n: NodeId| w.census.info[n.index()].status;
         match &fault {
             Fault::Kill(n) => {
                 let effective = status(self, *n) != Status::Down;
@@ -684,7 +738,7 @@ impl<A: Actor> World<A> {
                     observer,
                 );
                 if effective {
-                    self.stop_process(*n);
+                    return self.stop_process(*n, observer);
                 }
                 true
             }
@@ -703,7 +757,7 @@ impl<A: Actor> World<A> {
                 }
                 let node = &mut self.nodes[n.index()];
                 node.actor = Some((self.factory)(n, &node.durable));
-                self.census.status[n.index()] = Status::Up;
+                self.census.info[n.index()].status = Status::Up;
                 self.emit(EventKind::Started { node: n }, observer);
                 self.handle(n, observer, |a, ctx| a.on_start(ctx))
             }
@@ -717,7 +771,7 @@ impl<A: Actor> World<A> {
                     observer,
                 );
                 if effective {
-                    self.census.status[n.index()] = Status::Paused;
+                    self.census.info[n.index()].status = Status::Paused;
                 }
                 true
             }
@@ -734,7 +788,7 @@ impl<A: Actor> World<A> {
                 if !effective {
                     return true;
                 }
-                self.census.status[n.index()] = Status::Up;
+                self.census.info[n.index()].status = Status::Up;
                 // What waited is handled now, in the order it arrived.
                 let parked = std::mem::take(&mut self.nodes[n.index()].parked);
                 let now = self.now;
@@ -759,7 +813,7 @@ impl<A: Actor> World<A> {
                     observer,
                 );
                 match heal_after {
-                    Some(d) => self.push(self.now + *d, Pending::Fault(Fault::Heal(id))),
+                    Some(d) => self.push(self.now + *d, Pending::Fault(Box::new(Fault::Heal(id)))),
                     None => true,
                 }
             }
@@ -778,7 +832,7 @@ impl<A: Actor> World<A> {
                     observer,
                 );
                 match clear_after {
-                    Some(d) => self.push(self.now + *d, Pending::Fault(Fault::Heal(id))),
+                    Some(d) => self.push(self.now + *d, Pending::Fault(Box::new(Fault::Heal(id)))),
                     None => true,
                 }
             }
@@ -805,7 +859,7 @@ impl<A: Actor> World<A> {
                 true
             }
             Fault::ClockJump { node, by_ns } => {
-                self.census.clocks[node.index()].jump(*by_ns);
+                self.census.info[node.index()].clock.jump(*by_ns);
                 self.emit(
                     EventKind::Fault {
                         fault: &fault,
