@@ -5,17 +5,18 @@
 //! the same scenario and seed give the same run, bit for bit.
 
 use crate::scenario::{FaultAction, Scenario};
-use crate::summary::{FaultOut, Knobs, Loss, NodeClock, Summary, ViolationOut};
+use crate::summary::{FaultOut, Knobs, Loss, NodeClock, StatusAt, Summary, ViolationOut};
 use model::bugs::{Bug, Bugs};
 use model::obs::{Endpoint, Obs};
 use model::oracle::{Oracles, Setup, Violation};
-use model::process::{Process, Topology};
+use model::process::{ClusterSetup, Process, Submission, Topology};
 use rand::Rng as _;
 use sim::{
     Census, Clock, Event, EventKind, Fault, Latency, Limits, NetConfig, NodeId, NodeSpec, Observer,
     Time, World,
 };
 use std::io::Write;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How to run.
@@ -36,17 +37,24 @@ pub struct RunResult {
 /// The event budget of a run (a runaway model stops here rather than running forever).
 pub const EVENTS_MAX: u64 = 500_000_000;
 
+/// One-way latency of an RPC between endpoints of the same process.
+pub const LOCAL_RPC_LATENCY: Duration = Duration::from_micros(20);
+
 /// Collects the figures of the summary from the trace.
 #[derive(Default)]
 struct Recorder {
     losses: Vec<Loss>,
     faults: Vec<FaultOut>,
+    job_status_history: Vec<StatusAt>,
+    job_status: Option<model::states::JobStatus>,
+    restarts: u32,
 }
 
 fn endpoint_name(census: &Census, e: Endpoint) -> String {
     match e {
         Endpoint::ResourceManager(_) => "resourcemanager".to_string(),
         Endpoint::TaskExecutor(n) => census.name(n).to_string(),
+        Endpoint::JobMaster(..) => "jobmaster".to_string(),
     }
 }
 
@@ -86,6 +94,20 @@ impl Observer<Process> for Recorder {
                     node: fault.node().map(|n| census.name(n).to_string()),
                 });
             }
+            EventKind::Obs {
+                obs: Obs::JobStatusChanged { to, .. },
+                ..
+            } => {
+                self.job_status = Some(*to);
+                self.job_status_history.push(StatusAt {
+                    status: to.name().to_string(),
+                    at_ms: ev.time.as_millis(),
+                });
+            }
+            EventKind::Obs {
+                obs: Obs::RestartScheduled { .. },
+                ..
+            } => self.restarts += 1,
             EventKind::Exited { node } => self.faults.push(FaultOut {
                 at_ms: ev.time.as_millis(),
                 fault: "exit".to_string(),
@@ -125,7 +147,11 @@ fn latency(r: crate::scenario::DurationRange) -> Latency {
 pub fn run(scenario: &Scenario, mut options: RunOptions) -> RunResult {
     let wall = std::time::Instant::now();
     let seed = options.seed;
-    let names = scenario.node_names();
+    let mut names = scenario.node_names();
+    let cluster_nodes = names.len();
+    if scenario.job.is_some() {
+        names.push("client".to_string());
+    }
     let id = |name: &str| -> NodeId {
         NodeId(
             names
@@ -135,9 +161,14 @@ pub fn run(scenario: &Scenario, mut options: RunOptions) -> RunResult {
         )
     };
     let jm = scenario.cluster.jobmanagers as usize;
+    let started_tms = scenario.cluster.taskmanagers as usize;
     let topology = Topology {
         jobmanagers: (0..jm).map(|i| NodeId(i as u32)).collect(),
-        taskmanagers: (jm..names.len()).map(|i| NodeId(i as u32)).collect(),
+        taskmanagers: (jm..cluster_nodes).map(|i| NodeId(i as u32)).collect(),
+        spare_taskmanagers: (jm + started_tms..cluster_nodes)
+            .map(|i| NodeId(i as u32))
+            .collect(),
+        client: scenario.job.as_ref().map(|_| NodeId(cluster_nodes as u32)),
     };
 
     // Knobs drawn from the seed, each from its own stream.
@@ -165,21 +196,34 @@ pub fn run(scenario: &Scenario, mut options: RunOptions) -> RunResult {
         net.link_latency.insert((id(b), id(a)), latency(*l));
     }
     let latency_max = net.latency_max();
+    // RPCs between endpoints of one JobManager process (RM, Dispatcher, JobMasters) are local.
+    for j in &topology.jobmanagers {
+        net.link_latency
+            .insert((*j, *j), Latency::Fixed(LOCAL_RPC_LATENCY));
+    }
 
     let nodes = names
         .iter()
+        .enumerate()
         .zip(&clocks)
-        .map(|(name, clock)| NodeSpec {
+        .map(|((i, name), clock)| NodeSpec {
             name: name.clone(),
             clock: *clock,
-            start: true,
+            start: !topology.spare_taskmanagers.contains(&NodeId(i as u32)),
         })
         .collect();
     let bugs = options.bug.map_or(Bugs::NONE, |b| Bugs::NONE.with(b));
-    let config = scenario.flink.clone();
-    let t = topology.clone();
+    let setup = ClusterSetup {
+        topology: topology.clone(),
+        config: scenario.flink.clone(),
+        bugs,
+        submission: scenario.job.as_ref().map(|j| Submission {
+            spec: Arc::new(j.spec.clone()),
+            at: j.submit_at,
+        }),
+    };
     let mut world = World::new(seed, net, nodes, move |node, _| {
-        Process::build(node, &t, &config, bugs)
+        Process::build(node, &setup)
     });
     if let Some(w) = options.trace.take() {
         world.record_trace(w);
@@ -236,6 +280,15 @@ pub fn run(scenario: &Scenario, mut options: RunOptions) -> RunResult {
                     by_ns: *by_ns,
                 },
             ),
+            FaultAction::FailTask {
+                vertex, subtask, ..
+            } => {
+                // The user code of that task throws, wherever it runs at that moment.
+                let code = model::task_executor::fail_task_signal(*vertex, *subtask);
+                for tm in &topology.taskmanagers {
+                    world.schedule(at, Fault::Signal { node: *tm, code });
+                }
+            }
         }
     }
 
@@ -262,6 +315,21 @@ pub fn run(scenario: &Scenario, mut options: RunOptions) -> RunResult {
     let mut violations = std::mem::take(&mut watch.oracles.violations);
     // Scenario expectations, judged only when the run is otherwise clean.
     if violations.is_empty() {
+        if let Some(expected) = scenario.expect.job_status {
+            let got = watch.recorder.job_status;
+            if got != Some(expected) {
+                violations.push(Violation {
+                    invariant: "expect",
+                    at: end,
+                    node: None,
+                    message: format!(
+                        "expected the job to end {}, it is {}",
+                        expected.name(),
+                        got.map_or("not submitted", |s| s.name())
+                    ),
+                });
+            }
+        }
         if let Some(n) = scenario.expect.taskmanagers_lost {
             let seen = watch
                 .recorder
@@ -317,8 +385,9 @@ pub fn run(scenario: &Scenario, mut options: RunOptions) -> RunResult {
         trace_hash: format!("{:016x}", outcome.trace_hash),
         events: outcome.events,
         virtual_ms: end.as_millis(),
-        job_status: None,
-        restarts: 0,
+        job_status: watch.recorder.job_status.map(|s| s.name().to_string()),
+        restarts: watch.recorder.restarts,
+        job_status_history: std::mem::take(&mut watch.recorder.job_status_history),
         checkpoints_completed: 0,
         records_committed: 0,
         wall_ms: wall.elapsed().as_millis() as u64,

@@ -48,13 +48,52 @@ pub mod raw {
         pub seeds: Option<Spanned<i64>>,
         pub cluster: Option<Spanned<Cluster>>,
         pub flink: Option<BTreeMap<Spanned<String>, Spanned<toml::Value>>>,
-        pub job: Option<Spanned<toml::Value>>,
+        pub job: Option<Spanned<Job>>,
         pub network: Option<Network>,
         pub clocks: Option<Clocks>,
         #[serde(default)]
         pub faults: Vec<Spanned<Fault>>,
         pub nemesis: Option<Spanned<toml::Value>>,
         pub expect: Option<Expect>,
+    }
+
+    #[derive(Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    pub struct Job {
+        pub name: Spanned<String>,
+        pub parallelism: Spanned<i64>,
+        pub max_parallelism: Option<Spanned<i64>>,
+        /// When the client submits the job (default 0).
+        pub submit_at: Option<Spanned<String>>,
+        pub source: Spanned<Source>,
+        #[serde(default)]
+        pub operators: Vec<Spanned<Operator>>,
+        pub sink: Option<Spanned<Sink>>,
+    }
+
+    #[derive(Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    pub struct Source {
+        pub kind: Spanned<String>,
+        pub partitions: Spanned<i64>,
+        pub records: Spanned<i64>,
+        pub rate: Option<Spanned<toml::Value>>,
+    }
+
+    #[derive(Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    pub struct Operator {
+        pub kind: Spanned<String>,
+        pub keys: Option<Spanned<i64>>,
+        pub name: Option<Spanned<String>>,
+        pub parallelism: Option<Spanned<i64>>,
+    }
+
+    #[derive(Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    pub struct Sink {
+        pub kind: Spanned<String>,
+        pub parallelism: Option<Spanned<i64>>,
     }
 
     #[derive(Deserialize, Debug)]
@@ -138,6 +177,8 @@ pub struct Scenario {
     pub seeds: u64,
     pub cluster: Cluster,
     pub flink: FlinkConfig,
+    /// The job the client submits, if any.
+    pub job: Option<JobSubmission>,
     pub network: NetworkSpec,
     pub clocks: ClockSpec,
     pub faults: Vec<FaultSpec>,
@@ -147,17 +188,30 @@ pub struct Scenario {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Cluster {
     pub jobmanagers: u32,
+    /// TaskManagers started with the cluster.
     pub taskmanagers: u32,
+    /// Stopped TaskManagers an active ResourceManager may start (named after the others).
+    pub spare_taskmanagers: u32,
 }
 
 impl Cluster {
-    /// Node names in node-id order: JobManagers, then TaskManagers.
+    /// Node names in node-id order: JobManagers, then TaskManagers (spares last).
     pub fn node_names(&self) -> Vec<String> {
         (1..=self.jobmanagers)
             .map(|i| format!("jobmanager-{i}"))
-            .chain((1..=self.taskmanagers).map(|i| format!("taskmanager-{i}")))
+            .chain(
+                (1..=self.taskmanagers + self.spare_taskmanagers)
+                    .map(|i| format!("taskmanager-{i}")),
+            )
             .collect()
     }
+}
+
+/// The job of a scenario and when the client submits it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobSubmission {
+    pub spec: model::job_graph::JobSpec,
+    pub submit_at: Duration,
 }
 
 /// A closed range of durations; equal ends mean a fixed value.
@@ -229,6 +283,12 @@ pub enum FaultAction {
         node: String,
         by_ns: i64,
     },
+    /// The task running `subtask` of the job vertex holding `operator` throws.
+    FailTask {
+        operator: String,
+        vertex: model::job_graph::JobVertexId,
+        subtask: u32,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
@@ -239,6 +299,8 @@ pub struct Expect {
     pub violation: Option<String>,
     /// Exactly this many TaskManager losses declared by the ResourceManager.
     pub taskmanagers_lost: Option<u32>,
+    /// The JobStatus the run must end in.
+    pub job_status: Option<model::states::JobStatus>,
 }
 
 /// The largest cluster a scenario may describe.
@@ -469,12 +531,7 @@ impl Validator<'_> {
             Some(s) => self.count(s, "`seeds`", 1..1_000_001)? as u64,
             None => 10,
         };
-        if let Some(job) = &raw.job {
-            return Err(self.err(
-                job.span(),
-                "`[job]` is not supported by flinksim yet (jobs arrive with the control plane); remove it to run the cluster without a job",
-            ));
-        }
+
         if let Some(n) = &raw.nemesis {
             return Err(self.err(
                 n.span(),
@@ -486,6 +543,7 @@ impl Validator<'_> {
             None => Cluster {
                 jobmanagers: 1,
                 taskmanagers: 1,
+                spare_taskmanagers: 0,
             },
             Some(c) => {
                 let c_ref = c.get_ref();
@@ -498,17 +556,18 @@ impl Validator<'_> {
                     "`cluster.taskmanagers`",
                     0..NODES_MAX as i64,
                 )?;
-                if let Some(s) = &c_ref.spare_taskmanagers {
-                    if *s.get_ref() != 0 {
-                        return Err(self.err(
-                            s.span(),
-                            "`cluster.spare_taskmanagers` is not supported by flinksim yet (active resource management arrives with the control plane)",
-                        ));
-                    }
-                }
+                let spare = match &c_ref.spare_taskmanagers {
+                    Some(s) => self.count(
+                        s,
+                        "`cluster.spare_taskmanagers`",
+                        0..(NODES_MAX as i64 - taskmanagers),
+                    )?,
+                    None => 0,
+                };
                 Cluster {
                     jobmanagers: jobmanagers as u32,
                     taskmanagers: taskmanagers as u32,
+                    spare_taskmanagers: spare as u32,
                 }
             }
         };
@@ -632,9 +691,20 @@ impl Validator<'_> {
             }
         };
 
+        let job = match &raw.job {
+            Some(j) => Some(self.job(j, &flink)?),
+            None => None,
+        };
+        let graph = match &job {
+            Some(j) => Some(model::job_graph::JobGraph::from_spec(&j.spec).map_err(|e| {
+                self.err(raw.job.as_ref().expect("job").span(), format!("[job]: {e}"))
+            })?),
+            None => None,
+        };
+
         let mut faults = Vec::new();
         for f in &raw.faults {
-            faults.push(self.fault(f, &nodes, duration)?);
+            faults.push(self.fault(f, &nodes, duration, graph.as_ref())?);
         }
         faults.sort_by_key(|f| f.at);
 
@@ -652,6 +722,7 @@ impl Validator<'_> {
             seeds,
             cluster,
             flink,
+            job,
             network,
             clocks,
             faults,
@@ -692,6 +763,7 @@ impl Validator<'_> {
         f: &Spanned<raw::Fault>,
         nodes: &[String],
         duration: Duration,
+        graph: Option<&model::job_graph::JobGraph>,
     ) -> Result<FaultSpec, ScenarioError> {
         let span = f.span();
         let r = f.get_ref();
@@ -705,13 +777,8 @@ impl Validator<'_> {
                 ),
             ));
         }
-        if let Some(t) = &r.fail_task {
-            return Err(self.err(
-                t.span(),
-                "`fail_task` is not supported by flinksim yet (tasks arrive with the control plane)",
-            ));
-        }
         let actions = [
+            r.fail_task.is_some(),
             r.kill.is_some(),
             r.start.is_some(),
             r.pause.is_some(),
@@ -728,7 +795,7 @@ impl Validator<'_> {
             return Err(self.err(
                 span,
                 format!(
-                    "a [[faults]] entry needs exactly one action (kill, start, pause, resume, partition, heal, clog or clock_jump); this one has {actions}"
+                                        "a [[faults]] entry needs exactly one action (kill, start, pause, resume, partition, heal, clog, clock_jump or fail_task); this one has {actions}"
                 ),
             ));
         }
@@ -782,6 +849,8 @@ impl Validator<'_> {
                 extra,
                 clear_after: opt(&r.clear_after, "`clear_after`")?,
             }
+        } else if let Some(t) = &r.fail_task {
+            self.fail_task(t, graph)?
         } else if let Some(n) = &r.clock_jump {
             let by = match &r.by {
                 Some(b) => self.signed_duration(b, "`by`")?,
@@ -838,13 +907,25 @@ impl Validator<'_> {
                 path: self.path.to_path_buf(),
                 line: self.find_key_line(key),
                 message: format!(
-                    "unknown key `{key}` in [expect]; expected one of `invariants`, `violation`, `taskmanagers_lost`"
+                                        "unknown key `{key}` in [expect]; expected one of `invariants`, `violation`, `taskmanagers_lost`, `job_status`, `min_completed_checkpoints`"
                 ),
             });
         }
-        if let Some(j) = &e.job_status {
-            return Err(self.err(j.span(), "`expect.job_status` is not supported by flinksim yet (jobs arrive with the control plane)"));
-        }
+        let job_status = match &e.job_status {
+            None => None,
+            Some(j) => Some(
+                model::states::JobStatus::from_name(j.get_ref()).ok_or_else(|| {
+                    self.err(
+                        j.span(),
+                        format!(
+                            "`expect.job_status`: expected one of {}, got `{}`",
+                            model::states::JobStatus::ALL.map(|s| s.name()).join(", "),
+                            j.get_ref()
+                        ),
+                    )
+                })?,
+            ),
+        };
         if let Some(m) = &e.min_completed_checkpoints {
             return Err(self.err(m.span(), "`expect.min_completed_checkpoints` is not supported by flinksim yet (checkpointing is not modelled yet)"));
         }
@@ -908,6 +989,197 @@ impl Validator<'_> {
             invariants,
             violation,
             taskmanagers_lost,
+            job_status,
+        })
+    }
+
+    fn job(
+        &self,
+        j: &Spanned<raw::Job>,
+        flink: &FlinkConfig,
+    ) -> Result<JobSubmission, ScenarioError> {
+        use model::job_graph::{
+            JobSpec, OperatorKind, OperatorSpec, SinkKind, SinkSpec, SourceSpec,
+        };
+        let j = j.get_ref();
+        let name = j.name.get_ref().trim().to_string();
+        if name.is_empty() {
+            return Err(self.err(j.name.span(), "`job.name` must not be empty"));
+        }
+        let parallelism = self.count(&j.parallelism, "`job.parallelism`", 1..32769)? as u32;
+        let max_parallelism = match &j.max_parallelism {
+            Some(m) => Some(self.count(m, "`job.max_parallelism`", 1..32769)? as u32),
+            None => flink.max_parallelism,
+        };
+        let submit_at = match &j.submit_at {
+            Some(d) => self.duration(d, "`job.submit_at`")?,
+            None => Duration::ZERO,
+        };
+        let src = j.source.get_ref();
+        if src.kind.get_ref() != "sequence" {
+            return Err(self.err(
+                src.kind.span(),
+                format!(
+                    "`source.kind`: expected \"sequence\", got `{}`",
+                    src.kind.get_ref()
+                ),
+            ));
+        }
+        let rate_per_sec = match &src.rate {
+            None => None,
+            Some(r) => Some(self.rate(r)?),
+        };
+        let source = SourceSpec {
+            partitions: self.count(&src.partitions, "`source.partitions`", 1..100_001)? as u32,
+            records: self.count(&src.records, "`source.records`", 0..1_000_000_000_001)? as u64,
+            rate_per_sec,
+        };
+        let mut operators = Vec::new();
+        for op in &j.operators {
+            let o = op.get_ref();
+            let kind = match o.kind.get_ref().as_str() {
+                "key_by" => OperatorKind::KeyBy {
+                    keys: match &o.keys {
+                        Some(k) => self.count(k, "`keys`", 1..1_000_000_001)? as u32,
+                        None => return Err(self.err(op.span(), "`key_by` needs `keys`, the number of distinct keys")),
+                    },
+                },
+                "rebalance" => OperatorKind::Rebalance,
+                "forward" => OperatorKind::Forward,
+                "map" => OperatorKind::Map,
+                "count" => OperatorKind::Count,
+                other => {
+                    return Err(self.err(
+                        o.kind.span(),
+                        format!("operator `kind`: expected key_by, rebalance, forward, map or count, got `{other}`"),
+                    ))
+                }
+            };
+            if o.keys.is_some() && !matches!(kind, OperatorKind::KeyBy { .. }) {
+                return Err(self.err(op.span(), "`keys` belongs to `key_by`"));
+            }
+            let parallelism = match &o.parallelism {
+                Some(p) => Some(self.count(p, "operator `parallelism`", 1..32769)? as u32),
+                None => None,
+            };
+            operators.push(OperatorSpec {
+                kind,
+                name: o.name.as_ref().map(|n| n.get_ref().clone()),
+                parallelism,
+            });
+        }
+        let sink = match &j.sink {
+            None => SinkSpec {
+                kind: SinkKind::Discard,
+                parallelism: None,
+            },
+            Some(s) => {
+                let s_ref = s.get_ref();
+                let kind = match s_ref.kind.get_ref().as_str() {
+                    "two_phase_commit" => SinkKind::TwoPhaseCommit,
+                    "at_least_once" => SinkKind::AtLeastOnce,
+                    "discard" => SinkKind::Discard,
+                    other => {
+                        return Err(self.err(
+                            s_ref.kind.span(),
+                            format!("`sink.kind`: expected two_phase_commit, at_least_once or discard, got `{other}`"),
+                        ))
+                    }
+                };
+                let parallelism = match &s_ref.parallelism {
+                    Some(p) => Some(self.count(p, "`sink.parallelism`", 1..32769)? as u32),
+                    None => None,
+                };
+                SinkSpec { kind, parallelism }
+            }
+        };
+        Ok(JobSubmission {
+            spec: JobSpec {
+                name,
+                parallelism,
+                max_parallelism,
+                source,
+                operators,
+                sink,
+            },
+            submit_at,
+        })
+    }
+
+    /// "1000/s", "60/min" or a plain number (per second).
+    fn rate(&self, r: &Spanned<toml::Value>) -> Result<u64, ScenarioError> {
+        let bad = || {
+            self.err(
+                r.span(),
+                "`source.rate`: expected records per partition like \"1000/s\" or \"600/min\"",
+            )
+        };
+        let per_sec = match r.get_ref() {
+            toml::Value::Integer(i) if *i > 0 => *i as u64,
+            toml::Value::String(s) => {
+                let (n, unit) = s.split_once('/').ok_or_else(bad)?;
+                let n: u64 = n.trim().parse().map_err(|_| bad())?;
+                match unit.trim() {
+                    "s" | "sec" | "second" => n,
+                    "min" | "minute" => n.div_ceil(60),
+                    _ => return Err(bad()),
+                }
+            }
+            _ => return Err(bad()),
+        };
+        if per_sec == 0 {
+            return Err(bad());
+        }
+        Ok(per_sec)
+    }
+
+    /// `fail_task = "count[1]"`: an operator name or kind and a subtask index.
+    fn fail_task(
+        &self,
+        t: &Spanned<String>,
+        graph: Option<&model::job_graph::JobGraph>,
+    ) -> Result<FaultAction, ScenarioError> {
+        let Some(graph) = graph else {
+            return Err(self.err(t.span(), "`fail_task` needs a [job]"));
+        };
+        let text = t.get_ref().trim();
+        let parsed = text
+            .strip_suffix(']')
+            .and_then(|x| x.split_once('['))
+            .and_then(|(op, idx)| idx.trim().parse::<u32>().ok().map(|i| (op.trim(), i)));
+        let Some((operator, subtask)) = parsed else {
+            return Err(self.err(
+                t.span(),
+                format!(
+                    "`fail_task`: expected \"operator[subtask]\" like \"count[1]\", got `{text}`"
+                ),
+            ));
+        };
+        let Some(vertex) = graph.find_vertex(operator) else {
+            let names: Vec<String> = graph
+                .vertices
+                .iter()
+                .flat_map(|v| v.operators.iter().map(|o| o.name.clone()))
+                .collect();
+            return Err(self.err(
+                t.span(),
+                format!(
+                    "`fail_task`: no operator named `{operator}`; the job has {}",
+                    names.join(", ")
+                ),
+            ));
+        };
+        let p = graph.vertex(vertex).parallelism;
+        if subtask >= p {
+            return Err(self.err(
+                t.span(),
+                format!("`fail_task`: subtask {subtask} out of range; `{operator}` has parallelism {p} (subtasks 0..{})", p - 1),
+            ));
+        }
+        Ok(FaultAction::FailTask {
+            operator: operator.to_string(),
+            vertex,
+            subtask,
         })
     }
 

@@ -16,9 +16,12 @@ pub struct Summary {
     pub trace_hash: String,
     pub events: u64,
     pub virtual_ms: u64,
-    /// The final JobStatus; `null` while no job is modelled.
+    /// The final JobStatus; `null` when the scenario has no job.
     pub job_status: Option<String>,
+    /// Restarts the JobMaster scheduled (one per failover).
     pub restarts: u32,
+    /// Every JobStatus the job passed through, in virtual (true) time.
+    pub job_status_history: Vec<StatusAt>,
     pub checkpoints_completed: u64,
     pub records_committed: u64,
     pub wall_ms: u64,
@@ -31,6 +34,12 @@ pub struct Summary {
     pub faults: Vec<FaultOut>,
     /// Every knob drawn from the seed.
     pub knobs: Knobs,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct StatusAt {
+    pub status: String,
+    pub at_ms: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -109,6 +118,7 @@ impl Summary {
             virtual_ms: 0,
             job_status: None,
             restarts: 0,
+            job_status_history: Vec::new(),
             checkpoints_completed: 0,
             records_committed: 0,
             wall_ms: 0,

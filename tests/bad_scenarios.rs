@@ -27,11 +27,11 @@ const CASES: &[(&str, &str, Option<usize>, &str)] = &[
         Some(4),
         "unknown Flink key `heartbeat.intervall`",
     ),
-    (
-        "unsupported flink key",
-        "name = \"x\"\nduration = \"30s\"\n[flink]\n\"restart-strategy.type\" = \"none\"\n",
+        (
+        "bad restart strategy",
+        "name = \"x\"\nduration = \"30s\"\n[flink]\n\"restart-strategy.type\" = \"sometimes\"\n",
         Some(4),
-        "not supported by flinksim yet",
+        "expected none, fixed-delay, failure-rate or exponential-delay",
     ),
     (
         "timeout below interval",
@@ -87,11 +87,23 @@ const CASES: &[(&str, &str, Option<usize>, &str)] = &[
         Some(3),
         "`heal_after` belongs to `partition`",
     ),
-    (
-        "job not modelled yet",
-        "name = \"x\"\nduration = \"30s\"\n[job]\nname = \"j\"\n",
+        (
+        "job without a source",
+        "name = \"x\"\nduration = \"30s\"\n[job]\nname = \"j\"\nparallelism = 2\n",
         Some(3),
-        "`[job]` is not supported",
+        "missing required key `source`",
+    ),
+    (
+        "fail_task of an unknown operator",
+        "name = \"x\"\nduration = \"30s\"\n[job]\nname = \"j\"\nparallelism = 2\nsource = { kind = \"sequence\", partitions = 2, records = 10 }\n[[faults]]\nat = \"5s\"\nfail_task = \"window[0]\"\n",
+        Some(9),
+        "no operator named `window`",
+    ),
+    (
+        "unsupported checkpointing key",
+        "name = \"x\"\nduration = \"30s\"\n[flink]\n\"execution.checkpointing.interval\" = \"1 s\"\n",
+        Some(4),
+        "not supported by flinksim yet",
     ),
     (
         "unknown invariant",

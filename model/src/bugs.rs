@@ -15,6 +15,17 @@ pub enum Bug {
     /// A registration attempt that times out is not retried (a broken `RetryingRegistration`):
     /// a TaskManager whose attempt vanished in a partition never registers again.
     RegistrationNotRetried,
+    /// A TaskExecutor hands an occupied slot to a second allocation instead of refusing it
+    /// (`SlotOccupiedException` missing), so two allocations share one slot.
+    SlotDoubleAllocation,
+    /// The JobMaster applies `updateTaskExecutionState` of an old attempt to the current one
+    /// (the attempt-number check of FLINK.md §4.2 missing).
+    StaleAttemptUpdateAccepted,
+    /// The restart strategy's `canRestart` is ignored: the job restarts forever.
+    RestartBudgetNotEnforced,
+    /// A lost TaskManager's slots are released without failing the executions in them: the
+    /// JobMaster believes they still run.
+    TmLossNotFailingTasks,
 }
 
 impl Bug {
@@ -22,6 +33,10 @@ impl Bug {
         Bug::HeartbeatTimeoutNotReset,
         Bug::HeartbeatTimeoutIgnored,
         Bug::RegistrationNotRetried,
+        Bug::SlotDoubleAllocation,
+        Bug::StaleAttemptUpdateAccepted,
+        Bug::RestartBudgetNotEnforced,
+        Bug::TmLossNotFailingTasks,
     ];
 
     pub fn name(self) -> &'static str {
@@ -29,6 +44,10 @@ impl Bug {
             Bug::HeartbeatTimeoutNotReset => "heartbeat-timeout-not-reset",
             Bug::HeartbeatTimeoutIgnored => "heartbeat-timeout-ignored",
             Bug::RegistrationNotRetried => "registration-not-retried",
+            Bug::SlotDoubleAllocation => "slot-double-allocation",
+            Bug::StaleAttemptUpdateAccepted => "stale-attempt-update-accepted",
+            Bug::RestartBudgetNotEnforced => "restart-budget-not-enforced",
+            Bug::TmLossNotFailingTasks => "tm-loss-not-failing-tasks",
         }
     }
 
@@ -40,8 +59,20 @@ impl Bug {
             Bug::HeartbeatTimeoutIgnored => {
                 "a fired heartbeat timeout is ignored: silent targets are never declared lost by timeout"
             }
-            Bug::RegistrationNotRetried => {
+                        Bug::RegistrationNotRetried => {
                 "a timed-out registration attempt is never retried: a TaskManager cut off during registration never re-registers"
+            }
+            Bug::SlotDoubleAllocation => {
+                "a TaskExecutor gives an occupied slot to a second allocation instead of refusing it (no SlotOccupiedException)"
+            }
+            Bug::StaleAttemptUpdateAccepted => {
+                "the JobMaster applies task state updates of old execution attempts to the current attempt (FLINK-7216/9788 class)"
+            }
+            Bug::RestartBudgetNotEnforced => {
+                "the restart strategy's limit is ignored: a job that should fail keeps restarting"
+            }
+            Bug::TmLossNotFailingTasks => {
+                "a lost TaskManager's slots are released without failing their executions: the job waits forever"
             }
         }
     }

@@ -4,6 +4,8 @@
 //! [`FlinkConfig`] is the typed result. Keys Flink has but flinksim does not model yet are
 //! refused by name (see [`FlinkConfig::set`]) rather than silently ignored.
 
+use crate::failover_strategy::FailoverStrategy;
+use crate::restart_strategy::RestartStrategyConfig;
 use std::time::Duration;
 
 /// How a value is written.
@@ -13,6 +15,10 @@ pub enum ValueKind {
     Duration,
     /// An integer.
     Int,
+    /// A decimal number.
+    Float,
+    /// A word from a fixed set.
+    Text,
 }
 
 /// One supported configuration key.
@@ -80,6 +86,114 @@ pub const OPTIONS: &[ConfigOption] = &[
         kind: ValueKind::Duration,
         description: "Timeout of RPCs that expect an answer (Flink's rpcTimeout), e.g. the TaskExecutor's initial slot report.",
     },
+        ConfigOption {
+        key: "slot.request.timeout",
+        default: "5 min",
+        kind: ValueKind::Duration,
+        description: "A job's slot request that stays unfulfillable this long fails its tasks (NoResourceAvailableException).",
+    },
+    ConfigOption {
+        key: "slot.idle.timeout",
+        default: "50 s",
+        kind: ValueKind::Duration,
+        description: "Free slots idle this long and beyond the job's requirements go back to their TaskExecutor.",
+    },
+    ConfigOption {
+        key: "taskmanager.slot.timeout",
+        default: "10 s",
+        kind: ValueKind::Duration,
+        description: "A slot allocated on a TaskExecutor but not accepted (active) by a JobMaster for this long is freed.",
+    },
+    ConfigOption {
+        key: "resourcemanager.taskmanager-timeout",
+        default: "30 s",
+        kind: ValueKind::Duration,
+        description: "An active ResourceManager releases a TaskManager it started once it has been idle this long.",
+    },
+    ConfigOption {
+        key: "jobmanager.execution.failover-strategy",
+        default: "region",
+        kind: ValueKind::Text,
+        description: "region (restart the failed task's pipelined region and its consumers) or full.",
+    },
+    ConfigOption {
+        key: "restart-strategy.type",
+        default: "none",
+        kind: ValueKind::Text,
+        description: "none | fixed-delay | failure-rate | exponential-delay (default none: checkpointing is not modelled yet, and Flink's default without it is none).",
+    },
+    ConfigOption {
+        key: "restart-strategy.fixed-delay.attempts",
+        default: "1",
+        kind: ValueKind::Int,
+        description: "fixed-delay: restarts allowed before the job fails.",
+    },
+    ConfigOption {
+        key: "restart-strategy.fixed-delay.delay",
+        default: "1 s",
+        kind: ValueKind::Duration,
+        description: "fixed-delay: pause before each restart.",
+    },
+    ConfigOption {
+        key: "restart-strategy.failure-rate.max-failures-per-interval",
+        default: "1",
+        kind: ValueKind::Int,
+        description: "failure-rate: failures allowed within one interval.",
+    },
+    ConfigOption {
+        key: "restart-strategy.failure-rate.failure-rate-interval",
+        default: "1 min",
+        kind: ValueKind::Duration,
+        description: "failure-rate: the measuring window.",
+    },
+    ConfigOption {
+        key: "restart-strategy.failure-rate.delay",
+        default: "1 s",
+        kind: ValueKind::Duration,
+        description: "failure-rate: pause before each restart.",
+    },
+    ConfigOption {
+        key: "restart-strategy.exponential-delay.initial-backoff",
+        default: "1 s",
+        kind: ValueKind::Duration,
+        description: "exponential-delay: the first backoff.",
+    },
+    ConfigOption {
+        key: "restart-strategy.exponential-delay.max-backoff",
+        default: "1 min",
+        kind: ValueKind::Duration,
+        description: "exponential-delay: the largest backoff.",
+    },
+    ConfigOption {
+        key: "restart-strategy.exponential-delay.backoff-multiplier",
+        default: "1.5",
+        kind: ValueKind::Float,
+        description: "exponential-delay: growth per attempt.",
+    },
+    ConfigOption {
+        key: "restart-strategy.exponential-delay.reset-backoff-threshold",
+        default: "1 h",
+        kind: ValueKind::Duration,
+        description: "exponential-delay: a failure this long after the last restart starts the backoff over.",
+    },
+    ConfigOption {
+        key: "restart-strategy.exponential-delay.jitter-factor",
+        default: "0.1",
+        kind: ValueKind::Float,
+        description: "exponential-delay: ± this fraction of the backoff, drawn from the seed.",
+    },
+    ConfigOption {
+        key: "restart-strategy.exponential-delay.attempts-before-reset-backoff",
+        default: "-1",
+        kind: ValueKind::Int,
+        description: "exponential-delay: restarts allowed before the job fails (-1 = unlimited).",
+    },
+    ConfigOption {
+        key: "pipeline.max-parallelism",
+        default: "-1",
+        kind: ValueKind::Int,
+        description: "Max parallelism (key groups) of the job; -1 = Flink's default min(max(roundUpToPowerOfTwo(p + p/2), 128), 32768).",
+    },
     ConfigOption {
         key: "taskmanager.numberOfTaskSlots",
         default: "1",
@@ -97,20 +211,11 @@ pub const NOT_YET_SUPPORTED: &[&str] = &[
     "execution.checkpointing.max-concurrent-checkpoints",
     "execution.checkpointing.tolerable-failed-checkpoints",
     "execution.checkpointing.num-retained",
-    "restart-strategy.type",
-    "restart-strategy.fixed-delay.attempts",
-    "restart-strategy.fixed-delay.delay",
-    "jobmanager.execution.failover-strategy",
     "high-availability.type",
-    "slot.request.timeout",
-    "slot.idle.timeout",
-    "taskmanager.slot.timeout",
-    "resourcemanager.taskmanager-timeout",
-    "pipeline.max-parallelism",
 ];
 
 /// The typed configuration of a cluster.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct FlinkConfig {
     pub heartbeat_interval: Duration,
     pub heartbeat_timeout: Duration,
@@ -123,6 +228,33 @@ pub struct FlinkConfig {
     pub taskmanager_registration_timeout: Duration,
     pub ask_timeout: Duration,
     pub number_of_task_slots: u32,
+    pub slot_request_timeout: Duration,
+    pub slot_idle_timeout: Duration,
+    pub taskmanager_slot_timeout: Duration,
+    pub resourcemanager_taskmanager_timeout: Duration,
+    pub failover_strategy: FailoverStrategy,
+    pub restart_strategy: RestartStrategyConfig,
+    /// `None` = Flink's default for the job's parallelism.
+    pub max_parallelism: Option<u32>,
+    /// The raw restart-strategy keys, resolved into `restart_strategy` by `validate`.
+    restart_keys: RestartKeys,
+}
+
+/// The restart-strategy keys as set (resolved together, since the type picks which apply).
+#[derive(Clone, Debug, PartialEq)]
+struct RestartKeys {
+    kind: String,
+    fixed_attempts: u32,
+    fixed_delay: Duration,
+    rate_max_failures: u32,
+    rate_interval: Duration,
+    rate_delay: Duration,
+    exp_initial: Duration,
+    exp_max: Duration,
+    exp_multiplier: f64,
+    exp_reset: Duration,
+    exp_jitter: f64,
+    exp_attempts: Option<u32>,
 }
 
 impl Default for FlinkConfig {
@@ -138,10 +270,32 @@ impl Default for FlinkConfig {
             taskmanager_registration_timeout: Duration::ZERO,
             ask_timeout: Duration::ZERO,
             number_of_task_slots: 0,
+            slot_request_timeout: Duration::ZERO,
+            slot_idle_timeout: Duration::ZERO,
+            taskmanager_slot_timeout: Duration::ZERO,
+            resourcemanager_taskmanager_timeout: Duration::ZERO,
+            failover_strategy: FailoverStrategy::Region,
+            restart_strategy: RestartStrategyConfig::NoRestart,
+            max_parallelism: None,
+            restart_keys: RestartKeys {
+                kind: String::new(),
+                fixed_attempts: 0,
+                fixed_delay: Duration::ZERO,
+                rate_max_failures: 0,
+                rate_interval: Duration::ZERO,
+                rate_delay: Duration::ZERO,
+                exp_initial: Duration::ZERO,
+                exp_max: Duration::ZERO,
+                exp_multiplier: 0.0,
+                exp_reset: Duration::ZERO,
+                exp_jitter: 0.0,
+                exp_attempts: None,
+            },
         };
         for o in OPTIONS {
             c.set(o.key, o.default).expect("defaults parse");
         }
+        c.validate().expect("defaults are valid");
         c
     }
 }
@@ -195,6 +349,82 @@ impl FlinkConfig {
                 self.taskmanager_registration_timeout = positive(key, duration()?)?
             }
             "pekko.ask.timeout" => self.ask_timeout = positive(key, duration()?)?,
+            "slot.request.timeout" => self.slot_request_timeout = positive(key, duration()?)?,
+            "slot.idle.timeout" => self.slot_idle_timeout = positive(key, duration()?)?,
+            "taskmanager.slot.timeout" => {
+                self.taskmanager_slot_timeout = positive(key, duration()?)?
+            }
+            "resourcemanager.taskmanager-timeout" => {
+                self.resourcemanager_taskmanager_timeout = positive(key, duration()?)?
+            }
+            "jobmanager.execution.failover-strategy" => {
+                self.failover_strategy = FailoverStrategy::from_name(value.trim())
+                    .ok_or_else(|| format!("`{key}`: expected `region` or `full`, got `{value}`"))?
+            }
+            "restart-strategy.type" => {
+                let v = value.trim().to_ascii_lowercase();
+                let canonical = match v.as_str() {
+                    "none" | "off" | "disable" => "none",
+                    "fixed-delay" | "fixeddelay" => "fixed-delay",
+                    "failure-rate" | "failurerate" => "failure-rate",
+                    "exponential-delay" | "exponentialdelay" => "exponential-delay",
+                    _ => {
+                        return Err(format!(
+                            "`{key}`: expected none, fixed-delay, failure-rate or exponential-delay, got `{value}`"
+                        ))
+                    }
+                };
+                self.restart_keys.kind = canonical.to_string();
+            }
+            "restart-strategy.fixed-delay.attempts" => {
+                self.restart_keys.fixed_attempts = non_negative_u32(key, int()?)?
+            }
+            "restart-strategy.fixed-delay.delay" => self.restart_keys.fixed_delay = duration()?,
+            "restart-strategy.failure-rate.max-failures-per-interval" => {
+                self.restart_keys.rate_max_failures = non_negative_u32(key, int()?)?
+            }
+            "restart-strategy.failure-rate.failure-rate-interval" => {
+                self.restart_keys.rate_interval = positive(key, duration()?)?
+            }
+            "restart-strategy.failure-rate.delay" => self.restart_keys.rate_delay = duration()?,
+            "restart-strategy.exponential-delay.initial-backoff" => {
+                self.restart_keys.exp_initial = positive(key, duration()?)?
+            }
+            "restart-strategy.exponential-delay.max-backoff" => {
+                self.restart_keys.exp_max = positive(key, duration()?)?
+            }
+            "restart-strategy.exponential-delay.backoff-multiplier" => {
+                let f = float(key, value)?;
+                if f < 1.0 {
+                    return Err(format!("`{key}`: must be at least 1.0, got {f}"));
+                }
+                self.restart_keys.exp_multiplier = f;
+            }
+            "restart-strategy.exponential-delay.reset-backoff-threshold" => {
+                self.restart_keys.exp_reset = positive(key, duration()?)?
+            }
+            "restart-strategy.exponential-delay.jitter-factor" => {
+                let f = float(key, value)?;
+                if !(0.0..=1.0).contains(&f) {
+                    return Err(format!("`{key}`: expected 0.0..=1.0, got {f}"));
+                }
+                self.restart_keys.exp_jitter = f;
+            }
+            "restart-strategy.exponential-delay.attempts-before-reset-backoff" => {
+                let v = int()?;
+                self.restart_keys.exp_attempts = match v {
+                    -1 => None,
+                    v => Some(non_negative_u32(key, v)?),
+                };
+            }
+            "pipeline.max-parallelism" => {
+                let v = int()?;
+                self.max_parallelism = match v {
+                    -1 => None,
+                    1..=32768 => Some(v as u32),
+                    _ => return Err(format!("`{key}`: expected -1 or 1..=32768, got {v}")),
+                };
+            }
             "taskmanager.numberOfTaskSlots" => {
                 let v = int()?;
                 if !(1..=1024).contains(&v) {
@@ -207,8 +437,35 @@ impl FlinkConfig {
         Ok(())
     }
 
-    /// Relationships between keys that Flink itself enforces.
-    pub fn validate(&self) -> Result<(), String> {
+    /// Relationships between keys that Flink itself enforces; resolves the restart strategy.
+    pub fn validate(&mut self) -> Result<(), String> {
+        let k = &self.restart_keys;
+        self.restart_strategy = match k.kind.as_str() {
+            "fixed-delay" => RestartStrategyConfig::FixedDelay {
+                attempts: k.fixed_attempts,
+                delay: k.fixed_delay,
+            },
+            "failure-rate" => RestartStrategyConfig::FailureRate {
+                max_failures_per_interval: k.rate_max_failures,
+                failure_rate_interval: k.rate_interval,
+                delay: k.rate_delay,
+            },
+            "exponential-delay" => {
+                if k.exp_max < k.exp_initial {
+                    return Err("`restart-strategy.exponential-delay.max-backoff` must be at least its initial-backoff".to_string());
+                }
+                RestartStrategyConfig::ExponentialDelay {
+                    initial_backoff: k.exp_initial,
+                    max_backoff: k.exp_max,
+                    backoff_multiplier: k.exp_multiplier,
+                    reset_backoff_threshold: k.exp_reset,
+                    jitter_factor: k.exp_jitter,
+                    attempts_before_reset_backoff: k.exp_attempts,
+                }
+            }
+            _ => RestartStrategyConfig::NoRestart,
+        };
+        self.restart_strategy.validate()?;
         if self.heartbeat_timeout < self.heartbeat_interval {
             return Err(format!(
                 "`heartbeat.timeout` ({:?}) must be at least `heartbeat.interval` ({:?}), as Flink requires",
@@ -223,6 +480,19 @@ impl FlinkConfig {
         }
         Ok(())
     }
+}
+
+fn non_negative_u32(key: &str, v: i64) -> Result<u32, String> {
+    u32::try_from(v).map_err(|_| format!("`{key}`: expected a non-negative integer, got {v}"))
+}
+
+fn float(key: &str, value: &str) -> Result<f64, String> {
+    value
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|f| f.is_finite())
+        .ok_or_else(|| format!("`{key}`: expected a number, got `{value}`"))
 }
 
 fn positive(key: &str, d: Duration) -> Result<Duration, String> {
@@ -273,7 +543,7 @@ mod tests {
 
     #[test]
     fn defaults_are_flinks() {
-        let c = FlinkConfig::default();
+        let mut c = FlinkConfig::default();
         assert_eq!(c.heartbeat_interval, Duration::from_secs(10));
         assert_eq!(c.heartbeat_timeout, Duration::from_secs(50));
         assert_eq!(c.heartbeat_rpc_failure_threshold, Some(2));
@@ -314,11 +584,31 @@ mod tests {
         let mut c = FlinkConfig::default();
         let e = c.set("heartbeat.intervall", "1 s").unwrap_err();
         assert!(e.contains("heartbeat.intervall") && e.contains("heartbeat.interval"));
-        let e = c.set("restart-strategy.type", "none").unwrap_err();
+        let e = c.set("high-availability.type", "zookeeper").unwrap_err();
         assert!(e.contains("not supported by flinksim yet"));
         c.set("heartbeat.rpc-failure-threshold", "-1").unwrap();
         assert_eq!(c.heartbeat_rpc_failure_threshold, None);
         assert!(c.set("heartbeat.rpc-failure-threshold", "0").is_err());
+    }
+
+    #[test]
+    fn restart_strategies_resolve_from_their_keys() {
+        let mut c = FlinkConfig::default();
+        assert_eq!(c.restart_strategy, RestartStrategyConfig::NoRestart);
+        c.set("restart-strategy.type", "fixed-delay").unwrap();
+        c.set("restart-strategy.fixed-delay.attempts", "2").unwrap();
+        c.validate().unwrap();
+        assert_eq!(
+            c.restart_strategy,
+            RestartStrategyConfig::FixedDelay {
+                attempts: 2,
+                delay: Duration::from_secs(1)
+            }
+        );
+        assert!(c.set("restart-strategy.type", "sometimes").is_err());
+        assert!(c
+            .set("jobmanager.execution.failover-strategy", "half")
+            .is_err());
     }
 
     #[test]

@@ -10,6 +10,7 @@
 
 use crate::bugs::{Bug, Bugs};
 use crate::config::FlinkConfig;
+use crate::ids::JobId;
 use crate::obs::{Endpoint, Obs};
 use crate::process::{Process, Timer};
 use sim::{Ctx, NodeId, TimerId};
@@ -21,6 +22,10 @@ use std::time::Duration;
 pub enum HeartbeatPair {
     /// ResourceManager (sender) ↔ TaskExecutor (receiver).
     ResourceManagerTaskExecutor,
+    /// JobMaster (sender) ↔ TaskExecutor (receiver), one pair per job.
+    JobMasterTaskExecutor,
+    /// ResourceManager (sender) ↔ JobMaster (receiver), one pair per job.
+    ResourceManagerJobMaster,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,6 +43,8 @@ struct Monitor {
 #[derive(Debug)]
 pub struct HeartbeatManager {
     pair: HeartbeatPair,
+    /// The job of a per-job pair (JobMaster ↔ TE, RM ↔ JobMaster); carried in timer tags.
+    job: Option<JobId>,
     role: Role,
     observer: Endpoint,
     interval: Duration,
@@ -55,9 +62,25 @@ impl HeartbeatManager {
         config: &FlinkConfig,
         bugs: Bugs,
     ) -> HeartbeatManager {
+        HeartbeatManager::for_job(pair, role, observer, None, config, bugs)
+    }
+
+    /// A manager of a per-job pair. `job` is required for JobMaster pairs.
+    pub fn for_job(
+        pair: HeartbeatPair,
+        role: Role,
+        observer: Endpoint,
+        job: Option<JobId>,
+        config: &FlinkConfig,
+        bugs: Bugs,
+    ) -> HeartbeatManager {
         assert!(config.heartbeat_timeout >= config.heartbeat_interval);
+        if pair != HeartbeatPair::ResourceManagerTaskExecutor {
+            assert!(job.is_some(), "per-job heartbeat pair without a job");
+        }
         HeartbeatManager {
             pair,
+            job,
             role,
             observer,
             interval: config.heartbeat_interval,
@@ -69,11 +92,22 @@ impl HeartbeatManager {
     }
 
     fn target_endpoint(&self, target: NodeId) -> Endpoint {
+        let job = || self.job.expect("per-job pair");
         match (self.pair, self.role) {
             (HeartbeatPair::ResourceManagerTaskExecutor, Role::Sender) => {
                 Endpoint::TaskExecutor(target)
             }
             (HeartbeatPair::ResourceManagerTaskExecutor, Role::Receiver) => {
+                Endpoint::ResourceManager(target)
+            }
+            (HeartbeatPair::JobMasterTaskExecutor, Role::Sender) => Endpoint::TaskExecutor(target),
+            (HeartbeatPair::JobMasterTaskExecutor, Role::Receiver) => {
+                Endpoint::JobMaster(target, job())
+            }
+            (HeartbeatPair::ResourceManagerJobMaster, Role::Sender) => {
+                Endpoint::JobMaster(target, job())
+            }
+            (HeartbeatPair::ResourceManagerJobMaster, Role::Receiver) => {
                 Endpoint::ResourceManager(target)
             }
         }
@@ -82,7 +116,13 @@ impl HeartbeatManager {
     /// Starts the sender loop (senders only).
     pub fn start(&self, ctx: &mut Ctx<'_, Process>) {
         assert_eq!(self.role, Role::Sender);
-        ctx.set_timer(self.interval, Timer::HeartbeatTick(self.pair));
+        ctx.set_timer(
+            self.interval,
+            Timer::HeartbeatTick {
+                pair: self.pair,
+                job: self.job,
+            },
+        );
     }
 
     /// The sender loop fired: re-arms it. The caller then requests a heartbeat from each of
@@ -130,6 +170,8 @@ impl HeartbeatManager {
             self.timeout,
             Timer::HeartbeatTimeout {
                 pair: self.pair,
+                job: self.job,
+                sender: self.role == Role::Sender,
                 target,
             },
         )
@@ -140,14 +182,20 @@ impl HeartbeatManager {
     pub fn report_heartbeat(&mut self, ctx: &mut Ctx<'_, Process>, target: NodeId) -> bool {
         let no_reset = self.bugs.has(Bug::HeartbeatTimeoutNotReset);
         let timeout = self.timeout;
-        let pair = self.pair;
+        let (pair, job, sender) = (self.pair, self.job, self.role == Role::Sender);
         let Some(m) = self.monitors.get_mut(&target) else {
             return false;
         };
         m.failures = 0;
         if !no_reset {
             ctx.cancel_timer(m.timer);
-            m.timer = ctx.set_timer(timeout, Timer::HeartbeatTimeout { pair, target });
+            let tag = Timer::HeartbeatTimeout {
+                pair,
+                job,
+                sender,
+                target,
+            };
+            m.timer = ctx.set_timer(timeout, tag);
         }
         true
     }
@@ -168,5 +216,13 @@ impl HeartbeatManager {
     /// A monitor timer fired: true if it is the current monitor of `target` (a timeout).
     pub fn on_timeout(&self, timer: TimerId, target: NodeId) -> bool {
         self.monitors.get(&target).is_some_and(|m| m.timer == timer)
+    }
+
+    /// Stops every monitor (the endpoint shuts down).
+    pub fn unmonitor_all(&mut self, ctx: &mut Ctx<'_, Process>) {
+        let targets: Vec<NodeId> = self.monitors.keys().copied().collect();
+        for t in targets {
+            self.unmonitor_target(ctx, t);
+        }
     }
 }

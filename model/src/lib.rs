@@ -7,30 +7,47 @@
 //! oracles can be shown to catch them.
 //!
 //! ```
-//! use model::{config::FlinkConfig, process::{Process, Topology}, bugs::Bugs};
+//! use model::{bugs::Bugs, config::FlinkConfig, process::{ClusterSetup, Process, Topology}};
 //! use sim::{Clock, Limits, NetConfig, NodeId, NodeSpec, Time, World};
 //!
 //! let mut config = FlinkConfig::default();
 //! config.set("heartbeat.interval", "1 s").unwrap();
 //! config.set("heartbeat.timeout", "5 s").unwrap();
-//! let topology = Topology { jobmanagers: vec![NodeId(0)], taskmanagers: vec![NodeId(1)] };
+//! let setup = ClusterSetup {
+//!     topology: Topology {
+//!         jobmanagers: vec![NodeId(0)],
+//!         taskmanagers: vec![NodeId(1)],
+//!         ..Topology::default()
+//!     },
+//!     config,
+//!     bugs: Bugs::NONE,
+//!     submission: None,
+//! };
 //! let nodes = ["jobmanager-1", "taskmanager-1"]
 //!     .map(|n| NodeSpec { name: n.into(), clock: Clock::default(), start: true }).into();
-//! let t = topology.clone();
-//! let mut world = World::new(7, NetConfig::default(), nodes,
-//!     move |node, _| Process::build(node, &t, &config, Bugs::NONE));
+//! let mut world = World::new(7, NetConfig::default(), nodes, move |node, _| Process::build(node, &setup));
 //! world.run(Limits { time_max: Time::from_secs(10), ..Limits::default() }, &mut ());
 //! let te = world.actor(NodeId(1)).unwrap().task_executor().unwrap();
 //! assert!(te.connected_instance().is_some()); // registered at the ResourceManager
 //! ```
 
 pub mod bugs;
+pub mod client;
 pub mod config;
+pub mod dispatcher;
+pub mod failover_strategy;
 pub mod heartbeat;
+pub mod ids;
+pub mod job_graph;
+pub mod job_master;
 pub mod obs;
 pub mod oracle;
 pub mod process;
 pub mod registration;
 pub mod resource_manager;
+pub mod restart_strategy;
 pub mod rpc;
+pub mod states;
+pub mod task;
 pub mod task_executor;
+pub mod task_slot_table;

@@ -1,9 +1,12 @@
 //! Observations: what endpoints report about themselves for oracles and reports.
 //!
-//! An observation is a claim by the model ("I declared taskmanager-2 lost"); oracles check such
-//! claims against their own ground truth built from the kernel's events (deliveries, faults).
+//! An observation is a claim by the model ("I declared taskmanager-2 lost", "execution X is now
+//! RUNNING"); oracles check such claims against their own ground truth built from the kernel's
+//! events (deliveries, faults) and against each other (the JobMaster's view against the
+//! TaskExecutors').
 
-use crate::rpc::InstanceId;
+use crate::ids::{AllocationId, ExecutionAttemptId, InstanceId, JobId, JobMasterId, SlotId};
+use crate::states::{ExecutionState, JobStatus};
 use sim::NodeId;
 
 /// An RPC endpoint, identified by the process that hosts it.
@@ -11,12 +14,15 @@ use sim::NodeId;
 pub enum Endpoint {
     ResourceManager(NodeId),
     TaskExecutor(NodeId),
+    JobMaster(NodeId, JobId),
 }
 
 impl Endpoint {
     pub fn node(self) -> NodeId {
         match self {
-            Endpoint::ResourceManager(n) | Endpoint::TaskExecutor(n) => n,
+            Endpoint::ResourceManager(n)
+            | Endpoint::TaskExecutor(n)
+            | Endpoint::JobMaster(n, _) => n,
         }
     }
 }
@@ -45,6 +51,7 @@ impl LossCause {
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Obs {
+    // ---- heartbeats and registration (RM <-> TE) ----
     /// `observer` armed a heartbeat monitor for `target`.
     HeartbeatMonitorStarted {
         observer: Endpoint,
@@ -88,4 +95,99 @@ pub enum Obs {
     ResourceManagerDisconnected { resource_manager: NodeId },
     /// The TE could not register within `taskmanager.registration.timeout` and terminates.
     RegistrationTimedOut,
+
+    // ---- Dispatcher and client ----
+    /// The Dispatcher accepted a job and started its JobMaster.
+    JobSubmitted { job_id: JobId },
+    /// The Dispatcher rejected a submission of a job it already runs or ran.
+    JobSubmissionRejected { job_id: JobId },
+    /// The client learnt that its submission was accepted (or was a duplicate).
+    JobSubmissionAcknowledged { job_id: JobId, duplicate: bool },
+
+    // ---- JobMaster ----
+    /// The JobMaster's `JobStatus` changed (`from` is `None` for the first status).
+    JobStatusChanged {
+        job_id: JobId,
+        job_master_id: JobMasterId,
+        from: Option<JobStatus>,
+        to: JobStatus,
+    },
+    /// A new Execution (attempt) was created for a vertex, in CREATED.
+    ExecutionCreated { attempt: ExecutionAttemptId },
+    /// The JobMaster's view of an Execution changed.
+    ExecutionStateChanged {
+        attempt: ExecutionAttemptId,
+        from: ExecutionState,
+        to: ExecutionState,
+    },
+    /// The JobMaster deployed an Execution into a slot (before `submitTask`).
+    ExecutionDeployed {
+        attempt: ExecutionAttemptId,
+        task_manager: NodeId,
+        allocation_id: AllocationId,
+    },
+    /// The failover strategy decided to restart `vertices` execution vertices after `backoff_ms`.
+    RestartScheduled {
+        job_id: JobId,
+        vertices: u32,
+        backoff_ms: u64,
+        global: bool,
+    },
+    /// The restart strategy refused another restart: the job fails.
+    RestartRefused { job_id: JobId },
+    /// The JobMaster accepted slot offers from a TaskExecutor into its slot pool.
+    SlotsAccepted {
+        job_id: JobId,
+        task_manager: NodeId,
+        allocations: Vec<AllocationId>,
+    },
+    /// The JobMaster released a slot from its pool (freeSlot sent, or its TaskManager lost).
+    SlotReleased {
+        job_id: JobId,
+        task_manager: NodeId,
+        allocation_id: AllocationId,
+    },
+
+    // ---- ResourceManager's SlotManager ----
+    /// The SlotManager allocated a slot for a job and sent `requestSlot`.
+    SlotRequested {
+        slot_id: SlotId,
+        allocation_id: AllocationId,
+        job_id: JobId,
+    },
+    /// The active ResourceManager asked the orchestrator for a new TaskManager.
+    TaskManagerRequested { task_manager: NodeId },
+    /// The active ResourceManager released an idle TaskManager.
+    TaskManagerReleased { task_manager: NodeId },
+
+    // ---- TaskExecutor ----
+    /// A slot of this TE was allocated (ALLOCATED, not yet accepted by the JobMaster).
+    SlotAllocated {
+        slot_index: u32,
+        allocation_id: AllocationId,
+        job_id: JobId,
+    },
+    /// The JobMaster accepted the slot: ACTIVE.
+    SlotActivated { allocation_id: AllocationId },
+    /// The slot went back to ALLOCATED (its JobMaster was lost).
+    SlotDeactivated { allocation_id: AllocationId },
+    /// The slot was freed.
+    SlotFreed {
+        slot_index: u32,
+        allocation_id: AllocationId,
+    },
+    /// The TaskExecutor's `Task` changed state (`from` is `None` when the task is created).
+    TaskStateChanged {
+        attempt: ExecutionAttemptId,
+        allocation_id: AllocationId,
+        from: Option<ExecutionState>,
+        to: ExecutionState,
+    },
+    /// The TE is connected to the JobMaster of `job_id`.
+    JobManagerConnected {
+        job_id: JobId,
+        job_master_id: JobMasterId,
+    },
+    /// The TE closed its connection to the JobMaster of `job_id`.
+    JobManagerDisconnected { job_id: JobId },
 }

@@ -1,24 +1,41 @@
-//! Simulated processes: a JobManager process (hosting the ResourceManager) or a TaskManager
-//! process (hosting a TaskExecutor), as one `sim::Actor` that routes each message to the
-//! endpoint its gateway names.
+//! Simulated processes: a JobManager process (Dispatcher, ResourceManager and one JobMaster per
+//! job), a TaskManager process (a TaskExecutor), and the client that submits the job — each one
+//! `sim::Actor` that routes a message to the endpoint its gateway names.
 
 use crate::bugs::Bugs;
+use crate::client::Client;
 use crate::config::FlinkConfig;
+use crate::dispatcher::Dispatcher;
 use crate::heartbeat::HeartbeatPair;
+use crate::ids::{AllocationId, ExecutionAttemptId, JobId};
+use crate::job_graph::JobSpec;
+use crate::job_master::JobMaster;
 use crate::obs::Obs;
 use crate::registration::RegistrationTarget;
 use crate::resource_manager::ResourceManager;
 use crate::rpc::Msg;
 use crate::task_executor::TaskExecutor;
 use sim::{Actor, Ctx, NodeId, TimerId};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
 
 /// What a timer of a process carries.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Timer {
-    /// A heartbeat sender's interval loop.
-    HeartbeatTick(HeartbeatPair),
-    /// A heartbeat monitor's timeout for `target`.
-    HeartbeatTimeout { pair: HeartbeatPair, target: NodeId },
+    /// A heartbeat sender's interval loop (`job` for per-job pairs).
+    HeartbeatTick {
+        pair: HeartbeatPair,
+        job: Option<JobId>,
+    },
+    /// A heartbeat monitor's timeout for `target`; `sender` tells which side's monitor it is
+    /// (the RM and a JobMaster share a process and monitor each other).
+    HeartbeatTimeout {
+        pair: HeartbeatPair,
+        job: Option<JobId>,
+        sender: bool,
+        target: NodeId,
+    },
     RegistrationAttemptTimeout {
         target: RegistrationTarget,
         attempt_id: u64,
@@ -31,13 +48,68 @@ pub enum Timer {
     TaskExecutorRegistrationTimeout,
     /// The ask timeout of the initial `sendSlotReport` of registration `instance_id`.
     SlotReportTimeout { instance_id: u64 },
+
+    // ---- TaskExecutor ----
+    /// `taskmanager.slot.timeout` of an allocated, inactive slot (`ticket` tells stale arms).
+    SlotTimeout {
+        allocation_id: AllocationId,
+        ticket: u64,
+    },
+    /// The next step of a task's lifecycle (initialisation done, input exhausted, cancelled).
+    TaskStep { attempt: ExecutionAttemptId },
+    /// Retry a partition request that found no producer yet.
+    PartitionRequestRetry {
+        consumer: ExecutionAttemptId,
+        producer: ExecutionAttemptId,
+    },
+    /// The ask timeout of an `offerSlots` call.
+    OfferSlotsTimeout { job_id: JobId, offer_id: u64 },
+    /// The ask timeout of an `updateTaskExecutionState` call.
+    UpdateTaskStateTimeout { attempt: ExecutionAttemptId },
+
+    // ---- JobMaster ----
+    /// The restart backoff of a failover has passed (`version` detects superseded restarts).
+    RestartDelay { job_id: JobId, version: u64 },
+    /// `slot.request.timeout` for the slot requests of a job.
+    SlotRequestTimeout { job_id: JobId, version: u64 },
+    /// The periodic idle-slot check (`slot.idle.timeout`).
+    SlotIdleCheck { job_id: JobId },
+    /// Re-send `declareRequiredResources` until acknowledged.
+    DeclareResourcesRetry { job_id: JobId, version: u64 },
+    /// The ask timeout of a `submitTask` call.
+    SubmitTaskTimeout {
+        job_id: JobId,
+        attempt: ExecutionAttemptId,
+    },
+    /// Re-send `cancelTask` until the task reports a terminal state.
+    CancelTaskRetry {
+        job_id: JobId,
+        attempt: ExecutionAttemptId,
+    },
+
+    // ---- ResourceManager ----
+    /// `slotmanager.requirement-check.delay` passed: check requirements.
+    RequirementCheck,
+    /// The ask timeout of a `requestSlot` call.
+    RequestSlotTimeout { allocation_id: AllocationId },
+    /// The periodic idle-TaskManager check (`resourcemanager.taskmanager-timeout`).
+    TaskManagerIdleCheck,
+
+    // ---- Client ----
+    /// Time to submit the job, or to retry the submission.
+    SubmitJob,
 }
 
 /// Which processes exist, by role.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Topology {
     pub jobmanagers: Vec<NodeId>,
+    /// Every TaskManager, spares included.
     pub taskmanagers: Vec<NodeId>,
+    /// TaskManagers that are not started with the cluster; an active ResourceManager starts
+    /// them when it lacks slots.
+    pub spare_taskmanagers: Vec<NodeId>,
+    pub client: Option<NodeId>,
 }
 
 impl Topology {
@@ -46,28 +118,57 @@ impl Topology {
     }
 }
 
+/// The job the client submits, and when.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Submission {
+    pub spec: Arc<JobSpec>,
+    pub at: Duration,
+}
+
+/// Everything needed to build any process of a run.
+#[derive(Clone, Debug)]
+pub struct ClusterSetup {
+    pub topology: Topology,
+    pub config: FlinkConfig,
+    pub bugs: Bugs,
+    pub submission: Option<Submission>,
+}
+
 #[derive(Debug)]
 pub struct JobManagerProcess {
+    pub dispatcher: Dispatcher,
     pub resource_manager: ResourceManager,
+    pub job_masters: BTreeMap<JobId, JobMaster>,
 }
 
 #[derive(Debug)]
 pub enum Process {
     JobManager(Box<JobManagerProcess>),
     TaskManager(Box<TaskExecutor>),
+    Client(Box<Client>),
 }
 
 impl Process {
     /// Builds the process for `node` (on first start and on every restart).
-    pub fn build(node: NodeId, topology: &Topology, config: &FlinkConfig, bugs: Bugs) -> Process {
-        if topology.jobmanagers.contains(&node) {
+    pub fn build(node: NodeId, setup: &ClusterSetup) -> Process {
+        let t = &setup.topology;
+        if t.jobmanagers.contains(&node) {
             Process::JobManager(Box::new(JobManagerProcess {
-                resource_manager: ResourceManager::new(node, config, bugs),
+                dispatcher: Dispatcher::new(node, setup),
+                resource_manager: ResourceManager::new(node, setup),
+                job_masters: BTreeMap::new(),
             }))
+        } else if t.client == Some(node) {
+            Process::Client(Box::new(Client::new(node, t.jobmanagers[0], setup)))
         } else {
-            assert!(topology.is_taskmanager(node), "node {node:?} has no role");
-            let rm = topology.jobmanagers[0];
-            Process::TaskManager(Box::new(TaskExecutor::new(node, rm, config, bugs)))
+            assert!(t.is_taskmanager(node), "node {node:?} has no role");
+            let rm = t.jobmanagers[0];
+            Process::TaskManager(Box::new(TaskExecutor::new(
+                node,
+                rm,
+                &setup.config,
+                setup.bugs,
+            )))
         }
     }
 
@@ -86,6 +187,24 @@ impl Process {
     }
 }
 
+impl JobManagerProcess {
+    /// A JobMaster finished its job (globally terminal): the Dispatcher records the result and
+    /// the JobMaster goes away.
+    fn reap_finished_jobs(&mut self, ctx: &mut Ctx<'_, Process>) {
+        let done: Vec<JobId> = self
+            .job_masters
+            .iter()
+            .filter(|(_, jm)| jm.is_shut_down())
+            .map(|(id, _)| *id)
+            .collect();
+        for job_id in done {
+            let jm = self.job_masters.remove(&job_id).expect("listed");
+            self.dispatcher
+                .job_reached_terminal_state(ctx, job_id, jm.status());
+        }
+    }
+}
+
 impl Actor for Process {
     type Msg = Msg;
     type Timer = Timer;
@@ -96,6 +215,7 @@ impl Actor for Process {
         match self {
             Process::JobManager(jm) => jm.resource_manager.on_start(ctx),
             Process::TaskManager(te) => te.on_start(ctx),
+            Process::Client(c) => c.on_start(ctx),
         }
     }
 
@@ -104,30 +224,139 @@ impl Actor for Process {
             (Process::JobManager(jm), Msg::ResourceManager(rpc)) => {
                 jm.resource_manager.on_rpc(ctx, from, rpc)
             }
+            (Process::JobManager(jm), Msg::Dispatcher(rpc)) => {
+                if let Some(job_master) = jm.dispatcher.on_rpc(ctx, from, rpc) {
+                    let job_id = job_master.job_id();
+                    let mut job_master = job_master;
+                    job_master.on_start(ctx);
+                    jm.job_masters.insert(job_id, job_master);
+                }
+            }
+            (Process::JobManager(jm), Msg::JobMaster { job_id, rpc }) => {
+                match jm.job_masters.get_mut(&job_id) {
+                    Some(job_master) => job_master.on_rpc(ctx, from, rpc),
+                    // No JobMaster for the job (finished, or never here): Flink answers with a
+                    // failure; the callers treat silence and failure alike.
+                    None => JobMaster::answer_unknown_job(ctx, from, job_id, rpc),
+                }
+                jm.reap_finished_jobs(ctx);
+            }
             (Process::TaskManager(te), Msg::TaskExecutor(rpc)) => te.on_rpc(ctx, from, rpc),
+            (Process::Client(c), Msg::Client(rpc)) => c.on_rpc(ctx, from, rpc),
             (_, msg) => panic!("message {msg:?} routed to a process without its endpoint"),
         }
     }
 
     fn on_timer(&mut self, ctx: &mut Ctx<'_, Self>, timer: TimerId, tag: Timer) {
         match self {
-            Process::JobManager(jm) => match tag {
-                Timer::HeartbeatTick(HeartbeatPair::ResourceManagerTaskExecutor) => {
-                    jm.resource_manager.on_heartbeat_tick(ctx)
+            Process::JobManager(jm) => {
+                match job_of_timer(&tag) {
+                    Some(job_id) => {
+                        if let Some(job_master) = jm.job_masters.get_mut(&job_id) {
+                            job_master.on_timer(ctx, timer, tag);
+                        }
+                    }
+                    None => jm.resource_manager.on_timer(ctx, timer, tag),
                 }
-                Timer::HeartbeatTimeout { target, .. } => {
-                    jm.resource_manager.on_heartbeat_timeout(ctx, timer, target)
-                }
-                other => panic!("JobManager timer {other:?} has no handler"),
-            },
+                jm.reap_finished_jobs(ctx);
+            }
             Process::TaskManager(te) => te.on_timer(ctx, timer, tag),
+            Process::Client(c) => c.on_timer(ctx, timer, tag),
         }
     }
 
     fn on_unreachable(&mut self, ctx: &mut Ctx<'_, Self>, to: NodeId, msg: Msg) {
         match self {
-            Process::JobManager(jm) => jm.resource_manager.on_unreachable(ctx, to, &msg),
+            Process::JobManager(jm) => {
+                let job = match &msg {
+                    Msg::TaskExecutor(t) => job_of_rpc_to_task_executor(t, &jm.job_masters),
+                    Msg::ResourceManager(r) => job_of_rpc_to_resource_manager(r),
+                    _ => None,
+                };
+                match job {
+                    Some(job_id) => {
+                        if let Some(job_master) = jm.job_masters.get_mut(&job_id) {
+                            job_master.on_unreachable(ctx, to, &msg);
+                        }
+                    }
+                    None => jm.resource_manager.on_unreachable(ctx, to, &msg),
+                }
+                jm.reap_finished_jobs(ctx);
+            }
             Process::TaskManager(te) => te.on_unreachable(ctx, to, &msg),
+            Process::Client(c) => c.on_unreachable(ctx, to, &msg),
         }
+    }
+
+    fn on_signal(&mut self, ctx: &mut Ctx<'_, Self>, code: u64) {
+        if let Process::TaskManager(te) = self {
+            te.on_signal(ctx, code);
+        }
+    }
+}
+
+/// The job a JobManager-process timer belongs to (`None`: the ResourceManager's).
+fn job_of_timer(tag: &Timer) -> Option<JobId> {
+    match tag {
+        Timer::HeartbeatTick {
+            pair: HeartbeatPair::JobMasterTaskExecutor,
+            job,
+        } => *job,
+        Timer::HeartbeatTimeout {
+            pair, job, sender, ..
+        } => match (pair, sender) {
+            (HeartbeatPair::JobMasterTaskExecutor, true) => *job,
+            (HeartbeatPair::ResourceManagerJobMaster, false) => *job,
+            _ => None,
+        },
+        Timer::RegistrationAttemptTimeout { target, .. }
+        | Timer::RegistrationRetry { target, .. } => match target {
+            RegistrationTarget::ResourceManagerForJob(job) => Some(*job),
+            _ => None,
+        },
+        Timer::RestartDelay { job_id, .. }
+        | Timer::SlotRequestTimeout { job_id, .. }
+        | Timer::SlotIdleCheck { job_id }
+        | Timer::DeclareResourcesRetry { job_id, .. }
+        | Timer::SubmitTaskTimeout { job_id, .. }
+        | Timer::CancelTaskRetry { job_id, .. } => Some(*job_id),
+        _ => None,
+    }
+}
+
+fn job_of_rpc_to_task_executor(
+    rpc: &crate::rpc::TaskExecutorRpc,
+    job_masters: &BTreeMap<JobId, JobMaster>,
+) -> Option<JobId> {
+    use crate::rpc::TaskExecutorRpc as T;
+    match rpc {
+        T::RequestSlot { .. } => None,
+        T::RegisterTaskManagerResponse { job_id, .. }
+        | T::OfferSlotsResponse { job_id, .. }
+        | T::HeartbeatFromJobManager { job_id, .. }
+        | T::DisconnectJobManager { job_id, .. } => Some(*job_id),
+        T::SubmitTask { tdd, .. } => Some(tdd.job_id),
+        T::CancelTask { attempt } | T::UpdateTaskExecutionStateResponse { attempt, .. } => {
+            job_masters
+                .iter()
+                .find(|(_, jm)| jm.owns_attempt(attempt))
+                .map(|(id, _)| *id)
+        }
+        T::FreeSlot { allocation_id } => job_masters
+            .iter()
+            .find(|(_, jm)| jm.owns_allocation(*allocation_id))
+            .map(|(id, _)| *id),
+        _ => None,
+    }
+}
+
+fn job_of_rpc_to_resource_manager(rpc: &crate::rpc::ResourceManagerRpc) -> Option<JobId> {
+    use crate::rpc::ResourceManagerRpc as R;
+    match rpc {
+        R::RegisterJobMaster { job_id, .. }
+        | R::DeclareRequiredResources { job_id, .. }
+        | R::HeartbeatFromJobManager { job_id }
+        | R::DisconnectJobManager { job_id, .. } => Some(*job_id),
+        _ => None,
     }
 }

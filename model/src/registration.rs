@@ -7,6 +7,7 @@
 //! Attempt ids are unique per process so a late answer to an abandoned attempt is ignored.
 
 use crate::config::FlinkConfig;
+use crate::ids::JobId;
 use crate::obs::Obs;
 use crate::process::{Process, Timer};
 use sim::{Ctx, TimerId};
@@ -15,7 +16,12 @@ use std::time::Duration;
 /// What a registration is for (timer tags carry it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum RegistrationTarget {
+    /// A TaskExecutor at the ResourceManager.
     ResourceManager,
+    /// A TaskExecutor at the JobMaster of a job (the "job leader" connection).
+    JobMaster(JobId),
+    /// The JobMaster of a job at the ResourceManager.
+    ResourceManagerForJob(JobId),
 }
 
 #[derive(Debug)]

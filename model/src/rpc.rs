@@ -2,22 +2,23 @@
 //!
 //! Flink's RPCs are asynchronous asks: a request message and, where the method returns a value,
 //! a separate response message. Each variant below is one of the two. Which endpoint a message is
-//! for follows from the variant (ResourceManagerGateway or TaskExecutorGateway), so a process can
-//! route it to the endpoint it hosts.
+//! for follows from the variant (the gateway), so a process routes it to the endpoint it hosts.
+//! The data plane (end of partition between tasks) travels as TaskExecutor-to-TaskExecutor
+//! messages on the same simulated network.
 
+use crate::ids::{
+    AllocationId, ExecutionAttemptId, InstanceId, JobId, JobMasterId, ResourceManagerId, SlotId,
+};
+use crate::job_graph::JobSpec;
+use crate::states::ExecutionState;
 use sim::{Message, NodeId};
-
-/// Flink's `ResourceManagerId`: the leader session of a ResourceManager. Without high
-/// availability it is Flink's fixed default leader id (0).
-pub type ResourceManagerId = u64;
-/// Flink's `InstanceID`: a fresh id per TaskExecutor registration at a ResourceManager.
-pub type InstanceId = u64;
+use std::sync::Arc;
 
 /// Flink's `SlotStatus` in a `SlotReport`: a slot index and, once allocated, its allocation.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct SlotStatus {
     pub slot_index: u32,
-    pub allocation_id: Option<u64>,
+    pub allocation: Option<(AllocationId, JobId)>,
 }
 
 /// Flink's `SlotReport`.
@@ -26,24 +27,22 @@ pub type SlotReport = Vec<SlotStatus>;
 /// Flink's `TaskExecutorRegistration` (the fields a model needs).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct TaskExecutorRegistration {
-    /// The TaskExecutor's `ResourceID` (its process).
     pub resource_id: NodeId,
     /// A fresh id per TaskExecutor process start (Flink's TM session id).
     pub session_id: u64,
     pub number_of_slots: u32,
 }
 
-/// Flink's `RegistrationResponse` subtypes.
+/// Flink's `RegistrationResponse` subtypes for a TaskExecutor at the ResourceManager.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum RegistrationResponse {
-    /// `TaskExecutorRegistrationSuccess`.
     Success {
         instance_id: InstanceId,
         resource_manager_id: ResourceManagerId,
     },
-    /// `RegistrationResponse.Failure` (declined: retry after the refused-registration delay).
+    /// Declined: retry after the refused-registration delay.
     Failure { reason: String },
-    /// `TaskExecutorRegistrationRejection` (terminal).
+    /// Terminal.
     Rejection { reason: String },
 }
 
@@ -54,9 +53,61 @@ pub enum DisconnectCause {
     Unreachable,
     /// The other side asked to reconnect or shut down the connection.
     Reconnect,
+    /// The job reached a terminal state and its JobMaster shut down.
+    JobFinished,
 }
 
-/// Methods of Flink's `ResourceManagerGateway` (requests to the RM, and TE responses to it).
+/// Flink's `SlotOffer`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SlotOffer {
+    pub allocation_id: AllocationId,
+    pub slot_index: u32,
+}
+
+/// Where a source subtask reads: its partitions of the replayable log.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct SourceAssignment {
+    pub partitions: Vec<u32>,
+    pub records_per_partition: u64,
+    /// Records per second per partition; `None` = unthrottled.
+    pub rate_per_sec: Option<u64>,
+}
+
+/// One input channel of a task: the producer attempt and the TaskExecutor it runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct InputChannel {
+    pub producer: ExecutionAttemptId,
+    pub task_manager: NodeId,
+}
+
+/// Flink's `TaskDeploymentDescriptor` (the fields a model needs).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TaskDeploymentDescriptor {
+    pub job_id: JobId,
+    pub attempt: ExecutionAttemptId,
+    pub allocation_id: AllocationId,
+    /// "Source: sequence -> Map (2/4)#1", for traces.
+    pub task_name: String,
+    /// Set for source subtasks.
+    pub source: Option<SourceAssignment>,
+    /// Empty for sources.
+    pub inputs: Vec<InputChannel>,
+}
+
+/// Methods of Flink's `DispatcherGateway`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum DispatcherRpc {
+    SubmitJob { job_id: JobId, spec: Arc<JobSpec> },
+}
+
+/// Answers to the client.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum ClientRpc {
+    /// `Accepted`, or `duplicate` when the job is already running or done.
+    SubmitJobResponse { job_id: JobId, duplicate: bool },
+}
+
+/// Methods of Flink's `ResourceManagerGateway` (requests to the RM, and responses to it).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum ResourceManagerRpc {
     RegisterTaskExecutor {
@@ -78,44 +129,226 @@ pub enum ResourceManagerRpc {
         resource_id: NodeId,
         cause: DisconnectCause,
     },
+    RegisterJobMaster {
+        job_id: JobId,
+        job_master_id: JobMasterId,
+        attempt_id: u64,
+    },
+    /// The full current requirement of a job (not a delta): `slots` slots of any profile.
+    DeclareRequiredResources {
+        job_id: JobId,
+        job_master_id: JobMasterId,
+        slots: u32,
+        /// Increases with every declaration; echoed in the acknowledgement.
+        version: u64,
+    },
+    /// The heartbeat response of a JobMaster (receiver) to the RM (sender).
+    HeartbeatFromJobManager { job_id: JobId },
+    /// The TaskExecutor freed a slot.
+    NotifySlotAvailable {
+        instance_id: InstanceId,
+        slot_id: SlotId,
+        allocation_id: AllocationId,
+    },
+    /// The TaskExecutor's answer to `requestSlot`.
+    RequestSlotResponse {
+        allocation_id: AllocationId,
+        ok: bool,
+    },
+    DisconnectJobManager {
+        job_id: JobId,
+        job_master_id: JobMasterId,
+        /// The job is globally terminal: clear its requirements now.
+        terminal: bool,
+    },
 }
 
-/// Methods of Flink's `TaskExecutorGateway` (requests to the TE, and RM responses to it).
+/// Flink's `JobMasterRegistrationSuccess` / `RegistrationResponse.Failure`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum JobMasterRegistration {
+    Success {
+        resource_manager_id: ResourceManagerId,
+    },
+    Failure,
+}
+
+/// Methods of Flink's `JobMasterGateway` (requests to a JobMaster, and responses to it). Addressed
+/// with the job id ([`Msg::JobMaster`]); fenced by `JobMasterId` where Flink fences.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum JobMasterRpc {
+    RegisterTaskManager {
+        session_id: u64,
+        attempt_id: u64,
+    },
+    OfferSlots {
+        job_master_id: JobMasterId,
+        offers: Vec<SlotOffer>,
+        /// Only the answer to the latest offer per job is used (FLINK-21859).
+        offer_id: u64,
+    },
+    UpdateTaskExecutionState {
+        job_master_id: JobMasterId,
+        attempt: ExecutionAttemptId,
+        state: ExecutionState,
+        error: Option<String>,
+    },
+    /// The heartbeat response of a TaskExecutor (receiver) to the JobMaster (sender), with its
+    /// `ExecutionDeploymentReport`.
+    HeartbeatFromTaskManager {
+        deployed: Vec<ExecutionAttemptId>,
+    },
+    /// The RM's (sender's) heartbeat request.
+    HeartbeatFromResourceManager,
+    FailSlot {
+        allocation_id: AllocationId,
+    },
+    /// Sent by the TaskExecutor itself or by the RM when it lost the TaskExecutor.
+    DisconnectTaskManager {
+        resource_id: NodeId,
+        cause: DisconnectCause,
+    },
+    DisconnectResourceManager {
+        cause: DisconnectCause,
+    },
+    RegisterJobMasterResponse {
+        attempt_id: u64,
+        response: JobMasterRegistration,
+    },
+    DeclareRequiredResourcesResponse {
+        version: u64,
+    },
+    SubmitTaskResponse {
+        attempt: ExecutionAttemptId,
+        ok: bool,
+    },
+}
+
+/// Flink's `JMTMRegistrationSuccess` / `JMTMRegistrationRejection`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TaskManagerRegistration {
+    Success { job_master_id: JobMasterId },
+    Rejection,
+}
+
+/// Methods of Flink's `TaskExecutorGateway` (requests to the TE, and responses to it), and the
+/// data plane between tasks.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum TaskExecutorRpc {
-    /// The response to `RegisterTaskExecutor`.
     RegistrationResponse {
         attempt_id: u64,
         response: RegistrationResponse,
     },
-    /// The response to `SendSlotReport`: acknowledged, or failed (unknown registration).
     SlotReportResponse {
         instance_id: InstanceId,
         ok: bool,
     },
-    /// The RM's (sender's) heartbeat request.
     HeartbeatFromResourceManager {
         resource_id: NodeId,
     },
     DisconnectResourceManager {
         cause: DisconnectCause,
     },
+    RequestSlot {
+        slot_id: SlotId,
+        job_id: JobId,
+        allocation_id: AllocationId,
+        /// The JobMaster's address (its process).
+        job_master: NodeId,
+        resource_manager_id: ResourceManagerId,
+    },
+    RegisterTaskManagerResponse {
+        job_id: JobId,
+        attempt_id: u64,
+        response: TaskManagerRegistration,
+    },
+    OfferSlotsResponse {
+        job_id: JobId,
+        job_master_id: JobMasterId,
+        offer_id: u64,
+        accepted: Vec<AllocationId>,
+    },
+    SubmitTask {
+        tdd: Box<TaskDeploymentDescriptor>,
+        job_master_id: JobMasterId,
+    },
+    CancelTask {
+        attempt: ExecutionAttemptId,
+    },
+    FreeSlot {
+        allocation_id: AllocationId,
+    },
+    /// The JobMaster's (sender's) heartbeat request with its `AllocatedSlotReport`.
+    HeartbeatFromJobManager {
+        job_id: JobId,
+        job_master_id: JobMasterId,
+        allocated: Vec<AllocationId>,
+    },
+    DisconnectJobManager {
+        job_id: JobId,
+        cause: DisconnectCause,
+    },
+    /// The JobMaster's answer to `updateTaskExecutionState`: false = unknown (stale) attempt.
+    UpdateTaskExecutionStateResponse {
+        attempt: ExecutionAttemptId,
+        ok: bool,
+    },
+    /// Data plane: a consumer asks the producer's TaskExecutor for its subpartition.
+    RequestSubpartition {
+        producer: ExecutionAttemptId,
+        consumer: ExecutionAttemptId,
+    },
+    /// Data plane: the producer is not (or no longer) on this TaskExecutor.
+    PartitionNotFound {
+        producer: ExecutionAttemptId,
+        consumer: ExecutionAttemptId,
+    },
+    /// Data plane: the producer finished; no more data on this channel.
+    EndOfPartition {
+        producer: ExecutionAttemptId,
+        consumer: ExecutionAttemptId,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Msg {
+    Dispatcher(DispatcherRpc),
+    Client(ClientRpc),
     ResourceManager(ResourceManagerRpc),
+    JobMaster { job_id: JobId, rpc: JobMasterRpc },
     TaskExecutor(TaskExecutorRpc),
 }
 
 impl Message for Msg {
     fn name(&self) -> &'static str {
         match self {
+            Msg::Dispatcher(DispatcherRpc::SubmitJob { .. }) => "submitJob",
+            Msg::Client(ClientRpc::SubmitJobResponse { .. }) => "submitJob.response",
             Msg::ResourceManager(r) => match r {
                 ResourceManagerRpc::RegisterTaskExecutor { .. } => "registerTaskExecutor",
                 ResourceManagerRpc::SendSlotReport { .. } => "sendSlotReport",
                 ResourceManagerRpc::HeartbeatFromTaskManager { .. } => "heartbeatFromTaskManager",
                 ResourceManagerRpc::DisconnectTaskManager { .. } => "disconnectTaskManager",
+                ResourceManagerRpc::RegisterJobMaster { .. } => "registerJobMaster",
+                ResourceManagerRpc::DeclareRequiredResources { .. } => "declareRequiredResources",
+                ResourceManagerRpc::HeartbeatFromJobManager { .. } => "heartbeatFromJobManager",
+                ResourceManagerRpc::NotifySlotAvailable { .. } => "notifySlotAvailable",
+                ResourceManagerRpc::RequestSlotResponse { .. } => "requestSlot.response",
+                ResourceManagerRpc::DisconnectJobManager { .. } => "disconnectJobManager",
+            },
+            Msg::JobMaster { rpc, .. } => match rpc {
+                JobMasterRpc::RegisterTaskManager { .. } => "registerTaskManager",
+                JobMasterRpc::OfferSlots { .. } => "offerSlots",
+                JobMasterRpc::UpdateTaskExecutionState { .. } => "updateTaskExecutionState",
+                JobMasterRpc::HeartbeatFromTaskManager { .. } => "heartbeatFromTaskManager",
+                JobMasterRpc::HeartbeatFromResourceManager => "heartbeatFromResourceManager",
+                JobMasterRpc::FailSlot { .. } => "failSlot",
+                JobMasterRpc::DisconnectTaskManager { .. } => "disconnectTaskManager",
+                JobMasterRpc::DisconnectResourceManager { .. } => "disconnectResourceManager",
+                JobMasterRpc::RegisterJobMasterResponse { .. } => "registerJobMaster.response",
+                JobMasterRpc::DeclareRequiredResourcesResponse { .. } => {
+                    "declareRequiredResources.response"
+                }
+                JobMasterRpc::SubmitTaskResponse { .. } => "submitTask.response",
             },
             Msg::TaskExecutor(t) => match t {
                 TaskExecutorRpc::RegistrationResponse { .. } => "registerTaskExecutor.response",
@@ -124,6 +357,22 @@ impl Message for Msg {
                     "heartbeatFromResourceManager"
                 }
                 TaskExecutorRpc::DisconnectResourceManager { .. } => "disconnectResourceManager",
+                TaskExecutorRpc::RequestSlot { .. } => "requestSlot",
+                TaskExecutorRpc::RegisterTaskManagerResponse { .. } => {
+                    "registerTaskManager.response"
+                }
+                TaskExecutorRpc::OfferSlotsResponse { .. } => "offerSlots.response",
+                TaskExecutorRpc::SubmitTask { .. } => "submitTask",
+                TaskExecutorRpc::CancelTask { .. } => "cancelTask",
+                TaskExecutorRpc::FreeSlot { .. } => "freeSlot",
+                TaskExecutorRpc::HeartbeatFromJobManager { .. } => "heartbeatFromJobManager",
+                TaskExecutorRpc::DisconnectJobManager { .. } => "disconnectJobManager",
+                TaskExecutorRpc::UpdateTaskExecutionStateResponse { .. } => {
+                    "updateTaskExecutionState.response"
+                }
+                TaskExecutorRpc::RequestSubpartition { .. } => "requestSubpartition",
+                TaskExecutorRpc::PartitionNotFound { .. } => "partitionNotFound",
+                TaskExecutorRpc::EndOfPartition { .. } => "endOfPartition",
             },
         }
     }

@@ -60,6 +60,10 @@ pub trait Actor: Sized {
     /// A message this node sent could not be delivered because the target process is down
     /// (connection refused or reset). Messages into a partition get no such answer.
     fn on_unreachable(&mut self, ctx: &mut Ctx<'_, Self>, to: NodeId, msg: Self::Msg);
+
+    /// An external signal injected by a scenario (`Fault::Signal`), such as "the user code of
+    /// this task throws". Its meaning belongs to the model; the default ignores it.
+    fn on_signal(&mut self, _ctx: &mut Ctx<'_, Self>, _code: u64) {}
 }
 
 /// An effect a handler asks the kernel to carry out.
@@ -78,6 +82,11 @@ pub enum Effect<A: Actor> {
     Trace(A::Obs),
     /// The process terminates itself (a fatal error); like a crash, volatile state is lost.
     Exit,
+    /// Asks the orchestrator (Kubernetes, YARN) to start another node's process; a no-op if it
+    /// is running. Models an active ResourceManager's driver.
+    StartNode(NodeId),
+    /// Asks the orchestrator to stop another node's process (a kill, as a pod deletion is).
+    StopNode(NodeId),
 }
 
 /// A timer handle: a slot and the generation it was armed with.
@@ -259,6 +268,16 @@ impl<'a, A: Actor> Ctx<'a, A> {
 
     pub fn exit(&mut self) {
         self.out.push(Effect::Exit);
+    }
+
+    /// Asks the orchestrator to start `node` (see [`Effect::StartNode`]).
+    pub fn start_node(&mut self, node: NodeId) {
+        self.out.push(Effect::StartNode(node));
+    }
+
+    /// Asks the orchestrator to stop `node` (see [`Effect::StopNode`]).
+    pub fn stop_node(&mut self, node: NodeId) {
+        self.out.push(Effect::StopNode(node));
     }
 }
 

@@ -37,6 +37,9 @@ pub enum Fault {
     HealAll,
     /// Moves a node's wall clock by `by_ns` (its monotonic clock and timers are unaffected).
     ClockJump { node: NodeId, by_ns: i64 },
+    /// Hands `code` to the actor of `node` (`Actor::on_signal`), if it is running; the model
+    /// decides what it means (e.g. "the task of subtask 3 of vertex 1 throws").
+    Signal { node: NodeId, code: u64 },
 }
 
 impl Fault {
@@ -52,6 +55,7 @@ impl Fault {
             Fault::Heal(_) => "heal",
             Fault::HealAll => "heal-all",
             Fault::ClockJump { .. } => "clock-jump",
+            Fault::Signal { .. } => "signal",
         }
     }
 
@@ -59,7 +63,7 @@ impl Fault {
     pub fn node(&self) -> Option<NodeId> {
         match self {
             Fault::Kill(n) | Fault::Start(n) | Fault::Pause(n) | Fault::Resume(n) => Some(*n),
-            Fault::ClockJump { node, .. } => Some(*node),
+            Fault::ClockJump { node, .. } | Fault::Signal { node, .. } => Some(*node),
             _ => None,
         }
     }

@@ -599,6 +599,17 @@ impl<A: Actor> World<A> {
                 }
                 Effect::Trace(obs) => self.emit(EventKind::Obs { node, obs: &obs }, observer),
                 Effect::Exit => exit = true,
+                Effect::StartNode(n) => {
+                    // The orchestrator acts after a moment, as a separate event.
+                    if !self.push(self.now, Pending::Fault(Box::new(Fault::Start(n)))) {
+                        return false;
+                    }
+                }
+                Effect::StopNode(n) => {
+                    if !self.push(self.now, Pending::Fault(Box::new(Fault::Kill(n)))) {
+                        return false;
+                    }
+                }
             }
         }
         if exit {
@@ -857,6 +868,21 @@ impl<A: Actor> World<A> {
                     observer,
                 );
                 true
+            }
+            Fault::Signal { node, code } => {
+                let (node, code) = (*node, *code);
+                let effective = status(self, node) == Status::Up;
+                self.emit(
+                    EventKind::Fault {
+                        fault: &fault,
+                        effective,
+                    },
+                    observer,
+                );
+                if !effective {
+                    return true;
+                }
+                self.handle(node, observer, |a, ctx| a.on_signal(ctx, code))
             }
             Fault::ClockJump { node, by_ns } => {
                 self.census.info[node.index()].clock.jump(*by_ns);

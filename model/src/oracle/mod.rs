@@ -6,11 +6,18 @@
 //! judged at the end of a run once faults have been quiet long enough).
 
 pub mod heartbeat;
+pub mod job_liveness;
 pub mod registration;
+pub mod restart_budget;
+pub mod slot_leak;
+pub mod slots;
+pub mod stale_attempts;
+pub mod transitions;
 
 use crate::config::FlinkConfig;
+use crate::ids::ExecutionAttemptId;
 use crate::process::{Process, Topology};
-use sim::{Census, Event, NodeId, Observer, Time};
+use sim::{Census, Event, EventKind, Fault, NodeId, Observer, Time};
 use std::time::Duration;
 
 /// A broken invariant.
@@ -46,7 +53,16 @@ pub struct Invariant {
     pub description: &'static str,
 }
 
-pub const INVARIANTS: &[Invariant] = &[heartbeat::INVARIANT, registration::INVARIANT];
+pub const INVARIANTS: &[Invariant] = &[
+    heartbeat::INVARIANT,
+    registration::INVARIANT,
+    transitions::INVARIANT,
+    slots::INVARIANT,
+    slot_leak::INVARIANT,
+    stale_attempts::INVARIANT,
+    restart_budget::INVARIANT,
+    job_liveness::INVARIANT,
+];
 
 pub fn invariant(name: &str) -> Option<&'static Invariant> {
     INVARIANTS.iter().find(|i| i.name == name)
@@ -87,6 +103,24 @@ impl Oracles {
         if wanted(registration::INVARIANT.name) {
             oracles.push(Box::new(registration::RegistrationLiveness::new(setup)));
         }
+        if wanted(transitions::INVARIANT.name) {
+            oracles.push(Box::new(transitions::LegalTransitions::new(setup)));
+        }
+        if wanted(slots::INVARIANT.name) {
+            oracles.push(Box::new(slots::SlotExclusivity::new(setup)));
+        }
+        if wanted(slot_leak::INVARIANT.name) {
+            oracles.push(Box::new(slot_leak::NoSlotLeak::new(setup)));
+        }
+        if wanted(stale_attempts::INVARIANT.name) {
+            oracles.push(Box::new(stale_attempts::StaleAttempts::new(setup)));
+        }
+        if wanted(restart_budget::INVARIANT.name) {
+            oracles.push(Box::new(restart_budget::RestartBudget::new(setup)));
+        }
+        if wanted(job_liveness::INVARIANT.name) {
+            oracles.push(Box::new(job_liveness::JobLiveness::new(setup)));
+        }
         Oracles {
             oracles,
             violations: Vec::new(),
@@ -116,4 +150,161 @@ impl Observer<Process> for Oracles {
 /// Seconds with millisecond precision, for messages.
 pub(crate) fn secs(d: Duration) -> String {
     format!("{:.3} s", d.as_secs_f64())
+}
+
+/// An execution attempt as a Flink engineer reads it: "vertex 1 subtask 0 attempt 2".
+pub(crate) fn attempt_name(a: &ExecutionAttemptId) -> String {
+    format!(
+        "vertex {} subtask {} attempt {}",
+        a.vertex.vertex.0, a.vertex.subtask, a.attempt
+    )
+}
+
+/// The node whose process stopped with this event (killed, or exited by itself): everything it
+/// kept in memory is gone.
+pub(crate) fn process_died<A: sim::Actor>(ev: &Event<'_, A>) -> Option<NodeId> {
+    match &ev.kind {
+        EventKind::Fault {
+            fault: Fault::Kill(n),
+            effective: true,
+        } => Some(*n),
+        EventKind::Exited { node } => Some(*node),
+        _ => None,
+    }
+}
+
+/// Hand-fed event sequences for the oracles' unit tests: a census of named nodes from a real
+/// (idle) `sim::World`, and steps that own what the borrowed `sim::Event`s point to.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::{Oracle, Setup, Violation};
+    use crate::config::FlinkConfig;
+    use crate::obs::Obs;
+    use crate::process::{Process, Timer, Topology};
+    use crate::rpc::Msg;
+    use sim::{
+        Actor, Census, Clock, Ctx, Event, EventKind, Fault, Limits, NetConfig, NodeId, NodeSpec,
+        Time, TimerId, World,
+    };
+    use std::time::Duration;
+
+    /// An actor that does nothing: the tests only need the census of its world.
+    pub struct Idle;
+
+    impl Actor for Idle {
+        type Msg = Nothing;
+        type Timer = ();
+        type Obs = ();
+        type Durable = ();
+        fn on_start(&mut self, _: &mut Ctx<'_, Self>) {}
+        fn on_message(&mut self, _: &mut Ctx<'_, Self>, _: NodeId, _: Nothing) {}
+        fn on_timer(&mut self, _: &mut Ctx<'_, Self>, _: TimerId, _: ()) {}
+        fn on_unreachable(&mut self, _: &mut Ctx<'_, Self>, _: NodeId, _: Nothing) {}
+    }
+
+    #[derive(Clone, Debug, Hash)]
+    pub struct Nothing;
+
+    impl sim::Message for Nothing {
+        fn name(&self) -> &'static str {
+            "idle"
+        }
+    }
+
+    pub const JM: NodeId = NodeId(0);
+    pub const TM1: NodeId = NodeId(1);
+    pub const TM2: NodeId = NodeId(2);
+
+    /// `jobmanager-1`, `taskmanager-1`, `taskmanager-2`; `up[i]` says whether node i runs.
+    pub fn world(up: [bool; 3]) -> World<Idle> {
+        let names = ["jobmanager-1", "taskmanager-1", "taskmanager-2"];
+        let nodes = names
+            .iter()
+            .zip(up)
+            .map(|(name, start)| NodeSpec {
+                name: name.to_string(),
+                clock: Clock::default(),
+                start,
+            })
+            .collect();
+        let mut world = World::new(1, NetConfig::default(), nodes, |_, _| Idle);
+        let limits = Limits {
+            time_max: Time::ZERO,
+            ..Limits::default()
+        };
+        world.run(limits, &mut ());
+        world
+    }
+
+    pub fn setup(config: FlinkConfig) -> Setup {
+        Setup {
+            config,
+            topology: Topology {
+                jobmanagers: vec![JM],
+                taskmanagers: vec![TM1, TM2],
+                ..Topology::default()
+            },
+            latency_max: Duration::from_millis(10),
+        }
+    }
+
+    /// One traced event, owning its payload.
+    pub enum Step {
+        Obs(NodeId, Obs),
+        Deliver(NodeId, NodeId, Msg),
+        Unreachable(NodeId, NodeId, Msg),
+        /// A message lost in the network.
+        Drop(NodeId, NodeId, Msg),
+        Timer(NodeId, Timer),
+        Fault(Fault),
+        Exited(NodeId),
+    }
+
+    /// Feeds `steps` (each at its millisecond) to `oracle`; with `end_ms`, then finishes the run.
+    pub fn feed(
+        oracle: &mut dyn Oracle,
+        census: &Census,
+        steps: &[(u64, Step)],
+        end_ms: Option<u64>,
+    ) -> Vec<Violation> {
+        let mut out = Vec::new();
+        for (index, (ms, step)) in steps.iter().enumerate() {
+            let kind: EventKind<'_, Process> = match step {
+                Step::Obs(node, obs) => EventKind::Obs { node: *node, obs },
+                Step::Deliver(from, to, msg) => EventKind::Deliver {
+                    from: *from,
+                    to: *to,
+                    sent: Time::from_millis(*ms),
+                    msg,
+                },
+                Step::Unreachable(from, to, msg) => EventKind::Unreachable {
+                    from: *from,
+                    to: *to,
+                    msg,
+                },
+                Step::Drop(from, to, msg) => EventKind::Drop {
+                    from: *from,
+                    to: *to,
+                    msg,
+                    reason: sim::DropReason::Lost,
+                },
+                Step::Timer(node, tag) => EventKind::Timer { node: *node, tag },
+                Step::Fault(fault) => EventKind::Fault {
+                    fault,
+                    effective: true,
+                },
+                Step::Exited(node) => EventKind::Exited { node: *node },
+            };
+            let ev = Event {
+                index: index as u64,
+                time: Time::from_millis(*ms),
+                kind,
+            };
+            oracle.observe(census, &ev, &mut out);
+        }
+        if let Some(end) = end_ms {
+            oracle.finish(census, Time::from_millis(end), &mut out);
+        }
+        out
+    }
 }

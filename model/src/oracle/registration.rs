@@ -7,9 +7,9 @@
 //! (refused or error delay), plus network round trips.
 
 use super::{secs, Invariant, Kind, Oracle, Setup, Violation};
+use crate::ids::InstanceId;
 use crate::obs::Obs;
 use crate::process::{Process, Topology};
-use crate::rpc::InstanceId;
 use sim::{Census, Event, EventKind, Fault, NodeId, Status, Time};
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -1,0 +1,74 @@
+//! The Dispatcher of a JobManager process: accepts job submissions, rejects duplicates (a job
+//! that runs, or has a result), and starts one JobMaster per job. Without high availability its
+//! job results live in memory only (a restarted JobManager process has forgotten them).
+
+use crate::ids::JobId;
+use crate::job_master::JobMaster;
+use crate::obs::Obs;
+use crate::process::{ClusterSetup, Process};
+use crate::rpc::{ClientRpc, DispatcherRpc, Msg};
+use crate::states::JobStatus;
+use sim::{Ctx, NodeId};
+use std::collections::{BTreeMap, BTreeSet};
+
+#[derive(Debug)]
+pub struct Dispatcher {
+    me: NodeId,
+    setup: ClusterSetup,
+    running: BTreeSet<JobId>,
+    /// Flink's JobResultStore (in memory without HA): globally terminal jobs and how they ended.
+    results: BTreeMap<JobId, JobStatus>,
+}
+
+impl Dispatcher {
+    pub fn new(me: NodeId, setup: &ClusterSetup) -> Dispatcher {
+        Dispatcher {
+            me,
+            setup: setup.clone(),
+            running: BTreeSet::new(),
+            results: BTreeMap::new(),
+        }
+    }
+
+    /// Handles a Dispatcher RPC; returns a new JobMaster for the process to start.
+    pub fn on_rpc(
+        &mut self,
+        ctx: &mut Ctx<'_, Process>,
+        from: NodeId,
+        rpc: DispatcherRpc,
+    ) -> Option<JobMaster> {
+        match rpc {
+            DispatcherRpc::SubmitJob { job_id, spec } => {
+                let duplicate =
+                    self.running.contains(&job_id) || self.results.contains_key(&job_id);
+                ctx.send(
+                    from,
+                    Msg::Client(ClientRpc::SubmitJobResponse { job_id, duplicate }),
+                );
+                if duplicate {
+                    ctx.trace(Obs::JobSubmissionRejected { job_id });
+                    return None;
+                }
+                self.running.insert(job_id);
+                ctx.trace(Obs::JobSubmitted { job_id });
+                Some(JobMaster::new(ctx, self.me, job_id, spec, &self.setup))
+            }
+        }
+    }
+
+    /// A JobMaster reached a globally terminal state and shut down.
+    pub fn job_reached_terminal_state(
+        &mut self,
+        _ctx: &mut Ctx<'_, Process>,
+        job_id: JobId,
+        status: JobStatus,
+    ) {
+        assert!(status.is_globally_terminal(), "{status:?}");
+        assert!(self.running.remove(&job_id));
+        self.results.insert(job_id, status);
+    }
+
+    pub fn result(&self, job_id: JobId) -> Option<JobStatus> {
+        self.results.get(&job_id).copied()
+    }
+}

@@ -1,0 +1,499 @@
+//! Flink's `Task` on a TaskExecutor: one deployed execution attempt, its `ExecutionState` as the
+//! TaskExecutor runs it, its input channels (the pipelined partitions of upstream attempts it
+//! reads) and the consumers registered on its own result partition.
+//!
+//! There are no records yet: a source "reads" for as long as its partitions take at their rate,
+//! and any other task runs until every input channel has delivered end-of-partition. The task
+//! owns its state machine (every transition is asserted with `can_transition_to` and traced) and
+//! its timers; it does not own when a step happens or who is told: the TaskExecutor drives it and
+//! reports every transition to the JobMaster the task was submitted by.
+
+use crate::ids::{AllocationId, ExecutionAttemptId, JobId, JobMasterId};
+use crate::job_graph::UPPER_BOUND_MAX_PARALLELISM;
+use crate::obs::Obs;
+use crate::process::{Process, Timer};
+use crate::rpc::{
+    InputChannel, JobMasterRpc, Msg, SourceAssignment, TaskDeploymentDescriptor, TaskExecutorRpc,
+};
+use crate::states::ExecutionState;
+use sim::{Ctx, NodeId, TimerId};
+use std::time::Duration;
+
+/// DEPLOYING → INITIALIZING: loading the user code and setting up the invokable.
+pub const TASK_DEPLOY_DURATION: Duration = Duration::from_millis(1);
+/// INITIALIZING → RUNNING: restoring state and opening operators.
+pub const TASK_INITIALIZE_DURATION: Duration = Duration::from_millis(10);
+/// CANCELING → CANCELED: the invokable notices the interrupt and exits.
+pub const TASK_CANCEL_DURATION: Duration = Duration::from_millis(1);
+/// How long an unthrottled source (or one without partitions) takes to read its input.
+pub const SOURCE_UNTHROTTLED_READ_DURATION: Duration = Duration::from_millis(1);
+/// `taskmanager.network.request-backoff.initial`: the first wait before re-requesting a partition
+/// that its producer's TaskExecutor did not know.
+pub const PARTITION_REQUEST_BACKOFF_INITIAL: Duration = Duration::from_millis(100);
+/// `taskmanager.network.request-backoff.max`: once the backoff has reached this, the next
+/// `PartitionNotFound` fails the task (`PartitionNotFoundException`).
+pub const PARTITION_REQUEST_BACKOFF_MAX: Duration = Duration::from_secs(10);
+/// How often a consumer repeats an unanswered partition request. Flink's data plane is a TCP
+/// connection that never loses end-of-partition silently; the simulated network may drop any
+/// message, so the consumer re-requests (like TCP retransmitting) until its producer's partition
+/// ends. The producer answers a repeat idempotently, and a repeat also notices a producer that
+/// died (its TaskExecutor refuses the connection) or failed (its partition is gone).
+pub const PARTITION_REQUEST_RESEND_INTERVAL: Duration = Duration::from_secs(1);
+/// The most consumers one result partition keeps: one per consumer subtask (a newer attempt of
+/// a subtask replaces the older one), and a job has at most this many subtasks per vertex.
+pub const PARTITION_CONSUMERS_MAX: usize = UPPER_BOUND_MAX_PARALLELISM as usize;
+
+const _: () = assert!(PARTITION_REQUEST_BACKOFF_INITIAL.as_nanos() > 0);
+const _: () = assert!(
+    PARTITION_REQUEST_BACKOFF_INITIAL.as_nanos() <= PARTITION_REQUEST_BACKOFF_MAX.as_nanos()
+);
+const _: () = assert!(PARTITION_REQUEST_RESEND_INTERVAL.as_nanos() > 0);
+
+/// Where one input channel stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ChannelState {
+    /// Not requested (the task is not RUNNING, or no longer).
+    Idle,
+    /// `requestSubpartition` sent; waiting for end of partition or `PartitionNotFound`, and
+    /// repeating the request when `resend` fires.
+    Requested { resend: TimerId },
+    /// The producer was not found; the request is re-sent when `timer` fires.
+    Backoff { timer: TimerId },
+    /// The producer finished: end of partition received.
+    Finished,
+}
+
+#[derive(Debug)]
+struct InputChannelState {
+    channel: InputChannel,
+    state: ChannelState,
+    /// The current partition-request backoff (Flink's `InputChannel.currentBackoff`).
+    backoff: Option<Duration>,
+}
+
+/// What a `PartitionNotFound` did to a channel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PartitionRetry {
+    /// Not a live request of this task (stale, duplicated, or the task is not RUNNING).
+    Ignored,
+    /// Re-requested after a backoff.
+    Scheduled,
+    /// The backoff is exhausted: the task must fail with `PartitionNotFoundException`.
+    Exhausted,
+}
+
+#[derive(Debug)]
+pub struct Task {
+    attempt: ExecutionAttemptId,
+    job_id: JobId,
+    allocation_id: AllocationId,
+    task_name: String,
+    /// The JobMaster that submitted the task and its fencing token. Like Flink's
+    /// `TaskManagerActions`, the task reports to the gateway it was submitted through, even
+    /// after the TaskExecutor has lost that JobMaster.
+    job_master: NodeId,
+    job_master_id: JobMasterId,
+    state: ExecutionState,
+    error: Option<String>,
+    source: Option<SourceAssignment>,
+    inputs: Vec<InputChannelState>,
+    /// Consumers that requested this task's partition: (consumer attempt, its TaskExecutor).
+    consumers: Vec<(ExecutionAttemptId, NodeId)>,
+    /// The next lifecycle step (`Timer::TaskStep`).
+    step_timer: Option<TimerId>,
+    /// The ask timeout of the latest `updateTaskExecutionState`; see `updates_in_flight`.
+    update_timeout: Option<TimerId>,
+    updates_in_flight: u32,
+}
+
+impl Task {
+    /// A task just submitted: DEPLOYING (Flink's CREATED → DEPLOYING happens before the first
+    /// report, so the TaskExecutor's task starts in DEPLOYING). Traces its creation and arms the
+    /// first step.
+    pub fn deploy(
+        ctx: &mut Ctx<'_, Process>,
+        tdd: TaskDeploymentDescriptor,
+        job_master: NodeId,
+        job_master_id: JobMasterId,
+    ) -> Task {
+        // A source reads its partitions; any other task reads its inputs: never both.
+        if tdd.source.is_some() {
+            assert!(tdd.inputs.is_empty());
+        }
+        let inputs = tdd
+            .inputs
+            .iter()
+            .map(|&channel| InputChannelState {
+                channel,
+                state: ChannelState::Idle,
+                backoff: None,
+            })
+            .collect();
+        let mut task = Task {
+            attempt: tdd.attempt,
+            job_id: tdd.job_id,
+            allocation_id: tdd.allocation_id,
+            task_name: tdd.task_name,
+            job_master,
+            job_master_id,
+            state: ExecutionState::Deploying,
+            error: None,
+            source: tdd.source,
+            inputs,
+            consumers: Vec::new(),
+            step_timer: None,
+            update_timeout: None,
+            updates_in_flight: 0,
+        };
+        ctx.trace(Obs::TaskStateChanged {
+            attempt: task.attempt,
+            allocation_id: task.allocation_id,
+            from: None,
+            to: ExecutionState::Deploying,
+        });
+        task.arm_step(ctx, TASK_DEPLOY_DURATION);
+        task
+    }
+
+    pub fn attempt(&self) -> ExecutionAttemptId {
+        self.attempt
+    }
+    pub fn job_id(&self) -> JobId {
+        self.job_id
+    }
+    pub fn allocation_id(&self) -> AllocationId {
+        self.allocation_id
+    }
+    pub fn task_name(&self) -> &str {
+        &self.task_name
+    }
+    pub fn job_master_id(&self) -> JobMasterId {
+        self.job_master_id
+    }
+    pub fn state(&self) -> ExecutionState {
+        self.state
+    }
+    pub fn error(&self) -> Option<&str> {
+        self.error.as_deref()
+    }
+    pub fn is_source(&self) -> bool {
+        self.source.is_some()
+    }
+
+    /// Whether `failExternally` fails the task now. A cancelling task completes its cancellation
+    /// instead (Flink ignores a failure that arrives while cancelling), and a terminal task stays.
+    pub fn can_fail(&self) -> bool {
+        matches!(
+            self.state,
+            ExecutionState::Deploying | ExecutionState::Initializing | ExecutionState::Running
+        )
+    }
+
+    /// Whether `timer` is this task's pending lifecycle step.
+    pub fn is_step(&self, timer: TimerId) -> bool {
+        self.step_timer == Some(timer)
+    }
+
+    /// Arms the next lifecycle step, replacing a pending one.
+    pub fn arm_step(&mut self, ctx: &mut Ctx<'_, Process>, after: Duration) {
+        assert!(!self.state.is_terminal());
+        if let Some(t) = self.step_timer.take() {
+            ctx.cancel_timer(t);
+        }
+        self.step_timer = Some(ctx.set_timer(
+            after,
+            Timer::TaskStep {
+                attempt: self.attempt,
+            },
+        ));
+    }
+
+    /// The step timer fired (the caller checked `is_step`).
+    pub fn on_step_fired(&mut self) {
+        assert!(self.step_timer.is_some());
+        self.step_timer = None;
+    }
+
+    /// Moves to `to`, tracing it. Leaving RUNNING stops the input channels; a terminal state stops
+    /// every timer and forgets consumers and producers. The caller reports to the JobMaster.
+    pub fn transition(
+        &mut self,
+        ctx: &mut Ctx<'_, Process>,
+        to: ExecutionState,
+        error: Option<String>,
+    ) {
+        let from = self.state;
+        assert!(
+            from.can_transition_to(to),
+            "task {:?}: illegal transition {from} -> {to}",
+            self.attempt
+        );
+        // An error explains a failure and nothing else.
+        assert_eq!(error.is_some(), to == ExecutionState::Failed);
+        self.state = to;
+        self.error = error;
+        ctx.trace(Obs::TaskStateChanged {
+            attempt: self.attempt,
+            allocation_id: self.allocation_id,
+            from: Some(from),
+            to,
+        });
+        if from == ExecutionState::Running {
+            self.stop_channels(ctx);
+        }
+        if to.is_terminal() {
+            if let Some(t) = self.step_timer.take() {
+                ctx.cancel_timer(t);
+            }
+            if let Some(t) = self.update_timeout.take() {
+                ctx.cancel_timer(t);
+            }
+            self.updates_in_flight = 0;
+            self.consumers = Vec::new();
+            self.inputs = Vec::new();
+        }
+    }
+
+    fn stop_channels(&mut self, ctx: &mut Ctx<'_, Process>) {
+        for ch in &mut self.inputs {
+            match ch.state {
+                ChannelState::Requested { resend: timer } | ChannelState::Backoff { timer } => {
+                    ctx.cancel_timer(timer);
+                    ch.state = ChannelState::Idle;
+                }
+                ChannelState::Idle | ChannelState::Finished => {}
+            }
+        }
+    }
+
+    /// Sends the current state to the JobMaster (`updateTaskExecutionState`). A non-terminal
+    /// report arms the ask timeout: if the JobMaster never answers, Flink fails the task.
+    pub fn report_state(&mut self, ctx: &mut Ctx<'_, Process>, ask_timeout: Duration) {
+        // The JobMaster sets CANCELING itself before it sends `cancelTask`, and Flink's
+        // ExecutionGraph treats a CANCELING report as an illegal update; it is never reported.
+        assert_ne!(self.state, ExecutionState::Canceling);
+        ctx.send(
+            self.job_master,
+            Msg::JobMaster {
+                job_id: self.job_id,
+                rpc: JobMasterRpc::UpdateTaskExecutionState {
+                    job_master_id: self.job_master_id,
+                    attempt: self.attempt,
+                    state: self.state,
+                    error: self.error.clone(),
+                },
+            },
+        );
+        if self.state.is_terminal() {
+            return;
+        }
+        if let Some(t) = self.update_timeout.take() {
+            ctx.cancel_timer(t);
+        }
+        self.updates_in_flight += 1;
+        self.update_timeout = Some(ctx.set_timer(
+            ask_timeout,
+            Timer::UpdateTaskStateTimeout {
+                attempt: self.attempt,
+            },
+        ));
+    }
+
+    /// The JobMaster acknowledged a state update.
+    pub fn on_update_acknowledged(&mut self, ctx: &mut Ctx<'_, Process>) {
+        self.updates_in_flight = self.updates_in_flight.saturating_sub(1);
+        if self.updates_in_flight == 0 {
+            if let Some(t) = self.update_timeout.take() {
+                ctx.cancel_timer(t);
+            }
+        }
+    }
+
+    /// Whether `timer` is the live ask timeout of an unacknowledged state update.
+    pub fn is_update_timeout(&self, timer: TimerId) -> bool {
+        self.update_timeout == Some(timer)
+    }
+
+    /// How long the source takes to read its partitions: they are read in parallel, each
+    /// `records_per_partition` records at `rate_per_sec`.
+    pub fn source_read_duration(&self) -> Duration {
+        let source = self.source.as_ref().expect("a source task");
+        match source.rate_per_sec {
+            Some(rate) if !source.partitions.is_empty() => {
+                assert!(rate > 0, "a throttled source needs a positive rate");
+                let nanos =
+                    u128::from(source.records_per_partition) * 1_000_000_000 / u128::from(rate);
+                Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+                    .max(SOURCE_UNTHROTTLED_READ_DURATION)
+            }
+            _ => SOURCE_UNTHROTTLED_READ_DURATION,
+        }
+    }
+
+    /// RUNNING: requests every input channel's subpartition from its producer's TaskExecutor.
+    pub fn request_partitions(&mut self, ctx: &mut Ctx<'_, Process>) {
+        assert_eq!(self.state, ExecutionState::Running);
+        assert!(self.source.is_none());
+        for i in 0..self.inputs.len() {
+            assert_eq!(self.inputs[i].state, ChannelState::Idle);
+            self.request_partition(ctx, i);
+        }
+    }
+
+    fn request_partition(&mut self, ctx: &mut Ctx<'_, Process>, i: usize) {
+        let ch = &mut self.inputs[i];
+        let resend = ctx.set_timer(
+            PARTITION_REQUEST_RESEND_INTERVAL,
+            Timer::PartitionRequestRetry {
+                consumer: self.attempt,
+                producer: ch.channel.producer,
+            },
+        );
+        ch.state = ChannelState::Requested { resend };
+        ctx.send(
+            ch.channel.task_manager,
+            Msg::TaskExecutor(TaskExecutorRpc::RequestSubpartition {
+                producer: ch.channel.producer,
+                consumer: self.attempt,
+            }),
+        );
+    }
+
+    fn channel_of(&self, producer: ExecutionAttemptId) -> Option<usize> {
+        self.inputs
+            .iter()
+            .position(|c| c.channel.producer == producer)
+    }
+
+    /// Whether every input channel has delivered end-of-partition (vacuously true without
+    /// inputs).
+    pub fn all_inputs_finished(&self) -> bool {
+        self.inputs
+            .iter()
+            .all(|c| c.state == ChannelState::Finished)
+    }
+
+    /// End of partition from `producer`: returns true when this was a live channel.
+    pub fn on_end_of_partition(
+        &mut self,
+        ctx: &mut Ctx<'_, Process>,
+        producer: ExecutionAttemptId,
+    ) -> bool {
+        if self.state != ExecutionState::Running {
+            return false;
+        }
+        let Some(i) = self.channel_of(producer) else {
+            return false;
+        };
+        let ch = &mut self.inputs[i];
+        match ch.state {
+            ChannelState::Finished => false, // a duplicate
+            ChannelState::Idle => unreachable!("a RUNNING task has requested every channel"),
+            // In backoff, the end crossed the `PartitionNotFound` of a repeated request: the
+            // producer was there after all.
+            ChannelState::Requested { resend: timer } | ChannelState::Backoff { timer } => {
+                ctx.cancel_timer(timer);
+                ch.state = ChannelState::Finished;
+                true
+            }
+        }
+    }
+
+    /// `PartitionNotFound` for `producer`: back off and retry, or give up (Flink's
+    /// `InputChannel.increaseBackoff`: initial, doubling, capped at the max; once at the max the
+    /// next miss fails).
+    pub fn on_partition_not_found(
+        &mut self,
+        ctx: &mut Ctx<'_, Process>,
+        producer: ExecutionAttemptId,
+    ) -> PartitionRetry {
+        if self.state != ExecutionState::Running {
+            return PartitionRetry::Ignored;
+        }
+        let Some(i) = self.channel_of(producer) else {
+            return PartitionRetry::Ignored;
+        };
+        let ch = &mut self.inputs[i];
+        // Only an answer to an outstanding request counts; a duplicate must not double the
+        // backoff twice.
+        let ChannelState::Requested { resend } = ch.state else {
+            return PartitionRetry::Ignored;
+        };
+        ctx.cancel_timer(resend);
+        let next = match ch.backoff {
+            None => PARTITION_REQUEST_BACKOFF_INITIAL,
+            Some(b) if b < PARTITION_REQUEST_BACKOFF_MAX => {
+                (b * 2).min(PARTITION_REQUEST_BACKOFF_MAX)
+            }
+            Some(_) => {
+                ch.state = ChannelState::Idle;
+                return PartitionRetry::Exhausted;
+            }
+        };
+        ch.backoff = Some(next);
+        let timer = ctx.set_timer(
+            next,
+            Timer::PartitionRequestRetry {
+                consumer: self.attempt,
+                producer,
+            },
+        );
+        ch.state = ChannelState::Backoff { timer };
+        PartitionRetry::Scheduled
+    }
+
+    /// A partition-request backoff or resend interval fired: request again if `timer` is the
+    /// channel's live one.
+    pub fn on_partition_request_retry(
+        &mut self,
+        ctx: &mut Ctx<'_, Process>,
+        producer: ExecutionAttemptId,
+        timer: TimerId,
+    ) {
+        if self.state != ExecutionState::Running {
+            return;
+        }
+        let Some(i) = self.channel_of(producer) else {
+            return;
+        };
+        let live = match self.inputs[i].state {
+            ChannelState::Requested { resend } => resend == timer,
+            ChannelState::Backoff { timer: t } => t == timer,
+            ChannelState::Idle | ChannelState::Finished => false,
+        };
+        if live {
+            self.request_partition(ctx, i);
+        }
+    }
+
+    /// Whether a request for `producer`'s partition is still waiting for its producer (an
+    /// unreachable producer TaskExecutor then fails the task).
+    pub fn awaits_partition(&self, producer: ExecutionAttemptId) -> bool {
+        self.state == ExecutionState::Running
+            && self
+                .channel_of(producer)
+                .is_some_and(|i| self.inputs[i].state != ChannelState::Finished)
+    }
+
+    /// A consumer requested this task's partition. A newer attempt of the same consumer subtask
+    /// replaces the older one, which bounds the list by the consumer parallelism.
+    pub fn add_consumer(&mut self, consumer: ExecutionAttemptId, task_manager: NodeId) {
+        assert!(!self.state.is_terminal());
+        match self
+            .consumers
+            .iter_mut()
+            .find(|(c, _)| c.vertex == consumer.vertex)
+        {
+            Some(entry) => *entry = (consumer, task_manager),
+            None => {
+                assert!(self.consumers.len() < PARTITION_CONSUMERS_MAX);
+                self.consumers.push((consumer, task_manager));
+            }
+        }
+    }
+
+    /// The consumers registered on this task's partition.
+    pub fn consumers(&self) -> &[(ExecutionAttemptId, NodeId)] {
+        &self.consumers
+    }
+}
