@@ -15,8 +15,9 @@ pub enum Bug {
     /// A registration attempt that times out is not retried (a broken `RetryingRegistration`):
     /// a TaskManager whose attempt vanished in a partition never registers again.
     RegistrationNotRetried,
-    /// A TaskExecutor hands an occupied slot to a second allocation instead of refusing it
-    /// (`SlotOccupiedException` missing), so two allocations share one slot.
+    /// A slot already in use is handed out again without an occupancy check: the JobMaster's
+    /// slot pool gives a busy slot to a second slot-sharing group, and a TaskExecutor gives an
+    /// occupied slot to a second allocation (`SlotOccupiedException` missing).
     SlotDoubleAllocation,
     /// The JobMaster applies `updateTaskExecutionState` of an old attempt to the current one
     /// (the attempt-number check of FLINK.md §4.2 missing).
@@ -62,8 +63,8 @@ impl Bug {
                         Bug::RegistrationNotRetried => {
                 "a timed-out registration attempt is never retried: a TaskManager cut off during registration never re-registers"
             }
-            Bug::SlotDoubleAllocation => {
-                "a TaskExecutor gives an occupied slot to a second allocation instead of refusing it (no SlotOccupiedException)"
+                        Bug::SlotDoubleAllocation => {
+                "a busy slot is handed out again without an occupancy check (JobMaster slot pool: to a second sharing group; TaskExecutor: to a second allocation)"
             }
             Bug::StaleAttemptUpdateAccepted => {
                 "the JobMaster applies task state updates of old execution attempts to the current attempt (FLINK-7216/9788 class)"

@@ -310,11 +310,13 @@ impl JobMaster {
             .map(|(ev, _)| ev.subtask)
             .filter(|g| !self.groups.contains_key(g))
             .collect();
+        // Planted bug: without the occupancy check a busy slot is handed to a second group.
+        let unchecked = self.bugs.has(Bug::SlotDoubleAllocation);
         for g in waiting {
             let free = self
                 .slots
                 .iter()
-                .find(|(_, s)| s.group.is_none())
+                .find(|(_, s)| s.group.is_none() || unchecked)
                 .map(|(a, _)| *a);
             let Some(allocation_id) = free else { break };
             self.slots.get_mut(&allocation_id).expect("found").group = Some(g);
