@@ -147,10 +147,11 @@ fn latency(r: crate::scenario::DurationRange) -> Latency {
 pub fn run(scenario: &Scenario, mut options: RunOptions) -> RunResult {
     let wall = std::time::Instant::now();
     let seed = options.seed;
-    let mut names = scenario.node_names();
+    let mut names = scenario.cluster.node_names();
     let cluster_nodes = names.len();
     if scenario.job.is_some() {
         names.push("client".to_string());
+        names.push("source".to_string());
     }
     let id = |name: &str| -> NodeId {
         NodeId(
@@ -169,6 +170,10 @@ pub fn run(scenario: &Scenario, mut options: RunOptions) -> RunResult {
             .map(|i| NodeId(i as u32))
             .collect(),
         client: scenario.job.as_ref().map(|_| NodeId(cluster_nodes as u32)),
+        source_log: scenario
+            .job
+            .as_ref()
+            .map(|_| NodeId(cluster_nodes as u32 + 1)),
     };
 
     // Knobs drawn from the seed, each from its own stream.

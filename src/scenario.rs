@@ -337,8 +337,13 @@ impl Scenario {
         v.validate(raw, source)
     }
 
+    /// Every node a fault may name: the cluster, and the external systems of a job.
     pub fn node_names(&self) -> Vec<String> {
-        self.cluster.node_names()
+        let mut names = self.cluster.node_names();
+        if self.job.is_some() {
+            names.push("source".to_string());
+        }
+        names
     }
 }
 
@@ -469,17 +474,19 @@ impl Validator<'_> {
         if nodes.iter().any(|x| x == n) {
             return Ok(n.clone());
         }
-        let hint = if ["ha", "checkpoint-storage", "source", "sink"].contains(&n.as_str()) {
+        let hint = if ["ha", "checkpoint-storage", "sink"].contains(&n.as_str()) {
             format!(
                 "node `{n}` is not modelled yet (it arrives with checkpointing and high availability)"
             )
+        } else if n == "source" {
+            "node `source` exists only in scenarios with a [job]".to_string()
         } else {
             format!("unknown node `{n}`")
         };
         Err(self.err(
             name.span(),
             format!(
-                "{hint}; nodes in this scenario: {} (names are jobmanager-N and taskmanager-N)",
+                "{hint}; nodes in this scenario: {} (names are jobmanager-N, taskmanager-N and, with a job, source)",
                 compact_names(nodes)
             ),
         ))
@@ -571,7 +578,12 @@ impl Validator<'_> {
                 }
             }
         };
-        let nodes = cluster.node_names();
+        let mut nodes = cluster.node_names();
+        if raw.job.is_some() {
+            // The external systems of a job are nodes too (checkpoint storage and the sink
+            // arrive with checkpointing).
+            nodes.push("source".to_string());
+        }
 
         let mut flink = FlinkConfig::default();
         let mut last_flink_span = None;

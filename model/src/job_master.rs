@@ -90,6 +90,7 @@ pub struct JobMaster {
     declared_version: u64,
     declare_timer: Option<TimerId>,
     resource_manager: NodeId,
+    source_log: Option<NodeId>,
     rm: Option<RmConnection>,
     next_attempt_id: u64,
     rm_heartbeats: HeartbeatManager,
@@ -168,6 +169,7 @@ impl JobMaster {
             declared_version: 0,
             declare_timer: None,
             resource_manager: setup.topology.jobmanagers[0],
+            source_log: setup.topology.source_log,
             rm: None,
             next_attempt_id: 0,
             pending_restart: None,
@@ -348,7 +350,9 @@ impl JobMaster {
             allocation_id,
         });
         let vertex = self.graph.vertex(ev.vertex);
+        let log = self.source_log;
         let source = vertex.is_source.then(|| SourceAssignment {
+            log: log.expect("a job runs with a source log node"),
             partitions: (0..self.spec.source.partitions)
                 .filter(|p| p % vertex.parallelism == ev.subtask)
                 .collect(),

@@ -14,6 +14,7 @@ use crate::obs::Obs;
 use crate::registration::RegistrationTarget;
 use crate::resource_manager::ResourceManager;
 use crate::rpc::Msg;
+use crate::source_log::SourceLog;
 use crate::task_executor::TaskExecutor;
 use sim::{Actor, Ctx, NodeId, TimerId};
 use std::collections::BTreeMap;
@@ -110,6 +111,8 @@ pub struct Topology {
     /// them when it lacks slots.
     pub spare_taskmanagers: Vec<NodeId>,
     pub client: Option<NodeId>,
+    /// The `source` node (the replayable log the job reads), when the scenario has a job.
+    pub source_log: Option<NodeId>,
 }
 
 impl Topology {
@@ -146,6 +149,7 @@ pub enum Process {
     JobManager(Box<JobManagerProcess>),
     TaskManager(Box<TaskExecutor>),
     Client(Box<Client>),
+    SourceLog(Box<SourceLog>),
 }
 
 impl Process {
@@ -160,6 +164,8 @@ impl Process {
             }))
         } else if t.client == Some(node) {
             Process::Client(Box::new(Client::new(node, t.jobmanagers[0], setup)))
+        } else if t.source_log == Some(node) {
+            Process::SourceLog(Box::new(SourceLog::new(setup)))
         } else {
             assert!(t.is_taskmanager(node), "node {node:?} has no role");
             let rm = t.jobmanagers[0];
@@ -216,6 +222,7 @@ impl Actor for Process {
             Process::JobManager(jm) => jm.resource_manager.on_start(ctx),
             Process::TaskManager(te) => te.on_start(ctx),
             Process::Client(c) => c.on_start(ctx),
+            Process::SourceLog(_) => {}
         }
     }
 
@@ -243,6 +250,7 @@ impl Actor for Process {
             }
             (Process::TaskManager(te), Msg::TaskExecutor(rpc)) => te.on_rpc(ctx, from, rpc),
             (Process::Client(c), Msg::Client(rpc)) => c.on_rpc(ctx, from, rpc),
+            (Process::SourceLog(log), Msg::SourceLog(rpc)) => log.on_rpc(ctx, from, rpc),
             (_, msg) => panic!("message {msg:?} routed to a process without its endpoint"),
         }
     }
@@ -262,6 +270,7 @@ impl Actor for Process {
             }
             Process::TaskManager(te) => te.on_timer(ctx, timer, tag),
             Process::Client(c) => c.on_timer(ctx, timer, tag),
+            Process::SourceLog(_) => panic!("the source log sets no timers: {tag:?}"),
         }
     }
 
@@ -285,6 +294,7 @@ impl Actor for Process {
             }
             Process::TaskManager(te) => te.on_unreachable(ctx, to, &msg),
             Process::Client(c) => c.on_unreachable(ctx, to, &msg),
+            Process::SourceLog(_) => {} // a reader that went away
         }
     }
 

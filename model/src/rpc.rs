@@ -67,6 +67,8 @@ pub struct SlotOffer {
 /// Where a source subtask reads: its partitions of the replayable log.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct SourceAssignment {
+    /// The `source` node: the replayable log (like Kafka's bootstrap servers in the job config).
+    pub log: NodeId,
     pub partitions: Vec<u32>,
     pub records_per_partition: u64,
     /// Records per second per partition; `None` = unthrottled.
@@ -98,6 +100,18 @@ pub struct TaskDeploymentDescriptor {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum DispatcherRpc {
     SubmitJob { job_id: JobId, spec: Arc<JobSpec> },
+}
+
+/// Requests to the `source` node, a partitioned replayable log (Kafka-like).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum SourceLogRpc {
+    /// Read up to `max_records` records of `partition` from `offset`.
+    Fetch {
+        reader: ExecutionAttemptId,
+        partition: u32,
+        offset: u64,
+        max_records: u64,
+    },
 }
 
 /// Answers to the client.
@@ -307,11 +321,21 @@ pub enum TaskExecutorRpc {
         producer: ExecutionAttemptId,
         consumer: ExecutionAttemptId,
     },
+    /// The `source` log's answer to a fetch: `count` records of `partition` from `offset`
+    /// (records are a pure function of partition and offset), and the partition's end.
+    SourceRecords {
+        reader: ExecutionAttemptId,
+        partition: u32,
+        offset: u64,
+        count: u64,
+        end_offset: u64,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Msg {
     Dispatcher(DispatcherRpc),
+    SourceLog(SourceLogRpc),
     Client(ClientRpc),
     ResourceManager(ResourceManagerRpc),
     JobMaster { job_id: JobId, rpc: JobMasterRpc },
@@ -322,6 +346,7 @@ impl Message for Msg {
     fn name(&self) -> &'static str {
         match self {
             Msg::Dispatcher(DispatcherRpc::SubmitJob { .. }) => "submitJob",
+            Msg::SourceLog(SourceLogRpc::Fetch { .. }) => "fetch",
             Msg::Client(ClientRpc::SubmitJobResponse { .. }) => "submitJob.response",
             Msg::ResourceManager(r) => match r {
                 ResourceManagerRpc::RegisterTaskExecutor { .. } => "registerTaskExecutor",
@@ -373,6 +398,7 @@ impl Message for Msg {
                 TaskExecutorRpc::RequestSubpartition { .. } => "requestSubpartition",
                 TaskExecutorRpc::PartitionNotFound { .. } => "partitionNotFound",
                 TaskExecutorRpc::EndOfPartition { .. } => "endOfPartition",
+                TaskExecutorRpc::SourceRecords { .. } => "fetch.response",
             },
         }
     }

@@ -13,10 +13,12 @@ use crate::job_graph::UPPER_BOUND_MAX_PARALLELISM;
 use crate::obs::Obs;
 use crate::process::{Process, Timer};
 use crate::rpc::{
-    InputChannel, JobMasterRpc, Msg, SourceAssignment, TaskDeploymentDescriptor, TaskExecutorRpc,
+    InputChannel, JobMasterRpc, Msg, SourceAssignment, SourceLogRpc, TaskDeploymentDescriptor,
+    TaskExecutorRpc,
 };
 use crate::states::ExecutionState;
 use sim::{Ctx, NodeId, TimerId};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// DEPLOYING → INITIALIZING: loading the user code and setting up the invokable.
@@ -82,6 +84,26 @@ pub enum PartitionRetry {
     Exhausted,
 }
 
+/// How often a source fetches from the log: each fetch asks for one interval's worth of its rate.
+pub const SOURCE_FETCH_INTERVAL: Duration = Duration::from_millis(100);
+
+/// A source subtask's reader of its partitions of the `source` log.
+#[derive(Debug)]
+struct SourceReader {
+    log: NodeId,
+    per_fetch: u64,
+    partitions: BTreeMap<u32, PartitionProgress>,
+}
+
+#[derive(Debug)]
+struct PartitionProgress {
+    next_offset: u64,
+    /// Learnt from the log's first answer.
+    end_offset: Option<u64>,
+    /// When the fetch in flight was sent (local monotonic ns).
+    fetch_sent_ns: Option<u64>,
+}
+
 #[derive(Debug)]
 pub struct Task {
     attempt: ExecutionAttemptId,
@@ -97,6 +119,8 @@ pub struct Task {
     error: Option<String>,
     source: Option<SourceAssignment>,
     inputs: Vec<InputChannelState>,
+    /// A source's progress through its partitions of the `source` log.
+    reader: Option<SourceReader>,
     /// Consumers that requested this task's partition: (consumer attempt, its TaskExecutor).
     consumers: Vec<(ExecutionAttemptId, NodeId)>,
     /// The next lifecycle step (`Timer::TaskStep`).
@@ -140,6 +164,7 @@ impl Task {
             error: None,
             source: tdd.source,
             inputs,
+            reader: None,
             consumers: Vec::new(),
             step_timer: None,
             update_timeout: None,
@@ -312,6 +337,125 @@ impl Task {
     /// Whether `timer` is the live ask timeout of an unacknowledged state update.
     pub fn is_update_timeout(&self, timer: TimerId) -> bool {
         self.update_timeout == Some(timer)
+    }
+
+    /// RUNNING source: starts reading its partitions from the `source` log. Returns true when
+    /// there is nothing to read (no partitions, or empty ones are only known after a fetch).
+    pub fn start_reading(&mut self, ctx: &mut Ctx<'_, Process>, ask_timeout: Duration) -> bool {
+        assert_eq!(self.state, ExecutionState::Running);
+        let source = self.source.as_ref().expect("a source task");
+        let per_fetch = match source.rate_per_sec {
+            // The rate is kept by fetching one interval's worth per partition per interval.
+            Some(rate) => {
+                let nanos = u128::from(rate) * SOURCE_FETCH_INTERVAL.as_nanos();
+                u64::try_from(nanos.div_ceil(1_000_000_000))
+                    .unwrap_or(u64::MAX)
+                    .max(1)
+            }
+            None => crate::source_log::FETCH_RECORDS_MAX,
+        };
+        self.reader = Some(SourceReader {
+            log: source.log,
+            per_fetch,
+            partitions: source
+                .partitions
+                .iter()
+                .map(|p| {
+                    (
+                        *p,
+                        PartitionProgress {
+                            next_offset: 0,
+                            end_offset: None,
+                            fetch_sent_ns: None,
+                        },
+                    )
+                })
+                .collect(),
+        });
+        if self.reading_done() {
+            return true;
+        }
+        self.fetch_tick(ctx, ask_timeout);
+        false
+    }
+
+    /// The source's periodic fetch: one fetch per unfinished partition that has none in flight
+    /// (or whose fetch went unanswered for the ask timeout), then the next tick.
+    pub fn fetch_tick(&mut self, ctx: &mut Ctx<'_, Process>, ask_timeout: Duration) {
+        let attempt = self.attempt;
+        let now = ctx.mono_ns();
+        let timeout = u64::try_from(ask_timeout.as_nanos()).unwrap_or(u64::MAX);
+        let reader = self.reader.as_mut().expect("a reading source");
+        for (partition, p) in reader.partitions.iter_mut() {
+            if p.end_offset.is_some_and(|end| p.next_offset >= end) {
+                continue;
+            }
+            let due = p
+                .fetch_sent_ns
+                .is_none_or(|sent| now.saturating_sub(sent) >= timeout);
+            if !due {
+                continue;
+            }
+            p.fetch_sent_ns = Some(now);
+            ctx.send(
+                reader.log,
+                Msg::SourceLog(SourceLogRpc::Fetch {
+                    reader: attempt,
+                    partition: *partition,
+                    offset: p.next_offset,
+                    max_records: reader.per_fetch,
+                }),
+            );
+        }
+        self.arm_step(ctx, SOURCE_FETCH_INTERVAL);
+    }
+
+    /// The log answered a fetch. Stale answers (an offset already read) change nothing.
+    /// Returns true when every partition has been read to its end.
+    pub fn on_source_records(&mut self, partition: u32, offset: u64, count: u64, end: u64) -> bool {
+        let Some(reader) = self.reader.as_mut() else {
+            return false;
+        };
+        let Some(p) = reader.partitions.get_mut(&partition) else {
+            return false;
+        };
+        if offset == p.next_offset {
+            p.next_offset += count;
+            p.end_offset = Some(end);
+            p.fetch_sent_ns = None;
+            assert!(p.next_offset <= end);
+        }
+        self.reading_done()
+    }
+
+    /// A fetch found the log down: retry on the next tick (the reader keeps retrying, as a
+    /// Kafka consumer does, instead of failing the task).
+    pub fn on_fetch_unreachable(&mut self, partition: u32) {
+        if let Some(p) = self
+            .reader
+            .as_mut()
+            .and_then(|r| r.partitions.get_mut(&partition))
+        {
+            p.fetch_sent_ns = None;
+        }
+    }
+
+    fn reading_done(&self) -> bool {
+        self.reader.as_ref().is_some_and(|r| {
+            r.partitions
+                .values()
+                .all(|p| p.end_offset.is_some_and(|end| p.next_offset >= end))
+        })
+    }
+
+    /// Records read so far, per partition (for tests and reports).
+    pub fn source_offsets(&self) -> Vec<(u32, u64)> {
+        self.reader.as_ref().map_or_else(Vec::new, |r| {
+            r.partitions
+                .iter()
+                .map(|(p, s)| (*p, s.next_offset))
+                .collect()
+        })
     }
 
     /// How long the source takes to read its partitions: they are read in parallel, each

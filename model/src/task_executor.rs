@@ -30,7 +30,8 @@ use crate::process::{Process, Timer};
 use crate::registration::{RegistrationTarget, RetryingRegistration};
 use crate::rpc::{
     DisconnectCause, JobMasterRpc, Msg, RegistrationResponse, ResourceManagerRpc, SlotOffer,
-    TaskDeploymentDescriptor, TaskExecutorRegistration, TaskExecutorRpc, TaskManagerRegistration,
+    SourceLogRpc, TaskDeploymentDescriptor, TaskExecutorRegistration, TaskExecutorRpc,
+    TaskManagerRegistration,
 };
 use crate::states::ExecutionState;
 use crate::task::{PartitionRetry, Task, TASK_CANCEL_DURATION, TASK_INITIALIZE_DURATION};
@@ -508,6 +509,23 @@ impl TaskExecutor {
                     self.transition_task(ctx, consumer, ExecutionState::Finished, None);
                 }
             }
+            TaskExecutorRpc::SourceRecords {
+                reader,
+                partition,
+                offset,
+                count,
+                end_offset,
+            } => {
+                let Some(task) = self.tasks.get_mut(&reader) else {
+                    return; // the reader is gone
+                };
+                if task.state() != ExecutionState::Running || !task.is_source() {
+                    return; // a late answer to a task that stopped reading
+                }
+                if task.on_source_records(partition, offset, count, end_offset) {
+                    self.transition_task(ctx, reader, ExecutionState::Finished, None);
+                }
+            }
         }
     }
 
@@ -672,6 +690,13 @@ impl TaskExecutor {
 
     fn handle_unreachable(&mut self, ctx: &mut Ctx<'_, Process>, to: NodeId, msg: &Msg) {
         match msg {
+            Msg::SourceLog(SourceLogRpc::Fetch {
+                reader, partition, ..
+            }) => {
+                if let Some(task) = self.tasks.get_mut(reader) {
+                    task.on_fetch_unreachable(*partition);
+                }
+            }
             Msg::ResourceManager(ResourceManagerRpc::RegisterTaskExecutor {
                 attempt_id, ..
             }) => {
@@ -1361,8 +1386,9 @@ impl TaskExecutor {
                 self.transition_task(ctx, attempt, ExecutionState::Running, None);
                 let task = self.tasks.get_mut(&attempt).expect("live");
                 if task.is_source() {
-                    let read = task.source_read_duration();
-                    task.arm_step(ctx, read);
+                    if task.start_reading(ctx, self.config.ask_timeout) {
+                        self.transition_task(ctx, attempt, ExecutionState::Finished, None);
+                    }
                 } else {
                     task.request_partitions(ctx);
                     if task.all_inputs_finished() {
@@ -1372,9 +1398,9 @@ impl TaskExecutor {
                 }
             }
             ExecutionState::Running => {
-                // Only a source has a step while RUNNING: its input is read.
+                // Only a source has a step while RUNNING: its next fetch from the log.
                 assert!(task.is_source());
-                self.transition_task(ctx, attempt, ExecutionState::Finished, None);
+                task.fetch_tick(ctx, self.config.ask_timeout);
             }
             ExecutionState::Canceling => {
                 self.transition_task(ctx, attempt, ExecutionState::Canceled, None);
@@ -1842,6 +1868,20 @@ mod tests {
         }
     }
 
+    /// The `source` log node of the hand-driven tests.
+    const SOURCE_LOG: NodeId = NodeId(90);
+
+    /// The log's answer that hands `reader` all 1000 records of `partition`.
+    fn read_all(reader: ExecutionAttemptId, partition: u32) -> TaskExecutorRpc {
+        TaskExecutorRpc::SourceRecords {
+            reader,
+            partition,
+            offset: 0,
+            count: 1000,
+            end_offset: 1000,
+        }
+    }
+
     fn source_tdd(a: ExecutionAttemptId, allocation_id: AllocationId) -> TaskDeploymentDescriptor {
         TaskDeploymentDescriptor {
             job_id: JOB,
@@ -1849,6 +1889,7 @@ mod tests {
             allocation_id,
             task_name: "Source: sequence (1/1)#0".into(),
             source: Some(SourceAssignment {
+                log: SOURCE_LOG,
                 partitions: vec![0, 1],
                 records_per_partition: 1000,
                 rate_per_sec: Some(100),
@@ -2245,12 +2286,24 @@ mod tests {
         );
         out.extend(h.fire_step(a));
         out.extend(h.fire_step(a));
-        // 1000 records per partition at 100 records/s, partitions read in parallel.
+        // RUNNING: each partition is fetched from the log, one interval's worth at a time
+        // (100 records/s for 100 ms = 10 records).
         assert_eq!(
             h.armed(|t| *t == Timer::TaskStep { attempt: a })[0].0,
-            Duration::from_secs(10)
+            crate::task::SOURCE_FETCH_INTERVAL
         );
-        out.extend(h.fire_step(a));
+        for partition in [0, 1] {
+            let fetch = Msg::SourceLog(SourceLogRpc::Fetch {
+                reader: a,
+                partition,
+                offset: 0,
+                max_records: 10,
+            });
+            assert!(sent(&out).contains(&(SOURCE_LOG, &fetch)), "{fetch:?}");
+        }
+        for partition in [0, 1] {
+            out.extend(h.rpc(SOURCE_LOG, read_all(a, partition)));
+        }
         assert_eq!(
             reports(&out),
             vec![
@@ -2623,7 +2676,8 @@ mod tests {
             },
         );
         assert!(out.is_empty(), "registered; data follows");
-        let out = h.fire_step(producer);
+        let mut out = h.rpc(SOURCE_LOG, read_all(producer, 0));
+        out.extend(h.rpc(SOURCE_LOG, read_all(producer, 1)));
         assert!(sent(&out).contains(&(
             OTHER_TE,
             &Msg::TaskExecutor(TaskExecutorRpc::EndOfPartition {
