@@ -325,6 +325,26 @@ impl<A: Actor> World<A> {
         observer.on_event(&self.census, &ev);
     }
 
+    /// Traces that `msg` from `from` to `to` vanished.
+    fn emit_drop(
+        &mut self,
+        from: NodeId,
+        to: NodeId,
+        msg: &A::Msg,
+        reason: DropReason,
+        observer: &mut dyn Observer<A>,
+    ) {
+        self.emit(
+            EventKind::Drop {
+                from,
+                to,
+                msg,
+                reason,
+            },
+            observer,
+        );
+    }
+
     fn push(&mut self, at: Time, p: Pending<A>) -> bool {
         self.queue.push(at, p)
     }
@@ -345,29 +365,13 @@ impl<A: Actor> World<A> {
             } => {
                 if !arrived && self.net.epoch(from, to) != epoch {
                     let reason = DropReason::LinkBroken;
-                    self.emit(
-                        EventKind::Drop {
-                            from,
-                            to,
-                            msg: &msg,
-                            reason,
-                        },
-                        observer,
-                    );
+                    self.emit_drop(from, to, &msg, reason, observer);
                     return true;
                 }
                 if !arrived && self.census.info[from.index()].incarnation != sender_incarnation {
                     // The sender died after sending: its connections died with it.
                     let reason = DropReason::SenderDied;
-                    self.emit(
-                        EventKind::Drop {
-                            from,
-                            to,
-                            msg: &msg,
-                            reason,
-                        },
-                        observer,
-                    );
+                    self.emit_drop(from, to, &msg, reason, observer);
                     return true;
                 }
                 let info = self.census.info[to.index()];
@@ -478,15 +482,7 @@ impl<A: Actor> World<A> {
             } else {
                 DropReason::SenderGone
             };
-            self.emit(
-                EventKind::Drop {
-                    from,
-                    to,
-                    msg: &msg,
-                    reason,
-                },
-                observer,
-            );
+            self.emit_drop(from, to, &msg, reason, observer);
             return true;
         }
         let at = self.now + self.net.sample_latency(to, from);
@@ -510,15 +506,7 @@ impl<A: Actor> World<A> {
         match p {
             Pending::Deliver { from, to, msg, .. } => {
                 let reason = DropReason::ParkedOverflow;
-                self.emit(
-                    EventKind::Drop {
-                        from,
-                        to,
-                        msg: &msg,
-                        reason,
-                    },
-                    observer,
-                );
+                self.emit_drop(from, to, &msg, reason, observer);
             }
             Pending::Timer { node, id, .. } => {
                 self.nodes[node.index()].timers.cancel(id);
@@ -634,15 +622,7 @@ impl<A: Actor> World<A> {
             let back = self.net.sample_latency(to, from);
             if self.net.blocked(to, from) {
                 let reason = DropReason::Partitioned;
-                self.emit(
-                    EventKind::Drop {
-                        from,
-                        to,
-                        msg: &msg,
-                        reason,
-                    },
-                    observer,
-                );
+                self.emit_drop(from, to, &msg, reason, observer);
                 return true;
             }
             let incarnation = self.census.info[from.index()].incarnation;
@@ -661,15 +641,7 @@ impl<A: Actor> World<A> {
                 } else {
                     DropReason::Lost
                 };
-                self.emit(
-                    EventKind::Drop {
-                        from,
-                        to,
-                        msg: &msg,
-                        reason,
-                    },
-                    observer,
-                );
+                self.emit_drop(from, to, &msg, reason, observer);
                 true
             }
             Route::Deliver {
