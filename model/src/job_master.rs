@@ -219,7 +219,10 @@ impl JobMaster {
                     cancel_timer: None,
                 },
             );
-            ctx.trace(Obs::ExecutionCreated { attempt });
+            ctx.trace(Obs::ExecutionCreated {
+                job_id: self.job_id,
+                attempt,
+            });
         }
         self.tm_heartbeats.start(ctx);
         self.connect_to_resource_manager(ctx);
@@ -601,7 +604,10 @@ impl JobMaster {
                 submit_timer: None,
                 cancel_timer: None,
             };
-            ctx.trace(Obs::ExecutionCreated { attempt });
+            ctx.trace(Obs::ExecutionCreated {
+                job_id: self.job_id,
+                attempt,
+            });
         }
         if self.status == JobStatus::Restarting {
             self.set_status(ctx, JobStatus::Running);

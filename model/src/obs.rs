@@ -112,8 +112,11 @@ pub enum Obs {
         from: Option<JobStatus>,
         to: JobStatus,
     },
-    /// A new Execution (attempt) was created for a vertex, in CREATED.
-    ExecutionCreated { attempt: ExecutionAttemptId },
+    /// A new Execution (attempt) of a vertex of job `job_id` was created, in CREATED.
+    ExecutionCreated {
+        job_id: JobId,
+        attempt: ExecutionAttemptId,
+    },
     /// The JobMaster's view of an Execution changed.
     ExecutionStateChanged {
         attempt: ExecutionAttemptId,

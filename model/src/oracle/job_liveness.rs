@@ -206,13 +206,8 @@ impl JobLiveness {
                     _ => {}
                 }
             }
-            Obs::ExecutionCreated { attempt } => {
-                if !self.graph_job.contains_key(&attempt.graph) {
-                    // A new JobMaster creates its first attempts right after its first status.
-                    if let Some(job) = self.starting.get(&node) {
-                        self.graph_job.insert(attempt.graph, *job);
-                    }
-                }
+            Obs::ExecutionCreated { job_id, attempt } => {
+                self.graph_job.entry(attempt.graph).or_insert(*job_id);
                 if let Some(m) = self.master_of_attempt(attempt) {
                     m.executions.insert(
                         attempt.vertex,
@@ -484,6 +479,7 @@ mod tests {
                 Step::Obs(
                     JM,
                     Obs::ExecutionCreated {
+                        job_id: 5,
                         attempt: attempt(s, 0),
                     },
                 ),
@@ -584,7 +580,13 @@ mod tests {
             ),
             (
                 16_000,
-                Step::Obs(JM, Obs::ExecutionCreated { attempt: retry }),
+                Step::Obs(
+                    JM,
+                    Obs::ExecutionCreated {
+                        job_id: 5,
+                        attempt: retry,
+                    },
+                ),
             ),
             (
                 16_000,

@@ -200,7 +200,7 @@ impl Oracle for StaleAttempts {
         match &ev.kind {
             EventKind::Deliver { to, msg, .. } => self.on_delivery(ev, *to, msg),
             EventKind::Obs { node, obs } => match obs {
-                Obs::ExecutionCreated { attempt } => {
+                Obs::ExecutionCreated { attempt, .. } => {
                     if let Some(c) = self.update.as_mut() {
                         c.created.insert(*attempt);
                     }
@@ -345,6 +345,7 @@ mod tests {
                 Step::Obs(
                     JM,
                     Obs::ExecutionCreated {
+                        job_id: 5,
                         attempt: attempt(2),
                     },
                 ),

@@ -226,7 +226,7 @@ impl Oracle for LegalTransitions {
                 from,
                 to,
             } => self.on_job_status(census, at, node, *job_id, *job_master_id, *from, *to, out),
-            Obs::ExecutionCreated { attempt } => {
+            Obs::ExecutionCreated { attempt, .. } => {
                 if let Some((_, state)) = self.executions.get(attempt) {
                     out.push(Violation {
                         invariant: INVARIANT.name,
@@ -325,6 +325,7 @@ mod tests {
                 Step::Obs(
                     JM,
                     Obs::ExecutionCreated {
+                        job_id: 5,
                         attempt: attempt(0),
                     },
                 ),
@@ -345,6 +346,7 @@ mod tests {
                 Step::Obs(
                     JM,
                     Obs::ExecutionCreated {
+                        job_id: 5,
                         attempt: attempt(1),
                     },
                 ),
@@ -367,6 +369,7 @@ mod tests {
                 Step::Obs(
                     JM,
                     Obs::ExecutionCreated {
+                        job_id: 5,
                         attempt: attempt(0),
                     },
                 ),
