@@ -334,6 +334,8 @@ impl ResourceManager {
                         };
                         self.slots.insert(slot_id, SlotState::Free);
                     }
+                    // New slots may fulfil requirements declared before they registered.
+                    self.schedule_requirement_check(ctx);
                 }
                 self.report_slot_status(ctx, tm, &slot_report);
                 true
