@@ -447,14 +447,3 @@ pub fn run_catching(scenario: &Scenario, options: RunOptions) -> RunResult {
         }
     }
 }
-
-/// The duration from the last scripted fault to the end of the scenario.
-pub fn quiet_time(scenario: &Scenario) -> Duration {
-    let last = scenario
-        .faults
-        .iter()
-        .map(|f| f.at)
-        .max()
-        .unwrap_or_default();
-    scenario.duration.saturating_sub(last)
-}

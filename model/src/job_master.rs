@@ -659,14 +659,9 @@ impl JobMaster {
                 terminal: true,
             }),
         );
-        let slots: Vec<(AllocationId, NodeId)> = self
-            .slots
-            .iter()
-            .map(|(a, s)| (*a, s.task_manager))
-            .collect();
-        for (allocation_id, tm) in slots {
+        let slots: Vec<AllocationId> = self.slots.keys().copied().collect();
+        for allocation_id in slots {
             self.release_slot(ctx, allocation_id, true);
-            let _ = tm;
         }
         let tms: Vec<NodeId> = self.task_managers.keys().copied().collect();
         for tm in tms {

@@ -2,7 +2,7 @@
 //! TaskExecutor runs it, its input channels (the pipelined partitions of upstream attempts it
 //! reads) and the consumers registered on its own result partition.
 //!
-//! There are no records yet: a source "reads" for as long as its partitions take at their rate,
+//! There are no records in flight yet: a source fetches its partitions from the `source` log,
 //! and any other task runs until every input channel has delivered end-of-partition. The task
 //! owns its state machine (every transition is asserted with `can_transition_to` and traced) and
 //! its timers; it does not own when a step happens or who is told: the TaskExecutor drives it and
@@ -27,8 +27,7 @@ pub const TASK_DEPLOY_DURATION: Duration = Duration::from_millis(1);
 pub const TASK_INITIALIZE_DURATION: Duration = Duration::from_millis(10);
 /// CANCELING → CANCELED: the invokable notices the interrupt and exits.
 pub const TASK_CANCEL_DURATION: Duration = Duration::from_millis(1);
-/// How long an unthrottled source (or one without partitions) takes to read its input.
-pub const SOURCE_UNTHROTTLED_READ_DURATION: Duration = Duration::from_millis(1);
+
 /// `taskmanager.network.request-backoff.initial`: the first wait before re-requesting a partition
 /// that its producer's TaskExecutor did not know.
 pub const PARTITION_REQUEST_BACKOFF_INITIAL: Duration = Duration::from_millis(100);
@@ -456,22 +455,6 @@ impl Task {
                 .map(|(p, s)| (*p, s.next_offset))
                 .collect()
         })
-    }
-
-    /// How long the source takes to read its partitions: they are read in parallel, each
-    /// `records_per_partition` records at `rate_per_sec`.
-    pub fn source_read_duration(&self) -> Duration {
-        let source = self.source.as_ref().expect("a source task");
-        match source.rate_per_sec {
-            Some(rate) if !source.partitions.is_empty() => {
-                assert!(rate > 0, "a throttled source needs a positive rate");
-                let nanos =
-                    u128::from(source.records_per_partition) * 1_000_000_000 / u128::from(rate);
-                Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
-                    .max(SOURCE_UNTHROTTLED_READ_DURATION)
-            }
-            _ => SOURCE_UNTHROTTLED_READ_DURATION,
-        }
     }
 
     /// RUNNING: requests every input channel's subpartition from its producer's TaskExecutor.

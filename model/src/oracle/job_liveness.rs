@@ -113,10 +113,9 @@ pub struct JobLiveness {
     settle: Duration,
     /// Submitted jobs -> their current JobMaster (`None` once its process died).
     jobs: BTreeMap<JobId, Option<Master>>,
-    /// Execution graph id -> job (from the first attempts a new JobMaster creates).
+    /// Execution graph id -> job (from `ExecutionCreated`).
     graph_job: BTreeMap<u64, JobId>,
-    /// Node -> the job whose JobMaster started there last.
-    starting: BTreeMap<NodeId, JobId>,
+
     /// TaskExecutor view: (TaskManager, attempt) -> (state, since).
     tasks: BTreeMap<(NodeId, ExecutionAttemptId), (ExecutionState, Time)>,
     /// Node -> when its process last died.
@@ -136,7 +135,7 @@ impl JobLiveness {
             settle: c.heartbeat_interval + c.ask_timeout + setup.latency_max * 2,
             jobs: BTreeMap::new(),
             graph_job: BTreeMap::new(),
-            starting: BTreeMap::new(),
+
             tasks: BTreeMap::new(),
             died_at: BTreeMap::new(),
             last_fault: Time::ZERO,
@@ -197,7 +196,6 @@ impl JobLiveness {
                             status_since: time,
                             executions: BTreeMap::new(),
                         });
-                        self.starting.insert(node, *job_id);
                     }
                     (Some(_), Some(m)) if m.job_master_id == *job_master_id => {
                         m.status = *to;
