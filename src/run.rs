@@ -152,6 +152,8 @@ pub fn run(scenario: &Scenario, mut options: RunOptions) -> RunResult {
     if scenario.job.is_some() {
         names.push("client".to_string());
         names.push("source".to_string());
+        names.push("checkpoint-storage".to_string());
+        names.push("sink".to_string());
     }
     let id = |name: &str| -> NodeId {
         NodeId(
@@ -174,6 +176,14 @@ pub fn run(scenario: &Scenario, mut options: RunOptions) -> RunResult {
             .job
             .as_ref()
             .map(|_| NodeId(cluster_nodes as u32 + 1)),
+        checkpoint_storage: scenario
+            .job
+            .as_ref()
+            .map(|_| NodeId(cluster_nodes as u32 + 2)),
+        sink: scenario
+            .job
+            .as_ref()
+            .map(|_| NodeId(cluster_nodes as u32 + 3)),
     };
 
     // Knobs drawn from the seed, each from its own stream.
@@ -227,8 +237,8 @@ pub fn run(scenario: &Scenario, mut options: RunOptions) -> RunResult {
             at: j.submit_at,
         }),
     };
-    let mut world = World::new(seed, net, nodes, move |node, _| {
-        Process::build(node, &setup)
+    let mut world = World::new(seed, net, nodes, move |node, durable| {
+        Process::build(node, &setup, durable)
     });
     if let Some(w) = options.trace.take() {
         world.record_trace(w);

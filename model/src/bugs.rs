@@ -27,6 +27,26 @@ pub enum Bug {
     /// A lost TaskManager's slots are released without failing the executions in them: the
     /// JobMaster believes they still run.
     TmLossNotFailingTasks,
+    /// The two-phase-commit sink commits its transaction when it pre-commits on the barrier,
+    /// before the checkpoint is complete (FLINK.md §8.1 pitfall).
+    SinkCommitOnBarrier,
+    /// In EXACTLY_ONCE mode a task does not block the channels that delivered a barrier: records
+    /// after the barrier enter the snapshot (aligned checkpoints degrade to at-least-once).
+    NoBarrierAlignment,
+    /// A restore uses the oldest retained completed checkpoint instead of the latest
+    /// (cf. FLINK-20290, FLINK-10354).
+    RestoreOlderCheckpoint,
+    /// A source's snapshot omits its read offsets: restored, it reads its partitions from the
+    /// start.
+    OffsetsNotInSnapshot,
+    /// A task acknowledges a checkpoint before its state write to checkpoint storage has
+    /// succeeded.
+    AckBeforeSnapshotDurable,
+    /// The coordinator completes a checkpoint when all but one task have acknowledged.
+    CompleteWithMissingAck,
+    /// A restored two-phase-commit writer does not abort its subtask's lingering transactions
+    /// (cf. FLINK-23854).
+    NoAbortOfLingeringTransactions,
 }
 
 impl Bug {
@@ -38,6 +58,13 @@ impl Bug {
         Bug::StaleAttemptUpdateAccepted,
         Bug::RestartBudgetNotEnforced,
         Bug::TmLossNotFailingTasks,
+        Bug::SinkCommitOnBarrier,
+        Bug::NoBarrierAlignment,
+        Bug::RestoreOlderCheckpoint,
+        Bug::OffsetsNotInSnapshot,
+        Bug::AckBeforeSnapshotDurable,
+        Bug::CompleteWithMissingAck,
+        Bug::NoAbortOfLingeringTransactions,
     ];
 
     pub fn name(self) -> &'static str {
@@ -49,6 +76,13 @@ impl Bug {
             Bug::StaleAttemptUpdateAccepted => "stale-attempt-update-accepted",
             Bug::RestartBudgetNotEnforced => "restart-budget-not-enforced",
             Bug::TmLossNotFailingTasks => "tm-loss-not-failing-tasks",
+            Bug::SinkCommitOnBarrier => "sink-commit-on-barrier",
+            Bug::NoBarrierAlignment => "no-barrier-alignment",
+            Bug::RestoreOlderCheckpoint => "restore-older-checkpoint",
+            Bug::OffsetsNotInSnapshot => "offsets-not-in-snapshot",
+            Bug::AckBeforeSnapshotDurable => "ack-before-snapshot-durable",
+            Bug::CompleteWithMissingAck => "complete-with-missing-ack",
+            Bug::NoAbortOfLingeringTransactions => "no-abort-of-lingering-transactions",
         }
     }
 
@@ -60,10 +94,10 @@ impl Bug {
             Bug::HeartbeatTimeoutIgnored => {
                 "a fired heartbeat timeout is ignored: silent targets are never declared lost by timeout"
             }
-                        Bug::RegistrationNotRetried => {
+            Bug::RegistrationNotRetried => {
                 "a timed-out registration attempt is never retried: a TaskManager cut off during registration never re-registers"
             }
-                        Bug::SlotDoubleAllocation => {
+            Bug::SlotDoubleAllocation => {
                 "a busy slot is handed out again without an occupancy check (JobMaster slot pool: to a second sharing group; TaskExecutor: to a second allocation)"
             }
             Bug::StaleAttemptUpdateAccepted => {
@@ -74,6 +108,27 @@ impl Bug {
             }
             Bug::TmLossNotFailingTasks => {
                 "a lost TaskManager's slots are released without failing their executions: the job waits forever"
+            }
+            Bug::SinkCommitOnBarrier => {
+                "the two-phase-commit sink commits on the barrier (pre-commit) instead of on notifyCheckpointComplete"
+            }
+            Bug::NoBarrierAlignment => {
+                "EXACTLY_ONCE tasks do not block channels that delivered a barrier: post-barrier records enter the snapshot"
+            }
+            Bug::RestoreOlderCheckpoint => {
+                "a failover restores the oldest retained checkpoint instead of the latest (FLINK-20290 / FLINK-10354 class)"
+            }
+            Bug::OffsetsNotInSnapshot => {
+                "source snapshots omit read offsets: a restored source re-reads its partitions from the start"
+            }
+            Bug::AckBeforeSnapshotDurable => {
+                "tasks acknowledge a checkpoint before their state is durable in checkpoint storage"
+            }
+            Bug::CompleteWithMissingAck => {
+                "the CheckpointCoordinator completes a checkpoint when all but one task acknowledged"
+            }
+            Bug::NoAbortOfLingeringTransactions => {
+                "a restored two-phase-commit writer leaves its subtask's lingering transactions open (FLINK-23854 class)"
             }
         }
     }

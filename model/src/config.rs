@@ -217,6 +217,8 @@ pub const NOT_YET_SUPPORTED: &[&str] = &[
 /// The typed configuration of a cluster.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FlinkConfig {
+    /// `None` while `execution.checkpointing.interval` is unset (checkpointing disabled).
+    pub checkpointing: Option<crate::checkpoint::CheckpointConfig>,
     pub heartbeat_interval: Duration,
     pub heartbeat_timeout: Duration,
     /// `None` when the threshold is disabled (-1).
@@ -268,6 +270,7 @@ impl Default for FlinkConfig {
             registration_refused_delay: Duration::ZERO,
             registration_error_delay: Duration::ZERO,
             taskmanager_registration_timeout: Duration::ZERO,
+            checkpointing: None,
             ask_timeout: Duration::ZERO,
             number_of_task_slots: 0,
             slot_request_timeout: Duration::ZERO,

@@ -159,7 +159,10 @@ pub struct JobVertex {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Partitioner {
     Forward,
-    Hash,
+    /// `keyBy`: re-keys records to `keys` distinct keys and routes them by key group.
+    Hash {
+        keys: u32,
+    },
     Rebalance,
 }
 
@@ -628,7 +631,7 @@ fn choose_partitioner(
     parallelism: u32,
 ) -> Result<Partitioner, String> {
     match explicit {
-        Some(OperatorKind::KeyBy { .. }) => Ok(Partitioner::Hash),
+        Some(OperatorKind::KeyBy { keys }) => Ok(Partitioner::Hash { keys: *keys }),
         Some(OperatorKind::Rebalance) => Ok(Partitioner::Rebalance),
         // Flink rejects a forward exchange between different parallelisms when it builds the
         // StreamGraph: subtask i would have no partner.
@@ -877,7 +880,7 @@ mod tests {
             [JobEdge {
                 source: JobVertexId(0),
                 target: JobVertexId(1),
-                partitioner: Partitioner::Hash,
+                partitioner: Partitioner::Hash { keys: 64 },
                 pattern: DistributionPattern::AllToAll,
             }]
         );
@@ -961,7 +964,7 @@ mod tests {
                 vec![op(Map), op(KeyBy { keys: 8 })],
                 None,
                 vec!["Source: sequence -> Map", "Sink: at_least_once"],
-                vec![(0, 1, Partitioner::Hash)],
+                vec![(0, 1, Partitioner::Hash { keys: 64 })],
             ),
             // A trailing rebalance applies to the sink edge.
             (
@@ -977,7 +980,10 @@ mod tests {
                 vec![op(KeyBy { keys: 8 }), op(Count), op(Map)],
                 Some(1),
                 vec!["Source: sequence", "Count -> Map", "Sink: at_least_once"],
-                vec![(0, 1, Partitioner::Hash), (1, 2, Partitioner::Rebalance)],
+                vec![
+                    (0, 1, Partitioner::Hash { keys: 64 }),
+                    (1, 2, Partitioner::Rebalance),
+                ],
             ),
             // Two keyed counts need two key_bys.
             (
@@ -990,7 +996,10 @@ mod tests {
                 ],
                 None,
                 vec!["Source: sequence", "Count", "Count -> Sink: at_least_once"],
-                vec![(0, 1, Partitioner::Hash), (1, 2, Partitioner::Hash)],
+                vec![
+                    (0, 1, Partitioner::Hash { keys: 64 }),
+                    (1, 2, Partitioner::Hash { keys: 64 }),
+                ],
             ),
         ];
         for (index, (parallelism, operators, sink_parallelism, names, edges)) in

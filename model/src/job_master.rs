@@ -14,15 +14,15 @@ use crate::config::FlinkConfig;
 use crate::failover_strategy::FailoverStrategy;
 use crate::heartbeat::{HeartbeatManager, HeartbeatPair, Role};
 use crate::ids::{AllocationId, ExecutionAttemptId, JobId, JobMasterId};
-use crate::job_graph::{ExecutionVertexId, JobGraph, JobSpec};
+use crate::job_graph::{ExecutionVertexId, JobGraph, JobSpec, Partitioner, SinkKind};
 use crate::obs::{Endpoint, LossCause, Obs};
 use crate::process::{ClusterSetup, Process, Timer};
 use crate::registration::{RegistrationTarget, RetryingRegistration};
 use crate::restart_strategy::RestartBackoffTimeStrategy;
 use crate::rpc::{
-    DisconnectCause, InputChannel, JobMasterRegistration, JobMasterRpc, Msg, ResourceManagerRpc,
-    SlotOffer, SourceAssignment, TaskDeploymentDescriptor, TaskExecutorRpc,
-    TaskManagerRegistration,
+    ChainedOperator, DisconnectCause, InputChannel, JobMasterRegistration, JobMasterRpc, Msg,
+    OutputConfig, ResourceManagerRpc, SlotOffer, SourceAssignment, StreamConfig,
+    TaskDeploymentDescriptor, TaskExecutorRpc, TaskManagerRegistration,
 };
 use crate::states::{ExecutionState, JobStatus};
 use rand::Rng as _;
@@ -91,6 +91,8 @@ pub struct JobMaster {
     declare_timer: Option<TimerId>,
     resource_manager: NodeId,
     source_log: Option<NodeId>,
+    /// Per job vertex: what its tasks compute and where their output goes.
+    stream_configs: Vec<Arc<StreamConfig>>,
     rm: Option<RmConnection>,
     next_attempt_id: u64,
     rm_heartbeats: HeartbeatManager,
@@ -130,6 +132,7 @@ impl JobMaster {
             .max()
             .unwrap_or(0);
         let id = ctx.rng().random::<u64>();
+        let stream_configs = stream_configs(&graph, &setup.config, &setup.topology);
         let graph_id = ctx.rng().random::<u64>();
         let bugs = setup.bugs;
         JobMaster {
@@ -170,6 +173,7 @@ impl JobMaster {
             declare_timer: None,
             resource_manager: setup.topology.jobmanagers[0],
             source_log: setup.topology.source_log,
+            stream_configs,
             rm: None,
             next_attempt_id: 0,
             pending_restart: None,
@@ -388,6 +392,9 @@ impl JobMaster {
             ),
             source,
             inputs,
+            stream: Arc::clone(&self.stream_configs[ev.vertex.0 as usize]),
+            subtask: ev.subtask,
+            restore: None,
         };
         let timer = ctx.set_timer(
             self.config.ask_timeout,
@@ -832,6 +839,8 @@ impl JobMaster {
             return;
         }
         match rpc {
+            JobMasterRpc::AcknowledgeCheckpoint { .. } | JobMasterRpc::DeclineCheckpoint { .. } => {
+            }
             JobMasterRpc::RegisterTaskManager {
                 session_id,
                 attempt_id,
@@ -1364,4 +1373,54 @@ impl JobMaster {
             _ => {}
         }
     }
+}
+
+/// The stream configuration of every job vertex: its chained operators after the input, the
+/// exchange out of it, and the external systems its tasks use.
+fn stream_configs(
+    graph: &JobGraph,
+    config: &FlinkConfig,
+    topology: &crate::process::Topology,
+) -> Vec<Arc<StreamConfig>> {
+    graph
+        .vertices
+        .iter()
+        .map(|v| {
+            let chain = v
+                .operators
+                .iter()
+                .filter_map(|op| match op.kind {
+                    "map" => Some(ChainedOperator::Map),
+                    "count" => Some(ChainedOperator::Count),
+                    "sink" => Some(ChainedOperator::Sink(match op.name.as_str() {
+                        "two_phase_commit" => SinkKind::TwoPhaseCommit,
+                        "at_least_once" => SinkKind::AtLeastOnce,
+                        _ => SinkKind::Discard,
+                    })),
+                    _ => None,
+                })
+                .collect();
+            let output = graph.edges.iter().find(|e| e.source == v.id).map(|e| {
+                let consumer = graph.vertex(e.target);
+                OutputConfig {
+                    partitioner: e.partitioner,
+                    key_by: match e.partitioner {
+                        Partitioner::Hash { keys } => Some(keys),
+                        _ => None,
+                    },
+                    consumer_parallelism: consumer.parallelism,
+                    consumer_max_parallelism: consumer.max_parallelism,
+                }
+            });
+            Arc::new(StreamConfig {
+                chain,
+                output,
+                parallelism: v.parallelism,
+                max_parallelism: v.max_parallelism,
+                checkpointing: config.checkpointing.map(|c| c.mode),
+                checkpoint_storage: topology.checkpoint_storage,
+                sink: topology.sink,
+            })
+        })
+        .collect()
 }

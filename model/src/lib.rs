@@ -25,13 +25,15 @@
 //! };
 //! let nodes = ["jobmanager-1", "taskmanager-1"]
 //!     .map(|n| NodeSpec { name: n.into(), clock: Clock::default(), start: true }).into();
-//! let mut world = World::new(7, NetConfig::default(), nodes, move |node, _| Process::build(node, &setup));
+//! let mut world = World::new(7, NetConfig::default(), nodes, move |node, durable| Process::build(node, &setup, durable));
 //! world.run(Limits { time_max: Time::from_secs(10), ..Limits::default() }, &mut ());
 //! let te = world.actor(NodeId(1)).unwrap().task_executor().unwrap();
 //! assert!(te.connected_instance().is_some()); // registered at the ResourceManager
 //! ```
 
 pub mod bugs;
+pub mod checkpoint;
+pub mod checkpoint_storage;
 pub mod client;
 pub mod config;
 pub mod dispatcher;
@@ -49,6 +51,7 @@ pub mod registration;
 pub mod resource_manager;
 pub mod restart_strategy;
 pub mod rpc;
+pub mod sink_store;
 pub mod source_log;
 pub mod states;
 pub mod task;

@@ -5,6 +5,7 @@
 //! events (deliveries, faults) and against each other (the JobMaster's view against the
 //! TaskExecutors').
 
+use crate::checkpoint::{CheckpointId, Recs, StateDigest, StateHandleId, TxnId};
 use crate::ids::{AllocationId, ExecutionAttemptId, InstanceId, JobId, JobMasterId, SlotId};
 use crate::states::{ExecutionState, JobStatus};
 use sim::NodeId;
@@ -193,4 +194,78 @@ pub enum Obs {
     },
     /// The TE closed its connection to the JobMaster of `job_id`.
     JobManagerDisconnected { job_id: JobId },
+
+    // ---- checkpointing (JobMaster's CheckpointCoordinator) ----
+    /// A checkpoint was triggered: `tasks` are the attempts it waits for (all of them ack or it
+    /// fails), `triggered` those sent `triggerCheckpoint`.
+    CheckpointTriggered {
+        job_id: JobId,
+        checkpoint_id: CheckpointId,
+        tasks: Vec<ExecutionAttemptId>,
+        triggered: Vec<ExecutionAttemptId>,
+    },
+    /// The coordinator completed a checkpoint: `handles` are the task states it consists of.
+    CheckpointCompleted {
+        job_id: JobId,
+        checkpoint_id: CheckpointId,
+        handles: Vec<StateHandleId>,
+    },
+    /// The coordinator aborted a pending checkpoint (Flink's `CheckpointFailureReason`).
+    CheckpointAborted {
+        job_id: JobId,
+        checkpoint_id: CheckpointId,
+        reason: &'static str,
+    },
+    /// A failover (or the first start with a retained checkpoint) restores `vertices` from
+    /// `checkpoint_id` (`None`: no completed checkpoint, from the start).
+    RestoreDecided {
+        job_id: JobId,
+        checkpoint_id: Option<CheckpointId>,
+        vertices: u32,
+        global: bool,
+    },
+
+    // ---- checkpointing (TaskExecutor's tasks) ----
+    /// A task took its snapshot of `checkpoint_id` at the barrier: `state` is what it really
+    /// held then (the ground truth a restore is compared with).
+    SnapshotTaken {
+        job_id: JobId,
+        checkpoint_id: CheckpointId,
+        attempt: ExecutionAttemptId,
+        state: StateDigest,
+    },
+    /// A task restored its state from `checkpoint_id`: `state` is what it restored.
+    StateRestored {
+        job_id: JobId,
+        checkpoint_id: CheckpointId,
+        attempt: ExecutionAttemptId,
+        state: StateDigest,
+    },
+
+    // ---- external systems ----
+    /// `checkpoint-storage` stored a state handle durably.
+    StateStored { handle: StateHandleId },
+    /// `checkpoint-storage` deleted a state handle.
+    StateDiscarded { handle: StateHandleId },
+    /// The `sink` opened a transaction (its first write).
+    TransactionBegun { txn: TxnId },
+    /// The `sink` marked a transaction pre-committed for `checkpoint_id`.
+    TransactionPreCommitted {
+        txn: TxnId,
+        checkpoint_id: CheckpointId,
+    },
+    /// The `sink` committed a transaction for the first time: its `records` became the job's
+    /// visible output. `checkpoint_id` is the checkpoint it was pre-committed for (`None`: a
+    /// commit at end of input without checkpointing).
+    TransactionCommitted {
+        txn: TxnId,
+        checkpoint_id: Option<CheckpointId>,
+        records: Recs,
+    },
+    /// The `sink` aborted a transaction: its records are discarded.
+    TransactionAborted { txn: TxnId },
+    /// The `sink` could not commit a transaction it had aborted before: its records are lost.
+    CommitOfAbortedTransaction { txn: TxnId },
+    /// The `sink` appended records outside any transaction (the `at_least_once` sink).
+    RecordsWritten { job_id: JobId, records: Recs },
 }

@@ -3,6 +3,7 @@
 //! `sim::Actor` that routes a message to the endpoint its gateway names.
 
 use crate::bugs::Bugs;
+use crate::checkpoint_storage::{BlobOp, CheckpointStorage};
 use crate::client::Client;
 use crate::config::FlinkConfig;
 use crate::dispatcher::Dispatcher;
@@ -14,6 +15,7 @@ use crate::obs::Obs;
 use crate::registration::RegistrationTarget;
 use crate::resource_manager::ResourceManager;
 use crate::rpc::Msg;
+use crate::sink_store::{SinkData, SinkOp, SinkStore};
 use crate::source_log::SourceLog;
 use crate::task_executor::TaskExecutor;
 use sim::{Actor, Ctx, NodeId, TimerId};
@@ -113,6 +115,11 @@ pub struct Topology {
     pub client: Option<NodeId>,
     /// The `source` node (the replayable log the job reads), when the scenario has a job.
     pub source_log: Option<NodeId>,
+    /// The `checkpoint-storage` node (a blob store for state handles), when the scenario has a
+    /// job.
+    pub checkpoint_storage: Option<NodeId>,
+    /// The `sink` node (the transactional store the job writes to), when the scenario has a job.
+    pub sink: Option<NodeId>,
 }
 
 impl Topology {
@@ -150,11 +157,38 @@ pub enum Process {
     TaskManager(Box<TaskExecutor>),
     Client(Box<Client>),
     SourceLog(Box<SourceLog>),
+    CheckpointStorage(Box<CheckpointStorage>),
+    Sink(Box<SinkStore>),
+}
+
+/// What survives a crash of a node: the blobs of `checkpoint-storage` and the content of the
+/// `sink` (every other process keeps nothing).
+#[derive(Clone, Debug, Default)]
+pub struct ProcessDurable {
+    pub blobs: crate::checkpoint_storage::Blobs,
+    pub sink: SinkData,
+}
+
+/// A change to a node's durable state.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum DurableOp {
+    Blob(BlobOp),
+    Sink(SinkOp),
+}
+
+impl sim::Durable for ProcessDurable {
+    type Op = DurableOp;
+    fn apply(&mut self, op: DurableOp) {
+        match op {
+            DurableOp::Blob(op) => crate::checkpoint_storage::apply(&mut self.blobs, op),
+            DurableOp::Sink(op) => self.sink.apply(op),
+        }
+    }
 }
 
 impl Process {
     /// Builds the process for `node` (on first start and on every restart).
-    pub fn build(node: NodeId, setup: &ClusterSetup) -> Process {
+    pub fn build(node: NodeId, setup: &ClusterSetup, durable: &ProcessDurable) -> Process {
         let t = &setup.topology;
         if t.jobmanagers.contains(&node) {
             Process::JobManager(Box::new(JobManagerProcess {
@@ -166,6 +200,10 @@ impl Process {
             Process::Client(Box::new(Client::new(node, t.jobmanagers[0], setup)))
         } else if t.source_log == Some(node) {
             Process::SourceLog(Box::new(SourceLog::new(setup)))
+        } else if t.checkpoint_storage == Some(node) {
+            Process::CheckpointStorage(Box::new(CheckpointStorage::new(durable)))
+        } else if t.sink == Some(node) {
+            Process::Sink(Box::new(SinkStore::new(durable)))
         } else {
             assert!(t.is_taskmanager(node), "node {node:?} has no role");
             let rm = t.jobmanagers[0];
@@ -215,14 +253,14 @@ impl Actor for Process {
     type Msg = Msg;
     type Timer = Timer;
     type Obs = Obs;
-    type Durable = ();
+    type Durable = ProcessDurable;
 
     fn on_start(&mut self, ctx: &mut Ctx<'_, Self>) {
         match self {
             Process::JobManager(jm) => jm.resource_manager.on_start(ctx),
             Process::TaskManager(te) => te.on_start(ctx),
             Process::Client(c) => c.on_start(ctx),
-            Process::SourceLog(_) => {}
+            Process::SourceLog(_) | Process::CheckpointStorage(_) | Process::Sink(_) => {}
         }
     }
 
@@ -251,6 +289,10 @@ impl Actor for Process {
             (Process::TaskManager(te), Msg::TaskExecutor(rpc)) => te.on_rpc(ctx, from, rpc),
             (Process::Client(c), Msg::Client(rpc)) => c.on_rpc(ctx, from, rpc),
             (Process::SourceLog(log), Msg::SourceLog(rpc)) => log.on_rpc(ctx, from, rpc),
+            (Process::CheckpointStorage(s), Msg::CheckpointStorage(rpc)) => {
+                s.on_rpc(ctx, from, rpc)
+            }
+            (Process::Sink(s), Msg::Sink(rpc)) => s.on_rpc(ctx, from, rpc),
             (_, msg) => panic!("message {msg:?} routed to a process without its endpoint"),
         }
     }
@@ -270,7 +312,9 @@ impl Actor for Process {
             }
             Process::TaskManager(te) => te.on_timer(ctx, timer, tag),
             Process::Client(c) => c.on_timer(ctx, timer, tag),
-            Process::SourceLog(_) => panic!("the source log sets no timers: {tag:?}"),
+            Process::SourceLog(_) | Process::CheckpointStorage(_) | Process::Sink(_) => {
+                panic!("external systems set no timers: {tag:?}")
+            }
         }
     }
 
@@ -294,7 +338,8 @@ impl Actor for Process {
             }
             Process::TaskManager(te) => te.on_unreachable(ctx, to, &msg),
             Process::Client(c) => c.on_unreachable(ctx, to, &msg),
-            Process::SourceLog(_) => {} // a reader that went away
+            // A reader or writer that went away.
+            Process::SourceLog(_) | Process::CheckpointStorage(_) | Process::Sink(_) => {}
         }
     }
 

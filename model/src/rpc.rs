@@ -6,10 +6,15 @@
 //! The data plane (end of partition between tasks) travels as TaskExecutor-to-TaskExecutor
 //! messages on the same simulated network.
 
+use crate::checkpoint::{
+    CheckpointId, CheckpointingMode, Recs, StateHandleId, StreamElement, TaskRestore,
+    TaskStateSnapshot, TxnId,
+};
 use crate::ids::{
     AllocationId, ExecutionAttemptId, InstanceId, JobId, JobMasterId, ResourceManagerId, SlotId,
 };
-use crate::job_graph::JobSpec;
+use crate::job_graph::SinkKind;
+use crate::job_graph::{JobSpec, Partitioner};
 use crate::states::ExecutionState;
 use sim::{Message, NodeId};
 use std::sync::Arc;
@@ -94,6 +99,46 @@ pub struct TaskDeploymentDescriptor {
     pub source: Option<SourceAssignment>,
     /// Empty for sources.
     pub inputs: Vec<InputChannel>,
+    /// What the task computes and where its output goes.
+    pub stream: Arc<StreamConfig>,
+    /// The subtask index (0-based) of this execution vertex.
+    pub subtask: u32,
+    /// Set when the execution restores from a completed checkpoint.
+    pub restore: Option<TaskRestore>,
+}
+
+/// One operator of a task's chain after its input (the source is `TaskDeploymentDescriptor::
+/// source`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ChainedOperator {
+    Map,
+    /// Keyed running count over the key groups of the subtask.
+    Count,
+    Sink(SinkKind),
+}
+
+/// The exchange out of a task: how its records are routed to the consumer subtasks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct OutputConfig {
+    pub partitioner: Partitioner,
+    /// A `key_by { keys }` on this exchange re-keys records before hashing.
+    pub key_by: Option<u32>,
+    pub consumer_parallelism: u32,
+    pub consumer_max_parallelism: u32,
+}
+
+/// The per-vertex part of a deployment: the operator chain, the output exchange, the
+/// checkpointing mode and the external systems the task talks to.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct StreamConfig {
+    pub chain: Vec<ChainedOperator>,
+    pub output: Option<OutputConfig>,
+    pub parallelism: u32,
+    pub max_parallelism: u32,
+    /// `None`: checkpointing disabled (no interval).
+    pub checkpointing: Option<CheckpointingMode>,
+    pub checkpoint_storage: Option<NodeId>,
+    pub sink: Option<NodeId>,
 }
 
 /// Methods of Flink's `DispatcherGateway`.
@@ -111,6 +156,60 @@ pub enum SourceLogRpc {
         partition: u32,
         offset: u64,
         max_records: u64,
+    },
+}
+
+/// Requests to `checkpoint-storage`, a blob store for state handles.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum CheckpointStorageRpc {
+    Write {
+        handle: StateHandleId,
+        state: Arc<TaskStateSnapshot>,
+    },
+    Read {
+        handle: StateHandleId,
+        /// The reading attempt (the answer goes to its TaskExecutor).
+        reader: ExecutionAttemptId,
+    },
+    /// Discard the handles (subsumed or aborted checkpoints). Not answered.
+    Delete { handles: Vec<StateHandleId> },
+}
+
+/// Requests to the `sink`, a transactional store (Kafka-like: a transactional id per sink
+/// subtask, an epoch that fences older producers, idempotent commit).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum SinkRpc {
+    /// `initTransactions` of a (restored) writer: commit the listed transactions (their
+    /// checkpoint completed), abort every other unfinished transaction of the subtask, and fence
+    /// older epochs. Answered with the new epoch.
+    InitTransactions {
+        writer: ExecutionAttemptId,
+        job_id: JobId,
+        subtask: u32,
+        commit: Vec<(CheckpointId, TxnId)>,
+        /// False only with the planted bug `no-abort-of-lingering-transactions`.
+        abort_lingering: bool,
+    },
+    /// Append `records` to `txn` (`None`: straight to the output, the at-least-once sink).
+    /// `seq` numbers the writer's writes from 0; the sink takes them in order, once each.
+    Write {
+        writer: ExecutionAttemptId,
+        job_id: JobId,
+        subtask: u32,
+        seq: u64,
+        txn: Option<TxnId>,
+        records: Recs,
+    },
+    /// Flush done: `txn` belongs to `checkpoint_id`.
+    PreCommit {
+        writer: ExecutionAttemptId,
+        txn: TxnId,
+        checkpoint_id: CheckpointId,
+    },
+    /// Commit `txn` (idempotent).
+    Commit {
+        writer: ExecutionAttemptId,
+        txn: TxnId,
     },
 }
 
@@ -235,6 +334,18 @@ pub enum JobMasterRpc {
         attempt: ExecutionAttemptId,
         ok: bool,
     },
+    /// `acknowledgeCheckpoint`: the task's state for the checkpoint is durable at `handle`.
+    AcknowledgeCheckpoint {
+        attempt: ExecutionAttemptId,
+        checkpoint_id: CheckpointId,
+        handle: StateHandleId,
+    },
+    /// `declineCheckpoint`.
+    DeclineCheckpoint {
+        attempt: ExecutionAttemptId,
+        checkpoint_id: CheckpointId,
+        reason: &'static str,
+    },
 }
 
 /// Flink's `JMTMRegistrationSuccess` / `JMTMRegistrationRejection`.
@@ -321,6 +432,73 @@ pub enum TaskExecutorRpc {
         producer: ExecutionAttemptId,
         consumer: ExecutionAttemptId,
     },
+    /// `triggerCheckpoint` for a task that starts the checkpoint (a source, or the first running
+    /// task downstream of finished ones).
+    TriggerCheckpoint {
+        attempt: ExecutionAttemptId,
+        checkpoint_id: CheckpointId,
+        timestamp_ms: u64,
+    },
+    /// `confirmCheckpoint` = notifyCheckpointComplete.
+    NotifyCheckpointComplete {
+        attempt: ExecutionAttemptId,
+        checkpoint_id: CheckpointId,
+    },
+    /// `abortCheckpoint` = notifyCheckpointAborted.
+    NotifyCheckpointAborted {
+        attempt: ExecutionAttemptId,
+        checkpoint_id: CheckpointId,
+    },
+    /// Data plane: buffer `seq` of `producer`'s subpartition for `consumer`.
+    DataBatch {
+        producer: ExecutionAttemptId,
+        consumer: ExecutionAttemptId,
+        seq: u64,
+        elements: Arc<[StreamElement]>,
+    },
+    /// Data plane, consumer to producer: buffers below `received` arrived, buffers below
+    /// `consumed` were processed and recycled (credit: the producer may send below
+    /// `consumed` + the exclusive buffers per channel).
+    ChannelProgress {
+        producer: ExecutionAttemptId,
+        consumer: ExecutionAttemptId,
+        received: u64,
+        consumed: u64,
+    },
+    /// `checkpoint-storage` stored `handle`.
+    StateWritten {
+        handle: StateHandleId,
+    },
+    /// `checkpoint-storage`'s answer to a read (`None`: no such handle).
+    StateRead {
+        handle: StateHandleId,
+        reader: ExecutionAttemptId,
+        state: Option<Arc<TaskStateSnapshot>>,
+    },
+    /// The sink's answer to `initTransactions`.
+    TransactionsInitialized {
+        writer: ExecutionAttemptId,
+        epoch: u64,
+    },
+    /// The sink took the writer's writes below `next_seq`.
+    SinkWriteAck {
+        writer: ExecutionAttemptId,
+        next_seq: u64,
+    },
+    /// The sink refused a request of an older epoch (`ProducerFencedException`).
+    SinkFenced {
+        writer: ExecutionAttemptId,
+    },
+    PreCommitted {
+        writer: ExecutionAttemptId,
+        txn: TxnId,
+    },
+    /// `ok` is false when the transaction had been aborted (its data is lost).
+    Committed {
+        writer: ExecutionAttemptId,
+        txn: TxnId,
+        ok: bool,
+    },
     /// The `source` log's answer to a fetch: `count` records of `partition` from `offset`
     /// (records are a pure function of partition and offset), and the partition's end.
     SourceRecords {
@@ -340,6 +518,8 @@ pub enum Msg {
     ResourceManager(ResourceManagerRpc),
     JobMaster { job_id: JobId, rpc: JobMasterRpc },
     TaskExecutor(TaskExecutorRpc),
+    CheckpointStorage(CheckpointStorageRpc),
+    Sink(SinkRpc),
 }
 
 impl Message for Msg {
@@ -348,6 +528,17 @@ impl Message for Msg {
             Msg::Dispatcher(DispatcherRpc::SubmitJob { .. }) => "submitJob",
             Msg::SourceLog(SourceLogRpc::Fetch { .. }) => "fetch",
             Msg::Client(ClientRpc::SubmitJobResponse { .. }) => "submitJob.response",
+            Msg::CheckpointStorage(r) => match r {
+                CheckpointStorageRpc::Write { .. } => "storage.write",
+                CheckpointStorageRpc::Read { .. } => "storage.read",
+                CheckpointStorageRpc::Delete { .. } => "storage.delete",
+            },
+            Msg::Sink(r) => match r {
+                SinkRpc::InitTransactions { .. } => "initTransactions",
+                SinkRpc::Write { .. } => "sink.write",
+                SinkRpc::PreCommit { .. } => "preCommit",
+                SinkRpc::Commit { .. } => "commit",
+            },
             Msg::ResourceManager(r) => match r {
                 ResourceManagerRpc::RegisterTaskExecutor { .. } => "registerTaskExecutor",
                 ResourceManagerRpc::SendSlotReport { .. } => "sendSlotReport",
@@ -374,6 +565,8 @@ impl Message for Msg {
                     "declareRequiredResources.response"
                 }
                 JobMasterRpc::SubmitTaskResponse { .. } => "submitTask.response",
+                JobMasterRpc::AcknowledgeCheckpoint { .. } => "acknowledgeCheckpoint",
+                JobMasterRpc::DeclineCheckpoint { .. } => "declineCheckpoint",
             },
             Msg::TaskExecutor(t) => match t {
                 TaskExecutorRpc::RegistrationResponse { .. } => "registerTaskExecutor.response",
@@ -399,6 +592,18 @@ impl Message for Msg {
                 TaskExecutorRpc::PartitionNotFound { .. } => "partitionNotFound",
                 TaskExecutorRpc::EndOfPartition { .. } => "endOfPartition",
                 TaskExecutorRpc::SourceRecords { .. } => "fetch.response",
+                TaskExecutorRpc::TriggerCheckpoint { .. } => "triggerCheckpoint",
+                TaskExecutorRpc::NotifyCheckpointComplete { .. } => "notifyCheckpointComplete",
+                TaskExecutorRpc::NotifyCheckpointAborted { .. } => "notifyCheckpointAborted",
+                TaskExecutorRpc::DataBatch { .. } => "buffer",
+                TaskExecutorRpc::ChannelProgress { .. } => "credit",
+                TaskExecutorRpc::StateWritten { .. } => "storage.write.response",
+                TaskExecutorRpc::StateRead { .. } => "storage.read.response",
+                TaskExecutorRpc::TransactionsInitialized { .. } => "initTransactions.response",
+                TaskExecutorRpc::SinkWriteAck { .. } => "sink.write.response",
+                TaskExecutorRpc::SinkFenced { .. } => "producerFenced",
+                TaskExecutorRpc::PreCommitted { .. } => "preCommit.response",
+                TaskExecutorRpc::Committed { .. } => "commit.response",
             },
         }
     }

@@ -526,6 +526,7 @@ impl TaskExecutor {
                     self.transition_task(ctx, reader, ExecutionState::Finished, None);
                 }
             }
+            _ => {}
         }
     }
 

@@ -1,0 +1,97 @@
+//! The `checkpoint-storage` node: a blob store for the tasks' state handles (like the file
+//! system behind `execution.checkpointing.dir`).
+//!
+//! It owns which handles exist. A write is durable once answered (the node's durable state
+//! survives a crash); a read returns the stored snapshot or nothing; deletes are fire-and-forget,
+//! as Flink's asynchronous discards are. It is a node so that it can be slow, partitioned or
+//! down: a task whose write finds it down declines the checkpoint, a restore whose read finds it
+//! down fails the task.
+
+use crate::checkpoint::{StateHandleId, TaskStateSnapshot};
+use crate::obs::Obs;
+use crate::process::{DurableOp, Process, ProcessDurable};
+use crate::rpc::{CheckpointStorageRpc, Msg, TaskExecutorRpc};
+use sim::{Ctx, NodeId};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// The stored blobs; part of the node's durable state.
+pub type Blobs = BTreeMap<StateHandleId, Arc<TaskStateSnapshot>>;
+
+/// A change to the stored blobs.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum BlobOp {
+    Put(StateHandleId, Arc<TaskStateSnapshot>),
+    Delete(StateHandleId),
+}
+
+pub fn apply(blobs: &mut Blobs, op: BlobOp) {
+    match op {
+        BlobOp::Put(handle, state) => {
+            blobs.insert(handle, state);
+        }
+        BlobOp::Delete(handle) => {
+            blobs.remove(&handle);
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct CheckpointStorage {
+    blobs: Blobs,
+}
+
+impl CheckpointStorage {
+    /// The node as it (re)starts from its durable state.
+    pub fn new(durable: &ProcessDurable) -> CheckpointStorage {
+        CheckpointStorage {
+            blobs: durable.blobs.clone(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.blobs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.blobs.is_empty()
+    }
+
+    fn change(&mut self, ctx: &mut Ctx<'_, Process>, op: BlobOp) {
+        apply(&mut self.blobs, op.clone());
+        ctx.persist(DurableOp::Blob(op));
+    }
+
+    pub fn on_rpc(&mut self, ctx: &mut Ctx<'_, Process>, from: NodeId, rpc: CheckpointStorageRpc) {
+        match rpc {
+            CheckpointStorageRpc::Write { handle, state } => {
+                // A repeated write of the same handle stores the same bytes again.
+                self.change(ctx, BlobOp::Put(handle, state));
+                ctx.trace(Obs::StateStored { handle });
+                ctx.send(
+                    from,
+                    Msg::TaskExecutor(TaskExecutorRpc::StateWritten { handle }),
+                );
+            }
+            CheckpointStorageRpc::Read { handle, reader } => {
+                let state = self.blobs.get(&handle).cloned();
+                ctx.send(
+                    from,
+                    Msg::TaskExecutor(TaskExecutorRpc::StateRead {
+                        handle,
+                        reader,
+                        state,
+                    }),
+                );
+            }
+            CheckpointStorageRpc::Delete { handles } => {
+                for handle in handles {
+                    if self.blobs.contains_key(&handle) {
+                        self.change(ctx, BlobOp::Delete(handle));
+                        ctx.trace(Obs::StateDiscarded { handle });
+                    }
+                }
+            }
+        }
+    }
+}
