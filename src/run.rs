@@ -5,7 +5,9 @@
 //! the same scenario and seed give the same run, bit for bit.
 
 use crate::scenario::{FaultAction, Scenario};
-use crate::summary::{FaultOut, Knobs, Loss, NodeClock, StatusAt, Summary, ViolationOut};
+use crate::summary::{
+    CheckpointFigures, FaultOut, Knobs, Loss, NodeClock, StatusAt, Summary, ViolationOut,
+};
 use model::bugs::{Bug, Bugs};
 use model::obs::{Endpoint, Obs};
 use model::oracle::{Oracles, Setup, Violation};
@@ -48,6 +50,7 @@ struct Recorder {
     job_status_history: Vec<StatusAt>,
     job_status: Option<model::states::JobStatus>,
     restarts: u32,
+    checkpointing: CheckpointFigures,
 }
 
 fn endpoint_name(census: &Census, e: Endpoint) -> String {
@@ -60,6 +63,7 @@ fn endpoint_name(census: &Census, e: Endpoint) -> String {
 
 impl Observer<Process> for Recorder {
     fn on_event(&mut self, census: &Census, ev: &Event<'_, Process>) {
+        self.checkpointing.observe(ev);
         match &ev.kind {
             EventKind::Obs {
                 obs:
@@ -227,7 +231,9 @@ pub fn run(scenario: &Scenario, mut options: RunOptions) -> RunResult {
             start: !topology.spare_taskmanagers.contains(&NodeId(i as u32)),
         })
         .collect();
-    let bugs = options.bug.map_or(Bugs::NONE, |b| Bugs::NONE.with(b));
+    // The CLI's `--bug` overrides the scenario's `bug`.
+    let bug = options.bug.or(scenario.bug);
+    let bugs = bug.map_or(Bugs::NONE, |b| Bugs::NONE.with(b));
     let setup = ClusterSetup {
         topology: topology.clone(),
         config: scenario.flink.clone(),
@@ -308,6 +314,7 @@ pub fn run(scenario: &Scenario, mut options: RunOptions) -> RunResult {
     }
 
     let setup = Setup {
+        job: scenario.job.as_ref().map(|j| Arc::new(j.spec.clone())),
         config: scenario.flink.clone(),
         topology: topology.clone(),
         latency_max,
@@ -363,6 +370,19 @@ pub fn run(scenario: &Scenario, mut options: RunOptions) -> RunResult {
                 });
             }
         }
+        if let Some(n) = scenario.expect.min_completed_checkpoints {
+            let seen = watch.recorder.checkpointing.checkpoints_completed;
+            if seen < n {
+                violations.push(Violation {
+                    invariant: "expect",
+                    at: end,
+                    node: None,
+                    message: format!(
+                        "expected at least {n} completed checkpoint(s), the job completed {seen}"
+                    ),
+                });
+            }
+        }
     }
     if outcome.reason == sim::StopReason::EventBudget
         || outcome.reason == sim::StopReason::QueueOverflow
@@ -403,10 +423,12 @@ pub fn run(scenario: &Scenario, mut options: RunOptions) -> RunResult {
         job_status: watch.recorder.job_status.map(|s| s.name().to_string()),
         restarts: watch.recorder.restarts,
         job_status_history: std::mem::take(&mut watch.recorder.job_status_history),
-        checkpoints_completed: 0,
-        records_committed: 0,
+        checkpoints_completed: watch.recorder.checkpointing.checkpoints_completed,
+        checkpoints_aborted: watch.recorder.checkpointing.checkpoints_aborted,
+        records_committed: watch.recorder.checkpointing.records_committed,
+        restores: std::mem::take(&mut watch.recorder.checkpointing.restores),
         wall_ms: wall.elapsed().as_millis() as u64,
-        bug: options.bug.map(|b| b.name().to_string()),
+        bug: bug.map(|b| b.name().to_string()),
         expected_violation: scenario.expect.violation.clone(),
         stop_reason: format!("{:?}", outcome.reason),
         taskmanagers_lost: std::mem::take(&mut watch.recorder.losses),
@@ -435,7 +457,7 @@ pub fn run(scenario: &Scenario, mut options: RunOptions) -> RunResult {
 /// instead of tearing down the caller.
 pub fn run_catching(scenario: &Scenario, options: RunOptions) -> RunResult {
     let seed = options.seed;
-    let bug = options.bug;
+    let bug = options.bug.or(scenario.bug);
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(scenario, options))) {
         Ok(r) => r,
         Err(payload) => {

@@ -46,6 +46,8 @@ pub mod raw {
         pub description: String,
         pub duration: Spanned<String>,
         pub seeds: Option<Spanned<i64>>,
+        /// A planted bug (`flinksim list bugs`) a negative scenario switches on.
+        pub bug: Option<Spanned<String>>,
         pub cluster: Option<Spanned<Cluster>>,
         pub flink: Option<BTreeMap<Spanned<String>, Spanned<toml::Value>>>,
         pub job: Option<Spanned<Job>>,
@@ -183,6 +185,8 @@ pub struct Scenario {
     pub clocks: ClockSpec,
     pub faults: Vec<FaultSpec>,
     pub expect: Expect,
+    /// The planted bug this scenario switches on (`bug = "…"`); the CLI's `--bug` overrides it.
+    pub bug: Option<model::bugs::Bug>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -301,7 +305,13 @@ pub struct Expect {
     pub taskmanagers_lost: Option<u32>,
     /// The JobStatus the run must end in.
     pub job_status: Option<model::states::JobStatus>,
+    /// At least this many checkpoints completed (requires checkpointing to be enabled).
+    pub min_completed_checkpoints: Option<u64>,
 }
+
+/// The external systems of a job that faults may name, in the runner's node order (it creates
+/// them after the job's `client`, which is not a fault target).
+pub const JOB_NODES: &[&str] = &["source", "checkpoint-storage", "sink"];
 
 /// The largest cluster a scenario may describe.
 pub const NODES_MAX: usize = 2048;
@@ -341,7 +351,7 @@ impl Scenario {
     pub fn node_names(&self) -> Vec<String> {
         let mut names = self.cluster.node_names();
         if self.job.is_some() {
-            names.push("source".to_string());
+            names.extend(JOB_NODES.iter().map(|n| n.to_string()));
         }
         names
     }
@@ -474,20 +484,19 @@ impl Validator<'_> {
         if nodes.iter().any(|x| x == n) {
             return Ok(n.clone());
         }
-        let hint = if ["ha", "checkpoint-storage", "sink"].contains(&n.as_str()) {
-            format!(
-                "node `{n}` is not modelled yet (it arrives with checkpointing and high availability)"
-            )
-        } else if n == "source" {
-            "node `source` exists only in scenarios with a [job]".to_string()
+        let hint = if n == "ha" {
+            "node `ha` is not modelled yet (it arrives with high availability)".to_string()
+        } else if JOB_NODES.contains(&n.as_str()) {
+            format!("node `{n}` exists only in scenarios with a [job]")
         } else {
             format!("unknown node `{n}`")
         };
         Err(self.err(
             name.span(),
             format!(
-                "{hint}; nodes in this scenario: {} (names are jobmanager-N, taskmanager-N and, with a job, source)",
-                compact_names(nodes)
+                "{hint}; nodes in this scenario: {} (names are jobmanager-N, taskmanager-N and, with a job, {})",
+                compact_names(nodes),
+                JOB_NODES.join(", ")
             ),
         ))
     }
@@ -580,10 +589,28 @@ impl Validator<'_> {
         };
         let mut nodes = cluster.node_names();
         if raw.job.is_some() {
-            // The external systems of a job are nodes too (checkpoint storage and the sink
-            // arrive with checkpointing).
-            nodes.push("source".to_string());
+            // The external systems of a job are nodes too.
+            nodes.extend(JOB_NODES.iter().map(|n| n.to_string()));
         }
+        let bug = match &raw.bug {
+            None => None,
+            Some(b) => Some(
+                model::bugs::Bug::from_name(b.get_ref().trim()).ok_or_else(|| {
+                    self.err(
+                        b.span(),
+                        format!(
+                            "unknown bug `{}`; planted bugs: {}",
+                            b.get_ref(),
+                            model::bugs::Bug::ALL
+                                .iter()
+                                .map(|b| b.name())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    )
+                })?,
+            ),
+        };
 
         let mut flink = FlinkConfig::default();
         let mut last_flink_span = None;
@@ -722,7 +749,7 @@ impl Validator<'_> {
 
         let expect = match &raw.expect {
             None => Expect::default(),
-            Some(e) => self.expect(e)?,
+            Some(e) => self.expect(e, &flink, job.is_some())?,
         };
 
         Ok(Scenario {
@@ -739,6 +766,7 @@ impl Validator<'_> {
             clocks,
             faults,
             expect,
+            bug,
         })
     }
 
@@ -913,7 +941,12 @@ impl Validator<'_> {
         })
     }
 
-    fn expect(&self, e: &raw::Expect) -> Result<Expect, ScenarioError> {
+    fn expect(
+        &self,
+        e: &raw::Expect,
+        flink: &FlinkConfig,
+        has_job: bool,
+    ) -> Result<Expect, ScenarioError> {
         if let Some((key, _)) = e.other.iter().next() {
             return Err(ScenarioError {
                 path: self.path.to_path_buf(),
@@ -938,9 +971,29 @@ impl Validator<'_> {
                 })?,
             ),
         };
-        if let Some(m) = &e.min_completed_checkpoints {
-            return Err(self.err(m.span(), "`expect.min_completed_checkpoints` is not supported by flinksim yet (checkpointing is not modelled yet)"));
-        }
+        let min_completed_checkpoints = match &e.min_completed_checkpoints {
+            None => None,
+            Some(m) => {
+                let n = self.count(
+                    m,
+                    "`expect.min_completed_checkpoints`",
+                    0..1_000_000_000_001,
+                )? as u64;
+                if flink.checkpointing.is_none() {
+                    return Err(self.err(
+                        m.span(),
+                        "`expect.min_completed_checkpoints` needs checkpointing: set \"execution.checkpointing.interval\" in [flink]",
+                    ));
+                }
+                if !has_job {
+                    return Err(self.err(
+                        m.span(),
+                        "`expect.min_completed_checkpoints` needs a [job] to checkpoint",
+                    ));
+                }
+                Some(n)
+            }
+        };
         let known = |name: &str, span: Range<usize>| -> Result<String, ScenarioError> {
             if model::oracle::invariant(name).is_some() {
                 Ok(name.to_string())
@@ -1002,6 +1055,7 @@ impl Validator<'_> {
             violation,
             taskmanagers_lost,
             job_status,
+            min_completed_checkpoints,
         })
     }
 
@@ -1209,12 +1263,17 @@ impl Validator<'_> {
     }
 }
 
-/// "taskmanager-1..3" style listing for error messages.
+/// "taskmanager-1..taskmanager-3, source" style listing for error messages: numbered names
+/// grouped by prefix, other names as they are.
 fn compact_names(nodes: &[String]) -> String {
     let mut groups: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    let mut singles = Vec::new();
     for n in nodes {
-        if let Some((prefix, num)) = n.rsplit_once('-') {
-            groups.entry(prefix).or_default().push(num);
+        match n.rsplit_once('-') {
+            Some((prefix, num)) if num.parse::<u32>().is_ok() => {
+                groups.entry(prefix).or_default().push(num)
+            }
+            _ => singles.push(n.clone()),
         }
     }
     groups
@@ -1224,6 +1283,99 @@ fn compact_names(nodes: &[String]) -> String {
             [first, .., last] => format!("{prefix}-{first}..{prefix}-{last}"),
             [] => String::new(),
         })
+        .chain(singles)
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const JOB: &str = "[job]\nname = \"j\"\nparallelism = 2\nsource = { kind = \"sequence\", partitions = 2, records = 10 }\n";
+
+    fn parse(text: &str) -> Result<Scenario, ScenarioError> {
+        Scenario::parse(Path::new("t.toml"), text)
+    }
+
+    #[test]
+    fn a_jobs_external_systems_are_fault_targets() {
+        let s = parse(&format!(
+            "name = \"x\"\nduration = \"30s\"\n{JOB}[[faults]]\nat = \"1s\"\nkill = \"checkpoint-storage\"\n[[faults]]\nat = \"2s\"\npause = \"sink\"\n[[faults]]\nat = \"3s\"\npartition = [[\"source\"], [\"taskmanager-1\"]]\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            s.node_names()[s.cluster.node_names().len()..],
+            ["source", "checkpoint-storage", "sink"]
+        );
+        assert_eq!(
+            s.faults[0].action,
+            FaultAction::Kill("checkpoint-storage".into())
+        );
+        let e = parse("name = \"x\"\nduration = \"30s\"\n[[faults]]\nat = \"1s\"\nkill = \"checkpoint-storage\"\n")
+            .unwrap_err();
+        assert!(
+            e.message.contains("exists only in scenarios with a [job]"),
+            "{e}"
+        );
+        let e = parse("name = \"x\"\nduration = \"30s\"\n[[faults]]\nat = \"1s\"\nkill = \"ha\"\n")
+            .unwrap_err();
+        assert!(e.message.contains("`ha` is not modelled yet"), "{e}");
+    }
+
+    #[test]
+    fn a_scenario_may_plant_a_bug() {
+        let s =
+            parse("name = \"x\"\nduration = \"30s\"\nbug = \"sink-commit-on-barrier\"\n").unwrap();
+        assert_eq!(s.bug, Some(model::bugs::Bug::SinkCommitOnBarrier));
+        assert_eq!(
+            parse("name = \"x\"\nduration = \"30s\"\n").unwrap().bug,
+            None
+        );
+        let e = parse("name = \"x\"\nduration = \"30s\"\nbug = \"nope\"\n").unwrap_err();
+        assert_eq!(e.line, Some((3, 7)));
+        assert!(
+            e.message.contains("no-abort-of-lingering-transactions"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn min_completed_checkpoints_needs_checkpointing_and_a_job() {
+        let cp = "[flink]\n\"execution.checkpointing.interval\" = \"1 s\"\n";
+        let s = parse(&format!(
+            "name = \"x\"\nduration = \"30s\"\n{cp}{JOB}[expect]\nmin_completed_checkpoints = 3\n"
+        ))
+        .unwrap();
+        assert_eq!(s.expect.min_completed_checkpoints, Some(3));
+        assert!(s.flink.checkpointing.is_some());
+        let e = parse(&format!(
+            "name = \"x\"\nduration = \"30s\"\n{JOB}[expect]\nmin_completed_checkpoints = 3\n"
+        ))
+        .unwrap_err();
+        assert!(e.message.contains("needs checkpointing"), "{e}");
+        let e = parse(&format!(
+            "name = \"x\"\nduration = \"30s\"\n{cp}[expect]\nmin_completed_checkpoints = 3\n"
+        ))
+        .unwrap_err();
+        assert!(e.message.contains("needs a [job]"), "{e}");
+    }
+
+    #[test]
+    fn node_listings_keep_unnumbered_names() {
+        let names: Vec<String> = [
+            "jobmanager-1",
+            "taskmanager-1",
+            "taskmanager-2",
+            "source",
+            "checkpoint-storage",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        assert_eq!(
+            compact_names(&names),
+            "jobmanager-1, taskmanager-1..taskmanager-2, source, checkpoint-storage"
+        );
+    }
 }

@@ -1,10 +1,17 @@
 //! `summary.json`: the machine-readable verdict and figures of one run (SCENARIOS.md). Field
-//! names are a contract; add fields, never rename them.
+//! names are a contract; add fields, never rename them. Fields added after the first release
+//! default when absent, so older reports still read.
+//!
+//! [`CheckpointFigures`] collects the checkpointing figures from the trace; the run's recorder
+//! feeds it every event.
 
 use crate::scenario::Scenario;
 use model::bugs::Bug;
+use model::obs::Obs;
 use model::oracle::Violation;
+use model::process::Process;
 use serde::{Deserialize, Serialize};
+use sim::{Event, EventKind};
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Summary {
@@ -22,8 +29,16 @@ pub struct Summary {
     pub restarts: u32,
     /// Every JobStatus the job passed through, in virtual (true) time.
     pub job_status_history: Vec<StatusAt>,
+    /// Checkpoints the CheckpointCoordinator completed.
     pub checkpoints_completed: u64,
+    /// Pending checkpoints the CheckpointCoordinator aborted (expired, declined, …).
+    #[serde(default)]
+    pub checkpoints_aborted: u64,
+    /// Records that became visible output: committed transactions plus at-least-once writes.
     pub records_committed: u64,
+    /// Every restore a failover decided, in virtual (true) time.
+    #[serde(default)]
+    pub restores: Vec<RestoreAt>,
     pub wall_ms: u64,
     /// The planted bug switched on, if any.
     pub bug: Option<String>,
@@ -40,6 +55,17 @@ pub struct Summary {
 pub struct StatusAt {
     pub status: String,
     pub at_ms: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct RestoreAt {
+    pub at_ms: u64,
+    /// The completed checkpoint restored from; `null`: none existed, the job starts over.
+    pub checkpoint_id: Option<u64>,
+    /// Execution vertices restored.
+    pub vertices: u32,
+    /// A global failover (every vertex) rather than a region.
+    pub global: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -120,7 +146,9 @@ impl Summary {
             restarts: 0,
             job_status_history: Vec::new(),
             checkpoints_completed: 0,
+            checkpoints_aborted: 0,
             records_committed: 0,
+            restores: Vec::new(),
             wall_ms: 0,
             bug: bug.map(|b| b.name().to_string()),
             expected_violation: scenario.expect.violation.clone(),
@@ -128,6 +156,43 @@ impl Summary {
             taskmanagers_lost: Vec::new(),
             faults: Vec::new(),
             knobs: Knobs::default(),
+        }
+    }
+}
+
+/// The checkpointing figures of a run, collected from its observations.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CheckpointFigures {
+    pub checkpoints_completed: u64,
+    pub checkpoints_aborted: u64,
+    pub records_committed: u64,
+    pub restores: Vec<RestoreAt>,
+}
+
+impl CheckpointFigures {
+    /// Takes one trace event into account; every event of the run must pass through here.
+    pub fn observe(&mut self, ev: &Event<'_, Process>) {
+        let EventKind::Obs { obs, .. } = &ev.kind else {
+            return;
+        };
+        match obs {
+            Obs::CheckpointCompleted { .. } => self.checkpoints_completed += 1,
+            Obs::CheckpointAborted { .. } => self.checkpoints_aborted += 1,
+            Obs::TransactionCommitted { records, .. } | Obs::RecordsWritten { records, .. } => {
+                self.records_committed += records.len() as u64
+            }
+            Obs::RestoreDecided {
+                checkpoint_id,
+                vertices,
+                global,
+                ..
+            } => self.restores.push(RestoreAt {
+                at_ms: ev.time.as_millis(),
+                checkpoint_id: *checkpoint_id,
+                vertices: *vertices,
+                global: *global,
+            }),
+            _ => {}
         }
     }
 }

@@ -134,6 +134,8 @@ pub struct StateDigest {
 pub struct TaskRestore {
     pub checkpoint_id: CheckpointId,
     pub handles: Vec<StateHandleId>,
+    /// The subtask had finished when the checkpoint was taken: it restores as finished.
+    pub finished: bool,
 }
 
 /// Records shared between messages without copying.

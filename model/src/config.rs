@@ -2,8 +2,10 @@
 //!
 //! [`OPTIONS`] is the registry: every key flinksim understands, its default and what it does.
 //! [`FlinkConfig`] is the typed result. Keys Flink has but flinksim does not model yet are
-//! refused by name (see [`FlinkConfig::set`]) rather than silently ignored.
+//! refused by name (see [`FlinkConfig::set`]) rather than silently ignored. An option whose
+//! default is [`UNSET`] has no value unless the scenario sets one (Flink's "(none)").
 
+use crate::checkpoint::{CheckpointConfig, CheckpointingMode};
 use crate::failover_strategy::FailoverStrategy;
 use crate::restart_strategy::RestartStrategyConfig;
 use std::time::Duration;
@@ -29,6 +31,20 @@ pub struct ConfigOption {
     pub kind: ValueKind,
     pub description: &'static str,
 }
+
+/// The default of an option that is unset unless configured (Flink's docs print "(none)").
+pub const UNSET: &str = "(none)";
+
+/// Flink's `CheckpointConfig.MINIMAL_CHECKPOINT_TIME`: the smallest checkpoint interval and
+/// checkpoint timeout Flink accepts.
+pub const CHECKPOINT_TIME_MIN: Duration = Duration::from_millis(10);
+
+/// Deprecated keys Flink still reads as fallbacks of a current key: (old key, current key).
+/// When both are set the current key wins, as in Flink.
+pub const DEPRECATED_KEYS: &[(&str, &str)] = &[(
+    "state.checkpoints.num-retained",
+    "execution.checkpointing.num-retained",
+)];
 
 /// Every key flinksim understands, in the order `flinksim list config` prints them.
 pub const OPTIONS: &[ConfigOption] = &[
@@ -118,9 +134,9 @@ pub const OPTIONS: &[ConfigOption] = &[
     },
     ConfigOption {
         key: "restart-strategy.type",
-        default: "none",
+        default: UNSET,
         kind: ValueKind::Text,
-        description: "none | fixed-delay | failure-rate | exponential-delay (default none: checkpointing is not modelled yet, and Flink's default without it is none).",
+        description: "none | fixed-delay | failure-rate | exponential-delay; unset: exponential-delay when checkpointing is enabled, otherwise none (Flink >= 1.19).",
     },
     ConfigOption {
         key: "restart-strategy.fixed-delay.attempts",
@@ -189,6 +205,48 @@ pub const OPTIONS: &[ConfigOption] = &[
         description: "exponential-delay: restarts allowed before the job fails (-1 = unlimited).",
     },
     ConfigOption {
+        key: "execution.checkpointing.interval",
+        default: UNSET,
+        kind: ValueKind::Duration,
+        description: "Base interval of periodic checkpoints (at least 10 ms); unset: checkpointing is disabled.",
+    },
+    ConfigOption {
+        key: "execution.checkpointing.mode",
+        default: "EXACTLY_ONCE",
+        kind: ValueKind::Text,
+        description: "EXACTLY_ONCE (aligned barriers) or AT_LEAST_ONCE (barriers tracked, never aligned).",
+    },
+    ConfigOption {
+        key: "execution.checkpointing.timeout",
+        default: "10 min",
+        kind: ValueKind::Duration,
+        description: "A pending checkpoint not completed within this time is aborted (at least 10 ms).",
+    },
+    ConfigOption {
+        key: "execution.checkpointing.min-pause",
+        default: "0 ms",
+        kind: ValueKind::Duration,
+        description: "Minimum time between the end of one checkpoint and the next periodic trigger.",
+    },
+    ConfigOption {
+        key: "execution.checkpointing.max-concurrent-checkpoints",
+        default: "1",
+        kind: ValueKind::Int,
+        description: "Checkpoints that may be pending at the same time (at least 1).",
+    },
+    ConfigOption {
+        key: "execution.checkpointing.tolerable-failed-checkpoints",
+        default: "0",
+        kind: ValueKind::Int,
+        description: "Consecutive counted checkpoint failures tolerated before the job fails over.",
+    },
+    ConfigOption {
+        key: "execution.checkpointing.num-retained",
+        default: "1",
+        kind: ValueKind::Int,
+        description: "Completed checkpoints retained (at least 1); the deprecated `state.checkpoints.num-retained` is read too.",
+    },
+    ConfigOption {
         key: "pipeline.max-parallelism",
         default: "-1",
         kind: ValueKind::Int,
@@ -203,22 +261,13 @@ pub const OPTIONS: &[ConfigOption] = &[
 ];
 
 /// Flink keys flinksim knows about but does not model yet; setting one is an error that says so.
-pub const NOT_YET_SUPPORTED: &[&str] = &[
-    "execution.checkpointing.interval",
-    "execution.checkpointing.mode",
-    "execution.checkpointing.timeout",
-    "execution.checkpointing.min-pause",
-    "execution.checkpointing.max-concurrent-checkpoints",
-    "execution.checkpointing.tolerable-failed-checkpoints",
-    "execution.checkpointing.num-retained",
-    "high-availability.type",
-];
+pub const NOT_YET_SUPPORTED: &[&str] = &["high-availability.type"];
 
 /// The typed configuration of a cluster.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FlinkConfig {
     /// `None` while `execution.checkpointing.interval` is unset (checkpointing disabled).
-    pub checkpointing: Option<crate::checkpoint::CheckpointConfig>,
+    pub checkpointing: Option<CheckpointConfig>,
     pub heartbeat_interval: Duration,
     pub heartbeat_timeout: Duration,
     /// `None` when the threshold is disabled (-1).
@@ -240,6 +289,38 @@ pub struct FlinkConfig {
     pub max_parallelism: Option<u32>,
     /// The raw restart-strategy keys, resolved into `restart_strategy` by `validate`.
     restart_keys: RestartKeys,
+    /// The raw checkpointing keys, resolved into `checkpointing`.
+    checkpoint_keys: CheckpointKeys,
+}
+
+/// The `execution.checkpointing.*` keys as set. They are accepted without an interval (Flink
+/// does too) and then simply unused.
+#[derive(Clone, Debug, PartialEq)]
+struct CheckpointKeys {
+    interval: Option<Duration>,
+    mode: CheckpointingMode,
+    timeout: Duration,
+    min_pause: Duration,
+    max_concurrent: u32,
+    tolerable_failed: u32,
+    num_retained: u32,
+    /// `execution.checkpointing.num-retained` itself was set: its deprecated key is ignored.
+    num_retained_set: bool,
+}
+
+impl CheckpointKeys {
+    fn resolve(&self) -> Option<CheckpointConfig> {
+        let interval = self.interval?;
+        Some(CheckpointConfig {
+            interval,
+            mode: self.mode,
+            timeout: self.timeout,
+            min_pause: self.min_pause,
+            max_concurrent: self.max_concurrent,
+            tolerable_failed: self.tolerable_failed,
+            num_retained: self.num_retained,
+        })
+    }
 }
 
 /// The restart-strategy keys as set (resolved together, since the type picks which apply).
@@ -294,10 +375,22 @@ impl Default for FlinkConfig {
                 exp_jitter: 0.0,
                 exp_attempts: None,
             },
+            checkpoint_keys: CheckpointKeys {
+                interval: None,
+                mode: CheckpointingMode::ExactlyOnce,
+                timeout: Duration::ZERO,
+                min_pause: Duration::ZERO,
+                max_concurrent: 0,
+                tolerable_failed: 0,
+                num_retained: 0,
+                num_retained_set: false,
+            },
         };
-        for o in OPTIONS {
+        for o in OPTIONS.iter().filter(|o| o.default != UNSET) {
             c.set(o.key, o.default).expect("defaults parse");
         }
+        // Applying the defaults is not the user setting the key.
+        c.checkpoint_keys.num_retained_set = false;
         c.validate().expect("defaults are valid");
         c
     }
@@ -306,7 +399,10 @@ impl Default for FlinkConfig {
 impl FlinkConfig {
     /// Sets `key` from its textual value. The error says what was expected.
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
-        let option = OPTIONS.iter().find(|o| o.key == key).ok_or_else(|| {
+        // A deprecated key sets its current key; messages name the key as written.
+        let deprecated = DEPRECATED_KEYS.iter().find(|(old, _)| *old == key);
+        let canonical = deprecated.map_or(key, |(_, new)| *new);
+        let option = OPTIONS.iter().find(|o| o.key == canonical).ok_or_else(|| {
             if NOT_YET_SUPPORTED.contains(&key) {
                 format!("Flink key `{key}` is not supported by flinksim yet")
             } else {
@@ -323,7 +419,16 @@ impl FlinkConfig {
                 .parse::<i64>()
                 .map_err(|_| format!("`{key}`: expected an integer, got `{value}`"))
         };
-        match key {
+        let count = |min: i64| -> Result<u32, String> {
+            let v = int()?;
+            if !(min..=i64::from(u32::MAX)).contains(&v) {
+                return Err(format!(
+                    "`{key}`: expected an integer of at least {min}, got {v}"
+                ));
+            }
+            Ok(v as u32)
+        };
+        match canonical {
             "heartbeat.interval" => self.heartbeat_interval = positive(key, duration()?)?,
             "heartbeat.timeout" => self.heartbeat_timeout = positive(key, duration()?)?,
             "heartbeat.rpc-failure-threshold" => {
@@ -435,15 +540,60 @@ impl FlinkConfig {
                 }
                 self.number_of_task_slots = v as u32;
             }
+            "execution.checkpointing.interval" => {
+                self.checkpoint_keys.interval = Some(checkpoint_time(key, duration()?)?)
+            }
+            "execution.checkpointing.mode" => {
+                // Flink reads enum options case-insensitively.
+                self.checkpoint_keys.mode = match value.trim().to_ascii_uppercase().as_str() {
+                    "EXACTLY_ONCE" => CheckpointingMode::ExactlyOnce,
+                    "AT_LEAST_ONCE" => CheckpointingMode::AtLeastOnce,
+                    _ => {
+                        return Err(format!(
+                            "`{key}`: expected EXACTLY_ONCE or AT_LEAST_ONCE, got `{value}`"
+                        ))
+                    }
+                }
+            }
+            "execution.checkpointing.timeout" => {
+                self.checkpoint_keys.timeout = checkpoint_time(key, duration()?)?
+            }
+            "execution.checkpointing.min-pause" => self.checkpoint_keys.min_pause = duration()?,
+            "execution.checkpointing.max-concurrent-checkpoints" => {
+                self.checkpoint_keys.max_concurrent = count(1)?
+            }
+            "execution.checkpointing.tolerable-failed-checkpoints" => {
+                self.checkpoint_keys.tolerable_failed = count(0)?
+            }
+            "execution.checkpointing.num-retained" => {
+                let v = count(1)?;
+                // Flink reads a deprecated key only when its current key is absent.
+                if deprecated.is_none() || !self.checkpoint_keys.num_retained_set {
+                    self.checkpoint_keys.num_retained = v;
+                }
+                if deprecated.is_none() {
+                    self.checkpoint_keys.num_retained_set = true;
+                }
+            }
             _ => unreachable!("option {} has no setter", option.key),
         }
+        self.checkpointing = self.checkpoint_keys.resolve();
         Ok(())
     }
 
-    /// Relationships between keys that Flink itself enforces; resolves the restart strategy.
+    /// Relationships between keys that Flink itself enforces; resolves checkpointing and the
+    /// restart strategy.
     pub fn validate(&mut self) -> Result<(), String> {
+        self.checkpointing = self.checkpoint_keys.resolve();
         let k = &self.restart_keys;
-        self.restart_strategy = match k.kind.as_str() {
+        // No `restart-strategy.type`: Flink's default depends on checkpointing
+        // (`RestartBackoffTimeStrategyFactoryLoader`, exponential-delay since 1.19, FLINK-33738).
+        let kind = match k.kind.as_str() {
+            "" if self.checkpointing.is_some() => "exponential-delay",
+            "" => "none",
+            kind => kind,
+        };
+        self.restart_strategy = match kind {
             "fixed-delay" => RestartStrategyConfig::FixedDelay {
                 attempts: k.fixed_attempts,
                 delay: k.fixed_delay,
@@ -496,6 +646,19 @@ fn float(key: &str, value: &str) -> Result<f64, String> {
         .ok()
         .filter(|f| f.is_finite())
         .ok_or_else(|| format!("`{key}`: expected a number, got `{value}`"))
+}
+
+/// A checkpoint interval or timeout: at least Flink's `MINIMAL_CHECKPOINT_TIME`.
+fn checkpoint_time(key: &str, d: Duration) -> Result<Duration, String> {
+    if d < CHECKPOINT_TIME_MIN {
+        Err(format!(
+            "`{key}` must be at least {} ms (Flink's minimal checkpoint time), got {} ms",
+            CHECKPOINT_TIME_MIN.as_millis(),
+            d.as_millis()
+        ))
+    } else {
+        Ok(d)
+    }
 }
 
 fn positive(key: &str, d: Duration) -> Result<Duration, String> {
@@ -612,6 +775,202 @@ mod tests {
         assert!(c
             .set("jobmanager.execution.failover-strategy", "half")
             .is_err());
+    }
+
+    fn checkpointing_with(keys: &[(&str, &str)]) -> Result<FlinkConfig, String> {
+        let mut c = FlinkConfig::default();
+        for (k, v) in keys {
+            c.set(k, v)?;
+        }
+        c.validate()?;
+        Ok(c)
+    }
+
+    #[test]
+    fn checkpointing_is_disabled_until_an_interval_is_set() {
+        let c = FlinkConfig::default();
+        assert_eq!(c.checkpointing, None);
+        // The other keys alone are accepted and unused, as in Flink.
+        let c = checkpointing_with(&[
+            ("execution.checkpointing.mode", "AT_LEAST_ONCE"),
+            ("execution.checkpointing.timeout", "1 min"),
+            ("execution.checkpointing.num-retained", "3"),
+        ])
+        .unwrap();
+        assert_eq!(c.checkpointing, None);
+        assert_eq!(c.restart_strategy, RestartStrategyConfig::NoRestart);
+    }
+
+    #[test]
+    fn checkpointing_defaults_are_flinks() {
+        let c = checkpointing_with(&[("execution.checkpointing.interval", "1 s")]).unwrap();
+        assert_eq!(
+            c.checkpointing,
+            Some(CheckpointConfig {
+                interval: Duration::from_secs(1),
+                mode: CheckpointingMode::ExactlyOnce,
+                timeout: Duration::from_secs(600),
+                min_pause: Duration::ZERO,
+                max_concurrent: 1,
+                tolerable_failed: 0,
+                num_retained: 1,
+            })
+        );
+    }
+
+    #[test]
+    fn checkpointing_keys_parse_in_flinks_syntax() {
+        let c = checkpointing_with(&[
+            ("execution.checkpointing.interval", "500ms"),
+            ("execution.checkpointing.mode", "at_least_once"),
+            ("execution.checkpointing.timeout", "30 s"),
+            ("execution.checkpointing.min-pause", "200 ms"),
+            ("execution.checkpointing.max-concurrent-checkpoints", "3"),
+            ("execution.checkpointing.tolerable-failed-checkpoints", "2"),
+            ("execution.checkpointing.num-retained", "4"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.checkpointing,
+            Some(CheckpointConfig {
+                interval: Duration::from_millis(500),
+                mode: CheckpointingMode::AtLeastOnce,
+                timeout: Duration::from_secs(30),
+                min_pause: Duration::from_millis(200),
+                max_concurrent: 3,
+                tolerable_failed: 2,
+                num_retained: 4,
+            })
+        );
+    }
+
+    #[test]
+    fn bad_checkpointing_values_are_refused_with_the_expectation() {
+        for (key, value, needle) in [
+            (
+                "execution.checkpointing.interval",
+                "0",
+                "must be at least 10 ms",
+            ),
+            (
+                "execution.checkpointing.interval",
+                "5 ms",
+                "must be at least 10 ms",
+            ),
+            (
+                "execution.checkpointing.interval",
+                "often",
+                "expected a duration",
+            ),
+            (
+                "execution.checkpointing.timeout",
+                "0 s",
+                "must be at least 10 ms",
+            ),
+            (
+                "execution.checkpointing.mode",
+                "EXACTLY_TWICE",
+                "expected EXACTLY_ONCE or AT_LEAST_ONCE",
+            ),
+            (
+                "execution.checkpointing.max-concurrent-checkpoints",
+                "0",
+                "at least 1, got 0",
+            ),
+            (
+                "execution.checkpointing.tolerable-failed-checkpoints",
+                "-1",
+                "at least 0, got -1",
+            ),
+            (
+                "execution.checkpointing.num-retained",
+                "0",
+                "at least 1, got 0",
+            ),
+            (
+                "execution.checkpointing.num-retained",
+                "two",
+                "expected an integer",
+            ),
+            (
+                "state.checkpoints.num-retained",
+                "0",
+                "`state.checkpoints.num-retained`",
+            ),
+        ] {
+            let e = FlinkConfig::default().set(key, value).unwrap_err();
+            assert!(e.contains(needle), "{key} = {value}: {e}");
+            assert!(e.contains(key), "{key} = {value}: {e}");
+        }
+    }
+
+    #[test]
+    fn deprecated_num_retained_is_read_unless_the_current_key_is_set() {
+        let interval = ("execution.checkpointing.interval", "1 s");
+        let retained = |c: FlinkConfig| c.checkpointing.unwrap().num_retained;
+        let c = checkpointing_with(&[interval, ("state.checkpoints.num-retained", "3")]).unwrap();
+        assert_eq!(retained(c), 3);
+        for keys in [
+            [
+                interval,
+                ("state.checkpoints.num-retained", "3"),
+                ("execution.checkpointing.num-retained", "2"),
+            ],
+            [
+                interval,
+                ("execution.checkpointing.num-retained", "2"),
+                ("state.checkpoints.num-retained", "3"),
+            ],
+        ] {
+            assert_eq!(retained(checkpointing_with(&keys).unwrap()), 2);
+        }
+    }
+
+    #[test]
+    fn restart_strategy_defaults_to_exponential_delay_with_checkpointing() {
+        let c = checkpointing_with(&[("execution.checkpointing.interval", "1 s")]).unwrap();
+        assert_eq!(
+            c.restart_strategy,
+            RestartStrategyConfig::ExponentialDelay {
+                initial_backoff: Duration::from_secs(1),
+                max_backoff: Duration::from_secs(60),
+                backoff_multiplier: 1.5,
+                reset_backoff_threshold: Duration::from_secs(3600),
+                jitter_factor: 0.1,
+                attempts_before_reset_backoff: None,
+            }
+        );
+        // An explicit type wins, including `none`.
+        let c = checkpointing_with(&[
+            ("execution.checkpointing.interval", "1 s"),
+            ("restart-strategy.type", "none"),
+        ])
+        .unwrap();
+        assert_eq!(c.restart_strategy, RestartStrategyConfig::NoRestart);
+        let c = checkpointing_with(&[
+            ("restart-strategy.type", "fixed-delay"),
+            ("execution.checkpointing.interval", "1 s"),
+        ])
+        .unwrap();
+        assert!(matches!(
+            c.restart_strategy,
+            RestartStrategyConfig::FixedDelay { .. }
+        ));
+    }
+
+    #[test]
+    fn every_option_default_parses_or_is_unset() {
+        for o in OPTIONS {
+            let mut c = FlinkConfig::default();
+            if o.default == UNSET {
+                assert!(c.set(o.key, o.default).is_err(), "{}", o.key);
+            } else {
+                c.set(o.key, o.default).unwrap();
+            }
+        }
+        assert!(NOT_YET_SUPPORTED
+            .iter()
+            .all(|k| OPTIONS.iter().all(|o| o.key != *k)));
     }
 
     #[test]

@@ -964,7 +964,7 @@ mod tests {
                 vec![op(Map), op(KeyBy { keys: 8 })],
                 None,
                 vec!["Source: sequence -> Map", "Sink: at_least_once"],
-                vec![(0, 1, Partitioner::Hash { keys: 64 })],
+                vec![(0, 1, Partitioner::Hash { keys: 8 })],
             ),
             // A trailing rebalance applies to the sink edge.
             (
@@ -981,7 +981,7 @@ mod tests {
                 Some(1),
                 vec!["Source: sequence", "Count -> Map", "Sink: at_least_once"],
                 vec![
-                    (0, 1, Partitioner::Hash { keys: 64 }),
+                    (0, 1, Partitioner::Hash { keys: 8 }),
                     (1, 2, Partitioner::Rebalance),
                 ],
             ),
@@ -997,8 +997,8 @@ mod tests {
                 None,
                 vec!["Source: sequence", "Count", "Count -> Sink: at_least_once"],
                 vec![
-                    (0, 1, Partitioner::Hash { keys: 64 }),
-                    (1, 2, Partitioner::Hash { keys: 64 }),
+                    (0, 1, Partitioner::Hash { keys: 8 }),
+                    (1, 2, Partitioner::Hash { keys: 4 }),
                 ],
             ),
         ];

@@ -10,6 +10,8 @@
 //! so nothing of an older instance matches it.
 
 use crate::bugs::{Bug, Bugs};
+use crate::checkpoint::TaskRestore;
+use crate::checkpoint_coordinator::{assign_state, CheckpointCoordinator, Outcome, Plan};
 use crate::config::FlinkConfig;
 use crate::failover_strategy::FailoverStrategy;
 use crate::heartbeat::{HeartbeatManager, HeartbeatPair, Role};
@@ -103,6 +105,10 @@ pub struct JobMaster {
     restart_version: u64,
     slot_request_timer: Option<TimerId>,
     shut_down: bool,
+    /// Present when checkpointing is enabled.
+    coordinator: Option<CheckpointCoordinator>,
+    /// What each execution vertex restores when it is deployed next.
+    restores: BTreeMap<ExecutionVertexId, TaskRestore>,
 }
 
 impl JobMaster {
@@ -174,6 +180,10 @@ impl JobMaster {
             resource_manager: setup.topology.jobmanagers[0],
             source_log: setup.topology.source_log,
             stream_configs,
+            coordinator: setup.config.checkpointing.map(|c| {
+                CheckpointCoordinator::new(job_id, c, setup.bugs, setup.topology.checkpoint_storage)
+            }),
+            restores: BTreeMap::new(),
             rm: None,
             next_attempt_id: 0,
             pending_restart: None,
@@ -261,6 +271,14 @@ impl JobMaster {
             from: (from != JobStatus::Initializing).then_some(from),
             to,
         });
+        // CheckpointCoordinatorDeActivator: the periodic trigger runs while the job RUNs.
+        if let Some(c) = self.coordinator.as_mut() {
+            if to == JobStatus::Running {
+                c.start_scheduler(ctx);
+            } else {
+                c.stop_scheduler(ctx);
+            }
+        }
     }
 
     fn transition(
@@ -394,7 +412,7 @@ impl JobMaster {
             inputs,
             stream: Arc::clone(&self.stream_configs[ev.vertex.0 as usize]),
             subtask: ev.subtask,
-            restore: None,
+            restore: self.restores.get(&ev).cloned(),
         };
         let timer = ctx.set_timer(
             self.config.ask_timeout,
@@ -486,6 +504,19 @@ impl JobMaster {
             self.check_terminal(ctx);
             return;
         }
+        let vertices = self.failover.tasks_to_restart(&self.graph, ev);
+        self.handle_failure(ctx, vertices);
+    }
+
+    /// Asks the restart strategy; restarts `vertices` after its backoff or fails the job.
+    fn handle_failure(
+        &mut self,
+        ctx: &mut Ctx<'_, Process>,
+        vertices: BTreeSet<ExecutionVertexId>,
+    ) {
+        if matches!(self.status, JobStatus::Failing) || self.status.is_terminal() {
+            return;
+        }
         let now = Duration::from_nanos(ctx.mono_ns());
         self.restart_strategy.notify_failure(now, ctx.rng());
         let allowed =
@@ -497,7 +528,6 @@ impl JobMaster {
             self.fail_job(ctx);
             return;
         }
-        let vertices = self.failover.tasks_to_restart(&self.graph, ev);
         let backoff = self.restart_strategy.backoff_time();
         self.restart_tasks_with_delay(ctx, vertices, backoff);
     }
@@ -597,6 +627,27 @@ impl JobMaster {
         }
         let vertices: Vec<ExecutionVertexId> = p.vertices.iter().copied().collect();
         self.pending_restart = None;
+        // Restore from the latest completed checkpoint (FLINK.md §6.4, §7.7).
+        if let Some(c) = &self.coordinator {
+            let checkpoint = c.checkpoint_to_restore().cloned();
+            ctx.trace(Obs::RestoreDecided {
+                job_id: self.job_id,
+                checkpoint_id: checkpoint.as_ref().map(|c| c.id),
+                vertices: vertices.len() as u32,
+                global: vertices.len() == self.executions.len(),
+            });
+            for ev in &vertices {
+                match &checkpoint {
+                    Some(cp) => {
+                        self.restores
+                            .insert(*ev, assign_state(&self.graph, cp, *ev));
+                    }
+                    None => {
+                        self.restores.remove(ev);
+                    }
+                }
+            }
+        }
         for ev in &vertices {
             let e = self.executions.get_mut(ev).expect("known");
             let attempt = ExecutionAttemptId {
@@ -839,7 +890,25 @@ impl JobMaster {
             return;
         }
         match rpc {
-            JobMasterRpc::AcknowledgeCheckpoint { .. } | JobMasterRpc::DeclineCheckpoint { .. } => {
+            JobMasterRpc::AcknowledgeCheckpoint {
+                attempt,
+                checkpoint_id,
+                handle,
+            } => {
+                if let Some(c) = self.coordinator.as_mut() {
+                    let outcome = c.on_acknowledge(ctx, attempt, checkpoint_id, handle);
+                    self.on_checkpoint_outcome(ctx, outcome);
+                }
+            }
+            JobMasterRpc::DeclineCheckpoint {
+                checkpoint_id,
+                reason,
+                ..
+            } => {
+                if let Some(c) = self.coordinator.as_mut() {
+                    let outcome = c.on_decline(ctx, checkpoint_id, reason);
+                    self.on_checkpoint_outcome(ctx, outcome);
+                }
             }
             JobMasterRpc::RegisterTaskManager {
                 session_id,
@@ -1259,6 +1328,20 @@ impl JobMaster {
                     self.send_registration(ctx, id);
                 }
             }
+            Timer::CheckpointTrigger { version, .. } => {
+                let plan = self.checkpoint_plan();
+                if let Some(c) = self.coordinator.as_mut() {
+                    if c.is_trigger(version) {
+                        c.on_trigger_timer(ctx, plan);
+                    }
+                }
+            }
+            Timer::CheckpointTimeout { checkpoint_id, .. } => {
+                if let Some(c) = self.coordinator.as_mut() {
+                    let outcome = c.on_timeout(ctx, checkpoint_id);
+                    self.on_checkpoint_outcome(ctx, outcome);
+                }
+            }
             Timer::RestartDelay { version, .. } => {
                 if let Some(p) = self.pending_restart.as_mut() {
                     if p.version == version {
@@ -1372,6 +1455,69 @@ impl JobMaster {
             }
             _ => {}
         }
+    }
+}
+
+impl JobMaster {
+    /// The tasks of a checkpoint now: `None` unless every execution is RUNNING or FINISHED.
+    fn checkpoint_plan(&self) -> Option<Plan> {
+        let mut plan = Plan::default();
+        for (ev, e) in &self.executions {
+            match e.state {
+                ExecutionState::Running => {}
+                ExecutionState::Finished => {
+                    plan.finished.push(*ev);
+                    continue;
+                }
+                _ => return None,
+            }
+            plan.wait_for.push(e.attempt);
+            let inputs = self.graph.inputs(*ev);
+            if inputs
+                .iter()
+                .all(|i| self.executions[i].state == ExecutionState::Finished)
+            {
+                let (_, tm) = e.slot?;
+                plan.trigger.push((e.attempt, tm));
+            }
+        }
+        Some(plan)
+    }
+
+    /// Tells the current running attempts about a completed or aborted checkpoint, or fails
+    /// the job when the failure manager says so.
+    fn on_checkpoint_outcome(&mut self, ctx: &mut Ctx<'_, Process>, outcome: Outcome) {
+        let (complete, id) = match outcome {
+            Outcome::Nothing => return,
+            Outcome::FailJob => return self.handle_global_failure(ctx),
+            Outcome::Completed(id) => (true, id),
+            Outcome::Aborted(id) => (false, id),
+        };
+        for e in self.executions.values() {
+            if e.state != ExecutionState::Running {
+                continue;
+            }
+            let Some((_, tm)) = e.slot else { continue };
+            let rpc = if complete {
+                TaskExecutorRpc::NotifyCheckpointComplete {
+                    attempt: e.attempt,
+                    checkpoint_id: id,
+                }
+            } else {
+                TaskExecutorRpc::NotifyCheckpointAborted {
+                    attempt: e.attempt,
+                    checkpoint_id: id,
+                }
+            };
+            ctx.send(tm, Msg::TaskExecutor(rpc));
+        }
+    }
+
+    /// A failure of the whole job (the checkpoint failure manager's verdict): every vertex
+    /// restarts, if the restart strategy allows.
+    fn handle_global_failure(&mut self, ctx: &mut Ctx<'_, Process>) {
+        let all = self.executions.keys().copied().collect();
+        self.handle_failure(ctx, all);
     }
 }
 

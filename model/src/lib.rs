@@ -33,6 +33,7 @@
 
 pub mod bugs;
 pub mod checkpoint;
+pub mod checkpoint_coordinator;
 pub mod checkpoint_storage;
 pub mod client;
 pub mod config;
@@ -54,6 +55,7 @@ pub mod rpc;
 pub mod sink_store;
 pub mod source_log;
 pub mod states;
+pub mod stream;
 pub mod task;
 pub mod task_executor;
 pub mod task_slot_table;

@@ -60,6 +60,8 @@ pub enum Timer {
     },
     /// The next step of a task's lifecycle (initialisation done, input exhausted, cancelled).
     TaskStep { attempt: ExecutionAttemptId },
+    /// A task's data-plane resend tick.
+    TaskTick { attempt: ExecutionAttemptId },
     /// Retry a partition request that found no producer yet.
     PartitionRequestRetry {
         consumer: ExecutionAttemptId,
@@ -84,6 +86,10 @@ pub enum Timer {
         job_id: JobId,
         attempt: ExecutionAttemptId,
     },
+    /// The CheckpointCoordinator's periodic trigger (`version` detects a stopped scheduler).
+    CheckpointTrigger { job_id: JobId, version: u64 },
+    /// `execution.checkpointing.timeout` of a pending checkpoint.
+    CheckpointTimeout { job_id: JobId, checkpoint_id: u64 },
     /// Re-send `cancelTask` until the task reports a terminal state.
     CancelTaskRetry {
         job_id: JobId,
@@ -374,7 +380,9 @@ fn job_of_timer(tag: &Timer) -> Option<JobId> {
         | Timer::SlotIdleCheck { job_id }
         | Timer::DeclareResourcesRetry { job_id, .. }
         | Timer::SubmitTaskTimeout { job_id, .. }
-        | Timer::CancelTaskRetry { job_id, .. } => Some(*job_id),
+        | Timer::CancelTaskRetry { job_id, .. }
+        | Timer::CheckpointTrigger { job_id, .. }
+        | Timer::CheckpointTimeout { job_id, .. } => Some(*job_id),
         _ => None,
     }
 }

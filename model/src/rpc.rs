@@ -159,6 +159,22 @@ pub enum SourceLogRpc {
     },
 }
 
+impl StreamConfig {
+    /// A single-subtask task without operators, output, checkpointing or external systems: it
+    /// only consumes (for unit tests of the lifecycle around it).
+    pub fn minimal() -> StreamConfig {
+        StreamConfig {
+            chain: Vec::new(),
+            output: None,
+            parallelism: 1,
+            max_parallelism: 128,
+            checkpointing: None,
+            checkpoint_storage: None,
+            sink: None,
+        }
+    }
+}
+
 /// Requests to `checkpoint-storage`, a blob store for state handles.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum CheckpointStorageRpc {
@@ -200,7 +216,8 @@ pub enum SinkRpc {
         txn: Option<TxnId>,
         records: Recs,
     },
-    /// Flush done: `txn` belongs to `checkpoint_id`.
+    /// Flush done: `txn` belongs to `checkpoint_id` (0: the end-of-input transaction of a job
+    /// without checkpoints).
     PreCommit {
         writer: ExecutionAttemptId,
         txn: TxnId,
@@ -427,11 +444,6 @@ pub enum TaskExecutorRpc {
         producer: ExecutionAttemptId,
         consumer: ExecutionAttemptId,
     },
-    /// Data plane: the producer finished; no more data on this channel.
-    EndOfPartition {
-        producer: ExecutionAttemptId,
-        consumer: ExecutionAttemptId,
-    },
     /// `triggerCheckpoint` for a task that starts the checkpoint (a source, or the first running
     /// task downstream of finished ones).
     TriggerCheckpoint {
@@ -590,7 +602,6 @@ impl Message for Msg {
                 }
                 TaskExecutorRpc::RequestSubpartition { .. } => "requestSubpartition",
                 TaskExecutorRpc::PartitionNotFound { .. } => "partitionNotFound",
-                TaskExecutorRpc::EndOfPartition { .. } => "endOfPartition",
                 TaskExecutorRpc::SourceRecords { .. } => "fetch.response",
                 TaskExecutorRpc::TriggerCheckpoint { .. } => "triggerCheckpoint",
                 TaskExecutorRpc::NotifyCheckpointComplete { .. } => "notifyCheckpointComplete",

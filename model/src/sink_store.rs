@@ -97,7 +97,8 @@ impl SinkData {
             SinkOp::PreCommit { txn, checkpoint_id } => {
                 let t = self.txn_mut(txn);
                 t.state = TxnState::PreCommitted(checkpoint_id);
-                t.checkpoint_id = Some(checkpoint_id);
+                // Checkpoint 0 is the end-of-input commit of a job without checkpoints.
+                t.checkpoint_id = (checkpoint_id > 0).then_some(checkpoint_id);
             }
             SinkOp::Commit { txn } => {
                 let t = self.txn_mut(txn);

@@ -8,6 +8,7 @@
 //! its timers; it does not own when a step happens or who is told: the TaskExecutor drives it and
 //! reports every transition to the JobMaster the task was submitted by.
 
+use crate::bugs::Bugs;
 use crate::ids::{AllocationId, ExecutionAttemptId, JobId, JobMasterId};
 use crate::job_graph::UPPER_BOUND_MAX_PARALLELISM;
 use crate::obs::Obs;
@@ -17,6 +18,7 @@ use crate::rpc::{
     TaskExecutorRpc,
 };
 use crate::states::ExecutionState;
+use crate::stream::StreamTask;
 use sim::{Ctx, NodeId, TimerId};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -127,6 +129,13 @@ pub struct Task {
     /// The ask timeout of the latest `updateTaskExecutionState`; see `updates_in_flight`.
     update_timeout: Option<TimerId>,
     updates_in_flight: u32,
+    /// The records, state and checkpoints of the task.
+    pub stream: StreamTask,
+    /// The stream's resend tick (`Timer::TaskTick`).
+    tick_timer: Option<TimerId>,
+    /// INITIALIZING's minimum duration has passed (RUNNING follows once the stream is
+    /// initialised too).
+    pub initialize_elapsed: bool,
 }
 
 impl Task {
@@ -138,6 +147,8 @@ impl Task {
         tdd: TaskDeploymentDescriptor,
         job_master: NodeId,
         job_master_id: JobMasterId,
+        bugs: Bugs,
+        ask_timeout: Duration,
     ) -> Task {
         // A source reads its partitions; any other task reads its inputs: never both.
         if tdd.source.is_some() {
@@ -152,6 +163,18 @@ impl Task {
                 backoff: None,
             })
             .collect();
+        let stream = StreamTask::new(
+            tdd.attempt,
+            tdd.job_id,
+            tdd.subtask,
+            std::sync::Arc::clone(&tdd.stream),
+            tdd.inputs.iter().map(|c| c.task_manager).collect(),
+            tdd.source.is_some(),
+            tdd.restore.clone(),
+            job_master,
+            bugs,
+            ask_timeout,
+        );
         let mut task = Task {
             attempt: tdd.attempt,
             job_id: tdd.job_id,
@@ -168,6 +191,9 @@ impl Task {
             step_timer: None,
             update_timeout: None,
             updates_in_flight: 0,
+            stream,
+            tick_timer: None,
+            initialize_elapsed: false,
         };
         ctx.trace(Obs::TaskStateChanged {
             attempt: task.attempt,
@@ -266,6 +292,12 @@ impl Task {
             self.stop_channels(ctx);
         }
         if to.is_terminal() {
+            if to != ExecutionState::Finished {
+                self.stream.release();
+                if let Some(t) = self.tick_timer.take() {
+                    ctx.cancel_timer(t);
+                }
+            }
             if let Some(t) = self.step_timer.take() {
                 ctx.cancel_timer(t);
             }
@@ -353,6 +385,13 @@ impl Task {
             }
             None => crate::source_log::FETCH_RECORDS_MAX,
         };
+        let restored = self.stream.restored_offsets();
+        let start = |p: u32| {
+            restored
+                .and_then(|r| r.iter().find(|(q, _)| *q == p))
+                .map_or(0, |(_, o)| *o)
+        };
+        let ended = self.stream.end_of_input();
         self.reader = Some(SourceReader {
             log: source.log,
             per_fetch,
@@ -363,8 +402,8 @@ impl Task {
                     (
                         *p,
                         PartitionProgress {
-                            next_offset: 0,
-                            end_offset: None,
+                            next_offset: start(*p),
+                            end_offset: ended.then_some(start(*p)),
                             fetch_sent_ns: None,
                         },
                     )
@@ -384,8 +423,12 @@ impl Task {
         let attempt = self.attempt;
         let now = ctx.mono_ns();
         let timeout = u64::try_from(ask_timeout.as_nanos()).unwrap_or(u64::MAX);
+        let backpressured = self.stream.backpressured();
         let reader = self.reader.as_mut().expect("a reading source");
         for (partition, p) in reader.partitions.iter_mut() {
+            if backpressured {
+                break;
+            }
             if p.end_offset.is_some_and(|end| p.next_offset >= end) {
                 continue;
             }
@@ -409,9 +452,16 @@ impl Task {
         self.arm_step(ctx, SOURCE_FETCH_INTERVAL);
     }
 
-    /// The log answered a fetch. Stale answers (an offset already read) change nothing.
-    /// Returns true when every partition has been read to its end.
-    pub fn on_source_records(&mut self, partition: u32, offset: u64, count: u64, end: u64) -> bool {
+    /// The log answered a fetch: the records are emitted. Stale answers (an offset already
+    /// read) change nothing. Returns true when every partition has been read to its end.
+    pub fn on_source_records(
+        &mut self,
+        ctx: &mut Ctx<'_, Process>,
+        partition: u32,
+        offset: u64,
+        count: u64,
+        end: u64,
+    ) -> bool {
         let Some(reader) = self.reader.as_mut() else {
             return false;
         };
@@ -423,8 +473,37 @@ impl Task {
             p.end_offset = Some(end);
             p.fetch_sent_ns = None;
             assert!(p.next_offset <= end);
+            self.stream
+                .emit_source_records(ctx, partition, offset, count);
         }
         self.reading_done()
+    }
+
+    /// Arms the stream's resend tick if it needs one and none is armed.
+    pub fn arm_tick(&mut self, ctx: &mut Ctx<'_, Process>) {
+        if self.tick_timer.is_none() && self.stream.needs_tick() {
+            self.tick_timer = Some(ctx.set_timer(
+                crate::stream::RESEND_INTERVAL,
+                Timer::TaskTick {
+                    attempt: self.attempt,
+                },
+            ));
+        }
+    }
+
+    /// The resend tick fired: returns true if `timer` is the live one.
+    pub fn on_tick_fired(&mut self, timer: TimerId) -> bool {
+        if self.tick_timer == Some(timer) {
+            self.tick_timer = None;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Input channel index of `producer`.
+    pub fn input_index(&self, producer: ExecutionAttemptId) -> Option<usize> {
+        self.channel_of(producer)
     }
 
     /// A fetch found the log down: retry on the next tick (the reader keeps retrying, as a
@@ -492,15 +571,8 @@ impl Task {
             .position(|c| c.channel.producer == producer)
     }
 
-    /// Whether every input channel has delivered end-of-partition (vacuously true without
-    /// inputs).
-    pub fn all_inputs_finished(&self) -> bool {
-        self.inputs
-            .iter()
-            .all(|c| c.state == ChannelState::Finished)
-    }
-
-    /// End of partition from `producer`: returns true when this was a live channel.
+    /// End of partition from `producer` arrived in-band: the channel stops requesting. Returns
+    /// true when this was a live channel.
     pub fn on_end_of_partition(
         &mut self,
         ctx: &mut Ctx<'_, Process>,
@@ -583,6 +655,9 @@ impl Task {
         let Some(i) = self.channel_of(producer) else {
             return;
         };
+        if self.stream.input_ended(i) {
+            return; // end of partition arrived in-band: nothing more to request
+        }
         let live = match self.inputs[i].state {
             ChannelState::Requested { resend } => resend == timer,
             ChannelState::Backoff { timer: t } => t == timer,

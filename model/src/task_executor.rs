@@ -29,9 +29,9 @@ use crate::obs::{Endpoint, LossCause, Obs};
 use crate::process::{Process, Timer};
 use crate::registration::{RegistrationTarget, RetryingRegistration};
 use crate::rpc::{
-    DisconnectCause, JobMasterRpc, Msg, RegistrationResponse, ResourceManagerRpc, SlotOffer,
-    SourceLogRpc, TaskDeploymentDescriptor, TaskExecutorRegistration, TaskExecutorRpc,
-    TaskManagerRegistration,
+    CheckpointStorageRpc, DisconnectCause, JobMasterRpc, Msg, RegistrationResponse,
+    ResourceManagerRpc, SlotOffer, SourceLogRpc, TaskDeploymentDescriptor,
+    TaskExecutorRegistration, TaskExecutorRpc, TaskManagerRegistration,
 };
 use crate::states::ExecutionState;
 use crate::task::{PartitionRetry, Task, TASK_CANCEL_DURATION, TASK_INITIALIZE_DURATION};
@@ -501,14 +501,6 @@ impl TaskExecutor {
                     );
                 }
             }
-            TaskExecutorRpc::EndOfPartition { producer, consumer } => {
-                let Some(task) = self.tasks.get_mut(&consumer) else {
-                    return; // the consumer is gone (freed slot, restarted TE)
-                };
-                if task.on_end_of_partition(ctx, producer) && task.all_inputs_finished() {
-                    self.transition_task(ctx, consumer, ExecutionState::Finished, None);
-                }
-            }
             TaskExecutorRpc::SourceRecords {
                 reader,
                 partition,
@@ -522,11 +514,135 @@ impl TaskExecutor {
                 if task.state() != ExecutionState::Running || !task.is_source() {
                     return; // a late answer to a task that stopped reading
                 }
-                if task.on_source_records(partition, offset, count, end_offset) {
-                    self.transition_task(ctx, reader, ExecutionState::Finished, None);
+                if task.on_source_records(ctx, partition, offset, count, end_offset) {
+                    task.stream.source_end(ctx);
+                }
+                self.after_stream(ctx, reader);
+            }
+            TaskExecutorRpc::TriggerCheckpoint {
+                attempt,
+                checkpoint_id,
+                timestamp_ms,
+            } => {
+                // A task that is not RUNNING ignores the trigger; the checkpoint times out or
+                // is aborted by the task's failure.
+                self.with_running_stream(ctx, attempt, |task, ctx| {
+                    let offsets = task.source_offsets();
+                    task.stream
+                        .on_trigger(ctx, checkpoint_id, timestamp_ms, offsets);
+                });
+            }
+            TaskExecutorRpc::NotifyCheckpointComplete {
+                attempt,
+                checkpoint_id,
+            } => {
+                // FLINK.md §7.4: a task that is not running ignores notifications.
+                self.with_running_stream(ctx, attempt, |task, ctx| {
+                    task.stream.on_notify_complete(ctx, checkpoint_id)
+                });
+            }
+            TaskExecutorRpc::NotifyCheckpointAborted {
+                attempt,
+                checkpoint_id,
+            } => {
+                self.with_running_stream(ctx, attempt, |task, ctx| {
+                    task.stream.on_notify_aborted(ctx, checkpoint_id);
+                    task.stream.process(ctx);
+                });
+            }
+            TaskExecutorRpc::DataBatch {
+                producer,
+                consumer,
+                seq,
+                elements,
+            } => {
+                let Some(task) = self.tasks.get_mut(&consumer) else {
+                    return;
+                };
+                if task.state() != ExecutionState::Running {
+                    return;
+                }
+                let Some(channel) = task.input_index(producer) else {
+                    return;
+                };
+                task.stream
+                    .on_data_batch(ctx, channel, producer, seq, elements);
+                if task.stream.input_ended(channel) {
+                    // In-band end of partition: the channel needs no more requests.
+                    task.on_end_of_partition(ctx, producer);
+                }
+                self.after_stream(ctx, consumer);
+            }
+            TaskExecutorRpc::ChannelProgress {
+                producer,
+                consumer,
+                received,
+                consumed,
+            } => {
+                let Some(task) = self.tasks.get_mut(&producer) else {
+                    return;
+                };
+                if !matches!(
+                    task.state(),
+                    ExecutionState::Running | ExecutionState::Finished
+                ) {
+                    return;
+                }
+                task.stream
+                    .on_channel_progress(ctx, consumer, received, consumed);
+                if task.state() == ExecutionState::Running {
+                    // Credit may end backpressure.
+                    task.stream.process(ctx);
+                }
+                self.after_stream(ctx, producer);
+            }
+            TaskExecutorRpc::StateWritten { handle } => {
+                self.with_running_stream(ctx, handle.attempt, |task, ctx| {
+                    task.stream.on_state_written(ctx, handle)
+                });
+            }
+            TaskExecutorRpc::StateRead {
+                handle,
+                reader,
+                state,
+            } => {
+                if let Some(task) = self.tasks.get_mut(&reader) {
+                    if task.state() == ExecutionState::Initializing
+                        && task.stream.on_state_read(ctx, handle, state)
+                    {
+                        self.maybe_start_running(ctx, reader);
+                    }
+                    self.after_stream(ctx, reader);
                 }
             }
-            _ => {}
+            TaskExecutorRpc::TransactionsInitialized { writer, epoch } => {
+                if let Some(task) = self.tasks.get_mut(&writer) {
+                    if task.state() == ExecutionState::Initializing
+                        && task.stream.on_transactions_initialized(ctx, epoch)
+                    {
+                        self.maybe_start_running(ctx, writer);
+                    }
+                    self.after_stream(ctx, writer);
+                }
+            }
+            TaskExecutorRpc::SinkWriteAck { writer, next_seq } => {
+                self.with_running_stream(ctx, writer, |task, ctx| {
+                    task.stream.on_sink_write_ack(ctx, next_seq)
+                });
+            }
+            TaskExecutorRpc::SinkFenced { writer } => {
+                self.with_running_stream(ctx, writer, |task, _| task.stream.on_sink_fenced());
+            }
+            TaskExecutorRpc::PreCommitted { writer, txn } => {
+                self.with_running_stream(ctx, writer, |task, ctx| {
+                    task.stream.on_pre_committed(ctx, txn)
+                });
+            }
+            TaskExecutorRpc::Committed { writer, txn, .. } => {
+                self.with_running_stream(ctx, writer, |task, ctx| {
+                    task.stream.on_committed(ctx, txn)
+                });
+            }
         }
     }
 
@@ -650,6 +766,15 @@ impl TaskExecutor {
                 }
             }
             Timer::TaskStep { attempt } => self.on_task_step(ctx, attempt, timer),
+            Timer::TaskTick { attempt } => {
+                let Some(task) = self.tasks.get_mut(&attempt) else {
+                    return;
+                };
+                if task.on_tick_fired(timer) {
+                    task.stream.tick(ctx);
+                    self.after_stream(ctx, attempt);
+                }
+            }
             Timer::PartitionRequestRetry { consumer, producer } => {
                 if let Some(task) = self.tasks.get_mut(&consumer) {
                     task.on_partition_request_retry(ctx, producer, timer);
@@ -717,6 +842,52 @@ impl TaskExecutor {
                 self.reconnect_to_resource_manager(ctx, None);
             }
             Msg::JobMaster { job_id, rpc } => self.on_job_master_unreachable(ctx, to, *job_id, rpc),
+            Msg::TaskExecutor(TaskExecutorRpc::DataBatch {
+                producer, consumer, ..
+            }) => {
+                // The consumer's TaskManager is gone: the connection is closed and the
+                // subpartition's view released (the producer itself goes with its region).
+                if let Some(task) = self.tasks.get_mut(producer) {
+                    task.stream.on_consumer_lost(*consumer);
+                }
+            }
+            // The producer's TaskManager is gone: Flink's `RemoteTransportException` fails
+            // the consumer at once.
+            Msg::TaskExecutor(TaskExecutorRpc::ChannelProgress {
+                producer, consumer, ..
+            }) if self
+                .tasks
+                .get(consumer)
+                .is_some_and(|t| t.state() == ExecutionState::Running) =>
+            {
+                self.fail_task(
+                    ctx,
+                    *consumer,
+                    format!(
+                        "RemoteTransportException: connection to the TaskManager of \
+                         {producer:?} lost"
+                    ),
+                );
+            }
+            Msg::CheckpointStorage(CheckpointStorageRpc::Write { handle, .. }) => {
+                if let Some(task) = self.tasks.get_mut(&handle.attempt) {
+                    task.stream.on_state_write_failed(ctx, *handle);
+                    let attempt = handle.attempt;
+                    self.after_stream(ctx, attempt);
+                }
+            }
+            Msg::CheckpointStorage(CheckpointStorageRpc::Read { reader, .. })
+                if self
+                    .tasks
+                    .get(reader)
+                    .is_some_and(|t| t.state() == ExecutionState::Initializing) =>
+            {
+                self.fail_task(
+                    ctx,
+                    *reader,
+                    "could not restore: checkpoint storage is unreachable".to_string(),
+                );
+            }
             Msg::TaskExecutor(TaskExecutorRpc::RequestSubpartition { producer, consumer }) => {
                 // The producer's TaskManager refused the connection: Flink's
                 // `RemoteTransportException` fails the consumer at once.
@@ -1359,7 +1530,14 @@ impl TaskExecutor {
         {
             return answer(ctx, false);
         }
-        let task = Task::deploy(ctx, tdd, job_master, job_master_id);
+        let task = Task::deploy(
+            ctx,
+            tdd,
+            job_master,
+            job_master_id,
+            self.bugs,
+            self.config.ask_timeout,
+        );
         self.tasks.insert(attempt, task);
         answer(ctx, true);
     }
@@ -1382,31 +1560,90 @@ impl TaskExecutor {
                 self.transition_task(ctx, attempt, ExecutionState::Initializing, None);
                 let task = self.tasks.get_mut(&attempt).expect("live");
                 task.arm_step(ctx, TASK_INITIALIZE_DURATION);
+                // Restore state and initialise the sink writer meanwhile.
+                task.stream.start_initialize(ctx);
+                self.after_stream(ctx, attempt);
             }
             ExecutionState::Initializing => {
-                self.transition_task(ctx, attempt, ExecutionState::Running, None);
-                let task = self.tasks.get_mut(&attempt).expect("live");
-                if task.is_source() {
-                    if task.start_reading(ctx, self.config.ask_timeout) {
-                        self.transition_task(ctx, attempt, ExecutionState::Finished, None);
-                    }
-                } else {
-                    task.request_partitions(ctx);
-                    if task.all_inputs_finished() {
-                        // No inputs: nothing to wait for.
-                        self.transition_task(ctx, attempt, ExecutionState::Finished, None);
-                    }
-                }
+                task.initialize_elapsed = true;
+                self.maybe_start_running(ctx, attempt);
             }
             ExecutionState::Running => {
                 // Only a source has a step while RUNNING: its next fetch from the log.
                 assert!(task.is_source());
                 task.fetch_tick(ctx, self.config.ask_timeout);
+                self.after_stream(ctx, attempt);
             }
             ExecutionState::Canceling => {
                 self.transition_task(ctx, attempt, ExecutionState::Canceled, None);
             }
             s => unreachable!("task step in {s}"),
+        }
+    }
+
+    /// INITIALIZING → RUNNING once both the minimum duration passed and the stream (restore,
+    /// sink writer) is initialised.
+    fn maybe_start_running(&mut self, ctx: &mut Ctx<'_, Process>, attempt: ExecutionAttemptId) {
+        let Some(task) = self.tasks.get(&attempt) else {
+            return;
+        };
+        if task.state() != ExecutionState::Initializing
+            || !task.initialize_elapsed
+            || !task.stream.is_initialized()
+        {
+            return;
+        }
+        self.transition_task(ctx, attempt, ExecutionState::Running, None);
+        let task = self.tasks.get_mut(&attempt).expect("live");
+        if task.is_source() {
+            if task.start_reading(ctx, self.config.ask_timeout) {
+                task.stream.source_end(ctx);
+            }
+        } else {
+            task.request_partitions(ctx);
+            task.stream.process(ctx);
+        }
+        self.after_stream(ctx, attempt);
+    }
+
+    /// Hands a RUNNING task to `f` (anything else ignores the event), then settles its stream.
+    fn with_running_stream(
+        &mut self,
+        ctx: &mut Ctx<'_, Process>,
+        attempt: ExecutionAttemptId,
+        f: impl FnOnce(&mut Task, &mut Ctx<'_, Process>),
+    ) {
+        let Some(task) = self.tasks.get_mut(&attempt) else {
+            return;
+        };
+        if task.state() != ExecutionState::Running {
+            return;
+        }
+        f(task, ctx);
+        self.after_stream(ctx, attempt);
+    }
+
+    /// After the stream of a task handled something: fail the task if the stream asks, finish
+    /// it if it may, and keep its resend tick armed while it needs one.
+    fn after_stream(&mut self, ctx: &mut Ctx<'_, Process>, attempt: ExecutionAttemptId) {
+        let Some(task) = self.tasks.get_mut(&attempt) else {
+            return;
+        };
+        if let Some(error) = task.stream.take_failure() {
+            if task.can_fail() {
+                self.fail_task(ctx, attempt, error);
+            }
+            return;
+        }
+        if task.state() == ExecutionState::Running && task.stream.can_finish() {
+            self.transition_task(ctx, attempt, ExecutionState::Finished, None);
+            return;
+        }
+        if matches!(
+            task.state(),
+            ExecutionState::Running | ExecutionState::Initializing | ExecutionState::Finished
+        ) {
+            task.arm_tick(ctx);
         }
     }
 
@@ -1469,15 +1706,9 @@ impl TaskExecutor {
     ) {
         let task = self.tasks.get_mut(&attempt).expect("a known task");
         if to == ExecutionState::Finished {
-            for &(consumer, task_manager) in task.consumers() {
-                ctx.send(
-                    task_manager,
-                    Msg::TaskExecutor(TaskExecutorRpc::EndOfPartition {
-                        producer: attempt,
-                        consumer,
-                    }),
-                );
-            }
+            // End of partition travels in-band, behind the last buffers.
+            task.stream.finish(ctx);
+            task.arm_tick(ctx);
         }
         task.transition(ctx, to, error);
         if to != ExecutionState::Canceling {
@@ -1507,12 +1738,16 @@ impl TaskExecutor {
         consumer: ExecutionAttemptId,
     ) {
         let reply = match self.tasks.get_mut(&producer) {
-            // Finished: the whole partition is there; it ends at once.
+            // Finished: the partition is still served until its consumer has it all.
             Some(t) if t.state() == ExecutionState::Finished => {
-                TaskExecutorRpc::EndOfPartition { producer, consumer }
+                t.stream.on_consumer(ctx, consumer, from);
+                t.arm_tick(ctx);
+                return;
             }
             Some(t) if !t.state().is_terminal() => {
                 t.add_consumer(consumer, from);
+                t.stream.on_consumer(ctx, consumer, from);
+                t.arm_tick(ctx);
                 return;
             }
             // Unknown here, or failed/cancelled (its partition was released).
@@ -1560,7 +1795,8 @@ impl TaskExecutor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rpc::{InputChannel, SlotStatus, SourceAssignment};
+    use crate::checkpoint::StreamElement;
+    use crate::rpc::{InputChannel, SlotStatus, SourceAssignment, StreamConfig};
     use crate::task::{
         PARTITION_REQUEST_BACKOFF_INITIAL, PARTITION_REQUEST_BACKOFF_MAX,
         PARTITION_REQUEST_RESEND_INTERVAL, TASK_DEPLOY_DURATION,
@@ -1896,6 +2132,9 @@ mod tests {
                 rate_per_sec: Some(100),
             }),
             inputs: Vec::new(),
+            stream: std::sync::Arc::new(crate::rpc::StreamConfig::minimal()),
+            subtask: 0,
+            restore: None,
         }
     }
 
@@ -1911,6 +2150,9 @@ mod tests {
             task_name: "count (1/1)#0".into(),
             source: None,
             inputs,
+            stream: std::sync::Arc::new(crate::rpc::StreamConfig::minimal()),
+            subtask: 0,
+            restore: None,
         }
     }
 
@@ -2638,8 +2880,35 @@ mod tests {
 
     // ---- data plane ----
 
+    /// A buffer from `producer` to `consumer` with `elements`.
+    fn buffer(
+        producer: ExecutionAttemptId,
+        consumer: ExecutionAttemptId,
+        seq: u64,
+        elements: Vec<StreamElement>,
+    ) -> TaskExecutorRpc {
+        TaskExecutorRpc::DataBatch {
+            producer,
+            consumer,
+            seq,
+            elements: elements.into(),
+        }
+    }
+
+    fn buffers_to(out: &Effects, consumer: ExecutionAttemptId) -> Vec<u64> {
+        sent(out)
+            .into_iter()
+            .filter_map(|(_, m)| match m {
+                Msg::TaskExecutor(TaskExecutorRpc::DataBatch {
+                    consumer: c, seq, ..
+                }) if *c == consumer => Some(*seq),
+                _ => None,
+            })
+            .collect()
+    }
+
     #[test]
-    fn end_of_partition_completes_a_consumer() {
+    fn end_of_partition_in_band_completes_a_consumer() {
         let mut h = connected(100, true);
         let producer = attempt(0, 0);
         let consumer = attempt(1, 0);
@@ -2656,18 +2925,54 @@ mod tests {
             OTHER_TE,
             &Msg::TaskExecutor(TaskExecutorRpc::RequestSubpartition { producer, consumer })
         )));
+        // A buffer out of order is not taken; the progress tells the producer where we are.
+        let out = h.rpc(OTHER_TE, buffer(producer, consumer, 1, vec![]));
+        assert_eq!(h.state_of(consumer), Some(ExecutionState::Running));
+        assert!(sent(&out).contains(&(
+            OTHER_TE,
+            &Msg::TaskExecutor(TaskExecutorRpc::ChannelProgress {
+                producer,
+                consumer,
+                received: 0,
+                consumed: 0
+            })
+        )));
         let out = h.rpc(
             OTHER_TE,
-            TaskExecutorRpc::EndOfPartition { producer, consumer },
+            buffer(
+                producer,
+                consumer,
+                0,
+                vec![StreamElement::EndOfData, StreamElement::EndOfPartition],
+            ),
         );
         assert_eq!(reports(&out), vec![(consumer, ExecutionState::Finished)]);
+        assert!(sent(&out).contains(&(
+            OTHER_TE,
+            &Msg::TaskExecutor(TaskExecutorRpc::ChannelProgress {
+                producer,
+                consumer,
+                received: 1,
+                consumed: 1
+            })
+        )));
     }
 
     #[test]
-    fn a_producer_serves_its_partition_to_registered_and_late_consumers() {
+    fn a_producer_sends_its_partition_within_the_consumers_credit() {
         let mut h = connected(100, true);
         let producer = attempt(0, 0);
-        running(&mut h, source_tdd(producer, 100));
+        let mut tdd = source_tdd(producer, 100);
+        tdd.stream = std::sync::Arc::new(StreamConfig {
+            output: Some(crate::rpc::OutputConfig {
+                partitioner: crate::job_graph::Partitioner::Rebalance,
+                key_by: None,
+                consumer_parallelism: 2,
+                consumer_max_parallelism: 128,
+            }),
+            ..StreamConfig::minimal()
+        });
+        running(&mut h, tdd);
         let early = attempt(1, 0);
         let out = h.rpc(
             OTHER_TE,
@@ -2676,16 +2981,30 @@ mod tests {
                 consumer: early,
             },
         );
-        assert!(out.is_empty(), "registered; data follows");
+        assert!(
+            buffers_to(&out, early).is_empty(),
+            "registered; no data yet"
+        );
+        // 2 × 1000 records, rebalanced: 1000 per consumer, 64 per buffer; the credit of a
+        // channel is its 2 exclusive buffers.
         let mut out = h.rpc(SOURCE_LOG, read_all(producer, 0));
         out.extend(h.rpc(SOURCE_LOG, read_all(producer, 1)));
-        assert!(sent(&out).contains(&(
+        assert_eq!(buffers_to(&out, early), vec![0, 1]);
+        let out = h.rpc(
             OTHER_TE,
-            &Msg::TaskExecutor(TaskExecutorRpc::EndOfPartition {
+            TaskExecutorRpc::ChannelProgress {
                 producer,
-                consumer: early
-            })
-        )));
+                consumer: early,
+                received: 2,
+                consumed: 1,
+            },
+        );
+        assert_eq!(
+            buffers_to(&out, early),
+            vec![2],
+            "one buffer recycled: one credit"
+        );
+        // A consumer that connects later gets what was kept for it, within its credit.
         let late = attempt(1, 1);
         let out = h.rpc(
             OTHER_TE,
@@ -2694,16 +3013,7 @@ mod tests {
                 consumer: late,
             },
         );
-        assert_eq!(
-            sent(&out),
-            vec![(
-                OTHER_TE,
-                &Msg::TaskExecutor(TaskExecutorRpc::EndOfPartition {
-                    producer,
-                    consumer: late
-                })
-            )]
-        );
+        assert_eq!(buffers_to(&out, late), vec![0, 1]);
         let unknown = attempt(9, 0);
         let out = h.rpc(
             OTHER_TE,
@@ -2795,7 +3105,12 @@ mod tests {
         }
         h.rpc(
             OTHER_TE,
-            TaskExecutorRpc::EndOfPartition { producer, consumer },
+            buffer(
+                producer,
+                consumer,
+                0,
+                vec![StreamElement::EndOfData, StreamElement::EndOfPartition],
+            ),
         );
         assert_eq!(h.state_of(consumer), Some(ExecutionState::Finished));
         assert!(h

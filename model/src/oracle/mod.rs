@@ -5,10 +5,17 @@
 //! Kinds follow STYLE.md: **always** (safety, checked on every event), **eventually** (liveness,
 //! judged at the end of a run once faults have been quiet long enough).
 
+pub mod checkpoint_completeness;
+pub mod checkpoint_ids;
+pub mod checkpoint_liveness;
+pub mod committed_only_completed;
+pub mod exactly_once;
 pub mod heartbeat;
 pub mod job_liveness;
+pub mod lingering_transactions;
 pub mod registration;
 pub mod restart_budget;
+pub mod restored_state;
 pub mod slot_leak;
 pub mod slots;
 pub mod stale_attempts;
@@ -62,6 +69,13 @@ pub const INVARIANTS: &[Invariant] = &[
     stale_attempts::INVARIANT,
     restart_budget::INVARIANT,
     job_liveness::INVARIANT,
+    exactly_once::INVARIANT,
+    committed_only_completed::INVARIANT,
+    restored_state::INVARIANT,
+    checkpoint_ids::INVARIANT,
+    checkpoint_completeness::INVARIANT,
+    checkpoint_liveness::INVARIANT,
+    lingering_transactions::INVARIANT,
 ];
 
 pub fn invariant(name: &str) -> Option<&'static Invariant> {
@@ -75,6 +89,9 @@ pub struct Setup {
     pub topology: Topology,
     /// The largest one-way network latency (without clogging).
     pub latency_max: Duration,
+    /// The job the client submits, if the scenario has one: the output oracles derive the
+    /// fault-free reference from it.
+    pub job: Option<std::sync::Arc<crate::job_graph::JobSpec>>,
 }
 
 pub trait Oracle {
@@ -120,6 +137,35 @@ impl Oracles {
         }
         if wanted(job_liveness::INVARIANT.name) {
             oracles.push(Box::new(job_liveness::JobLiveness::new(setup)));
+        }
+        if wanted(exactly_once::INVARIANT.name) {
+            oracles.push(Box::new(exactly_once::ExactlyOnce::new(setup)));
+        }
+        if wanted(committed_only_completed::INVARIANT.name) {
+            oracles.push(Box::new(
+                committed_only_completed::CommittedOnlyCompleted::new(setup),
+            ));
+        }
+        if wanted(restored_state::INVARIANT.name) {
+            oracles.push(Box::new(restored_state::RestoredState::new(setup)));
+        }
+        if wanted(checkpoint_ids::INVARIANT.name) {
+            oracles.push(Box::new(checkpoint_ids::CheckpointIds::new(setup)));
+        }
+        if wanted(checkpoint_completeness::INVARIANT.name) {
+            oracles.push(Box::new(
+                checkpoint_completeness::CheckpointCompleteness::new(setup),
+            ));
+        }
+        if wanted(checkpoint_liveness::INVARIANT.name) {
+            oracles.push(Box::new(checkpoint_liveness::CheckpointLiveness::new(
+                setup,
+            )));
+        }
+        if wanted(lingering_transactions::INVARIANT.name) {
+            oracles.push(Box::new(
+                lingering_transactions::NoLingeringTransactions::new(setup),
+            ));
         }
         Oracles {
             oracles,
@@ -245,6 +291,7 @@ pub(crate) mod testing {
                 ..Topology::default()
             },
             latency_max: Duration::from_millis(10),
+            job: None,
         }
     }
 

@@ -1,0 +1,1318 @@
+//! The stream side of a running task (Flink's `StreamTask` with its operator chain, input gate,
+//! result partition, barrier handler, `SubtaskCheckpointCoordinator` and sink writer).
+//!
+//! It owns the records: what arrives on the input channels, what the chained operators make of
+//! it (map, keyed count, sink), the output subpartitions with their credit-based flow control
+//! and re-sending, barrier alignment (EXACTLY_ONCE) or tracking (AT_LEAST_ONCE), snapshots to
+//! `checkpoint-storage` and their acknowledgement, restore, and the two-phase-commit or
+//! at-least-once writer of the `sink`. It does not own the task's lifecycle or the partition
+//! requests (`task`), nor who is told about state changes (`task_executor`): it reports what the
+//! task must do next through [`StreamTask::take_failure`] and [`StreamTask::can_finish`].
+//!
+//! Simplifications (documented in the README): processing takes no virtual time; an output is
+//! flushed after each input batch (like `execution.buffer-timeout.interval` = 0); credit is the
+//! 2 exclusive buffers per channel of `taskmanager.network.memory.buffers-per-channel` without
+//! floating buffers; a buffer holds at most [`BATCH_MAX`] elements.
+
+use crate::bugs::{Bug, Bugs};
+use crate::checkpoint::{
+    CheckpointId, CheckpointingMode, Rec, StateHandleId, StreamElement, TaskRestore,
+    TaskStateSnapshot, TxnId,
+};
+use crate::ids::{ExecutionAttemptId, JobId};
+use crate::job_graph::{
+    key_group_for_key, key_group_range, operator_index_for_key_group, Partitioner, SinkKind,
+};
+use crate::obs::Obs;
+use crate::process::Process;
+use crate::records::{keyed, map_value, record_at, CountOutput};
+use crate::rpc::{
+    ChainedOperator, CheckpointStorageRpc, JobMasterRpc, Msg, SinkRpc, StreamConfig,
+    TaskExecutorRpc,
+};
+use sim::{Ctx, NodeId};
+use std::collections::{BTreeMap, VecDeque};
+use std::ops::RangeInclusive;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The most elements one network buffer carries.
+pub const BATCH_MAX: usize = 64;
+/// `taskmanager.network.memory.buffers-per-channel`: the credit of one channel.
+pub const BUFFERS_PER_CHANNEL: u64 = 2;
+/// Unsent elements a subpartition may hold before the task stops taking input (its buffer pool
+/// is exhausted: backpressure).
+pub const BACKLOG_MAX: usize = 2 * BATCH_MAX;
+/// Unacknowledged sink writes before the writer blocks the task.
+pub const SINK_WRITES_IN_FLIGHT_MAX: usize = 4;
+/// How often a task re-sends what its peers have not acknowledged (like TCP's retransmission;
+/// the simulated network may drop messages where a scenario asks).
+pub const RESEND_INTERVAL: Duration = Duration::from_millis(200);
+
+/// One output subpartition: the elements for one consumer subtask.
+#[derive(Debug, Default)]
+struct Subpartition {
+    /// The consumer attempt that requested it and its TaskExecutor.
+    consumer: Option<(ExecutionAttemptId, NodeId)>,
+    /// Elements not yet packed into a buffer.
+    queue: VecDeque<StreamElement>,
+    /// Buffers sent and not yet received, oldest first, from `received`.
+    unacked: VecDeque<Arc<[StreamElement]>>,
+    next_seq: u64,
+    received: u64,
+    consumed: u64,
+    /// `received` at the previous resend tick (no progress since: re-send).
+    received_at_tick: u64,
+}
+
+/// One input channel's data.
+#[derive(Debug)]
+struct InChannel {
+    producer: Option<ExecutionAttemptId>,
+    /// The producer's TaskExecutor.
+    tm: NodeId,
+    /// Buffers received and not fully processed, with the position of the next element.
+    queue: VecDeque<(Arc<[StreamElement]>, usize)>,
+    /// The next sequence number expected.
+    expected: u64,
+    /// Buffers fully processed (recycled).
+    consumed: u64,
+    /// Blocked by alignment (EXACTLY_ONCE).
+    blocked: bool,
+    /// The highest barrier this channel delivered.
+    barrier: CheckpointId,
+    end_of_data: bool,
+    end_of_partition: bool,
+    /// Progress not yet reported to the producer.
+    dirty: bool,
+}
+
+/// The state of a 2PC transaction the writer has handed to a checkpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Pending {
+    /// Waiting for the transaction's writes to be acknowledged (flush).
+    Flushing,
+    PreCommitSent,
+    PreCommitted,
+    CommitSent,
+}
+
+#[derive(Debug)]
+struct SinkWriter {
+    kind: SinkKind,
+    node: NodeId,
+    /// `None` until `initTransactions` answered (2PC); at-least-once and discard need none.
+    epoch: Option<u64>,
+    init_sent: bool,
+    next_txn: u64,
+    /// The open transaction and the sequence number of its last write.
+    current: Option<(TxnId, Option<u64>)>,
+    /// Records processed but not yet written.
+    buffer: Vec<Rec>,
+    next_seq: u64,
+    /// The sink took the writes below this.
+    acked: u64,
+    acked_at_tick: u64,
+    /// Writes not yet acknowledged, from `acked`.
+    unacked: VecDeque<(Option<TxnId>, Arc<[Rec]>)>,
+    /// Transactions pre-committed (or being) for a checkpoint: (checkpoint, txn, last write seq,
+    /// stage). Without checkpointing, the end-of-input transaction uses checkpoint 0.
+    pending: Vec<(CheckpointId, TxnId, Option<u64>, Pending)>,
+    /// Restored transactions of a completed checkpoint, committed by `initTransactions`.
+    restored: Vec<(CheckpointId, TxnId)>,
+}
+
+/// A snapshot taken and not yet acknowledged.
+#[derive(Debug)]
+struct PendingSnapshot {
+    handle: StateHandleId,
+    written: bool,
+    /// At-least-once: the writes below this must be acknowledged first.
+    flush_to: Option<u64>,
+    acked: bool,
+    sent_ns: u64,
+}
+
+/// What `initialize` waits for.
+#[derive(Debug, Default)]
+struct Init {
+    reads: Vec<StateHandleId>,
+    restored: Vec<Arc<TaskStateSnapshot>>,
+    started_ns: u64,
+    /// The restored state was applied (once, however many steps initialisation takes).
+    applied: bool,
+    done: bool,
+}
+
+#[derive(Debug)]
+pub struct StreamTask {
+    attempt: ExecutionAttemptId,
+    job_id: JobId,
+    subtask: u32,
+    cfg: Arc<StreamConfig>,
+    job_master: NodeId,
+    bugs: Bugs,
+    is_source: bool,
+    restore: Option<TaskRestore>,
+    init: Init,
+    // ---- operators ----
+    counts: BTreeMap<u64, u64>,
+    key_groups: RangeInclusive<u32>,
+    /// A source's restored read position.
+    restored_offsets: Option<Vec<(u32, u64)>>,
+    // ---- output ----
+    out: Vec<Subpartition>,
+    rebalance_next: u32,
+    // ---- input ----
+    ins: Vec<InChannel>,
+    next_channel: usize,
+    // ---- checkpointing ----
+    /// The checkpoint being aligned (EXACTLY_ONCE) or tracked (AT_LEAST_ONCE).
+    aligning: Option<(CheckpointId, u64)>,
+    /// The highest checkpoint this task snapshotted or gave up.
+    last_checkpoint: CheckpointId,
+    snapshots: BTreeMap<CheckpointId, PendingSnapshot>,
+    notified: CheckpointId,
+    /// All input seen (sources: every partition read).
+    end_of_input: bool,
+    /// `EndOfData` went downstream since this attempt started.
+    end_of_data_sent: bool,
+    /// The first checkpoint taken after the end of input (FLIP-147's final checkpoint).
+    final_checkpoint: Option<CheckpointId>,
+    writer: Option<SinkWriter>,
+    failure: Option<String>,
+    /// When the last tick ran (for ask timeouts).
+    ask_timeout: Duration,
+}
+
+impl StreamTask {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        attempt: ExecutionAttemptId,
+        job_id: JobId,
+        subtask: u32,
+        cfg: Arc<StreamConfig>,
+        input_tms: Vec<NodeId>,
+        is_source: bool,
+        restore: Option<TaskRestore>,
+        job_master: NodeId,
+        bugs: Bugs,
+        ask_timeout: Duration,
+    ) -> StreamTask {
+        let out = match &cfg.output {
+            Some(o) => (0..o.consumer_parallelism)
+                .map(|_| Subpartition::default())
+                .collect(),
+            None => Vec::new(),
+        };
+        let writer = cfg.chain.iter().find_map(|op| match op {
+            ChainedOperator::Sink(kind) => Some(SinkWriter {
+                kind: *kind,
+                node: cfg.sink.unwrap_or(NodeId(u32::MAX)),
+                epoch: (*kind != SinkKind::TwoPhaseCommit).then_some(0),
+                init_sent: false,
+                next_txn: 0,
+                current: None,
+                buffer: Vec::new(),
+                next_seq: 0,
+                acked: 0,
+                acked_at_tick: 0,
+                unacked: VecDeque::new(),
+                pending: Vec::new(),
+                restored: Vec::new(),
+            }),
+            _ => None,
+        });
+        let key_groups = key_group_range(cfg.max_parallelism, cfg.parallelism, subtask);
+        StreamTask {
+            attempt,
+            job_id,
+            subtask,
+            cfg,
+            job_master,
+            bugs,
+            is_source,
+            restore,
+            init: Init::default(),
+            counts: BTreeMap::new(),
+            key_groups,
+            restored_offsets: None,
+            out,
+            rebalance_next: subtask,
+            ins: input_tms
+                .into_iter()
+                .map(|tm| InChannel {
+                    producer: None,
+                    tm,
+                    queue: VecDeque::new(),
+                    expected: 0,
+                    consumed: 0,
+                    blocked: false,
+                    barrier: 0,
+                    end_of_data: false,
+                    end_of_partition: false,
+                    dirty: false,
+                })
+                .collect(),
+            next_channel: 0,
+            aligning: None,
+            last_checkpoint: 0,
+            snapshots: BTreeMap::new(),
+            notified: 0,
+            end_of_input: false,
+            end_of_data_sent: false,
+            final_checkpoint: None,
+            writer,
+            failure: None,
+            ask_timeout,
+        }
+    }
+
+    fn checkpointing(&self) -> Option<CheckpointingMode> {
+        self.cfg.checkpointing
+    }
+
+    /// The failure the task must fail with, once.
+    pub fn take_failure(&mut self) -> Option<String> {
+        self.failure.take()
+    }
+
+    fn fail(&mut self, why: String) {
+        if self.failure.is_none() {
+            self.failure = Some(why);
+        }
+    }
+
+    /// A source's restored read position, if it restored one.
+    pub fn restored_offsets(&self) -> Option<&[(u32, u64)]> {
+        self.restored_offsets.as_deref()
+    }
+
+    /// Whether input channel `c` delivered its end of partition.
+    pub fn input_ended(&self, c: usize) -> bool {
+        self.ins.get(c).is_some_and(|ch| ch.end_of_partition)
+    }
+
+    pub fn end_of_input(&self) -> bool {
+        self.end_of_input
+    }
+
+    // ------------------------------------------------------------------------------------
+    // Initialisation: restore and the sink's initTransactions
+    // ------------------------------------------------------------------------------------
+
+    /// INITIALIZING begins: read the restored state, if any. Returns true when initialisation
+    /// is complete already.
+    pub fn start_initialize(&mut self, ctx: &mut Ctx<'_, Process>) -> bool {
+        self.init.started_ns = ctx.mono_ns();
+        if let Some(restore) = &self.restore {
+            self.init.reads = restore.handles.clone();
+            self.send_reads(ctx);
+        }
+        self.advance_init(ctx)
+    }
+
+    fn send_reads(&self, ctx: &mut Ctx<'_, Process>) {
+        let Some(storage) = self.cfg.checkpoint_storage else {
+            return;
+        };
+        for handle in &self.init.reads {
+            ctx.send(
+                storage,
+                Msg::CheckpointStorage(CheckpointStorageRpc::Read {
+                    handle: *handle,
+                    reader: self.attempt,
+                }),
+            );
+        }
+    }
+
+    pub fn is_initialized(&self) -> bool {
+        self.init.done
+    }
+
+    /// A read of restored state answered. Returns true when initialisation completed now.
+    pub fn on_state_read(
+        &mut self,
+        ctx: &mut Ctx<'_, Process>,
+        handle: StateHandleId,
+        state: Option<Arc<TaskStateSnapshot>>,
+    ) -> bool {
+        if self.init.done {
+            return false;
+        }
+        let Some(i) = self.init.reads.iter().position(|h| *h == handle) else {
+            return false;
+        };
+        let Some(state) = state else {
+            self.fail(format!(
+                "could not restore: state of checkpoint {} is missing in checkpoint storage",
+                handle.checkpoint_id
+            ));
+            return false;
+        };
+        self.init.reads.swap_remove(i);
+        self.init.restored.push(state);
+        self.advance_init(ctx)
+    }
+
+    fn advance_init(&mut self, ctx: &mut Ctx<'_, Process>) -> bool {
+        if self.init.done || !self.init.reads.is_empty() {
+            return false;
+        }
+        if self.restore.is_some() && !self.init.applied {
+            self.init.applied = true;
+            self.apply_restored(ctx);
+        }
+        if let Some(w) = &mut self.writer {
+            if w.epoch.is_none() {
+                if !w.init_sent {
+                    w.init_sent = true;
+                    Self::send_init(ctx, w, self.attempt, self.job_id, self.subtask, self.bugs);
+                }
+                return false;
+            }
+        }
+        self.init.done = true;
+        true
+    }
+
+    fn send_init(
+        ctx: &mut Ctx<'_, Process>,
+        w: &SinkWriter,
+        attempt: ExecutionAttemptId,
+        job_id: JobId,
+        subtask: u32,
+        bugs: Bugs,
+    ) {
+        ctx.send(
+            w.node,
+            Msg::Sink(SinkRpc::InitTransactions {
+                writer: attempt,
+                job_id,
+                subtask,
+                commit: w.restored.clone(),
+                abort_lingering: !bugs.has(Bug::NoAbortOfLingeringTransactions),
+            }),
+        );
+    }
+
+    fn apply_restored(&mut self, ctx: &mut Ctx<'_, Process>) {
+        let Some(restore) = &self.restore else {
+            return;
+        };
+        let checkpoint_id = restore.checkpoint_id;
+        let mut offsets: Vec<(u32, u64)> = Vec::new();
+        let mut pending: Vec<(CheckpointId, TxnId)> = Vec::new();
+        let mut end_of_input = false;
+        // Keyed state: only the key groups this subtask owns (StateAssignmentOperation).
+        let own = self.key_groups.clone();
+        let mut counts = Vec::new();
+        // Sort the restored handles so that the result does not depend on answer order.
+        self.init.restored.sort_by(|a, b| {
+            a.source_offsets
+                .cmp(&b.source_offsets)
+                .then(a.keyed_counts.cmp(&b.keyed_counts))
+        });
+        for s in &self.init.restored {
+            offsets.extend(s.source_offsets.iter().copied());
+            pending.extend(s.pending_transactions.iter().copied());
+            end_of_input |= s.end_of_input;
+            for &(kg, key, n) in &s.keyed_counts {
+                if own.contains(&kg) {
+                    counts.push((kg, key, n));
+                }
+            }
+        }
+        end_of_input |= restore.finished;
+        counts.sort_unstable();
+        offsets.sort_unstable();
+        pending.sort_unstable();
+        self.counts = counts.iter().map(|&(_, k, n)| (k, n)).collect();
+        if self.is_source {
+            self.restored_offsets = Some(offsets.clone());
+        }
+        self.end_of_input = end_of_input;
+        self.last_checkpoint = checkpoint_id;
+        self.notified = checkpoint_id;
+        if let Some(w) = &mut self.writer {
+            w.restored = pending.clone();
+        }
+        let restored = TaskStateSnapshot {
+            source_offsets: offsets,
+            keyed_counts: counts,
+            pending_transactions: pending,
+            end_of_input,
+        };
+        ctx.trace(Obs::StateRestored {
+            job_id: self.job_id,
+            checkpoint_id,
+            attempt: self.attempt,
+            state: restored.digest(),
+        });
+        self.init.restored = Vec::new();
+    }
+
+    /// The sink answered `initTransactions`. Returns true when initialisation completed now.
+    pub fn on_transactions_initialized(&mut self, ctx: &mut Ctx<'_, Process>, epoch: u64) -> bool {
+        let Some(w) = &mut self.writer else {
+            return false;
+        };
+        if w.epoch.is_some() || !w.init_sent {
+            return false;
+        }
+        w.epoch = Some(epoch);
+        // The restored pending transactions are committed now.
+        w.restored = Vec::new();
+        self.advance_init(ctx)
+    }
+
+    // ------------------------------------------------------------------------------------
+    // Records
+    // ------------------------------------------------------------------------------------
+
+    /// A source emits records `offset..offset + count` of `partition`.
+    pub fn emit_source_records(
+        &mut self,
+        ctx: &mut Ctx<'_, Process>,
+        partition: u32,
+        offset: u64,
+        count: u64,
+    ) {
+        for o in offset..offset + count {
+            let rec = Rec::Record(record_at(partition, o));
+            self.process_rec(rec);
+        }
+        self.flush(ctx);
+    }
+
+    /// A source has read every partition to its end: end of data.
+    pub fn source_end(&mut self, ctx: &mut Ctx<'_, Process>) {
+        if !self.end_of_data_sent {
+            self.end_input(ctx);
+        }
+    }
+
+    fn process_rec(&mut self, mut rec: Rec) {
+        for i in 0..self.cfg.chain.len() {
+            match self.cfg.chain[i] {
+                ChainedOperator::Map => {
+                    if let Rec::Record(r) = &mut rec {
+                        r.value = map_value(r.value);
+                    }
+                }
+                ChainedOperator::Count => {
+                    let key = match rec {
+                        Rec::Record(r) => r.key,
+                        Rec::Count(c) => c.key,
+                    };
+                    let n = self.counts.entry(key).or_insert(0);
+                    *n += 1;
+                    rec = Rec::Count(CountOutput { key, count: *n });
+                }
+                ChainedOperator::Sink(kind) => {
+                    if kind != SinkKind::Discard {
+                        if let Some(w) = &mut self.writer {
+                            w.buffer.push(rec);
+                        }
+                    }
+                    return;
+                }
+            }
+        }
+        self.emit(rec);
+    }
+
+    fn emit(&mut self, mut rec: Rec) {
+        let Some(o) = self.cfg.output else {
+            return;
+        };
+        let target = match o.partitioner {
+            Partitioner::Forward => self.subtask,
+            Partitioner::Rebalance => {
+                let t = self.rebalance_next % o.consumer_parallelism;
+                self.rebalance_next = self.rebalance_next.wrapping_add(1);
+                t
+            }
+            Partitioner::Hash { keys } => {
+                let key = match &mut rec {
+                    Rec::Record(r) => {
+                        r.key = keyed(r.key, keys);
+                        r.key
+                    }
+                    Rec::Count(c) => c.key,
+                };
+                let kg = key_group_for_key(key, o.consumer_max_parallelism);
+                operator_index_for_key_group(o.consumer_max_parallelism, o.consumer_parallelism, kg)
+            }
+        };
+        self.out[target as usize]
+            .queue
+            .push_back(StreamElement::Record(rec));
+    }
+
+    /// The subpartitions an event goes to: all, or the one partner of a forward exchange.
+    fn broadcast(&mut self, e: StreamElement) {
+        let Some(o) = self.cfg.output else {
+            return;
+        };
+        if o.partitioner == Partitioner::Forward {
+            self.out[self.subtask as usize].queue.push_back(e);
+        } else {
+            for s in &mut self.out {
+                s.queue.push_back(e);
+            }
+        }
+    }
+
+    /// Whether the task must stop taking input: an output or the sink writer is full.
+    pub fn backpressured(&self) -> bool {
+        self.out.iter().any(|s| s.queue.len() > BACKLOG_MAX)
+            || self
+                .writer
+                .as_ref()
+                .is_some_and(|w| w.unacked.len() >= SINK_WRITES_IN_FLIGHT_MAX)
+    }
+
+    // ------------------------------------------------------------------------------------
+    // Output: subpartitions and credit
+    // ------------------------------------------------------------------------------------
+
+    /// A consumer requested its subpartition (a newer attempt replaces an older one and starts
+    /// over: its producer is new too, as both are in one pipelined region).
+    pub fn on_consumer(
+        &mut self,
+        ctx: &mut Ctx<'_, Process>,
+        consumer: ExecutionAttemptId,
+        task_manager: NodeId,
+    ) {
+        let Some(s) = self.out.get_mut(consumer.vertex.subtask as usize) else {
+            return;
+        };
+        match s.consumer {
+            Some((c, _)) if c == consumer => {}
+            _ => {
+                s.consumer = Some((consumer, task_manager));
+            }
+        }
+        self.flush(ctx);
+    }
+
+    /// Drops the consumer of a broken connection (its TaskManager refused a buffer).
+    pub fn on_consumer_lost(&mut self, consumer: ExecutionAttemptId) {
+        if let Some(s) = self.out.get_mut(consumer.vertex.subtask as usize) {
+            if s.consumer.is_some_and(|(c, _)| c == consumer) {
+                s.consumer = None;
+            }
+        }
+    }
+
+    /// Credit and acknowledgement from a consumer.
+    pub fn on_channel_progress(
+        &mut self,
+        ctx: &mut Ctx<'_, Process>,
+        consumer: ExecutionAttemptId,
+        received: u64,
+        consumed: u64,
+    ) {
+        let Some(s) = self.out.get_mut(consumer.vertex.subtask as usize) else {
+            return;
+        };
+        if s.consumer.map(|(c, _)| c) != Some(consumer) {
+            return;
+        }
+        while s.received < received.min(s.next_seq) {
+            s.unacked.pop_front();
+            s.received += 1;
+        }
+        s.consumed = s.consumed.max(consumed.min(s.received));
+        self.flush(ctx);
+    }
+
+    /// Packs queued elements into buffers and sends them while credit lasts; also flushes the
+    /// sink writer.
+    fn flush(&mut self, ctx: &mut Ctx<'_, Process>) {
+        let producer = self.attempt;
+        for s in &mut self.out {
+            let Some((consumer, tm)) = s.consumer else {
+                continue;
+            };
+            while !s.queue.is_empty() && s.next_seq < s.consumed + BUFFERS_PER_CHANNEL {
+                let n = s.queue.len().min(BATCH_MAX);
+                let elements: Arc<[StreamElement]> = s.queue.drain(..n).collect();
+                ctx.send(
+                    tm,
+                    Msg::TaskExecutor(TaskExecutorRpc::DataBatch {
+                        producer,
+                        consumer,
+                        seq: s.next_seq,
+                        elements: Arc::clone(&elements),
+                    }),
+                );
+                s.unacked.push_back(elements);
+                s.next_seq += 1;
+            }
+        }
+        self.flush_writer(ctx);
+    }
+
+    fn flush_writer(&mut self, ctx: &mut Ctx<'_, Process>) {
+        let attempt = self.attempt;
+        let (job_id, subtask) = (self.job_id, self.subtask);
+        let Some(w) = &mut self.writer else {
+            return;
+        };
+        if w.buffer.is_empty() || w.epoch.is_none() {
+            return;
+        }
+        let txn = match w.kind {
+            SinkKind::TwoPhaseCommit => {
+                let epoch = w.epoch.expect("initialised");
+                let (t, _) = *w.current.get_or_insert_with(|| {
+                    let t = TxnId {
+                        job_id,
+                        subtask,
+                        epoch,
+                        n: w.next_txn,
+                    };
+                    w.next_txn += 1;
+                    (t, None)
+                });
+                Some(t)
+            }
+            _ => None,
+        };
+        let records: Arc<[Rec]> = std::mem::take(&mut w.buffer).into();
+        let seq = w.next_seq;
+        w.next_seq += 1;
+        if let Some((_, last)) = &mut w.current {
+            *last = Some(seq);
+        }
+        ctx.send(
+            w.node,
+            Msg::Sink(SinkRpc::Write {
+                writer: attempt,
+                job_id,
+                subtask,
+                seq,
+                txn,
+                records: Arc::clone(&records),
+            }),
+        );
+        w.unacked.push_back((txn, records));
+    }
+
+    /// Whether anything sent still waits for an acknowledgement (the resend tick is needed).
+    pub fn needs_tick(&self) -> bool {
+        self.out.iter().any(|s| !s.unacked.is_empty())
+            || self.writer.as_ref().is_some_and(|w| {
+                !w.unacked.is_empty()
+                    || w.pending
+                        .iter()
+                        .any(|p| matches!(p.3, Pending::PreCommitSent | Pending::CommitSent))
+                    || (w.init_sent && w.epoch.is_none())
+            })
+            || !self.snapshots.is_empty()
+            || !self.init.reads.is_empty()
+    }
+
+    /// The resend tick: re-send what made no progress since the last tick, and time out what
+    /// waited longer than the ask timeout.
+    pub fn tick(&mut self, ctx: &mut Ctx<'_, Process>) {
+        let producer = self.attempt;
+        for s in &mut self.out {
+            let Some((consumer, tm)) = s.consumer else {
+                continue;
+            };
+            if !s.unacked.is_empty() && s.received == s.received_at_tick {
+                for (i, elements) in s.unacked.iter().enumerate() {
+                    ctx.send(
+                        tm,
+                        Msg::TaskExecutor(TaskExecutorRpc::DataBatch {
+                            producer,
+                            consumer,
+                            seq: s.received + i as u64,
+                            elements: Arc::clone(elements),
+                        }),
+                    );
+                }
+            }
+            s.received_at_tick = s.received;
+        }
+        let now = ctx.mono_ns();
+        let timeout = self.ask_timeout.as_nanos() as u64;
+        if !self.init.done && now.saturating_sub(self.init.started_ns) > timeout {
+            self.fail("initialisation timed out (restore or initTransactions)".to_string());
+        } else if !self.init.reads.is_empty() {
+            self.send_reads(ctx);
+        }
+        let (attempt, job_id, subtask, bugs) = (self.attempt, self.job_id, self.subtask, self.bugs);
+        if let Some(w) = &mut self.writer {
+            if w.init_sent && w.epoch.is_none() {
+                Self::send_init(ctx, w, attempt, job_id, subtask, bugs);
+            }
+            if !w.unacked.is_empty() && w.acked == w.acked_at_tick {
+                for (i, (txn, records)) in w.unacked.iter().enumerate() {
+                    ctx.send(
+                        w.node,
+                        Msg::Sink(SinkRpc::Write {
+                            writer: attempt,
+                            job_id,
+                            subtask,
+                            seq: w.acked + i as u64,
+                            txn: *txn,
+                            records: Arc::clone(records),
+                        }),
+                    );
+                }
+            }
+            w.acked_at_tick = w.acked;
+            for &(checkpoint_id, txn, _, stage) in &w.pending {
+                match stage {
+                    Pending::PreCommitSent => ctx.send(
+                        w.node,
+                        Msg::Sink(SinkRpc::PreCommit {
+                            writer: attempt,
+                            txn,
+                            checkpoint_id,
+                        }),
+                    ),
+                    Pending::CommitSent => ctx.send(
+                        w.node,
+                        Msg::Sink(SinkRpc::Commit {
+                            writer: attempt,
+                            txn,
+                        }),
+                    ),
+                    Pending::Flushing | Pending::PreCommitted => {}
+                }
+            }
+        }
+        // A snapshot whose state write went unanswered for the ask timeout is declined.
+        let late: Vec<CheckpointId> = self
+            .snapshots
+            .iter()
+            .filter(|(_, s)| !s.acked && now.saturating_sub(s.sent_ns) > timeout)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in late {
+            self.decline(ctx, id, "CHECKPOINT_ASYNC_EXCEPTION");
+        }
+    }
+
+    // ------------------------------------------------------------------------------------
+    // Input
+    // ------------------------------------------------------------------------------------
+
+    /// Buffer `seq` arrived on input channel `channel` from `producer`.
+    pub fn on_data_batch(
+        &mut self,
+        ctx: &mut Ctx<'_, Process>,
+        channel: usize,
+        producer: ExecutionAttemptId,
+        seq: u64,
+        elements: Arc<[StreamElement]>,
+    ) {
+        let ch = &mut self.ins[channel];
+        ch.producer = Some(producer);
+        if seq == ch.expected {
+            ch.queue.push_back((elements, 0));
+            ch.expected += 1;
+        }
+        // A repeat or a buffer after a gap: the progress tells the producer where we stand.
+        ch.dirty = true;
+        self.process(ctx);
+        self.report_progress(ctx);
+    }
+
+    /// Sends the progress of every channel that changed.
+    fn report_progress(&mut self, ctx: &mut Ctx<'_, Process>) {
+        let consumer = self.attempt;
+        for ch in &mut self.ins {
+            if !ch.dirty {
+                continue;
+            }
+            ch.dirty = false;
+            let Some(producer) = ch.producer else {
+                continue;
+            };
+            ctx.send(
+                ch.tm,
+                Msg::TaskExecutor(TaskExecutorRpc::ChannelProgress {
+                    producer,
+                    consumer,
+                    received: ch.expected,
+                    consumed: ch.consumed,
+                }),
+            );
+        }
+    }
+
+    /// The mailbox loop: processes input while there is some, the outputs have room and the
+    /// channels are not blocked; then flushes and reports progress.
+    pub fn process(&mut self, ctx: &mut Ctx<'_, Process>) {
+        let n = self.ins.len();
+        if n == 0 || !self.init.done {
+            return;
+        }
+        let mut idle_rounds = 0;
+        while idle_rounds < n && !self.backpressured() && self.failure.is_none() {
+            let c = self.next_channel;
+            self.next_channel = (self.next_channel + 1) % n;
+            if self.ins[c].blocked || self.ins[c].queue.is_empty() {
+                idle_rounds += 1;
+                continue;
+            }
+            idle_rounds = 0;
+            // Process one buffer (or up to a blocking barrier).
+            while let Some((buf, pos)) = self.ins[c].queue.front_mut() {
+                if *pos >= buf.len() {
+                    self.ins[c].queue.pop_front();
+                    self.ins[c].consumed += 1;
+                    self.ins[c].dirty = true;
+                    break;
+                }
+                let e = buf[*pos];
+                *pos += 1;
+                self.on_element(ctx, c, e);
+                if self.ins[c].blocked {
+                    // Finish the buffer's bookkeeping if the barrier was its last element.
+                    if let Some((buf, pos)) = self.ins[c].queue.front() {
+                        if *pos >= buf.len() {
+                            self.ins[c].queue.pop_front();
+                            self.ins[c].consumed += 1;
+                            self.ins[c].dirty = true;
+                        }
+                    }
+                    break;
+                }
+            }
+        }
+        self.flush(ctx);
+        self.report_progress(ctx);
+    }
+
+    fn on_element(&mut self, ctx: &mut Ctx<'_, Process>, c: usize, e: StreamElement) {
+        match e {
+            StreamElement::Record(rec) => self.process_rec(rec),
+            StreamElement::Barrier {
+                checkpoint_id,
+                timestamp_ms,
+            } => self.on_barrier(ctx, c, checkpoint_id, timestamp_ms),
+            StreamElement::EndOfData => {
+                self.ins[c].end_of_data = true;
+                if self.ins.iter().all(|ch| ch.end_of_data) && !self.end_of_data_sent {
+                    self.end_input(ctx);
+                }
+            }
+            StreamElement::EndOfPartition => {
+                self.ins[c].end_of_partition = true;
+                self.ins[c].blocked = false;
+                if let Some((id, _)) = self.aligning {
+                    // FLINK.md §7.3: end of partition during alignment aborts it.
+                    if self.checkpointing() == Some(CheckpointingMode::ExactlyOnce) {
+                        self.abort_alignment();
+                        self.decline(ctx, id, "CHECKPOINT_DECLINED_INPUT_END_OF_STREAM");
+                    }
+                }
+            }
+        }
+    }
+
+    fn aligned_mode(&self) -> bool {
+        self.checkpointing() == Some(CheckpointingMode::ExactlyOnce)
+            && !self.bugs.has(Bug::NoBarrierAlignment)
+    }
+
+    fn on_barrier(&mut self, ctx: &mut Ctx<'_, Process>, c: usize, id: CheckpointId, ts: u64) {
+        self.ins[c].barrier = self.ins[c].barrier.max(id);
+        if id <= self.last_checkpoint {
+            return; // an old, duplicate or aborted checkpoint
+        }
+        match self.aligning {
+            Some((current, _)) if id > current => {
+                // A newer barrier subsumes the checkpoint being aligned.
+                self.abort_alignment();
+                self.decline(ctx, current, "CHECKPOINT_DECLINED_SUBSUMED");
+                self.aligning = Some((id, ts));
+            }
+            Some(_) => {}
+            None => self.aligning = Some((id, ts)),
+        }
+        if self.aligned_mode() {
+            self.ins[c].blocked = true;
+        }
+        let complete = self
+            .ins
+            .iter()
+            .all(|ch| ch.end_of_partition || ch.barrier >= id);
+        if complete {
+            self.abort_alignment();
+            self.snapshot(ctx, id, ts, None);
+        }
+    }
+
+    fn abort_alignment(&mut self) {
+        self.aligning = None;
+        for ch in &mut self.ins {
+            ch.blocked = false;
+        }
+    }
+
+    fn end_input(&mut self, ctx: &mut Ctx<'_, Process>) {
+        let restored_ended = self.end_of_input;
+        self.end_of_input = true;
+        self.end_of_data_sent = true;
+        self.broadcast(StreamElement::EndOfData);
+        self.flush(ctx);
+        if self.checkpointing().is_none() && !restored_ended {
+            // Without checkpoints a 2PC sink commits at end of input.
+            if let Some(w) = &mut self.writer {
+                if w.kind == SinkKind::TwoPhaseCommit {
+                    if let Some((txn, last)) = w.current.take() {
+                        w.pending.push((0, txn, last, Pending::Flushing));
+                    }
+                }
+            }
+            self.advance_writer(ctx);
+        }
+    }
+
+    // ------------------------------------------------------------------------------------
+    // Checkpoints
+    // ------------------------------------------------------------------------------------
+
+    /// `triggerCheckpoint` for a task that starts checkpoints (a source): snapshot now with the
+    /// reader's position.
+    pub fn on_trigger(
+        &mut self,
+        ctx: &mut Ctx<'_, Process>,
+        id: CheckpointId,
+        ts: u64,
+        offsets: Vec<(u32, u64)>,
+    ) {
+        if id <= self.last_checkpoint || !self.init.done {
+            return;
+        }
+        if !self.ins.is_empty() && !self.ins.iter().all(|c| c.end_of_data) {
+            return; // only sources and tasks whose input ended are triggered
+        }
+        self.snapshot(ctx, id, ts, Some(offsets));
+    }
+
+    fn snapshot(
+        &mut self,
+        ctx: &mut Ctx<'_, Process>,
+        id: CheckpointId,
+        ts: u64,
+        offsets: Option<Vec<(u32, u64)>>,
+    ) {
+        assert!(id > self.last_checkpoint);
+        self.last_checkpoint = id;
+        let mut keyed: Vec<(u32, u64, u64)> = self
+            .counts
+            .iter()
+            .map(|(&k, &n)| (key_group_for_key(k, self.cfg.max_parallelism), k, n))
+            .collect();
+        keyed.sort_unstable();
+        // A 2PC writer hands its open transaction to this checkpoint.
+        let mut flush_to = None;
+        if let Some(w) = &mut self.writer {
+            match w.kind {
+                SinkKind::TwoPhaseCommit => {
+                    if let Some((txn, last)) = w.current.take() {
+                        w.pending.push((id, txn, last, Pending::Flushing));
+                    }
+                }
+                SinkKind::AtLeastOnce => {
+                    flush_to = Some(w.next_seq);
+                }
+                SinkKind::Discard => {}
+            }
+        }
+        let pending_transactions = self
+            .writer
+            .as_ref()
+            .map(|w| w.pending.iter().map(|p| (p.0, p.1)).collect())
+            .unwrap_or_default();
+        let true_offsets = offsets.unwrap_or_default();
+        let truth = TaskStateSnapshot {
+            source_offsets: true_offsets.clone(),
+            keyed_counts: keyed,
+            pending_transactions,
+            end_of_input: self.end_of_input,
+        };
+        ctx.trace(Obs::SnapshotTaken {
+            job_id: self.job_id,
+            checkpoint_id: id,
+            attempt: self.attempt,
+            state: truth.digest(),
+        });
+        let mut written = truth;
+        if self.bugs.has(Bug::OffsetsNotInSnapshot) {
+            written.source_offsets = Vec::new();
+        }
+        if self.end_of_input && self.final_checkpoint.is_none() {
+            self.final_checkpoint = Some(id);
+        }
+        // The barrier goes downstream behind the records before it.
+        self.broadcast(StreamElement::Barrier {
+            checkpoint_id: id,
+            timestamp_ms: ts,
+        });
+        let handle = StateHandleId {
+            job_id: self.job_id,
+            checkpoint_id: id,
+            attempt: self.attempt,
+        };
+        let state = Arc::new(written);
+        self.snapshots.insert(
+            id,
+            PendingSnapshot {
+                handle,
+                written: false,
+                flush_to,
+                acked: false,
+                sent_ns: ctx.mono_ns(),
+            },
+        );
+        match self.cfg.checkpoint_storage {
+            Some(storage) => ctx.send(
+                storage,
+                Msg::CheckpointStorage(CheckpointStorageRpc::Write { handle, state }),
+            ),
+            None => self.decline(ctx, id, "CHECKPOINT_ASYNC_EXCEPTION"),
+        }
+        if self.bugs.has(Bug::AckBeforeSnapshotDurable) {
+            if let Some(s) = self.snapshots.get_mut(&id) {
+                s.written = true;
+            }
+        }
+        self.flush(ctx);
+        self.advance_writer(ctx);
+        self.try_acknowledge(ctx);
+    }
+
+    /// `checkpoint-storage` stored a handle of ours.
+    pub fn on_state_written(&mut self, ctx: &mut Ctx<'_, Process>, handle: StateHandleId) {
+        if let Some(s) = self.snapshots.get_mut(&handle.checkpoint_id) {
+            if s.handle == handle {
+                s.written = true;
+            }
+        }
+        self.try_acknowledge(ctx);
+    }
+
+    /// A state write found `checkpoint-storage` down: the checkpoint is declined.
+    pub fn on_state_write_failed(&mut self, ctx: &mut Ctx<'_, Process>, handle: StateHandleId) {
+        if self
+            .snapshots
+            .get(&handle.checkpoint_id)
+            .is_some_and(|s| s.handle == handle && !s.acked)
+        {
+            self.decline(ctx, handle.checkpoint_id, "CHECKPOINT_ASYNC_EXCEPTION");
+        }
+    }
+
+    fn decline(&mut self, ctx: &mut Ctx<'_, Process>, id: CheckpointId, reason: &'static str) {
+        self.snapshots.remove(&id);
+        ctx.send(
+            self.job_master,
+            Msg::JobMaster {
+                job_id: self.job_id,
+                rpc: JobMasterRpc::DeclineCheckpoint {
+                    attempt: self.attempt,
+                    checkpoint_id: id,
+                    reason,
+                },
+            },
+        );
+    }
+
+    fn try_acknowledge(&mut self, ctx: &mut Ctx<'_, Process>) {
+        let writer = self.writer.as_ref();
+        for (id, s) in &mut self.snapshots {
+            if s.acked || !s.written {
+                continue;
+            }
+            let sink_ready = match writer {
+                Some(w) => match w.kind {
+                    SinkKind::TwoPhaseCommit => w
+                        .pending
+                        .iter()
+                        .filter(|p| p.0 == *id)
+                        .all(|p| matches!(p.3, Pending::PreCommitted | Pending::CommitSent)),
+                    SinkKind::AtLeastOnce => s.flush_to.is_none_or(|f| w.acked >= f),
+                    SinkKind::Discard => true,
+                },
+                None => true,
+            } || self.bugs.has(Bug::AckBeforeSnapshotDurable);
+            if !sink_ready {
+                continue;
+            }
+            s.acked = true;
+            ctx.send(
+                self.job_master,
+                Msg::JobMaster {
+                    job_id: self.job_id,
+                    rpc: JobMasterRpc::AcknowledgeCheckpoint {
+                        attempt: self.attempt,
+                        checkpoint_id: *id,
+                        handle: s.handle,
+                    },
+                },
+            );
+        }
+    }
+
+    /// `notifyCheckpointComplete(id)`: commit every pending transaction up to `id`.
+    pub fn on_notify_complete(&mut self, ctx: &mut Ctx<'_, Process>, id: CheckpointId) {
+        self.notified = self.notified.max(id);
+        self.snapshots.retain(|k, _| *k > id);
+        self.advance_writer(ctx);
+    }
+
+    /// `notifyCheckpointAborted(id)`: stop aligning it; the 2PC transaction stays pending for
+    /// the next completed checkpoint.
+    pub fn on_notify_aborted(&mut self, _ctx: &mut Ctx<'_, Process>, id: CheckpointId) {
+        if self.aligning.is_some_and(|(a, _)| a == id) {
+            self.abort_alignment();
+            self.last_checkpoint = self.last_checkpoint.max(id);
+        }
+        self.snapshots.remove(&id);
+    }
+
+    /// Moves the writer's pending transactions along: pre-commit once flushed, commit once
+    /// notified (or, with the planted bug, at once).
+    fn advance_writer(&mut self, ctx: &mut Ctx<'_, Process>) {
+        let attempt = self.attempt;
+        let notified = self.notified;
+        let no_checkpoints = self.checkpointing().is_none();
+        let commit_on_barrier = self.bugs.has(Bug::SinkCommitOnBarrier);
+        let Some(w) = &mut self.writer else {
+            return;
+        };
+        for p in &mut w.pending {
+            let (id, txn, last, stage) = *p;
+            match stage {
+                Pending::Flushing if last.is_none_or(|l| w.acked > l) => {
+                    p.3 = Pending::PreCommitSent;
+                    ctx.send(
+                        w.node,
+                        Msg::Sink(SinkRpc::PreCommit {
+                            writer: attempt,
+                            txn,
+                            checkpoint_id: id,
+                        }),
+                    );
+                }
+                Pending::PreCommitted if id <= notified || no_checkpoints || commit_on_barrier => {
+                    p.3 = Pending::CommitSent;
+                    ctx.send(
+                        w.node,
+                        Msg::Sink(SinkRpc::Commit {
+                            writer: attempt,
+                            txn,
+                        }),
+                    );
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// The sink took our writes below `next_seq`.
+    pub fn on_sink_write_ack(&mut self, ctx: &mut Ctx<'_, Process>, next_seq: u64) {
+        let Some(w) = &mut self.writer else {
+            return;
+        };
+        while w.acked < next_seq.min(w.next_seq) {
+            w.unacked.pop_front();
+            w.acked += 1;
+        }
+        self.advance_writer(ctx);
+        self.try_acknowledge(ctx);
+        self.process(ctx);
+    }
+
+    pub fn on_pre_committed(&mut self, ctx: &mut Ctx<'_, Process>, txn: TxnId) {
+        if let Some(w) = &mut self.writer {
+            for p in &mut w.pending {
+                if p.1 == txn && p.3 == Pending::PreCommitSent {
+                    p.3 = Pending::PreCommitted;
+                }
+            }
+        }
+        self.advance_writer(ctx);
+        self.try_acknowledge(ctx);
+    }
+
+    pub fn on_committed(&mut self, _ctx: &mut Ctx<'_, Process>, txn: TxnId) {
+        if let Some(w) = &mut self.writer {
+            w.pending
+                .retain(|p| !(p.1 == txn && p.3 == Pending::CommitSent));
+        }
+    }
+
+    /// The sink fenced this writer: a newer attempt of the subtask took over.
+    pub fn on_sink_fenced(&mut self) {
+        self.fail("ProducerFencedException: a newer writer of the subtask took over".to_string());
+    }
+
+    // ------------------------------------------------------------------------------------
+    // Finishing
+    // ------------------------------------------------------------------------------------
+
+    /// Whether the task may finish: its input ended, its final checkpoint is confirmed (with
+    /// checkpointing), its sink output is committed, and every input partition ended.
+    pub fn can_finish(&self) -> bool {
+        if !self.end_of_input || !self.init.done {
+            return false;
+        }
+        if self.checkpointing().is_some() && self.final_checkpoint.is_none_or(|f| self.notified < f)
+        {
+            return false;
+        }
+        let writer_done = self
+            .writer
+            .as_ref()
+            .is_none_or(|w| w.pending.is_empty() && w.unacked.is_empty() && w.buffer.is_empty());
+        writer_done && self.ins.iter().all(|c| c.end_of_partition)
+    }
+
+    /// The task finished: end of partition to every consumer.
+    pub fn finish(&mut self, ctx: &mut Ctx<'_, Process>) {
+        self.broadcast(StreamElement::EndOfPartition);
+        self.flush(ctx);
+    }
+
+    /// Whether an output still has something its consumer has not received (a finished
+    /// producer keeps serving its partition until then).
+    pub fn output_pending(&self) -> bool {
+        self.out
+            .iter()
+            .any(|s| s.consumer.is_some() && (!s.unacked.is_empty() || !s.queue.is_empty()))
+    }
+}
+
+impl StreamTask {
+    /// The task failed or was cancelled: its partition and writer are released, nothing more
+    /// is sent.
+    pub fn release(&mut self) {
+        for s in &mut self.out {
+            s.consumer = None;
+            s.queue.clear();
+            s.unacked.clear();
+        }
+        self.snapshots.clear();
+        self.ins.clear();
+        if let Some(w) = &mut self.writer {
+            w.unacked.clear();
+            w.pending.clear();
+            w.buffer.clear();
+            w.init_sent = false;
+        }
+        self.init.reads.clear();
+        self.init.done = true;
+    }
+}
