@@ -239,8 +239,11 @@ impl CheckpointCoordinator {
         handle: StateHandleId,
     ) -> Outcome {
         let Some(p) = self.pending.get_mut(&id) else {
-            // Late or unknown: the state is discarded.
-            self.discard(ctx, vec![handle]);
+            // Late or unknown: the state is discarded, unless a completed checkpoint holds it
+            // (a repeated acknowledgement of a checkpoint that completed).
+            if !self.completed.iter().any(|c| c.handles.contains(&handle)) {
+                self.discard(ctx, vec![handle]);
+            }
             return Outcome::Nothing;
         };
         if !p.not_yet_acknowledged.remove(&attempt) {
@@ -271,6 +274,7 @@ impl CheckpointCoordinator {
             job_id: self.job_id,
             checkpoint_id: id,
             handles: handles.clone(),
+            finished: p.finished.clone(),
         });
         self.completed.push_back(CompletedCheckpoint {
             id,

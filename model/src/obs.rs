@@ -7,6 +7,7 @@
 
 use crate::checkpoint::{CheckpointId, Recs, StateDigest, StateHandleId, TxnId};
 use crate::ids::{AllocationId, ExecutionAttemptId, InstanceId, JobId, JobMasterId, SlotId};
+use crate::job_graph::ExecutionVertexId;
 use crate::states::{ExecutionState, JobStatus};
 use sim::NodeId;
 
@@ -204,11 +205,14 @@ pub enum Obs {
         tasks: Vec<ExecutionAttemptId>,
         triggered: Vec<ExecutionAttemptId>,
     },
-    /// The coordinator completed a checkpoint: `handles` are the task states it consists of.
+    /// The coordinator completed a checkpoint: `handles` are the task states it consists of;
+    /// `finished` the execution vertices that had already FINISHED (FLIP-147: they restore as
+    /// finished, with no state).
     CheckpointCompleted {
         job_id: JobId,
         checkpoint_id: CheckpointId,
         handles: Vec<StateHandleId>,
+        finished: Vec<ExecutionVertexId>,
     },
     /// The coordinator aborted a pending checkpoint (Flink's `CheckpointFailureReason`).
     CheckpointAborted {

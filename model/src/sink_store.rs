@@ -41,6 +41,8 @@ pub struct SinkData {
     pub epochs: BTreeMap<(JobId, u32), u64>,
     /// Per writer: the sequence number of the next write it takes.
     pub writers: BTreeMap<ExecutionAttemptId, u64>,
+    /// The epoch each writer's `initTransactions` got (a repeated request gets the same).
+    pub inits: BTreeMap<ExecutionAttemptId, u64>,
     pub txns: BTreeMap<TxnId, Txn>,
     /// Records committed (or written by an at-least-once writer), in commit order.
     pub committed: u64,
@@ -53,6 +55,7 @@ pub enum SinkOp {
         job_id: JobId,
         subtask: u32,
         epoch: u64,
+        writer: ExecutionAttemptId,
     },
     /// A write taken: the writer's next sequence number moves on; the records go to `txn`
     /// (opening it) or, without one, straight to the output.
@@ -80,8 +83,10 @@ impl SinkData {
                 job_id,
                 subtask,
                 epoch,
+                writer,
             } => {
                 self.epochs.insert((job_id, subtask), epoch);
+                self.inits.insert(writer, epoch);
             }
             SinkOp::Write {
                 writer,
@@ -189,6 +194,14 @@ impl SinkStore {
                 commit,
                 abort_lingering,
             } => {
+                if let Some(&epoch) = self.data.inits.get(&writer) {
+                    // A re-sent request (its answer was lost): the same answer, nothing redone.
+                    return Self::reply(
+                        ctx,
+                        from,
+                        TaskExecutorRpc::TransactionsInitialized { writer, epoch },
+                    );
+                }
                 for (_, txn) in &commit {
                     self.commit(ctx, *txn);
                 }
@@ -216,6 +229,7 @@ impl SinkStore {
                         job_id,
                         subtask,
                         epoch,
+                        writer,
                     },
                 );
                 Self::reply(

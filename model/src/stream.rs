@@ -63,6 +63,16 @@ struct Subpartition {
     consumed: u64,
     /// `received` at the previous resend tick (no progress since: re-send).
     received_at_tick: u64,
+    consumed_at_tick: u64,
+}
+
+impl Subpartition {
+    /// Data waits for credit that has not come.
+    fn credit_exhausted(&self) -> bool {
+        self.consumer.is_some()
+            && !self.queue.is_empty()
+            && self.next_seq >= self.consumed + BUFFERS_PER_CHANNEL
+    }
 }
 
 /// One input channel's data.
@@ -704,7 +714,9 @@ impl StreamTask {
 
     /// Whether anything sent still waits for an acknowledgement (the resend tick is needed).
     pub fn needs_tick(&self) -> bool {
-        self.out.iter().any(|s| !s.unacked.is_empty())
+        self.out
+            .iter()
+            .any(|s| !s.unacked.is_empty() || s.credit_exhausted())
             || self.writer.as_ref().is_some_and(|w| {
                 !w.unacked.is_empty()
                     || w.pending
@@ -724,7 +736,8 @@ impl StreamTask {
             let Some((consumer, tm)) = s.consumer else {
                 continue;
             };
-            if !s.unacked.is_empty() && s.received == s.received_at_tick {
+            let stalled = s.received == s.received_at_tick && s.consumed == s.consumed_at_tick;
+            if !s.unacked.is_empty() && stalled {
                 for (i, elements) in s.unacked.iter().enumerate() {
                     ctx.send(
                         tm,
@@ -736,8 +749,22 @@ impl StreamTask {
                         }),
                     );
                 }
+            } else if s.credit_exhausted() && stalled {
+                // Zero-window probe: everything sent was received, but the credit that would
+                // let more go may have been lost. An empty repeat of the last buffer makes the
+                // consumer announce its progress again.
+                ctx.send(
+                    tm,
+                    Msg::TaskExecutor(TaskExecutorRpc::DataBatch {
+                        producer,
+                        consumer,
+                        seq: s.next_seq - 1,
+                        elements: Arc::from([]),
+                    }),
+                );
             }
             s.received_at_tick = s.received;
+            s.consumed_at_tick = s.consumed;
         }
         let now = ctx.mono_ns();
         let timeout = self.ask_timeout.as_nanos() as u64;
@@ -1009,6 +1036,9 @@ impl StreamTask {
     ) {
         assert!(id > self.last_checkpoint);
         self.last_checkpoint = id;
+        // prepareSnapshotPreBarrier: what the operators emitted before the barrier goes into the
+        // transaction (or write) the snapshot covers, not into the next one.
+        self.flush_writer(ctx);
         let mut keyed: Vec<(u32, u64, u64)> = self
             .counts
             .iter()

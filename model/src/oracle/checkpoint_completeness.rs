@@ -178,6 +178,7 @@ impl Oracle for CheckpointCompleteness {
                         job_id,
                         checkpoint_id,
                         handles,
+                        ..
                     } => {
                         if let Some(why) = self.on_completed(node, *job_id, *checkpoint_id, handles)
                         {
@@ -271,6 +272,7 @@ mod tests {
                 job_id: 5,
                 checkpoint_id,
                 handles: vec![handle(checkpoint_id, 0), handle(checkpoint_id, 1)],
+                finished: vec![],
             },
         )
     }

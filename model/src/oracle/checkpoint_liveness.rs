@@ -458,6 +458,7 @@ mod tests {
                 job_id: 5,
                 checkpoint_id,
                 handles: vec![],
+                finished: vec![],
             },
         )
     }

@@ -149,6 +149,7 @@ mod tests {
                 job_id: 5,
                 checkpoint_id,
                 handles: vec![],
+                finished: vec![],
             },
         )
     }
@@ -264,6 +265,7 @@ mod tests {
                 job_id: 6,
                 checkpoint_id: 5,
                 handles: vec![],
+                finished: vec![],
             },
         );
         let v = check(true, &[(1_000, other), (1_100, committed(3, Some(5)))]);

@@ -44,6 +44,8 @@ pub struct RestoredState {
     /// (job, checkpoint, vertex) -> the attempt whose snapshot the completed checkpoint holds.
     completed_attempts: BTreeMap<(JobId, CheckpointId, ExecutionVertexId), ExecutionAttemptId>,
     completed: BTreeSet<(JobId, CheckpointId)>,
+    /// (job, checkpoint, vertex): the vertex had FINISHED when the checkpoint was taken.
+    finished: BTreeSet<(JobId, CheckpointId, ExecutionVertexId)>,
     /// (JobMaster process, job) -> the latest checkpoint it completed.
     latest: BTreeMap<(NodeId, JobId), CheckpointId>,
 }
@@ -54,6 +56,7 @@ impl RestoredState {
             snapshots: BTreeMap::new(),
             completed_attempts: BTreeMap::new(),
             completed: BTreeSet::new(),
+            finished: BTreeSet::new(),
             latest: BTreeMap::new(),
         }
     }
@@ -71,8 +74,13 @@ impl RestoredState {
             return Some(format!("{who}, which never completed"));
         }
         let Some(owner) = self.completed_attempts.get(&(job_id, n, attempt.vertex)) else {
-            // The checkpoint holds no state of this vertex: there is nothing to restore.
-            return (*state != TaskStateSnapshot::default().digest()).then(|| {
+            // The checkpoint holds no state of this vertex: there is nothing to restore, except
+            // that a vertex that had finished restores as finished (FLIP-147).
+            let expected = TaskStateSnapshot {
+                end_of_input: self.finished.contains(&(job_id, n, attempt.vertex)),
+                ..TaskStateSnapshot::default()
+            };
+            return (*state != expected.digest()).then(|| {
                 format!(
                     "{who}, which holds no state of vertex {} subtask {}, yet restored {}",
                     attempt.vertex.vertex.0,
@@ -222,8 +230,12 @@ impl Oracle for RestoredState {
                 job_id,
                 checkpoint_id,
                 handles,
+                finished,
             } => {
                 self.completed.insert((*job_id, *checkpoint_id));
+                for v in finished {
+                    self.finished.insert((*job_id, *checkpoint_id, *v));
+                }
                 for h in handles {
                     self.completed_attempts
                         .insert((*job_id, *checkpoint_id, h.vertex()), h.attempt);
@@ -330,6 +342,7 @@ mod tests {
                         attempt: *a,
                     })
                     .collect(),
+                finished: vec![],
             },
         )
     }
