@@ -25,7 +25,7 @@ taskmanagers = 4
 [job]
 name = "keyed-count"
 parallelism = 8
-source = { kind = "sequence", partitions = 8, records = 1000000, rate = "1000/s" }
+source = { kind = "sequence", partitions = 8, records = 70000, rate = "1000/s" }
 operators = [{ kind = "key_by", keys = 64 }, { kind = "count" }]
 sink = { kind = "two_phase_commit" }
 

@@ -31,7 +31,27 @@ pub enum TxnState {
 pub struct Txn {
     pub state: TxnState,
     pub checkpoint_id: Option<CheckpointId>,
-    pub records: Vec<Rec>,
+    /// The writes' records, shared with the writes (not copied until the commit).
+    pub records: Vec<Recs>,
+}
+
+impl Txn {
+    /// How many records the transaction holds.
+    pub fn len(&self) -> usize {
+        self.records.iter().map(|r| r.len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.records.iter().all(|r| r.is_empty())
+    }
+
+    /// The records in write order.
+    pub fn all_records(&self) -> Vec<Rec> {
+        self.records
+            .iter()
+            .flat_map(|r| r.iter().copied())
+            .collect()
+    }
 }
 
 /// The sink's durable content.
@@ -95,7 +115,7 @@ impl SinkData {
             } => {
                 *self.writers.entry(writer).or_insert(0) += 1;
                 match txn {
-                    Some(t) => self.txn_mut(t).records.extend(records.iter().copied()),
+                    Some(t) => self.txn_mut(t).records.push(records),
                     None => self.committed += records.len() as u64,
                 }
             }
@@ -108,7 +128,7 @@ impl SinkData {
             SinkOp::Commit { txn } => {
                 let t = self.txn_mut(txn);
                 t.state = TxnState::Committed;
-                let n = t.records.len() as u64;
+                let n = t.len() as u64;
                 self.committed += n;
             }
             SinkOp::Abort { txn } => {
@@ -178,7 +198,7 @@ impl SinkStore {
                 ctx.trace(Obs::TransactionCommitted {
                     txn,
                     checkpoint_id: t.checkpoint_id,
-                    records: Arc::from(t.records.as_slice()),
+                    records: Arc::from(t.all_records()),
                 });
                 true
             }
@@ -546,7 +566,7 @@ mod tests {
                 "write seq {seq}"
             );
             assert_eq!(
-                h.sink.data().txns[&t].records,
+                h.sink.data().txns[&t].all_records(),
                 recs(after).to_vec(),
                 "seq {seq}"
             );

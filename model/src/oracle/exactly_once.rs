@@ -38,7 +38,7 @@ use crate::reference::{
 };
 use crate::states::JobStatus;
 use sim::{Census, Event, EventKind, NodeId, Time};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 pub const INVARIANT: Invariant = Invariant {
@@ -63,6 +63,27 @@ impl Guarantee {
     }
 }
 
+/// A set of (group, item) positions as one bitset per group: items of a group are dense
+/// (counts `1..=n`, offsets `0..records`), and the oracle sees every output of a run.
+#[derive(Debug, Default)]
+struct Positions {
+    groups: BTreeMap<u64, Vec<u64>>,
+}
+
+impl Positions {
+    /// Adds a position; false when it was there already.
+    fn insert(&mut self, (group, item): (u64, u64)) -> bool {
+        let bits = self.groups.entry(group).or_default();
+        let (word, bit) = ((item / 64) as usize, item % 64);
+        if bits.len() <= word {
+            bits.resize(word + 1, 0);
+        }
+        let fresh = bits[word] & (1 << bit) == 0;
+        bits[word] |= 1 << bit;
+        fresh
+    }
+}
+
 /// What one job committed so far.
 #[derive(Debug, Default)]
 struct Output {
@@ -70,7 +91,7 @@ struct Output {
     records: Vec<Record>,
     /// Under exactly once: every (key, count) or (partition, offset) committed, to see a repeat
     /// as it happens.
-    seen: BTreeSet<(u64, u64)>,
+    seen: Positions,
     /// A violation was reported for this job: its output is no longer judged.
     violated: bool,
 }
