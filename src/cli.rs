@@ -399,17 +399,17 @@ fn list(what: ListWhat) {
     match what {
         ListWhat::Invariants => {
             for i in model::oracle::INVARIANTS {
-                say!("{:<24} {:<10} {}", i.name, i.kind.name(), i.description);
+                say!("{:<25} {:<10} {}", i.name, i.kind.name(), i.description);
             }
         }
         ListWhat::Bugs => {
             for b in Bug::ALL {
-                say!("{:<30} {}", b.name(), b.description());
+                say!("{:<34} {}", b.name(), b.description());
             }
         }
         ListWhat::Config => {
             for o in model::config::OPTIONS {
-                say!("{:<50} {:<10} {}", o.key, o.default, o.description);
+                say!("{:<52} {:<12} {}", o.key, o.default, o.description);
             }
         }
     }

@@ -83,6 +83,8 @@ fn trace_hashes_of_fixed_seeds_are_pinned() {
         ("tm-killed", 7),
         ("tm-paused", 3),
         ("clock-drift", 5),
+        ("checkpoint-tm-killed-mid-checkpoint", 1),
+        ("checkpoint-lossy-network", 2),
     ] {
         let r = run_seed(&scenario(name), seed, None).summary;
         pinned += &format!(
