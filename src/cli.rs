@@ -1,4 +1,4 @@
-//! The command line (SCENARIOS.md is the contract): `run`, `replay`, `check`, `list`.
+//! The command line (SCENARIOS.md is the contract): `run`, `replay`, `check`, `explore`, `list`.
 //!
 //! Exit codes: 0 pass, 1 fail, 2 usage errors and bad scenario files (with a message naming the
 //! file, line and problem; never a panic).
@@ -80,6 +80,32 @@ pub enum Command {
         /// Also write the results as JUnit XML.
         #[arg(long, value_name = "FILE")]
         junit: Option<PathBuf>,
+    },
+    /// Many seeds in parallel, looking for failing ones; prints each failing seed with its
+    /// invariant and replay command. Stops after the first failing batch unless --keep-going.
+    Explore {
+        /// Scenario files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Seeds: N (0..N) or A..B.
+        #[arg(long, default_value = "1000")]
+        seeds: String,
+        /// Threads (default: all cores). Results do not depend on it.
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Run only the K-th of N deterministic slices of the seeds (seed mod N = K-1), for CI
+        /// matrices and batch systems.
+        #[arg(long, value_name = "K/N")]
+        shard: Option<String>,
+        /// Switch on a planted bug (see `flinksim list bugs`).
+        #[arg(long, value_name = "NAME")]
+        bug: Option<String>,
+        /// Go on after failures and report them all.
+        #[arg(long)]
+        keep_going: bool,
+        /// Stop starting new seeds after this much wall time (e.g. "10 min").
+        #[arg(long, value_name = "DURATION")]
+        time_limit: Option<String>,
     },
     /// List what exists, one line each.
     List {
@@ -164,11 +190,124 @@ fn execute(cli: Cli) -> Result<ExitCode, UsageError> {
             json,
         } => replay(&path, seed, bug.as_deref(), out, json),
         Command::Check { paths, junit } => check(&paths, junit.as_deref()),
+        Command::Explore {
+            files,
+            seeds,
+            jobs,
+            shard,
+            bug,
+            keep_going,
+            time_limit,
+        } => {
+            let scenarios = files
+                .iter()
+                .map(|f| Scenario::load(f))
+                .collect::<Result<Vec<_>, _>>()?;
+            let what = crate::explore::Exploration {
+                seeds: crate::explore::SeedRange::parse(&seeds).map_err(UsageError)?,
+                shard: shard
+                    .as_deref()
+                    .map(crate::explore::Shard::parse)
+                    .transpose()
+                    .map_err(UsageError)?,
+                bug: parse_bug(bug.as_deref())?,
+                keep_going,
+                time_limit: time_limit
+                    .as_deref()
+                    .map(|t| {
+                        model::config::parse_duration(t)
+                            .map_err(|e| UsageError(format!("--time-limit: {e}")))
+                    })
+                    .transpose()?,
+            };
+            explore(&scenarios, &what, jobs)
+        }
         Command::List { what } => {
             list(what);
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn explore(
+    scenarios: &[Scenario],
+    what: &crate::explore::Exploration,
+    jobs: Option<usize>,
+) -> Result<ExitCode, UsageError> {
+    use std::io::IsTerminal as _;
+    let jobs = jobs.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    if jobs == 0 {
+        return Err(UsageError("--jobs must be at least 1".into()));
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(jobs)
+        .build()
+        .map_err(|e| UsageError(format!("cannot start {jobs} threads: {e}")))?;
+    let names: Vec<&str> = scenarios.iter().map(|s| s.name.as_str()).collect();
+    say!(
+        "exploring {} over seeds {}..{}{}{} on {jobs} thread(s)",
+        names.join(", "),
+        what.seeds.start,
+        what.seeds.end,
+        what.shard
+            .map(|s| format!(" (shard {}/{})", s.index, s.count))
+            .unwrap_or_default(),
+        what.bug
+            .map(|b| format!(" with bug {}", b.name()))
+            .unwrap_or_default()
+    );
+    let tty = std::io::stderr().is_terminal();
+    let mut progress = |runs: u64, failures: u64, wall: std::time::Duration| {
+        let rate = runs as f64 / wall.as_secs_f64().max(1e-9);
+        if tty {
+            eprint!("\r  {runs} seeds, {failures} failing, {rate:.0} seeds/s   ");
+        } else if runs.is_multiple_of(crate::explore::BATCH as u64 * 16) {
+            eprintln!("  {runs} seeds, {failures} failing, {rate:.0} seeds/s");
+        }
+    };
+    let out = pool.install(|| crate::explore::explore(scenarios, what, &mut progress));
+    if tty {
+        eprintln!();
+    }
+    say!(
+        "{} run(s), {} event(s), {} failing, {:.1}s, {:.0} seeds/s",
+        out.runs,
+        out.events,
+        out.failures.len(),
+        out.wall.as_secs_f64(),
+        out.runs as f64 / out.wall.as_secs_f64().max(1e-9)
+    );
+    if let Some(why) = &out.stopped {
+        say!("{why}");
+    }
+    if !out.failures.is_empty() {
+        say!(
+            "{:<8} {:<36} {:<26} replay",
+            "seed",
+            "scenario",
+            "invariant"
+        );
+        for f in &out.failures {
+            let v = f.summary.violations.first();
+            say!(
+                "{:<8} {:<36} {:<26} {}",
+                f.summary.seed,
+                f.scenario,
+                v.map_or("?", |v| v.invariant.as_str()),
+                f.replay_command()
+            );
+            if let Some(v) = v {
+                say!("         {}", v.message);
+            }
+        }
+    }
+    Ok(if out.failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn exit_for(result: &RunResult) -> ExitCode {

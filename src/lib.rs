@@ -30,6 +30,7 @@
 
 pub mod check;
 pub mod cli;
+pub mod explore;
 pub mod report;
 pub mod run;
 pub mod scenario;
