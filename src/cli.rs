@@ -524,6 +524,11 @@ fn check(paths: &[PathBuf], junit: Option<&Path>) -> Result<ExitCode, UsageError
         started.elapsed().as_secs_f64()
     );
     if let Some(path) = junit {
+        // The folder may not exist yet (e.g. `target/` with another CARGO_TARGET_DIR).
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| UsageError(format!("cannot create {}: {e}", dir.display())))?;
+        }
         std::fs::write(path, check::junit(&results))
             .map_err(|e| UsageError(format!("cannot write {}: {e}", path.display())))?;
     }
