@@ -330,6 +330,9 @@ fn run_with_report(
             dir.display()
         ))
     })?;
+    // The report's scenario.toml holds the faults the nemesis drew for this seed, so that `run`
+    // on it alone reproduces the run.
+    let scenario = &scenario.resolve(seed);
     let result = run_catching(
         scenario,
         RunOptions {

@@ -31,6 +31,7 @@
 pub mod check;
 pub mod cli;
 pub mod explore;
+pub mod nemesis;
 pub mod report;
 pub mod run;
 pub mod scenario;

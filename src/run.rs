@@ -151,6 +151,9 @@ fn latency(r: crate::scenario::DurationRange) -> Latency {
 pub fn run(scenario: &Scenario, mut options: RunOptions) -> RunResult {
     let wall = std::time::Instant::now();
     let seed = options.seed;
+    // `[nemesis]` faults are drawn from the seed into ordinary scripted faults.
+    let resolved = scenario.resolve(seed);
+    let scenario = &resolved;
     let mut names = scenario.cluster.node_names();
     let cluster_nodes = names.len();
     if scenario.job.is_some() {

@@ -2,6 +2,7 @@
 //! [`Scenario`] with durations, node names and Flink defaults resolved. Every error names the
 //! file, the line and column, and what was expected; nothing here panics on bad input.
 
+use crate::nemesis::{Episode, Nemesis, Outage};
 use model::config::{parse_duration, FlinkConfig};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -55,7 +56,7 @@ pub mod raw {
         pub clocks: Option<Clocks>,
         #[serde(default)]
         pub faults: Vec<Spanned<Fault>>,
-        pub nemesis: Option<Spanned<toml::Value>>,
+        pub nemesis: Option<Spanned<Nemesis>>,
         pub expect: Option<Expect>,
     }
 
@@ -153,6 +154,34 @@ pub mod raw {
         pub fail_task: Option<Spanned<String>>,
     }
 
+    /// `[nemesis]`: random faults drawn from the seed.
+    #[derive(Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    pub struct Nemesis {
+        pub kill_taskmanager: Option<Spanned<Outage>>,
+        pub partition: Option<Spanned<Episode>>,
+        pub pause: Option<Spanned<Episode>>,
+        pub kill_sink: Option<Spanned<Outage>>,
+        pub kill_checkpoint_storage: Option<Spanned<Outage>>,
+        pub quiet_after: Option<Spanned<String>>,
+    }
+
+    /// `{ every = "10s..40s", down = "2s..20s" }`
+    #[derive(Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    pub struct Outage {
+        pub every: Spanned<String>,
+        pub down: Spanned<String>,
+    }
+
+    /// `{ every = "20s..60s", lasting = "1s..15s" }`
+    #[derive(Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    pub struct Episode {
+        pub every: Spanned<String>,
+        pub lasting: Spanned<String>,
+    }
+
     #[derive(Deserialize, Debug)]
     #[serde(deny_unknown_fields)]
     pub struct Expect {
@@ -187,6 +216,9 @@ pub struct Scenario {
     pub expect: Expect,
     /// The planted bug this scenario switches on (`bug = "…"`); the CLI's `--bug` overrides it.
     pub bug: Option<model::bugs::Bug>,
+    /// Random faults still to be drawn for a seed ([`Scenario::resolve`]); `None` once resolved
+    /// and in files without a `[nemesis]` (or with one that has no entries).
+    pub nemesis: Option<Nemesis>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -345,6 +377,80 @@ impl Scenario {
             }
         })?;
         v.validate(raw, source)
+    }
+
+    /// This scenario for `seed` with its `[nemesis]` drawn into ordinary faults: the drawn
+    /// faults are appended to `faults` (sorted by time, scripted first on ties), `nemesis` is
+    /// `None`, and `source` is a standalone scenario text without `[nemesis]` whose `faults`
+    /// are exactly these (so a report's `scenario.toml` replays without the seed's draw).
+    /// Without a nemesis, an unchanged copy.
+    pub fn resolve(&self, seed: u64) -> Scenario {
+        let Some(nemesis) = &self.nemesis else {
+            return self.clone();
+        };
+        let taskmanagers: Vec<String> = (1..=self.cluster.taskmanagers)
+            .map(|i| format!("taskmanager-{i}"))
+            .collect();
+        let mut drawn = nemesis.draw(
+            seed,
+            &taskmanagers,
+            &self.node_names(),
+            self.duration,
+            &self.faults,
+        );
+        drawn.sort_by_key(|(at, _)| *at);
+        let text = self.resolved_text(seed, nemesis, &drawn);
+        if let Some(resolved) = text.and_then(|t| Scenario::parse(&self.path, &t).ok()) {
+            return resolved;
+        }
+        // Not expected: the drawn faults are valid by construction. Keep the run going with
+        // the faults, even though `source` still shows the `[nemesis]`.
+        debug_assert!(false, "the resolved scenario text does not re-parse");
+        let mut resolved = self.clone();
+        resolved
+            .faults
+            .extend(drawn.into_iter().map(|(at, action)| FaultSpec {
+                at,
+                action,
+                line: 0,
+            }));
+        resolved.faults.sort_by_key(|f| f.at);
+        resolved.nemesis = None;
+        resolved
+    }
+
+    fn resolved_text(
+        &self,
+        seed: u64,
+        nemesis: &Nemesis,
+        drawn: &[crate::nemesis::Drawn],
+    ) -> Option<String> {
+        let mut table: toml::Table = toml::from_str(&self.source).ok()?;
+        table.remove("nemesis");
+        if !drawn.is_empty() {
+            let faults = table
+                .entry("faults")
+                .or_insert_with(|| toml::Value::Array(Vec::new()));
+            let toml::Value::Array(faults) = faults else {
+                return None;
+            };
+            for (at, action) in drawn {
+                faults.push(toml::Value::Table(crate::nemesis::fault_table(
+                    *at, action,
+                )?));
+            }
+        }
+        let body = toml::to_string(&table).ok()?;
+        Some(format!(
+            "# {}, its random faults drawn for seed {seed} into [[faults]] from:\n# {}\n\n{body}",
+            self.path.display(),
+            nemesis.describe()
+        ))
+    }
+
+    /// The `[nemesis]` entries, for printing; `None` without one (or once resolved).
+    pub fn nemesis_description(&self) -> Option<String> {
+        self.nemesis.as_ref().map(|n| n.describe())
     }
 
     /// Every node a fault may name: the cluster, and the external systems of a job.
@@ -548,13 +654,6 @@ impl Validator<'_> {
             None => 10,
         };
 
-        if let Some(n) = &raw.nemesis {
-            return Err(self.err(
-                n.span(),
-                "`[nemesis]` is not supported by flinksim yet (random faults arrive with exploration); use [[faults]]",
-            ));
-        }
-
         let cluster = match &raw.cluster {
             None => Cluster {
                 jobmanagers: 1,
@@ -747,6 +846,11 @@ impl Validator<'_> {
         }
         faults.sort_by_key(|f| f.at);
 
+        let nemesis = match &raw.nemesis {
+            None => None,
+            Some(n) => self.nemesis(n, &cluster, &nodes, job.is_some(), duration)?,
+        };
+
         let expect = match &raw.expect {
             None => Expect::default(),
             Some(e) => self.expect(e, &flink, job.is_some())?,
@@ -767,7 +871,163 @@ impl Validator<'_> {
             faults,
             expect,
             bug,
+            nemesis,
         })
+    }
+
+    /// A `[nemesis]` range: "10s..40s" or a single duration, up to the longest scenario.
+    fn nemesis_range(
+        &self,
+        s: &Spanned<String>,
+        what: &str,
+    ) -> Result<DurationRange, ScenarioError> {
+        let text = s.get_ref();
+        let (a, b) = text.split_once("..").unwrap_or((text, text));
+        let parse = |t: &str| {
+            parse_duration(t).map_err(|e| {
+                self.err(
+                    s.span(),
+                    format!("{what}: {e} (a single duration or a range like \"10s..40s\")"),
+                )
+            })
+        };
+        let (lo, hi) = (parse(a)?, parse(b)?);
+        if lo > hi {
+            return Err(self.err(
+                s.span(),
+                format!("{what}: range `{text}` is empty (low > high)"),
+            ));
+        }
+        if hi > DURATION_MAX {
+            return Err(self.err(s.span(), format!("{what}: at most 7 days")));
+        }
+        if lo.is_zero() {
+            return Err(self.err(
+                s.span(),
+                format!("{what}: must be greater than zero, got `{text}`"),
+            ));
+        }
+        Ok(DurationRange { lo, hi })
+    }
+
+    fn nemesis(
+        &self,
+        n: &Spanned<raw::Nemesis>,
+        cluster: &Cluster,
+        nodes: &[String],
+        has_job: bool,
+        duration: Duration,
+    ) -> Result<Option<Nemesis>, ScenarioError> {
+        let r = n.get_ref();
+        let outage = |o: &Option<Spanned<raw::Outage>>,
+                      key: &str|
+         -> Result<Option<Outage>, ScenarioError> {
+            o.as_ref()
+                .map(|o| {
+                    let o = o.get_ref();
+                    Ok(Outage {
+                        every: self.nemesis_range(&o.every, &format!("`nemesis.{key}.every`"))?,
+                        down: self.nemesis_range(&o.down, &format!("`nemesis.{key}.down`"))?,
+                    })
+                })
+                .transpose()
+        };
+        let episode = |e: &Option<Spanned<raw::Episode>>,
+                       key: &str|
+         -> Result<Option<Episode>, ScenarioError> {
+            e.as_ref()
+                .map(|e| {
+                    let e = e.get_ref();
+                    Ok(Episode {
+                        every: self.nemesis_range(&e.every, &format!("`nemesis.{key}.every`"))?,
+                        lasting: self
+                            .nemesis_range(&e.lasting, &format!("`nemesis.{key}.lasting`"))?,
+                    })
+                })
+                .transpose()
+        };
+        let needs_job = |o: &Option<Spanned<raw::Outage>>, key: &str, node: &str| {
+            match o {
+                Some(o) if !has_job => Err(self.err(
+                    o.span(),
+                    format!("`nemesis.{key}` needs a [job]: node `{node}` exists only in scenarios with a [job]"),
+                )),
+                _ => Ok(()),
+            }
+        };
+        needs_job(&r.kill_sink, "kill_sink", "sink")?;
+        needs_job(
+            &r.kill_checkpoint_storage,
+            "kill_checkpoint_storage",
+            "checkpoint-storage",
+        )?;
+        if cluster.taskmanagers == 0 {
+            for (key, span) in [
+                (
+                    "kill_taskmanager",
+                    r.kill_taskmanager.as_ref().map(|x| x.span()),
+                ),
+                ("pause", r.pause.as_ref().map(|x| x.span())),
+            ] {
+                if let Some(span) = span {
+                    return Err(self.err(
+                        span,
+                        format!("`nemesis.{key}` needs a TaskManager: `cluster.taskmanagers` is 0"),
+                    ));
+                }
+            }
+        }
+        if let Some(p) = &r.partition {
+            if nodes.len() < 2 {
+                return Err(self.err(
+                    p.span(),
+                    "`nemesis.partition` needs at least two nodes to split",
+                ));
+            }
+        }
+        let kill_taskmanager = outage(&r.kill_taskmanager, "kill_taskmanager")?;
+        let partition = episode(&r.partition, "partition")?;
+        let pause = episode(&r.pause, "pause")?;
+        let kill_sink = outage(&r.kill_sink, "kill_sink")?;
+        let kill_checkpoint_storage =
+            outage(&r.kill_checkpoint_storage, "kill_checkpoint_storage")?;
+        let any = kill_taskmanager.is_some()
+            || partition.is_some()
+            || pause.is_some()
+            || kill_sink.is_some()
+            || kill_checkpoint_storage.is_some();
+        let quiet_after = match &r.quiet_after {
+            Some(q) => {
+                let d = self.duration(q, "`nemesis.quiet_after`")?;
+                if d >= duration {
+                    return Err(self.err(
+                        q.span(),
+                        format!(
+                            "`nemesis.quiet_after` = {d:?} must be before the scenario's duration ({duration:?}), so that recovery is judged after it"
+                        ),
+                    ));
+                }
+                d
+            }
+            None if any => {
+                return Err(self.err(
+                    n.span(),
+                    "[nemesis] needs `quiet_after`, the time after which no new fault starts (e.g. quiet_after = \"80s\")",
+                ))
+            }
+            None => Duration::ZERO,
+        };
+        if !any {
+            return Ok(None);
+        }
+        Ok(Some(Nemesis {
+            kill_taskmanager,
+            partition,
+            pause,
+            kill_sink,
+            kill_checkpoint_storage,
+            quiet_after,
+        }))
     }
 
     fn ppm_range(&self, v: &Spanned<toml::Value>) -> Result<(i64, i64), ScenarioError> {

@@ -166,6 +166,48 @@ const CASES: &[(&str, &str, Option<usize>, &str)] = &[
         "`name`",
     ),
     (
+        "unknown nemesis key",
+        "name = \"x\"\nduration = \"30s\"\n[nemesis]\nkill_jobmanager = { every = \"5s\", down = \"1s\" }\nquiet_after = \"20s\"\n",
+        Some(4),
+        "unknown key `kill_jobmanager`, expected one of `kill_taskmanager`, `partition`, `pause`, `kill_sink`, `kill_checkpoint_storage`, `quiet_after`",
+    ),
+    (
+        "unknown key in a nemesis entry",
+        "name = \"x\"\nduration = \"30s\"\n[nemesis]\npause = { every = \"5s\", down = \"1s\" }\nquiet_after = \"20s\"\n",
+        Some(4),
+        "unknown key `down`, expected `every` or `lasting`",
+    ),
+    (
+        "bad nemesis range",
+        "name = \"x\"\nduration = \"30s\"\n[nemesis]\nkill_taskmanager = { every = \"40s..10s\", down = \"1s\" }\nquiet_after = \"20s\"\n",
+        Some(4),
+        "`nemesis.kill_taskmanager.every`: range `40s..10s` is empty",
+    ),
+    (
+        "zero nemesis every",
+        "name = \"x\"\nduration = \"30s\"\n[nemesis]\npartition = { every = \"0s..5s\", lasting = \"1s\" }\nquiet_after = \"20s\"\n",
+        Some(4),
+        "`nemesis.partition.every`: must be greater than zero",
+    ),
+    (
+        "nemesis without quiet_after",
+        "name = \"x\"\nduration = \"30s\"\n[nemesis]\npause = { every = \"5s\", lasting = \"1s\" }\n",
+        Some(3),
+        "[nemesis] needs `quiet_after`",
+    ),
+    (
+        "quiet_after not before the end",
+        "name = \"x\"\nduration = \"30s\"\n[nemesis]\npause = { every = \"5s\", lasting = \"1s\" }\nquiet_after = \"30s\"\n",
+        Some(5),
+        "`nemesis.quiet_after` = 30s must be before the scenario's duration",
+    ),
+    (
+        "kill_sink without a job",
+        "name = \"x\"\nduration = \"30s\"\n[nemesis]\nkill_sink = { every = \"5s\", down = \"1s\" }\nquiet_after = \"20s\"\n",
+        Some(4),
+        "`nemesis.kill_sink` needs a [job]",
+    ),
+    (
         "wrong type",
         "name = \"x\"\nduration = \"30s\"\nseeds = \"many\"\n",
         Some(3),

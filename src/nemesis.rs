@@ -1,0 +1,308 @@
+//! Random faults drawn from the seed: the validated `[nemesis]` of a scenario and how it turns
+//! into ordinary scripted faults ([`Nemesis::draw`]).
+//!
+//! Everything is drawn from one seeded stream, `sim::rng::stream(seed, "nemesis", 0)`, entry
+//! kind by entry kind in a fixed order (kill_taskmanager, partition, pause, kill_sink,
+//! kill_checkpoint_storage). For each kind, time walks from 0 in gaps drawn from `every`; an
+//! occurrence at or after `quiet_after` ends that kind. A killed node is started again after
+//! `down` (clamped to the scenario's duration), and a node is never killed or paused while an
+//! earlier kill or pause of it is still in effect; an occurrence with no eligible node is
+//! skipped.
+
+use crate::scenario::{DurationRange, FaultAction, FaultSpec};
+use rand::seq::SliceRandom;
+use rand::Rng as _;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// `{ every, down }`: a node killed, started again after `down`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Outage {
+    /// The gap between the starts of two outages.
+    pub every: DurationRange,
+    /// How long the node stays down.
+    pub down: DurationRange,
+}
+
+/// `{ every, lasting }`: a partition or pause that ends after `lasting`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Episode {
+    /// The gap between the starts of two episodes.
+    pub every: DurationRange,
+    /// How long each lasts.
+    pub lasting: DurationRange,
+}
+
+/// A validated `[nemesis]` with at least one entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Nemesis {
+    pub kill_taskmanager: Option<Outage>,
+    pub partition: Option<Episode>,
+    pub pause: Option<Episode>,
+    pub kill_sink: Option<Outage>,
+    pub kill_checkpoint_storage: Option<Outage>,
+    /// No fault starts at or after this.
+    pub quiet_after: Duration,
+}
+
+/// A drawn fault: when, and what.
+pub type Drawn = (Duration, FaultAction);
+
+impl Nemesis {
+    /// One line listing the entries, e.g.
+    /// `kill_taskmanager every 10s..40s down 2s..20s; quiet after 80s`.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        let outage = |name: &str, o: &Outage| format!("{name} every {} down {}", o.every, o.down);
+        let episode =
+            |name: &str, e: &Episode| format!("{name} every {} lasting {}", e.every, e.lasting);
+        if let Some(o) = &self.kill_taskmanager {
+            parts.push(outage("kill_taskmanager", o));
+        }
+        if let Some(e) = &self.partition {
+            parts.push(episode("partition", e));
+        }
+        if let Some(e) = &self.pause {
+            parts.push(episode("pause", e));
+        }
+        if let Some(o) = &self.kill_sink {
+            parts.push(outage("kill_sink", o));
+        }
+        if let Some(o) = &self.kill_checkpoint_storage {
+            parts.push(outage("kill_checkpoint_storage", o));
+        }
+        parts.push(format!("quiet after {:?}", self.quiet_after));
+        parts.join("; ")
+    }
+
+    /// The faults of this nemesis for `seed`, in draw order (not sorted).
+    ///
+    /// `taskmanagers` are the TaskManagers running from the start (kill and pause targets),
+    /// `nodes` every node a partition may split, `duration` the scenario's end, `scripted`
+    /// the scenario's own faults (a node they kill or pause is not drawn while it is down).
+    pub fn draw(
+        &self,
+        seed: u64,
+        taskmanagers: &[String],
+        nodes: &[String],
+        duration: Duration,
+        scripted: &[FaultSpec],
+    ) -> Vec<Drawn> {
+        let mut rng = sim::rng::stream(seed, "nemesis", 0);
+        let mut out = Vec::new();
+        // Per node, the closed intervals during which it is down or paused.
+        let mut busy: BTreeMap<String, Vec<(Duration, Duration)>> = BTreeMap::new();
+        for (i, f) in scripted.iter().enumerate() {
+            // Until the scripted start (resume) of the node, or the end of the run.
+            let until = |back_up: &dyn Fn(&FaultAction) -> bool| {
+                scripted[i + 1..]
+                    .iter()
+                    .find(|g| g.at >= f.at && back_up(&g.action))
+                    .map_or(duration, |g| g.at)
+            };
+            match &f.action {
+                FaultAction::Kill(n) => {
+                    let end = until(&|a| matches!(a, FaultAction::Start(m) if m == n));
+                    busy.entry(n.clone()).or_default().push((f.at, end));
+                }
+                FaultAction::Pause { node, resume_after } => {
+                    let end = match resume_after {
+                        Some(d) => f.at + *d,
+                        None => until(&|a| matches!(a, FaultAction::Resume(m) if m == node)),
+                    };
+                    busy.entry(node.clone()).or_default().push((f.at, end));
+                }
+                _ => {}
+            }
+        }
+        let free = |busy: &BTreeMap<String, Vec<(Duration, Duration)>>,
+                    node: &str,
+                    from: Duration,
+                    to: Duration| {
+            busy.get(node)
+                .is_none_or(|v| v.iter().all(|&(s, e)| to < s || from > e))
+        };
+
+        let outages =
+            |o: &Outage,
+             targets: &[String],
+             rng: &mut sim::rng::Rng,
+             out: &mut Vec<Drawn>,
+             busy: &mut BTreeMap<String, Vec<(Duration, Duration)>>| {
+                let mut t = Duration::ZERO;
+                loop {
+                    t += uniform(rng, o.every);
+                    if t >= self.quiet_after {
+                        break;
+                    }
+                    let up_at = (t + uniform(rng, o.down)).min(duration);
+                    let candidates: Vec<&String> =
+                        targets.iter().filter(|n| free(busy, n, t, up_at)).collect();
+                    if candidates.is_empty() {
+                        continue;
+                    }
+                    let node = candidates[rng.random_range(0..candidates.len())].clone();
+                    busy.entry(node.clone()).or_default().push((t, up_at));
+                    out.push((t, FaultAction::Kill(node.clone())));
+                    out.push((up_at, FaultAction::Start(node)));
+                }
+            };
+
+        if let Some(o) = &self.kill_taskmanager {
+            outages(o, taskmanagers, &mut rng, &mut out, &mut busy);
+        }
+        if let Some(e) = &self.partition {
+            let mut t = Duration::ZERO;
+            loop {
+                t += uniform(&mut rng, e.every);
+                if t >= self.quiet_after {
+                    break;
+                }
+                let lasting = uniform(&mut rng, e.lasting);
+                if nodes.len() < 2 {
+                    continue;
+                }
+                let shape = rng.random_range(0..3u32);
+                let (halves, one_way) = match shape {
+                    0 => (true, false),
+                    1 => (false, false),
+                    _ => (rng.random_bool(0.5), true),
+                };
+                let groups = if halves {
+                    let mut order: Vec<usize> = (0..nodes.len()).collect();
+                    order.shuffle(&mut rng);
+                    let (a, b) = order.split_at(nodes.len() / 2);
+                    let mut a = a.to_vec();
+                    let mut b = b.to_vec();
+                    a.sort_unstable();
+                    b.sort_unstable();
+                    vec![
+                        a.iter().map(|&i| nodes[i].clone()).collect(),
+                        b.iter().map(|&i| nodes[i].clone()).collect(),
+                    ]
+                } else {
+                    let i = rng.random_range(0..nodes.len());
+                    vec![
+                        vec![nodes[i].clone()],
+                        nodes
+                            .iter()
+                            .enumerate()
+                            .filter(|&(j, _)| j != i)
+                            .map(|(_, n)| n.clone())
+                            .collect(),
+                    ]
+                };
+                out.push((
+                    t,
+                    FaultAction::Partition {
+                        groups,
+                        one_way,
+                        heal_after: Some(lasting),
+                    },
+                ));
+            }
+        }
+        if let Some(e) = &self.pause {
+            let mut t = Duration::ZERO;
+            loop {
+                t += uniform(&mut rng, e.every);
+                if t >= self.quiet_after {
+                    break;
+                }
+                let lasting = uniform(&mut rng, e.lasting);
+                let candidates: Vec<&String> = taskmanagers
+                    .iter()
+                    .filter(|n| free(&busy, n, t, t + lasting))
+                    .collect();
+                if candidates.is_empty() {
+                    continue;
+                }
+                let node = candidates[rng.random_range(0..candidates.len())].clone();
+                busy.entry(node.clone()).or_default().push((t, t + lasting));
+                out.push((
+                    t,
+                    FaultAction::Pause {
+                        node,
+                        resume_after: Some(lasting),
+                    },
+                ));
+            }
+        }
+        if let Some(o) = &self.kill_sink {
+            outages(o, &["sink".to_string()], &mut rng, &mut out, &mut busy);
+        }
+        if let Some(o) = &self.kill_checkpoint_storage {
+            outages(
+                o,
+                &["checkpoint-storage".to_string()],
+                &mut rng,
+                &mut out,
+                &mut busy,
+            );
+        }
+        out
+    }
+}
+
+/// Uniform in the range: whole milliseconds when both ends are, nanoseconds otherwise.
+fn uniform(rng: &mut sim::rng::Rng, r: DurationRange) -> Duration {
+    let unit = if whole_ms(r.lo) && whole_ms(r.hi) {
+        1_000_000
+    } else {
+        1
+    };
+    let (lo, hi) = (r.lo.as_nanos() as u64, r.hi.as_nanos() as u64);
+    Duration::from_nanos(rng.random_range(lo / unit..=hi / unit) * unit)
+}
+
+fn whole_ms(d: Duration) -> bool {
+    Duration::from_millis(d.as_millis() as u64) == d
+}
+
+/// A duration as scenario text: "12345ms", or "…ns" when not a whole millisecond.
+pub fn duration_text(d: Duration) -> String {
+    if whole_ms(d) {
+        format!("{}ms", d.as_millis())
+    } else {
+        format!("{}ns", d.as_nanos())
+    }
+}
+
+/// A drawn fault as a `[[faults]]` table, in the syntax users write. Only the actions a
+/// nemesis draws are supported (kill, start, pause, partition); others give `None`.
+pub fn fault_table(at: Duration, action: &FaultAction) -> Option<toml::Table> {
+    use toml::Value;
+    let mut t = toml::Table::new();
+    t.insert("at".into(), Value::String(duration_text(at)));
+    match action {
+        FaultAction::Kill(n) => {
+            t.insert("kill".into(), Value::String(n.clone()));
+        }
+        FaultAction::Start(n) => {
+            t.insert("start".into(), Value::String(n.clone()));
+        }
+        FaultAction::Pause { node, resume_after } => {
+            t.insert("pause".into(), Value::String(node.clone()));
+            if let Some(d) = resume_after {
+                t.insert("resume_after".into(), Value::String(duration_text(*d)));
+            }
+        }
+        FaultAction::Partition {
+            groups,
+            one_way,
+            heal_after,
+        } => {
+            let groups = groups
+                .iter()
+                .map(|g| Value::Array(g.iter().map(|n| Value::String(n.clone())).collect()))
+                .collect();
+            t.insert("partition".into(), Value::Array(groups));
+            if let Some(d) = heal_after {
+                t.insert("heal_after".into(), Value::String(duration_text(*d)));
+            }
+            t.insert("one_way".into(), Value::Boolean(*one_way));
+        }
+        _ => return None,
+    }
+    Some(t)
+}

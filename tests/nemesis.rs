@@ -1,0 +1,235 @@
+//! `[nemesis]`: random faults drawn from the seed, resolved into ordinary scripted faults.
+
+mod common;
+
+use common::parse;
+use flinksim::scenario::{FaultAction, FaultSpec, Scenario};
+use std::path::Path;
+use std::time::Duration;
+
+const JOB_SCENARIO: &str = r#"
+name = "nemesis"
+duration = "120s"
+[cluster]
+taskmanagers = 3
+[flink]
+"heartbeat.interval" = "1 s"
+"heartbeat.timeout" = "5 s"
+[job]
+name = "j"
+parallelism = 2
+source = { kind = "sequence", partitions = 2, records = 100 }
+sink = { kind = "two_phase_commit" }
+[[faults]]
+at = "5s"
+kill = "taskmanager-1"
+[[faults]]
+at = "7s"
+start = "taskmanager-1"
+[nemesis]
+kill_taskmanager = { every = "5s..15s", down = "2s..20s" }
+partition = { every = "10s..30s", lasting = "1s..15s" }
+pause = { every = "10s..30s", lasting = "1 s..5 s" }
+kill_sink = { every = "20s..40s", down = "1s..5s" }
+kill_checkpoint_storage = { every = "20s..40s", down = "500ms..3s" }
+quiet_after = "80s"
+"#;
+
+fn scenario() -> Scenario {
+    parse(JOB_SCENARIO)
+}
+
+/// Faults without their line numbers (which depend on the text they were read from).
+fn plain(faults: &[FaultSpec]) -> Vec<(Duration, FaultAction)> {
+    faults.iter().map(|f| (f.at, f.action.clone())).collect()
+}
+
+#[test]
+fn the_nemesis_is_parsed_and_described() {
+    let s = scenario();
+    let n = s.nemesis.as_ref().expect("a nemesis");
+    assert_eq!(n.quiet_after, Duration::from_secs(80));
+    assert_eq!(
+        n.pause.unwrap().lasting.hi,
+        Duration::from_secs(5),
+        "Flink's spaced syntax"
+    );
+    let d = s.nemesis_description().unwrap();
+    for key in [
+        "kill_taskmanager",
+        "partition",
+        "pause",
+        "kill_sink",
+        "kill_checkpoint_storage",
+        "quiet after 80s",
+    ] {
+        assert!(d.contains(key), "{d}");
+    }
+    assert_eq!(s.faults.len(), 2);
+}
+
+#[test]
+fn the_same_seed_draws_the_same_faults_and_other_seeds_differ() {
+    let s = scenario();
+    let a = s.resolve(7);
+    let b = s.resolve(7);
+    assert_eq!(a, b);
+    assert!(a.faults.len() > 2 + 5, "{:?}", a.faults);
+    let c = s.resolve(8);
+    assert_ne!(plain(&a.faults), plain(&c.faults));
+    let distinct: std::collections::BTreeSet<String> = (0..20)
+        .map(|seed| format!("{:?}", plain(&s.resolve(seed).faults)))
+        .collect();
+    assert!(distinct.len() >= 19, "{}", distinct.len());
+}
+
+#[test]
+fn drawn_faults_are_sorted_quiet_after_and_keep_the_scripted_ones() {
+    let s = scenario();
+    for seed in 0..50 {
+        let r = s.resolve(seed);
+        assert!(r.nemesis.is_none());
+        assert!(
+            r.faults.windows(2).all(|w| w[0].at <= w[1].at),
+            "seed {seed}"
+        );
+        for f in &s.faults {
+            assert!(r
+                .faults
+                .iter()
+                .any(|g| g.at == f.at && g.action == f.action));
+        }
+        for f in &r.faults {
+            assert!(f.at <= r.duration, "seed {seed}: {f:?}");
+            // Only restarts of killed nodes may come at or after quiet_after.
+            if f.at >= Duration::from_secs(80) {
+                assert!(
+                    matches!(f.action, FaultAction::Start(_)),
+                    "seed {seed}: {f:?}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn every_kill_is_followed_by_a_start_and_no_node_is_killed_twice_while_down() {
+    let s = scenario();
+    let mut kinds = std::collections::BTreeSet::new();
+    for seed in 0..50 {
+        let r = s.resolve(seed);
+        let mut down: std::collections::BTreeMap<String, Duration> = Default::default();
+        for f in &r.faults {
+            match &f.action {
+                FaultAction::Kill(n) => {
+                    kinds.insert(n.clone());
+                    assert!(
+                        !down.contains_key(n),
+                        "seed {seed}: {n} killed at {:?} while down",
+                        f.at
+                    );
+                    assert!(
+                        r.faults
+                            .iter()
+                            .any(|g| g.at > f.at && g.action == FaultAction::Start(n.clone())),
+                        "seed {seed}: {n} killed at {:?} is never started",
+                        f.at
+                    );
+                    down.insert(n.clone(), f.at);
+                }
+                FaultAction::Start(n) => {
+                    down.remove(n);
+                }
+                FaultAction::Pause { node, resume_after } => {
+                    kinds.insert(format!("pause {node}"));
+                    assert!(resume_after.is_some());
+                    assert!(!down.contains_key(node), "seed {seed}: paused while down");
+                }
+                FaultAction::Partition {
+                    groups, heal_after, ..
+                } => {
+                    kinds.insert("partition".into());
+                    assert!(heal_after.is_some());
+                    assert_eq!(groups.len(), 2);
+                    assert!(groups.iter().all(|g| !g.is_empty()));
+                }
+                other => panic!("seed {seed}: unexpected {other:?}"),
+            }
+        }
+        assert!(down.is_empty(), "seed {seed}: left down: {down:?}");
+    }
+    for k in ["sink", "checkpoint-storage", "taskmanager-2", "partition"] {
+        assert!(kinds.contains(k), "{k} never drawn: {kinds:?}");
+    }
+}
+
+#[test]
+fn the_resolved_text_is_standalone_and_reparses_to_the_same_faults() {
+    let s = scenario();
+    for seed in 0..20 {
+        let r = s.resolve(seed);
+        assert!(!r.source.contains("[nemesis]"), "{}", r.source);
+        assert!(!r.source.contains("quiet_after"), "{}", r.source);
+        let again = Scenario::parse(Path::new("resolved.toml"), &r.source)
+            .unwrap_or_else(|e| panic!("seed {seed}: {e}\n{}", r.source));
+        assert!(again.nemesis.is_none());
+        assert_eq!(again.faults, r.faults, "seed {seed}");
+        assert_eq!(again.resolve(seed + 1).faults, r.faults);
+        assert_eq!(again.job, s.job);
+        assert_eq!(again.flink, s.flink);
+        assert_eq!(again.cluster, s.cluster);
+        assert_eq!(again.duration, s.duration);
+    }
+    let text = s.resolve(3).source;
+    assert!(text.contains("at = \""), "{text}");
+    assert!(text.contains("ms\""), "{text}");
+}
+
+#[test]
+fn a_scenario_without_a_nemesis_resolves_to_itself() {
+    let s = parse(
+        "name = \"x\"\nduration = \"30s\"\n[cluster]\ntaskmanagers = 2\n[[faults]]\nat = \"10s\"\nkill = \"taskmanager-2\"\n",
+    );
+    assert!(s.nemesis.is_none());
+    assert_eq!(s.nemesis_description(), None);
+    assert_eq!(s.resolve(1), s);
+    assert_eq!(s.resolve(2), s);
+    for b in common::bundled()
+        .into_iter()
+        .filter(|b| b.nemesis.is_none())
+    {
+        assert_eq!(b.resolve(5), b, "{}", b.name);
+    }
+}
+
+#[test]
+fn a_nemesis_of_only_partitions_works_without_a_job() {
+    let s = parse(
+        "name = \"x\"\nduration = \"60s\"\n[cluster]\ntaskmanagers = 2\n[nemesis]\npartition = { every = \"5s\", lasting = \"1s..2s\" }\nquiet_after = \"40s\"\n",
+    );
+    let r = s.resolve(0);
+    let starts: Vec<Duration> = r.faults.iter().map(|f| f.at).collect();
+    // A fixed `every` of 5s: faults at 5s, 10s, …, 35s.
+    assert_eq!(
+        starts,
+        (1..8)
+            .map(|i| Duration::from_secs(5 * i))
+            .collect::<Vec<_>>()
+    );
+    let again = Scenario::parse(Path::new("r.toml"), &r.source).unwrap();
+    assert_eq!(again.faults, r.faults);
+}
+
+#[test]
+fn the_bundled_nemesis_scenario_resolves_to_a_file_that_replays_the_same_run() {
+    let s = common::scenario("nemesis-checkpointing");
+    let resolved = s.resolve(5);
+    assert!(resolved.nemesis.is_none());
+    assert!(!resolved.faults.is_empty());
+    assert!(!resolved.source.contains("[nemesis]"));
+    let reparsed = parse(&resolved.source);
+    let a = common::run_seed(&s, 5, None).summary;
+    let b = common::run_seed(&reparsed, 5, None).summary;
+    assert_eq!(a.trace_hash, b.trace_hash);
+    assert!(a.passed(), "{:?}", a.violations);
+}
