@@ -16,7 +16,7 @@ use crate::config::FlinkConfig;
 use crate::failover_strategy::FailoverStrategy;
 use crate::heartbeat::{HeartbeatManager, HeartbeatPair, Role};
 use crate::ids::{AllocationId, ExecutionAttemptId, JobId, JobMasterId};
-use crate::job_graph::{ExecutionVertexId, JobGraph, JobSpec, Partitioner, SinkKind};
+use crate::job_graph::{ExecutionVertexId, JobGraph, JobSpec, Partitioner};
 use crate::obs::{Endpoint, LossCause, Obs};
 use crate::process::{ClusterSetup, Process, Timer};
 use crate::registration::{RegistrationTarget, RetryingRegistration};
@@ -138,7 +138,7 @@ impl JobMaster {
             .max()
             .unwrap_or(0);
         let id = ctx.rng().random::<u64>();
-        let stream_configs = stream_configs(&graph, &setup.config, &setup.topology);
+        let stream_configs = stream_configs(&graph, &spec, &setup.config, &setup.topology);
         let graph_id = ctx.rng().random::<u64>();
         let bugs = setup.bugs;
         JobMaster {
@@ -1525,6 +1525,7 @@ impl JobMaster {
 /// exchange out of it, and the external systems its tasks use.
 fn stream_configs(
     graph: &JobGraph,
+    spec: &JobSpec,
     config: &FlinkConfig,
     topology: &crate::process::Topology,
 ) -> Vec<Arc<StreamConfig>> {
@@ -1538,11 +1539,7 @@ fn stream_configs(
                 .filter_map(|op| match op.kind {
                     "map" => Some(ChainedOperator::Map),
                     "count" => Some(ChainedOperator::Count),
-                    "sink" => Some(ChainedOperator::Sink(match op.name.as_str() {
-                        "two_phase_commit" => SinkKind::TwoPhaseCommit,
-                        "at_least_once" => SinkKind::AtLeastOnce,
-                        _ => SinkKind::Discard,
-                    })),
+                    "sink" => Some(ChainedOperator::Sink(spec.sink.kind)),
                     _ => None,
                 })
                 .collect();

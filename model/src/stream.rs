@@ -97,6 +97,31 @@ struct InChannel {
     dirty: bool,
 }
 
+impl InChannel {
+    /// The next element of the front buffer (an empty buffer is recycled on the way).
+    fn next_element(&mut self) -> Option<StreamElement> {
+        self.recycle_if_done();
+        let (buf, pos) = self.queue.front_mut()?;
+        let e = buf[*pos];
+        *pos += 1;
+        Some(e)
+    }
+
+    /// Recycles the front buffer once all its elements were taken: one more credit for the
+    /// producer. Returns whether it did.
+    fn recycle_if_done(&mut self) -> bool {
+        match self.queue.front() {
+            Some((buf, pos)) if *pos >= buf.len() => {
+                self.queue.pop_front();
+                self.consumed += 1;
+                self.dirty = true;
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
 /// The state of a 2PC transaction the writer has handed to a checkpoint.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Pending {
@@ -191,7 +216,7 @@ pub struct StreamTask {
     final_checkpoint: Option<CheckpointId>,
     writer: Option<SinkWriter>,
     failure: Option<String>,
-    /// When the last tick ran (for ask timeouts).
+    /// `pekko.ask.timeout`: how long restore reads and state writes may stay unanswered.
     ask_timeout: Duration,
 }
 
@@ -892,25 +917,10 @@ impl StreamTask {
             }
             idle_rounds = 0;
             // Process one buffer (or up to a blocking barrier).
-            while let Some((buf, pos)) = self.ins[c].queue.front_mut() {
-                if *pos >= buf.len() {
-                    self.ins[c].queue.pop_front();
-                    self.ins[c].consumed += 1;
-                    self.ins[c].dirty = true;
-                    break;
-                }
-                let e = buf[*pos];
-                *pos += 1;
+            while let Some(e) = self.ins[c].next_element() {
+                let buffer_done = self.ins[c].recycle_if_done();
                 self.on_element(ctx, c, e);
-                if self.ins[c].blocked {
-                    // Finish the buffer's bookkeeping if the barrier was its last element.
-                    if let Some((buf, pos)) = self.ins[c].queue.front() {
-                        if *pos >= buf.len() {
-                            self.ins[c].queue.pop_front();
-                            self.ins[c].consumed += 1;
-                            self.ins[c].dirty = true;
-                        }
-                    }
+                if buffer_done || self.ins[c].blocked {
                     break;
                 }
             }

@@ -655,9 +655,6 @@ impl Task {
         let Some(i) = self.channel_of(producer) else {
             return;
         };
-        if self.stream.input_ended(i) {
-            return; // end of partition arrived in-band: nothing more to request
-        }
         let live = match self.inputs[i].state {
             ChannelState::Requested { resend } => resend == timer,
             ChannelState::Backoff { timer: t } => t == timer,
