@@ -268,8 +268,17 @@ pub fn duration_text(d: Duration) -> String {
     }
 }
 
-/// A drawn fault as a `[[faults]]` table, in the syntax users write. Only the actions a
-/// nemesis draws are supported (kill, start, pause, partition); others give `None`.
+fn groups_value(groups: &[Vec<String>]) -> toml::Value {
+    toml::Value::Array(
+        groups
+            .iter()
+            .map(|g| toml::Value::Array(g.iter().map(|n| toml::Value::String(n.clone())).collect()))
+            .collect(),
+    )
+}
+
+/// A fault as a `[[faults]]` table, in the syntax users write; it parses back to the same
+/// action (`None` is kept for callers that may meet actions without a text form).
 pub fn fault_table(at: Duration, action: &FaultAction) -> Option<toml::Table> {
     use toml::Value;
     let mut t = toml::Table::new();
@@ -292,17 +301,48 @@ pub fn fault_table(at: Duration, action: &FaultAction) -> Option<toml::Table> {
             one_way,
             heal_after,
         } => {
-            let groups = groups
-                .iter()
-                .map(|g| Value::Array(g.iter().map(|n| Value::String(n.clone())).collect()))
-                .collect();
-            t.insert("partition".into(), Value::Array(groups));
+            t.insert("partition".into(), groups_value(groups));
             if let Some(d) = heal_after {
                 t.insert("heal_after".into(), Value::String(duration_text(*d)));
             }
             t.insert("one_way".into(), Value::Boolean(*one_way));
         }
-        _ => return None,
+        FaultAction::Resume(n) => {
+            t.insert("resume".into(), Value::String(n.clone()));
+        }
+        FaultAction::Heal => {
+            t.insert("heal".into(), Value::Boolean(true));
+        }
+        FaultAction::Clog {
+            groups,
+            one_way,
+            extra,
+            clear_after,
+        } => {
+            t.insert("clog".into(), groups_value(groups));
+            t.insert("extra".into(), Value::String(duration_text(*extra)));
+            if let Some(d) = clear_after {
+                t.insert("clear_after".into(), Value::String(duration_text(*d)));
+            }
+            t.insert("one_way".into(), Value::Boolean(*one_way));
+        }
+        FaultAction::ClockJump { node, by_ns } => {
+            t.insert("clock_jump".into(), Value::String(node.clone()));
+            let by = if by_ns % 1_000_000 == 0 {
+                format!("{}ms", by_ns / 1_000_000)
+            } else {
+                format!("{by_ns}ns")
+            };
+            t.insert("by".into(), Value::String(by));
+        }
+        FaultAction::FailTask {
+            operator, subtask, ..
+        } => {
+            t.insert(
+                "fail_task".into(),
+                Value::String(format!("{operator}[{subtask}]")),
+            );
+        }
     }
     Some(t)
 }

@@ -233,3 +233,73 @@ fn the_bundled_nemesis_scenario_resolves_to_a_file_that_replays_the_same_run() {
     assert_eq!(a.trace_hash, b.trace_hash);
     assert!(a.passed(), "{:?}", a.violations);
 }
+
+/// Every scripted fault action renders as a `[[faults]]` table that parses back to itself, so
+/// resolved and shrunk scenario files can hold any fault.
+#[test]
+fn every_fault_action_round_trips_through_its_table() {
+    let text = r#"
+name = "all-actions"
+duration = "60s"
+[cluster]
+taskmanagers = 2
+[job]
+name = "j"
+parallelism = 2
+source = { kind = "sequence", partitions = 2, records = 100 }
+operators = [{ kind = "map" }]
+sink = { kind = "two_phase_commit" }
+[[faults]]
+at = "1s"
+kill = "taskmanager-1"
+[[faults]]
+at = "2s"
+start = "taskmanager-1"
+[[faults]]
+at = "3s"
+pause = "taskmanager-2"
+resume_after = "1500ms"
+[[faults]]
+at = "4s"
+pause = "sink"
+[[faults]]
+at = "5s"
+resume = "sink"
+[[faults]]
+at = "6s"
+partition = [["jobmanager-1"], ["taskmanager-1", "taskmanager-2"]]
+one_way = true
+heal_after = "2s"
+[[faults]]
+at = "7s"
+heal = true
+[[faults]]
+at = "8s"
+clog = [["sink"], ["taskmanager-2"]]
+extra = "200ms"
+clear_after = "3s"
+[[faults]]
+at = "9s"
+clock_jump = "taskmanager-2"
+by = "-5s"
+[[faults]]
+at = "10s"
+fail_task = "map[1]"
+"#;
+    let s = parse(text);
+    assert_eq!(s.faults.len(), 10);
+    let mut table: toml::Table = toml::from_str(text).unwrap();
+    let faults = s
+        .faults
+        .iter()
+        .map(|f| {
+            toml::Value::Table(
+                flinksim::nemesis::fault_table(f.at, &f.action)
+                    .unwrap_or_else(|| panic!("no table for {:?}", f.action)),
+            )
+        })
+        .collect();
+    table.insert("faults".into(), toml::Value::Array(faults));
+    let again = parse(&toml::to_string(&table).unwrap());
+    assert_eq!(plain(&again.faults), plain(&s.faults));
+}
