@@ -47,6 +47,7 @@ fn steady(c: &mut Criterion) {
                 seed: 1,
                 bug: None,
                 trace: None,
+                tap: sim::Tap::None,
             },
         );
         let wall = t.elapsed().as_secs_f64();
@@ -70,6 +71,7 @@ fn steady(c: &mut Criterion) {
                     seed: 1,
                     bug: None,
                     trace: None,
+                    tap: sim::Tap::None,
                 },
             )
         })

@@ -51,6 +51,10 @@ pub enum Command {
         /// Print the summary JSON object instead of the verdict line.
         #[arg(long)]
         json: bool,
+        /// Run twice and compare the traces event by event; on a mismatch name the first
+        /// differing event (index, virtual time, both versions) and exit 1.
+        #[arg(long)]
+        check_determinism: bool,
     },
     /// Re-run a recorded run with full tracing and check it reproduces the same trace hash.
     ///
@@ -80,6 +84,10 @@ pub enum Command {
         /// Also write the results as JUnit XML.
         #[arg(long, value_name = "FILE")]
         junit: Option<PathBuf>,
+        /// The determinism gate: every N-th seed (0, N, 2N, …) runs twice and the traces must
+        /// be identical event by event; 0 switches the gate off.
+        #[arg(long, value_name = "N", default_value_t = crate::check::DETERMINISM_EVERY)]
+        determinism_every: u64,
     },
     /// Many seeds in parallel, looking for failing ones; prints each failing seed with its
     /// invariant and replay command. Stops after the first failing batch unless --keep-going.
@@ -174,13 +182,29 @@ fn execute(cli: Cli) -> Result<ExitCode, UsageError> {
             bug,
             out,
             json,
+            check_determinism,
         } => {
             let scenario = Scenario::load(&file)?;
             let bug = parse_bug(bug.as_deref())?;
             let dir = out.unwrap_or_else(|| report::default_dir(&scenario, seed));
-            let result = run_with_report(&scenario, seed, bug, &dir)?;
+            let (result, difference) =
+                run_with_report(&scenario, seed, bug, &dir, check_determinism)?;
             print_result(&scenario, &result, &dir, json);
-            Ok(exit_for(&result))
+            match difference {
+                Some(d) => {
+                    say!("NOT DETERMINISTIC: {d}");
+                    Ok(ExitCode::from(1))
+                }
+                None => {
+                    if check_determinism && !json {
+                        say!(
+                            "deterministic: a second run traced the same {} events",
+                            result.summary.events
+                        );
+                    }
+                    Ok(exit_for(&result))
+                }
+            }
         }
         Command::Replay {
             path,
@@ -189,7 +213,11 @@ fn execute(cli: Cli) -> Result<ExitCode, UsageError> {
             out,
             json,
         } => replay(&path, seed, bug.as_deref(), out, json),
-        Command::Check { paths, junit } => check(&paths, junit.as_deref()),
+        Command::Check {
+            paths,
+            junit,
+            determinism_every,
+        } => check(&paths, junit.as_deref(), determinism_every),
         Command::Explore {
             files,
             seeds,
@@ -318,12 +346,15 @@ fn exit_for(result: &RunResult) -> ExitCode {
     }
 }
 
+/// Runs with the full trace into the report folder `dir` and writes the report. With
+/// `check_determinism`, runs a second time and returns the first difference between the two.
 fn run_with_report(
     scenario: &Scenario,
     seed: u64,
     bug: Option<Bug>,
     dir: &Path,
-) -> Result<RunResult, UsageError> {
+    check_determinism: bool,
+) -> Result<(RunResult, Option<crate::determinism::Difference>), UsageError> {
     let trace = report::open_trace(dir).map_err(|e| {
         UsageError(format!(
             "cannot write the report folder {}: {e}",
@@ -333,21 +364,25 @@ fn run_with_report(
     // The report's scenario.toml holds the faults the nemesis drew for this seed, so that `run`
     // on it alone reproduces the run.
     let scenario = &scenario.resolve(seed);
-    let result = run_catching(
-        scenario,
-        RunOptions {
+    let (result, difference) = if check_determinism {
+        let checked = crate::determinism::check(scenario, seed, bug, Some(trace));
+        (checked.result, checked.difference)
+    } else {
+        let options = RunOptions {
             seed,
             bug,
             trace: Some(trace),
-        },
-    );
+            tap: sim::Tap::None,
+        };
+        (run_catching(scenario, options), None)
+    };
     report::write(dir, scenario, &result.summary).map_err(|e| {
         UsageError(format!(
             "cannot write the report folder {}: {e}",
             dir.display()
         ))
     })?;
-    Ok(result)
+    Ok((result, difference))
 }
 
 /// The command that reproduces a run from its scenario file.
@@ -432,7 +467,7 @@ fn replay(
         let scenario = Scenario::load(&path.join("scenario.toml"))?;
         let bug = parse_bug(recorded.bug.as_deref())?;
         let dir = out.unwrap_or_else(|| path.to_path_buf());
-        let result = run_with_report(&scenario, recorded.seed, bug, &dir)?;
+        let (result, _) = run_with_report(&scenario, recorded.seed, bug, &dir, false)?;
         print_result(&scenario, &result, &dir, json);
         let same = result.summary.trace_hash == recorded.trace_hash;
         if !json {
@@ -463,7 +498,7 @@ fn replay(
         let scenario = Scenario::load(path)?;
         let bug = parse_bug(bug)?;
         let dir = out.unwrap_or_else(|| report::default_dir(&scenario, seed));
-        let result = run_with_report(&scenario, seed, bug, &dir)?;
+        let (result, _) = run_with_report(&scenario, seed, bug, &dir, false)?;
         print_result(&scenario, &result, &dir, json);
         if !json {
             say!(
@@ -475,7 +510,11 @@ fn replay(
     }
 }
 
-fn check(paths: &[PathBuf], junit: Option<&Path>) -> Result<ExitCode, UsageError> {
+fn check(
+    paths: &[PathBuf],
+    junit: Option<&Path>,
+    determinism_every: u64,
+) -> Result<ExitCode, UsageError> {
     use crate::check;
     let files = check::collect(paths).map_err(UsageError)?;
     let scenarios = check::load_all(&files)?;
@@ -489,13 +528,13 @@ fn check(paths: &[PathBuf], junit: Option<&Path>) -> Result<ExitCode, UsageError
         "wall"
     );
     for scenario in scenarios {
-        let r = check::run_file(scenario);
+        let r = check::run_file(scenario, determinism_every);
         let events: u64 = r.seeds.iter().map(|s| s.events).sum();
         let wall: u64 = r.seeds.iter().map(|s| s.wall_ms).sum();
         let verdict = match (&r.scenario.expect.violation, r.ok()) {
             (None, true) => "ok".to_string(),
             (Some(inv), true) => format!("ok (fails with {inv} as expected)"),
-            (_, false) => format!("FAILED on {} seed(s)", r.unexpected().count()),
+            (_, false) => format!("FAILED on {} seed(s)", check::failed_seeds(&r)),
         };
         say!(
             "{:<36} {:>6} {:>9} {:>8}ms  {verdict}",
@@ -517,12 +556,16 @@ fn check(paths: &[PathBuf], junit: Option<&Path>) -> Result<ExitCode, UsageError
                 s.seed
             );
         }
+        for (seed, d) in r.nondeterministic().take(3) {
+            say!("    seed {seed} is NOT deterministic: {d}");
+        }
         results.push(r);
     }
     let failed = results.iter().filter(|r| !r.ok()).count();
     let runs: usize = results.iter().map(|r| r.seeds.len()).sum();
+    let rerun: usize = results.iter().map(|r| r.determinism.len()).sum();
     say!(
-        "{} scenario(s), {runs} run(s), {failed} failed, {:.1}s",
+        "{} scenario(s), {runs} run(s), {failed} failed, {rerun} seed(s) rerun for determinism, {:.1}s",
         results.len(),
         started.elapsed().as_secs_f64()
     );

@@ -140,6 +140,7 @@ pub fn explore(scenarios: &[Scenario], what: &Exploration, progress: Progress<'_
                             seed,
                             bug: what.bug,
                             trace: None,
+                            tap: sim::Tap::None,
                         },
                     )
                     .summary

@@ -30,6 +30,7 @@
 
 pub mod check;
 pub mod cli;
+pub mod determinism;
 pub mod explore;
 pub mod nemesis;
 pub mod report;

@@ -28,12 +28,16 @@ pub struct RunOptions {
     pub bug: Option<Bug>,
     /// Write the full trace as JSON lines here.
     pub trace: Option<Box<dyn Write>>,
+    /// What to keep of the trace in memory (the determinism check compares two runs' taps).
+    pub tap: sim::Tap,
 }
 
 /// Everything a run produced.
 pub struct RunResult {
     pub summary: Summary,
     pub violations: Vec<Violation>,
+    /// What [`RunOptions::tap`] asked to keep.
+    pub tap: sim::Tap,
 }
 
 /// The event budget of a run (a runaway model stops here rather than running forever).
@@ -252,6 +256,7 @@ pub fn run(scenario: &Scenario, mut options: RunOptions) -> RunResult {
     if let Some(w) = options.trace.take() {
         world.record_trace(w);
     }
+    world.tap_trace(std::mem::take(&mut options.tap));
 
     for f in &scenario.faults {
         let at = Time::ZERO + f.at;
@@ -336,6 +341,7 @@ pub fn run(scenario: &Scenario, mut options: RunOptions) -> RunResult {
         watch.oracles.finish(world.census(), end);
     }
     let _ = world.finish_trace();
+    let tap = world.take_tap();
 
     let mut violations = std::mem::take(&mut watch.oracles.violations);
     // Scenario expectations, judged only when the run is otherwise clean.
@@ -453,6 +459,7 @@ pub fn run(scenario: &Scenario, mut options: RunOptions) -> RunResult {
     RunResult {
         summary,
         violations,
+        tap,
     }
 }
 
@@ -478,6 +485,7 @@ pub fn run_catching(scenario: &Scenario, options: RunOptions) -> RunResult {
             RunResult {
                 summary: Summary::panicked(scenario, seed, bug, &v),
                 violations: vec![v],
+                tap: sim::Tap::None,
             }
         }
     }

@@ -157,3 +157,29 @@ fn list_names_every_invariant_bug_and_config_key() {
         );
     }
 }
+
+#[test]
+fn run_check_determinism_runs_twice_and_says_so() {
+    let out_dir = tmp("determinism");
+    let out = flinksim(&[
+        "run",
+        "scenarios/tm-killed.toml",
+        "--seed",
+        "4",
+        "--out",
+        &out_dir,
+        "--check-determinism",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout
+        .lines()
+        .next()
+        .unwrap()
+        .starts_with("PASS tm-killed seed=4"));
+    assert!(
+        stdout.contains("deterministic: a second run traced the same"),
+        "{stdout}"
+    );
+    assert!(Path::new(&out_dir).join("trace.jsonl").is_file());
+}

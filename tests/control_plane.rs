@@ -237,6 +237,7 @@ fn golden(name: &str, seed: u64) -> String {
             seed,
             bug: None,
             trace: Some(Box::new(capture.clone())),
+            tap: sim::Tap::None,
         },
     );
     let text = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();

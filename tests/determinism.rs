@@ -56,6 +56,7 @@ fn full_traces_of_the_same_seed_are_byte_identical_and_tracing_does_not_change_t
                 seed: 11,
                 bug: None,
                 trace: Some(Box::new(capture.clone())),
+                tap: sim::Tap::None,
             },
         );
         let bytes = capture.0.lock().unwrap().clone();
@@ -111,4 +112,38 @@ fn hashes_do_not_depend_on_how_many_threads_run_seeds() {
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
     assert_eq!(sequential, parallel);
+}
+
+/// The determinism gate finds no difference between two runs of one seed, and names the exact
+/// first differing event when two runs do differ (here: one fault moved by 1 ms).
+#[test]
+fn the_determinism_gate_names_the_first_event_where_two_runs_differ() {
+    use flinksim::determinism::{check, compare};
+    use flinksim::scenario::FaultAction;
+    let a = scenario("tm-killed");
+    assert_eq!(check(&a, 3, None, None).difference, None);
+    let mut b = a.clone();
+    let kill = b
+        .faults
+        .iter_mut()
+        .find(|f| matches!(f.action, FaultAction::Kill(_)))
+        .expect("tm-killed kills a TaskManager");
+    let kill_at = kill.at;
+    kill.at += std::time::Duration::from_millis(1);
+    let checked = compare(&a, &b, 3, None, None);
+    let d = checked.difference.expect("the runs differ");
+    let first = d.first.clone().expect("the first run has the event");
+    assert!(
+        first.contains("\"kind\":\"fault\"") && first.contains("\"fault\":\"kill\""),
+        "the first difference is the kill in the first run: {first}"
+    );
+    assert_eq!(d.t_ns, Some(kill_at.as_nanos() as u64));
+    let second = d.second.clone().expect("the second run goes on");
+    assert_ne!(first, second);
+    assert!(second.contains(&format!("\"i\":{}", d.index)));
+    // Both runs agree on every earlier event: the first run's hash log and a trace of the
+    // second differ only from this index on.
+    let text = d.to_string();
+    assert!(text.contains(&format!("event #{}", d.index)), "{text}");
+    assert!(checked.result.summary.passed());
 }

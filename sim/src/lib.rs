@@ -62,5 +62,5 @@ pub use hash::{stable_hash, StableHasher};
 pub use network::{Latency, NetConfig, RuleId};
 pub use rng::Rng;
 pub use time::Time;
-pub use trace::{DropReason, Event, EventKind};
+pub use trace::{DropReason, Event, EventKind, Tap};
 pub use world::{Census, Limits, NodeSpec, Observer, Outcome, Status, StopReason, World};

@@ -188,12 +188,25 @@ impl<A: Actor> Event<'_, A> {
     }
 }
 
+/// What a run keeps of its trace besides the rolling hash, for comparing two runs without
+/// writing either out: the hash after every event, or one event's JSON line.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub enum Tap {
+    #[default]
+    None,
+    /// The rolling hash after each event (8 bytes per event).
+    Hashes(Vec<u64>),
+    /// The JSON line of the event at `index`, once it happened.
+    Line { index: u64, line: Option<String> },
+}
+
 /// The rolling hash and the optional JSON-lines writer.
 pub struct Trace {
     hasher: StableHasher,
     events: u64,
     writer: Option<Box<dyn Write>>,
     write_error: Option<std::io::Error>,
+    tap: Tap,
 }
 
 impl Default for Trace {
@@ -203,6 +216,7 @@ impl Default for Trace {
             events: 0,
             writer: None,
             write_error: None,
+            tap: Tap::None,
         }
     }
 }
@@ -222,6 +236,14 @@ impl Trace {
 
     pub fn set_writer(&mut self, writer: Box<dyn Write>) {
         self.writer = Some(writer);
+    }
+
+    pub fn set_tap(&mut self, tap: Tap) {
+        self.tap = tap;
+    }
+
+    pub fn take_tap(&mut self) -> Tap {
+        std::mem::take(&mut self.tap)
     }
 
     pub fn is_recording(&self) -> bool {
@@ -246,6 +268,15 @@ impl Trace {
         assert_eq!(ev.index, self.events);
         ev.hash_into(&mut self.hasher);
         self.events += 1;
+        match &mut self.tap {
+            Tap::None => {}
+            Tap::Hashes(v) => v.push(self.hasher.finish()),
+            Tap::Line { index, line } => {
+                if *index == ev.index {
+                    *line = Some(render_line(ev, names, self.hasher.finish()));
+                }
+            }
+        }
         if self.write_error.is_some() {
             return;
         }

@@ -269,6 +269,16 @@ impl<A: Actor> World<A> {
         self.trace.set_writer(w);
     }
 
+    /// Keeps what `tap` asks for of the trace (see [`Tap`](crate::trace::Tap)).
+    pub fn tap_trace(&mut self, tap: crate::trace::Tap) {
+        self.trace.set_tap(tap);
+    }
+
+    /// What the trace tap kept.
+    pub fn take_tap(&mut self) -> crate::trace::Tap {
+        self.trace.take_tap()
+    }
+
     /// Flushes the trace writer and returns its first error, if any.
     pub fn finish_trace(&mut self) -> Option<std::io::Error> {
         self.trace.flush();

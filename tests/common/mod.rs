@@ -35,6 +35,7 @@ pub fn run_seed(s: &Scenario, seed: u64, bug: Option<Bug>) -> RunResult {
             seed,
             bug,
             trace: None,
+            tap: sim::Tap::None,
         },
     )
 }
