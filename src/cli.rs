@@ -114,6 +114,20 @@ pub enum Command {
         /// Stop starting new seeds after this much wall time (e.g. "10 min").
         #[arg(long, value_name = "DURATION")]
         time_limit: Option<String>,
+        /// Where to write the exploration record (exploration[-shard-K-of-N].json, for
+        /// `merge`) and a report folder <scenario>/<seed>/ for each of the first failing seeds.
+        #[arg(long, value_name = "DIR", default_value = "reports")]
+        out: PathBuf,
+    },
+    /// Join the records of sharded explorations (exploration*.json written by `explore --out`)
+    /// into one table, and optionally one JUnit file; names missing shards.
+    Merge {
+        /// Exploration records, or folders searched recursively for exploration*.json.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Also write the merged results as JUnit XML.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
     },
     /// List what exists, one line each.
     List {
@@ -226,6 +240,7 @@ fn execute(cli: Cli) -> Result<ExitCode, UsageError> {
             bug,
             keep_going,
             time_limit,
+            out,
         } => {
             let scenarios = files
                 .iter()
@@ -248,8 +263,9 @@ fn execute(cli: Cli) -> Result<ExitCode, UsageError> {
                     })
                     .transpose()?,
             };
-            explore(&scenarios, &what, jobs)
+            explore(&scenarios, &what, jobs, &out)
         }
+        Command::Merge { paths, junit } => merge(&paths, junit.as_deref()),
         Command::List { what } => {
             list(what);
             Ok(ExitCode::SUCCESS)
@@ -257,10 +273,14 @@ fn execute(cli: Cli) -> Result<ExitCode, UsageError> {
     }
 }
 
+/// Failing seeds of an exploration that get a report folder.
+const EXPLORE_REPORTS_MAX: usize = 5;
+
 fn explore(
     scenarios: &[Scenario],
     what: &crate::explore::Exploration,
     jobs: Option<usize>,
+    out_dir: &Path,
 ) -> Result<ExitCode, UsageError> {
     use std::io::IsTerminal as _;
     let jobs = jobs.unwrap_or_else(|| {
@@ -286,18 +306,57 @@ fn explore(
             .map(|b| format!(" with bug {}", b.name()))
             .unwrap_or_default()
     );
-    let tty = std::io::stderr().is_terminal();
+    let total: u64 = scenarios.len() as u64
+        * (what.seeds.start..what.seeds.end)
+            .filter(|s| what.shard.is_none_or(|sh| sh.owns(*s)))
+            .count() as u64;
+    // A progress bar on a terminal, plain lines otherwise (CI logs).
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new(total);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{elapsed_precise} [{bar:32}] {pos}/{len} seeds  {msg}",
+            )
+            .expect("a valid template")
+            .progress_chars("=> "),
+        );
+        bar
+    });
     let mut progress = |runs: u64, failures: u64, wall: std::time::Duration| {
         let rate = runs as f64 / wall.as_secs_f64().max(1e-9);
-        if tty {
-            eprint!("\r  {runs} seeds, {failures} failing, {rate:.0} seeds/s   ");
-        } else if runs.is_multiple_of(crate::explore::BATCH as u64 * 16) {
-            eprintln!("  {runs} seeds, {failures} failing, {rate:.0} seeds/s");
+        match &bar {
+            Some(bar) => {
+                bar.set_position(runs);
+                bar.set_message(format!("{failures} failing, {rate:.0} seeds/s"));
+            }
+            None if runs.is_multiple_of(crate::explore::BATCH as u64 * 16) => {
+                eprintln!("  {runs}/{total} seeds, {failures} failing, {rate:.0} seeds/s");
+            }
+            None => {}
         }
     };
     let out = pool.install(|| crate::explore::explore(scenarios, what, &mut progress));
-    if tty {
-        eprintln!();
+    if let Some(bar) = &bar {
+        bar.finish();
+    }
+    let record = crate::explore::Record::new(scenarios, what, &out);
+    let record_path = out_dir.join(record.file_name());
+    let cannot =
+        |p: &Path, e: std::io::Error| UsageError(format!("cannot write {}: {e}", p.display()));
+    std::fs::create_dir_all(out_dir).map_err(|e| cannot(out_dir, e))?;
+    let json = serde_json::to_string_pretty(&record).expect("a record serializes");
+    std::fs::write(&record_path, json + "\n").map_err(|e| cannot(&record_path, e))?;
+    // Report folders (full trace, report.md, Perfetto, Mermaid) for the first failing seeds.
+    let mut reports = Vec::new();
+    for f in out.failures.iter().take(EXPLORE_REPORTS_MAX) {
+        let Some(scenario) = scenarios.iter().find(|s| s.name == f.scenario) else {
+            continue;
+        };
+        let dir = out_dir
+            .join(&scenario.name)
+            .join(f.summary.seed.to_string());
+        run_with_report(scenario, f.summary.seed, what.bug, &dir, false)?;
+        reports.push(dir);
     }
     say!(
         "{} run(s), {} event(s), {} failing, {:.1}s, {:.0} seeds/s",
@@ -310,14 +369,34 @@ fn explore(
     if let Some(why) = &out.stopped {
         say!("{why}");
     }
+    say!("exploration record: {}", record_path.display());
     if !out.failures.is_empty() {
+        print_failures(&out.failures);
+        for dir in &reports {
+            say!(
+                "report: {} (flinksim replay {})",
+                dir.join("report.md").display(),
+                dir.display()
+            );
+        }
+    }
+    Ok(if out.failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// The table of failing seeds: seed, scenario, invariant, replay command, message.
+fn print_failures(failures: &[crate::explore::Failure]) {
+    {
         say!(
             "{:<8} {:<36} {:<26} replay",
             "seed",
             "scenario",
             "invariant"
         );
-        for f in &out.failures {
+        for f in failures {
             let v = f.summary.violations.first();
             say!(
                 "{:<8} {:<36} {:<26} {}",
@@ -331,11 +410,124 @@ fn explore(
             }
         }
     }
-    Ok(if out.failures.is_empty() {
-        ExitCode::SUCCESS
-    } else {
+}
+
+fn merge(paths: &[PathBuf], junit: Option<&Path>) -> Result<ExitCode, UsageError> {
+    let mut files = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            find_records(p, &mut files).map_err(|e| UsageError(format!("{}: {e}", p.display())))?;
+        } else if p.is_file() {
+            files.push(p.clone());
+        } else {
+            return Err(UsageError(format!(
+                "{}: no such file or directory",
+                p.display()
+            )));
+        }
+    }
+    files.sort();
+    files.dedup();
+    if files.is_empty() {
+        return Err(UsageError(
+            "no exploration records (exploration*.json) found; `flinksim explore --out DIR` writes them".into(),
+        ));
+    }
+    let mut records = Vec::new();
+    for f in &files {
+        let text = std::fs::read_to_string(f)
+            .map_err(|e| UsageError(format!("{}: cannot read: {e}", f.display())))?;
+        let r: crate::explore::Record = serde_json::from_str(&text).map_err(|e| {
+            UsageError(format!(
+                "{}: not a flinksim exploration record: {e}",
+                f.display()
+            ))
+        })?;
+        records.push(r);
+    }
+    let merged = crate::explore::merge(&records).map_err(UsageError)?;
+    say!("{} record(s) from {} file(s)", records.len(), files.len());
+    say!(
+        "{:<40} {:<14} {:>8} {:>8} {:>9}  shards",
+        "exploration",
+        "seeds",
+        "runs",
+        "failing",
+        "wall"
+    );
+    let mut bad = false;
+    for m in &merged {
+        let missing = m.missing_shards();
+        let shards = match m.shard_count {
+            Some(n) if missing.is_empty() => format!("{n}/{n}"),
+            Some(n) => format!(
+                "{}/{n}, MISSING {}",
+                m.shards.len(),
+                missing
+                    .iter()
+                    .map(u64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+            None => "-".to_string(),
+        };
+        say!(
+            "{:<40} {:<14} {:>8} {:>8} {:>8.1}s  {shards}",
+            format!(
+                "{}{}",
+                m.scenarios.join("+"),
+                m.bug
+                    .as_ref()
+                    .map(|b| format!(" (bug {b})"))
+                    .unwrap_or_default()
+            ),
+            m.seeds,
+            m.runs,
+            m.failures.len(),
+            m.wall_ms as f64 / 1e3
+        );
+        for why in &m.stopped {
+            say!("    {why}");
+        }
+        bad |= !m.failures.is_empty() || !missing.is_empty();
+    }
+    let failures: Vec<crate::explore::Failure> = merged
+        .iter()
+        .flat_map(|m| m.failures.iter().cloned())
+        .collect();
+    if !failures.is_empty() {
+        print_failures(&failures);
+    }
+    if let Some(path) = junit {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| UsageError(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        std::fs::write(path, crate::explore::junit(&merged))
+            .map_err(|e| UsageError(format!("cannot write {}: {e}", path.display())))?;
+    }
+    Ok(if bad {
         ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
     })
+}
+
+/// Every exploration*.json under `dir`.
+fn find_records(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let p = entry?.path();
+        if p.is_dir() {
+            find_records(&p, out)?;
+        } else if p
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("exploration") && n.ends_with(".json"))
+        {
+            out.push(p);
+        }
+    }
+    Ok(())
 }
 
 fn exit_for(result: &RunResult) -> ExitCode {

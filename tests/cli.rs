@@ -183,3 +183,51 @@ fn run_check_determinism_runs_twice_and_says_so() {
     );
     assert!(Path::new(&out_dir).join("trace.jsonl").is_file());
 }
+
+#[test]
+fn explore_writes_records_and_reports_that_merge_joins() {
+    let out_dir = tmp("explore-merge");
+    for k in ["1/2", "2/2"] {
+        let out = flinksim(&[
+            "explore",
+            "scenarios/negative-sink-commit-on-barrier.toml",
+            "--seeds",
+            "4",
+            "--shard",
+            k,
+            "--jobs",
+            "1",
+            "--out",
+            &out_dir,
+        ]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "{stdout}");
+        assert!(stdout.contains("committed-only-completed"), "{stdout}");
+    }
+    let dir = Path::new(&out_dir);
+    assert!(dir.join("exploration-shard-1-of-2.json").is_file());
+    assert!(dir.join("exploration-shard-2-of-2.json").is_file());
+    // The first failing seed of each shard got a report folder.
+    assert!(dir
+        .join("negative-sink-commit-on-barrier/0/summary.json")
+        .is_file());
+    assert!(dir
+        .join("negative-sink-commit-on-barrier/1/trace.jsonl")
+        .is_file());
+    let junit = dir.join("merged.xml");
+    let out = flinksim(&["merge", &out_dir, "--junit", junit.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "failures found: {stdout}");
+    assert!(stdout.contains("2/2"), "{stdout}");
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(
+        xml.contains("shard 2/2") && xml.contains("<failure"),
+        "{xml}"
+    );
+    // Not a record: a usage error naming the file.
+    let bogus = dir.join("exploration-bogus.json");
+    std::fs::write(&bogus, "{}").unwrap();
+    let out = flinksim(&["merge", bogus.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a flinksim exploration record"));
+}
