@@ -555,7 +555,11 @@ fn run_with_report(
     })?;
     // The report's scenario.toml holds the faults the nemesis drew for this seed, so that `run`
     // on it alone reproduces the run.
+    let drawn = scenario.nemesis.is_some();
     let scenario = &scenario.resolve(seed);
+    if drawn || !scenario.knobs.is_empty() {
+        print_drawn(scenario, seed);
+    }
     let (result, difference) = if check_determinism {
         let checked = crate::determinism::check(scenario, seed, bug, Some(trace));
         (checked.result, checked.difference)
@@ -575,6 +579,25 @@ fn run_with_report(
         ))
     })?;
     Ok((result, difference))
+}
+
+/// On stderr (stdout keeps the verdict line and `--json`): the seed, every knob drawn from it
+/// and the resulting fault schedule.
+fn print_drawn(scenario: &Scenario, seed: u64) {
+    let knobs = scenario
+        .knobs
+        .iter()
+        .map(|(k, v)| format!("{k} = {v}"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    eprintln!(
+        "seed {seed}: drawn knobs: {}; {} fault(s):",
+        if knobs.is_empty() { "none" } else { &knobs },
+        scenario.faults.len()
+    );
+    for f in &scenario.faults {
+        eprintln!("  {}", crate::nemesis::describe_fault(f.at, &f.action));
+    }
 }
 
 /// The command that reproduces a run from its scenario file.

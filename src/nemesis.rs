@@ -10,18 +10,54 @@
 //! skipped.
 
 use crate::scenario::{DurationRange, FaultAction, FaultSpec};
-use rand::seq::SliceRandom;
+use rand::seq::{IndexedRandom, SliceRandom};
 use rand::Rng as _;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-/// `{ every, down }`: a node killed, started again after `down`.
+/// `{ every, down, nodes }`: nodes killed, started again after `down`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Outage {
     /// The gap between the starts of two outages.
     pub every: DurationRange,
-    /// How long the node stays down.
+    /// How long the nodes stay down.
     pub down: DurationRange,
+    /// How many nodes go down together (a burst), drawn per outage; (1, 1) by default.
+    pub nodes: (u32, u32),
+}
+
+/// `{ every, lasting, extra }`: a clog (added latency) between random halves of the nodes, or
+/// between one node and the rest, cleared after `lasting`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Clog {
+    pub every: DurationRange,
+    pub lasting: DurationRange,
+    /// The latency added to each message across the clog.
+    pub extra: DurationRange,
+}
+
+/// `{ every, by }`: a JobManager's or TaskManager's wall clock jumps by a signed amount.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClockJumps {
+    pub every: DurationRange,
+    /// The jump in nanoseconds, drawn from this closed range.
+    pub by_ns: (i64, i64),
+}
+
+/// A vertex of the job whose tasks the nemesis may fail.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TaskTarget {
+    /// The name a `fail_task` fault uses for it (its head operator).
+    pub operator: String,
+    pub vertex: model::job_graph::JobVertexId,
+    pub parallelism: u32,
+}
+
+/// `{ every }`: a random subtask of a random vertex throws (user-code failure).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TaskFailures {
+    pub every: DurationRange,
+    pub targets: Vec<TaskTarget>,
 }
 
 /// `{ every, lasting }`: a partition or pause that ends after `lasting`.
@@ -41,9 +77,27 @@ pub struct Nemesis {
     pub pause: Option<Episode>,
     pub kill_sink: Option<Outage>,
     pub kill_checkpoint_storage: Option<Outage>,
+    pub clog: Option<Clog>,
+    pub clock_jump: Option<ClockJumps>,
+    pub fail_task: Option<TaskFailures>,
+    /// Swarm testing: each seed keeps a random subset of the entries (each with probability
+    /// 1/2, at least one), drawn from its own stream before the faults.
+    pub swarm: bool,
     /// No fault starts at or after this.
     pub quiet_after: Duration,
 }
+
+/// The entry names of a `[nemesis]`, in draw order.
+pub const ENTRIES: [&str; 8] = [
+    "kill_taskmanager",
+    "partition",
+    "pause",
+    "kill_sink",
+    "kill_checkpoint_storage",
+    "clog",
+    "clock_jump",
+    "fail_task",
+];
 
 /// A drawn fault: when, and what.
 pub type Drawn = (Duration, FaultAction);
@@ -53,7 +107,13 @@ impl Nemesis {
     /// `kill_taskmanager every 10s..40s down 2s..20s; quiet after 80s`.
     pub fn describe(&self) -> String {
         let mut parts = Vec::new();
-        let outage = |name: &str, o: &Outage| format!("{name} every {} down {}", o.every, o.down);
+        let outage = |name: &str, o: &Outage| {
+            let mut d = format!("{name} every {} down {}", o.every, o.down);
+            if o.nodes != (1, 1) {
+                d += &format!(" nodes {}..{}", o.nodes.0, o.nodes.1);
+            }
+            d
+        };
         let episode =
             |name: &str, e: &Episode| format!("{name} every {} lasting {}", e.every, e.lasting);
         if let Some(o) = &self.kill_taskmanager {
@@ -71,8 +131,78 @@ impl Nemesis {
         if let Some(o) = &self.kill_checkpoint_storage {
             parts.push(outage("kill_checkpoint_storage", o));
         }
+        if let Some(c) = &self.clog {
+            parts.push(format!(
+                "clog every {} lasting {} extra {}",
+                c.every, c.lasting, c.extra
+            ));
+        }
+        if let Some(j) = &self.clock_jump {
+            parts.push(format!(
+                "clock_jump every {} by {}..{}",
+                j.every,
+                signed_text(j.by_ns.0),
+                signed_text(j.by_ns.1)
+            ));
+        }
+        if let Some(f) = &self.fail_task {
+            parts.push(format!("fail_task every {}", f.every));
+        }
+        if self.swarm {
+            parts.push("swarm (a random subset of these per seed)".to_string());
+        }
         parts.push(format!("quiet after {:?}", self.quiet_after));
         parts.join("; ")
+    }
+
+    /// The entries this nemesis has, in draw order.
+    pub fn entries(&self) -> Vec<&'static str> {
+        let present = [
+            self.kill_taskmanager.is_some(),
+            self.partition.is_some(),
+            self.pause.is_some(),
+            self.kill_sink.is_some(),
+            self.kill_checkpoint_storage.is_some(),
+            self.clog.is_some(),
+            self.clock_jump.is_some(),
+            self.fail_task.is_some(),
+        ];
+        ENTRIES
+            .iter()
+            .zip(present)
+            .filter(|(_, p)| *p)
+            .map(|(e, _)| *e)
+            .collect()
+    }
+
+    /// With `swarm`, the entries this seed keeps (each with probability 1/2, at least one), from
+    /// the stream `swarm`; without, this nemesis unchanged.
+    pub fn swarm_pick(&self, seed: u64) -> Nemesis {
+        if !self.swarm {
+            return self.clone();
+        }
+        let mut rng = sim::rng::stream(seed, "swarm", 0);
+        let entries = self.entries();
+        let mut keep: Vec<bool> = entries.iter().map(|_| rng.random_bool(0.5)).collect();
+        if !keep.iter().any(|k| *k) && !keep.is_empty() {
+            let i = rng.random_range(0..keep.len());
+            keep[i] = true;
+        }
+        let kept = |name: &str| entries.iter().zip(&keep).any(|(e, k)| *e == name && *k);
+        Nemesis {
+            kill_taskmanager: self.kill_taskmanager.filter(|_| kept("kill_taskmanager")),
+            partition: self.partition.filter(|_| kept("partition")),
+            pause: self.pause.filter(|_| kept("pause")),
+            kill_sink: self.kill_sink.filter(|_| kept("kill_sink")),
+            kill_checkpoint_storage: self
+                .kill_checkpoint_storage
+                .filter(|_| kept("kill_checkpoint_storage")),
+            clog: self.clog.filter(|_| kept("clog")),
+            clock_jump: self.clock_jump.filter(|_| kept("clock_jump")),
+            fail_task: self.fail_task.clone().filter(|_| kept("fail_task")),
+            swarm: false,
+            quiet_after: self.quiet_after,
+        }
     }
 
     /// The faults of this nemesis for `seed`, in draw order (not sorted).
@@ -141,10 +271,24 @@ impl Nemesis {
                     if candidates.is_empty() {
                         continue;
                     }
-                    let node = candidates[rng.random_range(0..candidates.len())].clone();
-                    busy.entry(node.clone()).or_default().push((t, up_at));
-                    out.push((t, FaultAction::Kill(node.clone())));
-                    out.push((up_at, FaultAction::Start(node)));
+                    let chosen: Vec<String> = if o.nodes == (1, 1) {
+                        vec![candidates[rng.random_range(0..candidates.len())].clone()]
+                    } else {
+                        let k = rng.random_range(o.nodes.0..=o.nodes.1) as usize;
+                        let mut c: Vec<String> = candidates
+                            .choose_multiple(rng, k.min(candidates.len()))
+                            .map(|n| (*n).clone())
+                            .collect();
+                        c.sort();
+                        c
+                    };
+                    for node in &chosen {
+                        busy.entry(node.clone()).or_default().push((t, up_at));
+                        out.push((t, FaultAction::Kill(node.clone())));
+                    }
+                    for node in chosen {
+                        out.push((up_at, FaultAction::Start(node)));
+                    }
                 }
             };
 
@@ -168,30 +312,7 @@ impl Nemesis {
                     1 => (false, false),
                     _ => (rng.random_bool(0.5), true),
                 };
-                let groups = if halves {
-                    let mut order: Vec<usize> = (0..nodes.len()).collect();
-                    order.shuffle(&mut rng);
-                    let (a, b) = order.split_at(nodes.len() / 2);
-                    let mut a = a.to_vec();
-                    let mut b = b.to_vec();
-                    a.sort_unstable();
-                    b.sort_unstable();
-                    vec![
-                        a.iter().map(|&i| nodes[i].clone()).collect(),
-                        b.iter().map(|&i| nodes[i].clone()).collect(),
-                    ]
-                } else {
-                    let i = rng.random_range(0..nodes.len());
-                    vec![
-                        vec![nodes[i].clone()],
-                        nodes
-                            .iter()
-                            .enumerate()
-                            .filter(|&(j, _)| j != i)
-                            .map(|(_, n)| n.clone())
-                            .collect(),
-                    ]
-                };
+                let groups = split(&mut rng, nodes, halves);
                 out.push((
                     t,
                     FaultAction::Partition {
@@ -240,7 +361,112 @@ impl Nemesis {
                 &mut busy,
             );
         }
+        if let Some(c) = &self.clog {
+            let mut t = Duration::ZERO;
+            loop {
+                t += uniform(&mut rng, c.every);
+                if t >= self.quiet_after {
+                    break;
+                }
+                let lasting = uniform(&mut rng, c.lasting);
+                let extra = uniform(&mut rng, c.extra);
+                if nodes.len() < 2 {
+                    continue;
+                }
+                let halves = rng.random_bool(0.5);
+                out.push((
+                    t,
+                    FaultAction::Clog {
+                        groups: split(&mut rng, nodes, halves),
+                        one_way: false,
+                        extra,
+                        clear_after: Some(lasting),
+                    },
+                ));
+            }
+        }
+        if let Some(j) = &self.clock_jump {
+            let cluster: Vec<&String> = nodes
+                .iter()
+                .filter(|n| n.starts_with("jobmanager-") || n.starts_with("taskmanager-"))
+                .collect();
+            let mut t = Duration::ZERO;
+            loop {
+                t += uniform(&mut rng, j.every);
+                if t >= self.quiet_after {
+                    break;
+                }
+                let by_ns = rng.random_range(j.by_ns.0..=j.by_ns.1);
+                // Whole milliseconds, so the resolved file reads naturally.
+                let by_ns = by_ns / 1_000_000 * 1_000_000;
+                if cluster.is_empty() {
+                    continue;
+                }
+                let node = cluster[rng.random_range(0..cluster.len())].clone();
+                out.push((t, FaultAction::ClockJump { node, by_ns }));
+            }
+        }
+        if let Some(f) = &self.fail_task {
+            let mut t = Duration::ZERO;
+            loop {
+                t += uniform(&mut rng, f.every);
+                if t >= self.quiet_after {
+                    break;
+                }
+                if f.targets.is_empty() {
+                    continue;
+                }
+                let target = &f.targets[rng.random_range(0..f.targets.len())];
+                let subtask = rng.random_range(0..target.parallelism.max(1));
+                out.push((
+                    t,
+                    FaultAction::FailTask {
+                        operator: target.operator.clone(),
+                        vertex: target.vertex,
+                        subtask,
+                    },
+                ));
+            }
+        }
         out
+    }
+}
+
+/// Two groups of `nodes`: random halves, or one random node and the rest.
+fn split(rng: &mut sim::rng::Rng, nodes: &[String], halves: bool) -> Vec<Vec<String>> {
+    if halves {
+        let mut order: Vec<usize> = (0..nodes.len()).collect();
+        order.shuffle(rng);
+        let (a, b) = order.split_at(nodes.len() / 2);
+        let mut a = a.to_vec();
+        let mut b = b.to_vec();
+        a.sort_unstable();
+        b.sort_unstable();
+        vec![
+            a.iter().map(|&i| nodes[i].clone()).collect(),
+            b.iter().map(|&i| nodes[i].clone()).collect(),
+        ]
+    } else {
+        let i = rng.random_range(0..nodes.len());
+        vec![
+            vec![nodes[i].clone()],
+            nodes
+                .iter()
+                .enumerate()
+                .filter(|&(j, _)| j != i)
+                .map(|(_, n)| n.clone())
+                .collect(),
+        ]
+    }
+}
+
+/// A signed duration as scenario text ("-5000ms").
+fn signed_text(ns: i64) -> String {
+    let d = duration_text(Duration::from_nanos(ns.unsigned_abs()));
+    if ns < 0 {
+        format!("-{d}")
+    } else {
+        d
     }
 }
 
@@ -345,4 +571,33 @@ pub fn fault_table(at: Duration, action: &FaultAction) -> Option<toml::Table> {
         }
     }
     Some(t)
+}
+
+/// One line for a fault: its time and action in scenario syntax, e.g.
+/// `   12.345s  kill = "taskmanager-2"`.
+pub fn describe_fault(at: Duration, action: &FaultAction) -> String {
+    const ACTIONS: [&str; 9] = [
+        "kill",
+        "start",
+        "pause",
+        "resume",
+        "partition",
+        "heal",
+        "clog",
+        "clock_jump",
+        "fail_task",
+    ];
+    let what = match fault_table(at, action) {
+        Some(t) => {
+            // The action first, then its parameters.
+            let mut keys: Vec<&String> = t.keys().filter(|k| k.as_str() != "at").collect();
+            keys.sort_by_key(|k| !ACTIONS.contains(&k.as_str()));
+            keys.iter()
+                .map(|k| format!("{k} = {}", t[k.as_str()]))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+        None => format!("{action:?}"),
+    };
+    format!("{:>10.3}s  {what}", at.as_secs_f64())
 }

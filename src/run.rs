@@ -454,6 +454,14 @@ pub fn run(scenario: &Scenario, mut options: RunOptions) -> RunResult {
                     offset_ms: c.offset_ns as f64 / 1e6,
                 })
                 .collect(),
+            drawn: scenario
+                .knobs
+                .iter()
+                .map(|(name, value)| crate::summary::DrawnKnob {
+                    name: name.clone(),
+                    value: value.clone(),
+                })
+                .collect(),
         },
     };
     RunResult {

@@ -4,6 +4,7 @@
 
 use crate::nemesis::{Episode, Nemesis, Outage};
 use model::config::{parse_duration, FlinkConfig};
+use rand::Rng as _;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::Range;
@@ -111,8 +112,8 @@ pub mod raw {
     #[serde(deny_unknown_fields)]
     pub struct Network {
         pub latency: Option<Spanned<String>>,
-        pub loss: Option<Spanned<f64>>,
-        pub duplicate: Option<Spanned<f64>>,
+        pub loss: Option<Spanned<toml::Value>>,
+        pub duplicate: Option<Spanned<toml::Value>>,
         pub reorder: Option<bool>,
         #[serde(default)]
         pub links: Vec<Spanned<Link>>,
@@ -163,15 +164,44 @@ pub mod raw {
         pub pause: Option<Spanned<Episode>>,
         pub kill_sink: Option<Spanned<Outage>>,
         pub kill_checkpoint_storage: Option<Spanned<Outage>>,
+        pub clog: Option<Spanned<Clog>>,
+        pub clock_jump: Option<Spanned<ClockJump>>,
+        pub fail_task: Option<Spanned<Every>>,
+        pub swarm: Option<Spanned<bool>>,
         pub quiet_after: Option<Spanned<String>>,
     }
 
-    /// `{ every = "10s..40s", down = "2s..20s" }`
+    /// `{ every = "10s..40s", down = "2s..20s", nodes = "1..2" }`
     #[derive(Deserialize, Debug)]
     #[serde(deny_unknown_fields)]
     pub struct Outage {
         pub every: Spanned<String>,
         pub down: Spanned<String>,
+        pub nodes: Option<Spanned<toml::Value>>,
+    }
+
+    /// `{ every = "10s..30s", lasting = "1s..5s", extra = "100ms..2s" }`
+    #[derive(Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    pub struct Clog {
+        pub every: Spanned<String>,
+        pub lasting: Spanned<String>,
+        pub extra: Spanned<String>,
+    }
+
+    /// `{ every = "20s..60s", by = "-30s..30s" }`
+    #[derive(Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    pub struct ClockJump {
+        pub every: Spanned<String>,
+        pub by: Spanned<String>,
+    }
+
+    /// `{ every = "20s..60s" }`
+    #[derive(Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    pub struct Every {
+        pub every: Spanned<String>,
     }
 
     /// `{ every = "20s..60s", lasting = "1s..15s" }`
@@ -219,6 +249,9 @@ pub struct Scenario {
     /// Random faults still to be drawn for a seed ([`Scenario::resolve`]); `None` once resolved
     /// and in files without a `[nemesis]` (or with one that has no entries).
     pub nemesis: Option<Nemesis>,
+    /// The knobs [`Scenario::resolve`] drew for a seed (name, value), for printing; empty in
+    /// a scenario as read.
+    pub knobs: Vec<(String, String)>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -272,6 +305,10 @@ pub struct NetworkSpec {
     pub latency: DurationRange,
     pub loss: f64,
     pub duplicate: f64,
+    /// Swarm knobs: `loss = "0..0.05"` draws one loss probability per seed from this range
+    /// ([`Scenario::resolve`]); `loss` holds the low end until then.
+    pub loss_range: Option<(f64, f64)>,
+    pub duplicate_range: Option<(f64, f64)>,
     pub reorder: bool,
     /// (node a, node b, latency) for both directions between a and b.
     pub links: Vec<(String, String, DurationRange)>,
@@ -379,28 +416,55 @@ impl Scenario {
         v.validate(raw, source)
     }
 
-    /// This scenario for `seed` with its `[nemesis]` drawn into ordinary faults: the drawn
-    /// faults are appended to `faults` (sorted by time, scripted first on ties), `nemesis` is
-    /// `None`, and `source` is a standalone scenario text without `[nemesis]` whose `faults`
-    /// are exactly these (so a report's `scenario.toml` replays without the seed's draw).
-    /// Without a nemesis, an unchanged copy.
+    /// This scenario for `seed` with everything drawn from the seed written out: the swarm knobs
+    /// (a `loss`/`duplicate` range becomes one value; a `swarm` nemesis keeps a subset of its
+    /// entries) and the `[nemesis]` faults, appended to `faults` (sorted by time, scripted first
+    /// on ties). `nemesis` is `None`, `knobs` lists what was drawn, and `source` is a standalone
+    /// scenario text without `[nemesis]` or ranges whose `faults` are exactly these (so a
+    /// report's `scenario.toml` replays without the seed's draw). With nothing to draw, an
+    /// unchanged copy.
     pub fn resolve(&self, seed: u64) -> Scenario {
-        let Some(nemesis) = &self.nemesis else {
+        let net = &self.network;
+        if self.nemesis.is_none() && net.loss_range.is_none() && net.duplicate_range.is_none() {
             return self.clone();
+        }
+        let mut knobs = Vec::new();
+        let mut rng = sim::rng::stream(seed, "knobs", 0);
+        let mut draw_prob = |range: Option<(f64, f64)>, fixed: f64, name: &str| match range {
+            Some((lo, hi)) => {
+                // Four decimals, so that the resolved file reads naturally.
+                let v = (rng.random_range(lo..=hi) * 1e4).round() / 1e4;
+                knobs.push((name.to_string(), v.to_string()));
+                v
+            }
+            None => fixed,
         };
+        let loss = draw_prob(net.loss_range, net.loss, "network.loss");
+        let duplicate = draw_prob(net.duplicate_range, net.duplicate, "network.duplicate");
+        let nemesis = self.nemesis.as_ref().map(|n| {
+            let picked = n.swarm_pick(seed);
+            if n.swarm {
+                knobs.push(("nemesis".to_string(), picked.entries().join(", ")));
+            }
+            picked
+        });
         let taskmanagers: Vec<String> = (1..=self.cluster.taskmanagers)
             .map(|i| format!("taskmanager-{i}"))
             .collect();
-        let mut drawn = nemesis.draw(
-            seed,
-            &taskmanagers,
-            &self.node_names(),
-            self.duration,
-            &self.faults,
-        );
+        let mut drawn = match &nemesis {
+            Some(n) => n.draw(
+                seed,
+                &taskmanagers,
+                &self.node_names(),
+                self.duration,
+                &self.faults,
+            ),
+            None => Vec::new(),
+        };
         drawn.sort_by_key(|(at, _)| *at);
-        let text = self.resolved_text(seed, nemesis, &drawn);
-        if let Some(resolved) = text.and_then(|t| Scenario::parse(&self.path, &t).ok()) {
+        let text = self.resolved_text(seed, nemesis.as_ref(), &drawn, loss, duplicate);
+        if let Some(mut resolved) = text.and_then(|t| Scenario::parse(&self.path, &t).ok()) {
+            resolved.knobs = knobs;
             return resolved;
         }
         // Not expected: the drawn faults are valid by construction. Keep the run going with
@@ -416,17 +480,32 @@ impl Scenario {
             }));
         resolved.faults.sort_by_key(|f| f.at);
         resolved.nemesis = None;
+        resolved.network.loss = loss;
+        resolved.network.duplicate = duplicate;
+        resolved.network.loss_range = None;
+        resolved.network.duplicate_range = None;
+        resolved.knobs = knobs;
         resolved
     }
 
     fn resolved_text(
         &self,
         seed: u64,
-        nemesis: &Nemesis,
+        nemesis: Option<&Nemesis>,
         drawn: &[crate::nemesis::Drawn],
+        loss: f64,
+        duplicate: f64,
     ) -> Option<String> {
         let mut table: toml::Table = toml::from_str(&self.source).ok()?;
         table.remove("nemesis");
+        if let Some(toml::Value::Table(net)) = table.get_mut("network") {
+            if self.network.loss_range.is_some() {
+                net.insert("loss".into(), toml::Value::Float(loss));
+            }
+            if self.network.duplicate_range.is_some() {
+                net.insert("duplicate".into(), toml::Value::Float(duplicate));
+            }
+        }
         if !drawn.is_empty() {
             let faults = table
                 .entry("faults")
@@ -441,10 +520,18 @@ impl Scenario {
             }
         }
         let body = toml::to_string(&table).ok()?;
+        let from = match (nemesis, &self.nemesis) {
+            (Some(n), Some(all)) if all.swarm => format!(
+                "{}\n# (swarm: this seed kept {})",
+                all.describe(),
+                n.entries().join(", ")
+            ),
+            (Some(n), _) => n.describe(),
+            _ => "swarm knobs".to_string(),
+        };
         Some(format!(
-            "# {}, its random faults drawn for seed {seed} into [[faults]] from:\n# {}\n\n{body}",
+            "# {}, everything drawn for seed {seed} written out (faults in [[faults]]) from:\n# {from}\n\n{body}",
             self.path.display(),
-            nemesis.describe()
         ))
     }
 
@@ -754,6 +841,8 @@ impl Validator<'_> {
                 },
                 loss: 0.0,
                 duplicate: 0.0,
+                loss_range: None,
+                duplicate_range: None,
                 reorder: false,
                 links: Vec::new(),
             },
@@ -765,19 +854,40 @@ impl Validator<'_> {
                         hi: Duration::from_millis(5),
                     },
                 };
-                let prob = |p: &Option<Spanned<f64>>, what: &str| -> Result<f64, ScenarioError> {
-                    match p {
-                        None => Ok(0.0),
-                        Some(p) if (0.0..=1.0).contains(p.get_ref()) => Ok(*p.get_ref()),
-                        Some(p) => Err(self.err(
+                // A probability, or a range of them ("0..0.05") drawn once per seed.
+                let prob = |p: &Option<Spanned<toml::Value>>,
+                            what: &str|
+                 -> Result<(f64, Option<(f64, f64)>), ScenarioError> {
+                    let Some(p) = p else {
+                        return Ok((0.0, None));
+                    };
+                    let bad = || {
+                        self.err(
                             p.span(),
                             format!(
-                                "{what}: expected a probability in 0.0..=1.0, got {}",
+                                "{what}: expected a probability in 0.0..=1.0 (e.g. 0.01) or a range of them drawn per seed (e.g. \"0..0.05\"), got {}",
                                 p.get_ref()
                             ),
-                        )),
+                        )
+                    };
+                    let ok = |x: f64| (0.0..=1.0).contains(&x);
+                    match p.get_ref() {
+                        toml::Value::Float(x) if ok(*x) => Ok((*x, None)),
+                        toml::Value::Integer(x) if ok(*x as f64) => Ok((*x as f64, None)),
+                        toml::Value::String(t) => {
+                            let (a, b) = t.split_once("..").ok_or_else(bad)?;
+                            let lo: f64 = a.trim().parse().map_err(|_| bad())?;
+                            let hi: f64 = b.trim().parse().map_err(|_| bad())?;
+                            if !ok(lo) || !ok(hi) || lo > hi {
+                                return Err(bad());
+                            }
+                            Ok((lo, Some((lo, hi))))
+                        }
+                        _ => Err(bad()),
                     }
                 };
+                let (loss, loss_range) = prob(&n.loss, "`network.loss`")?;
+                let (duplicate, duplicate_range) = prob(&n.duplicate, "`network.duplicate`")?;
                 let mut links = Vec::new();
                 for l in &n.links {
                     let between = &l.get_ref().between;
@@ -800,8 +910,10 @@ impl Validator<'_> {
                 }
                 NetworkSpec {
                     latency,
-                    loss: prob(&n.loss, "`network.loss`")?,
-                    duplicate: prob(&n.duplicate, "`network.duplicate`")?,
+                    loss,
+                    duplicate,
+                    loss_range,
+                    duplicate_range,
                     reorder: n.reorder.unwrap_or(false),
                     links,
                 }
@@ -848,7 +960,7 @@ impl Validator<'_> {
 
         let nemesis = match &raw.nemesis {
             None => None,
-            Some(n) => self.nemesis(n, &cluster, &nodes, job.is_some(), duration)?,
+            Some(n) => self.nemesis(n, &cluster, &nodes, graph.as_ref(), duration)?,
         };
 
         let expect = match &raw.expect {
@@ -872,6 +984,7 @@ impl Validator<'_> {
             expect,
             bug,
             nemesis,
+            knobs: Vec::new(),
         })
     }
 
@@ -915,19 +1028,28 @@ impl Validator<'_> {
         n: &Spanned<raw::Nemesis>,
         cluster: &Cluster,
         nodes: &[String],
-        has_job: bool,
+        graph: Option<&model::job_graph::JobGraph>,
         duration: Duration,
     ) -> Result<Option<Nemesis>, ScenarioError> {
         let r = n.get_ref();
+        let has_job = graph.is_some();
         let outage = |o: &Option<Spanned<raw::Outage>>,
-                      key: &str|
+                      key: &str,
+                      targets: u32|
          -> Result<Option<Outage>, ScenarioError> {
             o.as_ref()
                 .map(|o| {
                     let o = o.get_ref();
+                    let nodes = match &o.nodes {
+                        None => (1, 1),
+                        Some(v) => {
+                            self.count_range(v, &format!("`nemesis.{key}.nodes`"), targets)?
+                        }
+                    };
                     Ok(Outage {
                         every: self.nemesis_range(&o.every, &format!("`nemesis.{key}.every`"))?,
                         down: self.nemesis_range(&o.down, &format!("`nemesis.{key}.down`"))?,
+                        nodes,
                     })
                 })
                 .transpose()
@@ -985,17 +1107,86 @@ impl Validator<'_> {
                 ));
             }
         }
-        let kill_taskmanager = outage(&r.kill_taskmanager, "kill_taskmanager")?;
+        if let Some(c) = &r.clog {
+            if nodes.len() < 2 {
+                return Err(self.err(c.span(), "`nemesis.clog` needs at least two nodes to split"));
+            }
+        }
+        let kill_taskmanager = outage(
+            &r.kill_taskmanager,
+            "kill_taskmanager",
+            cluster.taskmanagers,
+        )?;
         let partition = episode(&r.partition, "partition")?;
         let pause = episode(&r.pause, "pause")?;
-        let kill_sink = outage(&r.kill_sink, "kill_sink")?;
+        let kill_sink = outage(&r.kill_sink, "kill_sink", 1)?;
         let kill_checkpoint_storage =
-            outage(&r.kill_checkpoint_storage, "kill_checkpoint_storage")?;
+            outage(&r.kill_checkpoint_storage, "kill_checkpoint_storage", 1)?;
+        let clog = r
+            .clog
+            .as_ref()
+            .map(|c| {
+                let c = c.get_ref();
+                Ok::<_, ScenarioError>(crate::nemesis::Clog {
+                    every: self.nemesis_range(&c.every, "`nemesis.clog.every`")?,
+                    lasting: self.nemesis_range(&c.lasting, "`nemesis.clog.lasting`")?,
+                    extra: self.nemesis_range(&c.extra, "`nemesis.clog.extra`")?,
+                })
+            })
+            .transpose()?;
+        let clock_jump = r
+            .clock_jump
+            .as_ref()
+            .map(|j| {
+                let j = j.get_ref();
+                let text = j.by.get_ref();
+                // "-30s..30s": the first ".." that is not part of a sign.
+                let (a, b) = text.split_once("..").unwrap_or((text, text));
+                let part = |t: &str| {
+                    self.signed_duration(
+                        &Spanned::new(j.by.span(), t.to_string()),
+                        "`nemesis.clock_jump.by`",
+                    )
+                };
+                let (lo, hi) = (part(a)?, part(b)?);
+                if lo > hi {
+                    return Err(self.err(
+                        j.by.span(),
+                        format!("`nemesis.clock_jump.by`: range `{text}` is empty (low > high)"),
+                    ));
+                }
+                Ok(crate::nemesis::ClockJumps {
+                    every: self.nemesis_range(&j.every, "`nemesis.clock_jump.every`")?,
+                    by_ns: (lo, hi),
+                })
+            })
+            .transpose()?;
+        let fail_task = match (&r.fail_task, graph) {
+            (None, _) => None,
+            (Some(f), None) => {
+                return Err(self.err(f.span(), "`nemesis.fail_task` needs a [job]"));
+            }
+            (Some(f), Some(graph)) => Some(crate::nemesis::TaskFailures {
+                every: self.nemesis_range(&f.get_ref().every, "`nemesis.fail_task.every`")?,
+                targets: graph
+                    .vertices
+                    .iter()
+                    .map(|v| crate::nemesis::TaskTarget {
+                        operator: v.operators[0].name.clone(),
+                        vertex: v.id,
+                        parallelism: v.parallelism,
+                    })
+                    .collect(),
+            }),
+        };
         let any = kill_taskmanager.is_some()
             || partition.is_some()
             || pause.is_some()
             || kill_sink.is_some()
-            || kill_checkpoint_storage.is_some();
+            || kill_checkpoint_storage.is_some()
+            || clog.is_some()
+            || clock_jump.is_some()
+            || fail_task.is_some();
         let quiet_after = match &r.quiet_after {
             Some(q) => {
                 let d = self.duration(q, "`nemesis.quiet_after`")?;
@@ -1026,8 +1217,44 @@ impl Validator<'_> {
             pause,
             kill_sink,
             kill_checkpoint_storage,
+            clog,
+            clock_jump,
+            fail_task,
+            swarm: r.swarm.as_ref().is_some_and(|s| *s.get_ref()),
             quiet_after,
         }))
+    }
+
+    /// A count or a range of counts: `2` or `"1..3"`, within 1..=`max`.
+    fn count_range(
+        &self,
+        v: &Spanned<toml::Value>,
+        what: &str,
+        max: u32,
+    ) -> Result<(u32, u32), ScenarioError> {
+        let bad = || {
+            self.err(
+                v.span(),
+                format!(
+                    "{what}: expected a count like 2 or a range like \"1..3\" within 1..={max}"
+                ),
+            )
+        };
+        let (lo, hi) = match v.get_ref() {
+            toml::Value::Integer(n) => (*n, *n),
+            toml::Value::String(t) => {
+                let (a, b) = t.split_once("..").unwrap_or((t, t));
+                (
+                    a.trim().parse::<i64>().map_err(|_| bad())?,
+                    b.trim().parse::<i64>().map_err(|_| bad())?,
+                )
+            }
+            _ => return Err(bad()),
+        };
+        if lo < 1 || lo > hi || hi > i64::from(max) {
+            return Err(bad());
+        }
+        Ok((lo as u32, hi as u32))
     }
 
     fn ppm_range(&self, v: &Spanned<toml::Value>) -> Result<(i64, i64), ScenarioError> {

@@ -100,6 +100,16 @@ pub struct Knobs {
     pub latency: String,
     pub latency_max_ms: f64,
     pub clocks: Vec<NodeClock>,
+    /// Swarm knobs the scenario drew for this seed (e.g. `network.loss`, the kept `nemesis`
+    /// entries); empty when it gives no ranges.
+    #[serde(default)]
+    pub drawn: Vec<DrawnKnob>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct DrawnKnob {
+    pub name: String,
+    pub value: String,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

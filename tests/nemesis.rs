@@ -4,6 +4,7 @@ mod common;
 
 use common::parse;
 use flinksim::scenario::{FaultAction, FaultSpec, Scenario};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -302,4 +303,132 @@ fail_task = "map[1]"
     table.insert("faults".into(), toml::Value::Array(faults));
     let again = parse(&toml::to_string(&table).unwrap());
     assert_eq!(plain(&again.faults), plain(&s.faults));
+}
+
+const SWARM_SCENARIO: &str = r#"
+name = "swarm"
+duration = "60s"
+[cluster]
+taskmanagers = 4
+[flink]
+"taskmanager.numberOfTaskSlots" = 2
+"heartbeat.interval" = "1 s"
+"heartbeat.timeout" = "5 s"
+"restart-strategy.type" = "fixed-delay"
+"restart-strategy.fixed-delay.attempts" = 1000
+"restart-strategy.fixed-delay.delay" = "1 s"
+[job]
+name = "j"
+parallelism = 2
+source = { kind = "sequence", partitions = 2, records = 2000, rate = "200/s" }
+operators = [{ kind = "map" }]
+sink = { kind = "at_least_once" }
+[network]
+loss = "0..0.02"
+[nemesis]
+kill_taskmanager = { every = "5s..10s", down = "2s..4s", nodes = "2" }
+clog = { every = "5s..10s", lasting = "1s..2s", extra = "50ms..500ms" }
+clock_jump = { every = "5s..10s", by = "-20s..20s" }
+fail_task = { every = "5s..10s" }
+swarm = true
+quiet_after = "30s"
+"#;
+
+/// Bursts kill several TaskManagers at once; clogs, clock jumps and task failures are drawn;
+/// a swarm nemesis keeps a different subset per seed; a loss range draws one loss per seed.
+/// Every resolved file is standalone and replays the same run.
+#[test]
+fn swarm_knobs_bursts_clogs_clock_jumps_and_task_failures_are_drawn_per_seed() {
+    let s = parse(SWARM_SCENARIO);
+    let mut subsets = std::collections::BTreeSet::new();
+    let mut losses = std::collections::BTreeSet::new();
+    let mut kinds = std::collections::BTreeSet::new();
+    for seed in 0..24 {
+        let r = s.resolve(seed);
+        assert!(r.nemesis.is_none());
+        assert!(r.network.loss_range.is_none());
+        let knob = |name: &str| {
+            r.knobs
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_else(|| panic!("knob {name} in {:?}", r.knobs))
+        };
+        let loss: f64 = knob("network.loss").parse().unwrap();
+        assert!((0.0..=0.02).contains(&loss));
+        assert_eq!(r.network.loss, loss);
+        losses.insert(knob("network.loss"));
+        let kept = knob("nemesis");
+        assert!(!kept.is_empty());
+        subsets.insert(kept.clone());
+        // Kills come in bursts of two at the same instant.
+        let mut kills: BTreeMap<Duration, usize> = BTreeMap::new();
+        for f in &r.faults {
+            match &f.action {
+                FaultAction::Kill(_) => *kills.entry(f.at).or_default() += 1,
+                FaultAction::Clog {
+                    extra, clear_after, ..
+                } => {
+                    assert!(kept.contains("clog"));
+                    assert!(
+                        (Duration::from_millis(50)..=Duration::from_millis(500)).contains(extra)
+                    );
+                    assert!(clear_after.is_some());
+                    kinds.insert("clog");
+                }
+                FaultAction::ClockJump { by_ns, .. } => {
+                    assert!(by_ns.abs() <= 20_000_000_000);
+                    kinds.insert("clock_jump");
+                }
+                FaultAction::FailTask { subtask, .. } => {
+                    assert!(*subtask < 2);
+                    kinds.insert("fail_task");
+                }
+                _ => {}
+            }
+        }
+        if kept.contains("kill_taskmanager") {
+            assert!(!kills.is_empty(), "seed {seed}");
+            kinds.insert("kill_taskmanager");
+        }
+        assert!(kills.values().all(|n| *n == 2), "seed {seed}: {kills:?}");
+        // The resolved text stands alone: same faults, same knobs, same run.
+        let again = Scenario::parse(Path::new("resolved.toml"), &r.source).unwrap();
+        assert_eq!(plain(&again.faults), plain(&r.faults));
+        assert_eq!(again.network.loss, loss);
+        if seed < 3 {
+            let a = common::run_seed(&s, seed, None).summary;
+            let b = common::run_seed(&again, seed, None).summary;
+            assert_eq!(a.trace_hash, b.trace_hash, "seed {seed}");
+        }
+    }
+    assert!(subsets.len() >= 5, "swarm subsets vary: {subsets:?}");
+    assert!(losses.len() >= 20, "losses vary: {losses:?}");
+    assert_eq!(kinds.len(), 4, "every kind was drawn somewhere: {kinds:?}");
+}
+
+#[test]
+fn bad_swarm_and_nemesis_values_are_clear_errors() {
+    let cases = [
+        (
+            r#"kill_taskmanager = { every = "5s", down = "1s", nodes = "0..9" }"#,
+            "`nemesis.kill_taskmanager.nodes`",
+        ),
+        (
+            r#"clock_jump = { every = "5s", by = "20s..-20s" }"#,
+            "`nemesis.clock_jump.by`",
+        ),
+        (r#"clog = { every = "5s", lasting = "1s" }"#, "extra"),
+    ];
+    for (entry, needle) in cases {
+        let text = format!(
+            "name = \"x\"\nduration = \"60s\"\n[cluster]\ntaskmanagers = 2\n[nemesis]\n{entry}\nquiet_after = \"30s\"\n"
+        );
+        let e = Scenario::parse(Path::new("bad.toml"), &text).unwrap_err();
+        assert!(e.to_string().contains(needle), "{e}");
+        assert_eq!(e.line.map(|(l, _)| l), Some(6), "{e}");
+    }
+    let text = "name = \"x\"\nduration = \"60s\"\n[cluster]\ntaskmanagers = 2\n[network]\nloss = \"0.5..0.1\"\n";
+    let e = Scenario::parse(Path::new("bad.toml"), text).unwrap_err();
+    assert!(e.to_string().contains("`network.loss`"), "{e}");
 }
