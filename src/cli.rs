@@ -713,11 +713,17 @@ fn replay(
         let scenario = Scenario::load(path)?;
         let bug = parse_bug(bug)?;
         let dir = out.unwrap_or_else(|| report::default_dir(&scenario, seed));
-        let (result, _) = run_with_report(&scenario, seed, bug, &dir, false)?;
+        // No recorded hash to compare with: run twice and require the same trace.
+        let (result, difference) = run_with_report(&scenario, seed, bug, &dir, true)?;
         print_result(&scenario, &result, &dir, json);
+        if let Some(d) = difference {
+            say!("replay: NOT DETERMINISTIC: {d}");
+            return Ok(ExitCode::from(1));
+        }
         if !json {
             say!(
-                "replay: full trace in {}",
+                "replay: trace hash {} reproduced by a second run; full trace in {}",
+                result.summary.trace_hash,
                 dir.join("trace.jsonl").display()
             );
         }

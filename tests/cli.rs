@@ -132,6 +132,11 @@ fn replay_of_a_file_and_seed_runs_with_a_full_trace() {
         &out_dir,
     ]);
     assert_eq!(out.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("reproduced by a second run"),
+        "replay says it reproduces: {stdout}"
+    );
     let trace = std::fs::read_to_string(Path::new(&out_dir).join("trace.jsonl")).unwrap();
     assert!(trace.lines().count() > 100);
     std::fs::remove_dir_all(&out_dir).unwrap();
