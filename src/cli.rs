@@ -75,6 +75,26 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Minimize a failing run: the fewest faults (delta debugging), then shorter and later
+    /// faults, then a smaller workload, keeping the violated invariant; writes a standalone
+    /// scenario file.
+    Shrink {
+        /// A scenario file, or a report folder (seed and bug from its summary.json).
+        path: PathBuf,
+        /// The failing seed (required with a scenario file).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Switch on a planted bug (see `flinksim list bugs`).
+        #[arg(long, value_name = "NAME")]
+        bug: Option<String>,
+        /// Where to write the shrunk scenario (default: reports/<scenario>/<seed>/shrunk.toml).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Wall-time budget (default "2 min"); the best scenario so far is written when it runs
+        /// out.
+        #[arg(long, value_name = "DURATION")]
+        time_limit: Option<String>,
+    },
     /// The CI suite: every scenario under PATHs (default scenarios/) for its `seeds`; negative
     /// scenarios must fail as declared.
     Check {
@@ -266,6 +286,13 @@ fn execute(cli: Cli) -> Result<ExitCode, UsageError> {
             explore(&scenarios, &what, jobs, &out)
         }
         Command::Merge { paths, junit } => merge(&paths, junit.as_deref()),
+        Command::Shrink {
+            path,
+            seed,
+            bug,
+            out,
+            time_limit,
+        } => shrink(&path, seed, bug.as_deref(), out, time_limit.as_deref()),
         Command::List { what } => {
             list(what);
             Ok(ExitCode::SUCCESS)
@@ -410,6 +437,123 @@ fn print_failures(failures: &[crate::explore::Failure]) {
             }
         }
     }
+}
+
+fn shrink(
+    path: &Path,
+    seed: Option<u64>,
+    bug: Option<&str>,
+    out: Option<PathBuf>,
+    time_limit: Option<&str>,
+) -> Result<ExitCode, UsageError> {
+    use std::io::IsTerminal as _;
+    let (scenario, seed, bug) = if path.is_dir() {
+        if seed.is_some() || bug.is_some() {
+            return Err(UsageError(
+                "`shrink DIR` takes the seed and bug from DIR/summary.json; --seed/--bug go with `shrink FILE`".into(),
+            ));
+        }
+        let recorded = report::read_summary(path).map_err(UsageError)?;
+        let scenario = Scenario::load(&path.join("scenario.toml"))?;
+        let bug = parse_bug(recorded.bug.as_deref())?;
+        (scenario, recorded.seed, bug)
+    } else {
+        let Some(seed) = seed else {
+            return Err(UsageError(format!(
+                "`shrink {}`: a scenario file needs --seed N (or pass a report folder)",
+                path.display()
+            )));
+        };
+        (Scenario::load(path)?, seed, parse_bug(bug)?)
+    };
+    let time = match time_limit {
+        Some(t) => model::config::parse_duration(t)
+            .map_err(|e| UsageError(format!("--time-limit: {e}")))?,
+        None => std::time::Duration::from_secs(120),
+    };
+    let limits = crate::shrink::Limits {
+        time: Some(time),
+        ..crate::shrink::Limits::default()
+    };
+    let out = out.unwrap_or_else(|| report::default_dir(&scenario, seed).join("shrunk.toml"));
+    let tty = std::io::stderr().is_terminal();
+    let mut progress = |p: &crate::shrink::Progress| {
+        if tty {
+            eprint!(
+                "\r  shrinking ({}): {} run(s), {} fault(s) left, {:.1}s   ",
+                p.phase,
+                p.runs,
+                p.faults,
+                p.elapsed.as_secs_f64()
+            );
+        } else if p.runs.is_multiple_of(25) {
+            eprintln!(
+                "  shrinking ({}): {} run(s), {} fault(s) left, {:.1}s",
+                p.phase,
+                p.runs,
+                p.faults,
+                p.elapsed.as_secs_f64()
+            );
+        }
+    };
+    let result = crate::shrink::shrink(&scenario, seed, bug, &limits, &mut progress);
+    if tty {
+        eprintln!();
+    }
+    let shrunk = match result {
+        Ok(s) => s,
+        Err(not) => {
+            say!(
+                "{} seed {seed} passes (trace hash {}): nothing to shrink",
+                scenario.name,
+                not.summary.trace_hash
+            );
+            return Ok(ExitCode::from(1));
+        }
+    };
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| UsageError(format!("cannot create {}: {e}", dir.display())))?;
+    }
+    std::fs::write(&out, &shrunk.scenario.source)
+        .map_err(|e| UsageError(format!("cannot write {}: {e}", out.display())))?;
+    say!(
+        "shrunk from {} faults to {} ({} run(s), {:.1}s{}); it still violates {}",
+        shrunk.faults_before,
+        shrunk.faults_after,
+        shrunk.runs,
+        shrunk.wall.as_secs_f64(),
+        if shrunk.complete {
+            ""
+        } else {
+            ", stopped by the budget: not minimal"
+        },
+        shrunk.invariant
+    );
+    for step in &shrunk.steps {
+        say!("  {step}");
+    }
+    for f in &shrunk.scenario.faults {
+        say!(
+            "  fault {}",
+            crate::nemesis::describe_fault(f.at, &f.action)
+        );
+    }
+    if let Some(v) = shrunk.summary.violations.first() {
+        say!(
+            "  {} at {:.3}s: {}",
+            v.invariant,
+            v.at_ms as f64 / 1e3,
+            v.message
+        );
+    }
+    say!("wrote {}", out.display());
+    say!(
+        "run it: flinksim run {} --seed {seed}   (trace hash {})",
+        out.display(),
+        shrunk.summary.trace_hash
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn merge(paths: &[PathBuf], junit: Option<&Path>) -> Result<ExitCode, UsageError> {

@@ -36,4 +36,5 @@ pub mod nemesis;
 pub mod report;
 pub mod run;
 pub mod scenario;
+pub mod shrink;
 pub mod summary;

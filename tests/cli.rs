@@ -236,3 +236,46 @@ fn explore_writes_records_and_reports_that_merge_joins() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a flinksim exploration record"));
 }
+
+#[test]
+fn shrink_writes_a_standalone_scenario_that_still_fails() {
+    let out_dir = tmp("shrink");
+    let file = Path::new(&out_dir).join("shrunk.toml");
+    let out = flinksim(&[
+        "shrink",
+        "scenarios/negative-sink-commit-on-barrier.toml",
+        "--seed",
+        "2",
+        "--out",
+        file.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("shrunk from "), "{stdout}");
+    assert!(stdout.contains("committed-only-completed"), "{stdout}");
+    let run = flinksim(&[
+        "run",
+        file.to_str().unwrap(),
+        "--seed",
+        "2",
+        "--out",
+        &out_dir,
+    ]);
+    let line = String::from_utf8_lossy(&run.stdout);
+    assert_eq!(run.status.code(), Some(1), "{line}");
+    assert!(line.contains("violated=committed-only-completed"), "{line}");
+    // A passing run has nothing to shrink; a file without a seed is a usage error.
+    let pass = flinksim(&[
+        "shrink",
+        "scenarios/tm-killed.toml",
+        "--seed",
+        "1",
+        "--out",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(pass.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&pass.stdout).contains("nothing to shrink"));
+    let usage = flinksim(&["shrink", "scenarios/tm-killed.toml"]);
+    assert_eq!(usage.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&usage.stderr).contains("--seed"));
+}
