@@ -39,6 +39,8 @@ pub mod client;
 pub mod config;
 pub mod dispatcher;
 pub mod failover_strategy;
+pub mod ha_client;
+pub mod ha_store;
 pub mod heartbeat;
 pub mod ids;
 pub mod job_graph;
