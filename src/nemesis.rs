@@ -70,7 +70,7 @@ pub struct Episode {
 }
 
 /// A validated `[nemesis]` with at least one entry.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Nemesis {
     pub kill_taskmanager: Option<Outage>,
     pub partition: Option<Episode>,
@@ -149,7 +149,9 @@ impl Nemesis {
             parts.push(format!("fail_task every {}", f.every));
         }
         if self.swarm {
-            parts.push("swarm (a random subset of these per seed)".to_string());
+            parts.push(
+                "swarm (per seed: a random subset of these, each at its own rate)".to_string(),
+            );
         }
         parts.push(format!("quiet after {:?}", self.quiet_after));
         parts.join("; ")
@@ -175,11 +177,13 @@ impl Nemesis {
             .collect()
     }
 
-    /// With `swarm`, the entries this seed keeps (each with probability 1/2, at least one), from
-    /// the stream `swarm`; without, this nemesis unchanged.
-    pub fn swarm_pick(&self, seed: u64) -> Nemesis {
+    /// With `swarm`, what this seed draws from the stream `swarm`: the entries it keeps (each
+    /// with probability 1/2, at least one) and, per kept entry, its own fault rate — a mean gap
+    /// drawn from `every`, around which the gaps then vary by ±25 %. Returns the nemesis to draw
+    /// faults from and the drawn knobs (name, value). Without `swarm`, this nemesis unchanged.
+    pub fn swarm_pick(&self, seed: u64) -> (Nemesis, Vec<(String, String)>) {
         if !self.swarm {
-            return self.clone();
+            return (self.clone(), Vec::new());
         }
         let mut rng = sim::rng::stream(seed, "swarm", 0);
         let entries = self.entries();
@@ -189,20 +193,83 @@ impl Nemesis {
             keep[i] = true;
         }
         let kept = |name: &str| entries.iter().zip(&keep).any(|(e, k)| *e == name && *k);
-        Nemesis {
-            kill_taskmanager: self.kill_taskmanager.filter(|_| kept("kill_taskmanager")),
-            partition: self.partition.filter(|_| kept("partition")),
-            pause: self.pause.filter(|_| kept("pause")),
-            kill_sink: self.kill_sink.filter(|_| kept("kill_sink")),
-            kill_checkpoint_storage: self
-                .kill_checkpoint_storage
-                .filter(|_| kept("kill_checkpoint_storage")),
-            clog: self.clog.filter(|_| kept("clog")),
-            clock_jump: self.clock_jump.filter(|_| kept("clock_jump")),
-            fail_task: self.fail_task.clone().filter(|_| kept("fail_task")),
+        let mut knobs = vec![(
+            "nemesis".to_string(),
+            entries
+                .iter()
+                .zip(&keep)
+                .filter(|(_, k)| **k)
+                .map(|(e, _)| *e)
+                .collect::<Vec<_>>()
+                .join(", "),
+        )];
+        // This seed's rate of an entry: gaps within ±25 % of one mean drawn from `every`.
+        let mut rate = |name: &str, every: DurationRange| {
+            let mean = uniform(&mut rng, every);
+            knobs.push((format!("nemesis.{name}.every"), duration_text(mean)));
+            let ms = |d: Duration| Duration::from_millis(d.as_millis() as u64);
+            DurationRange {
+                lo: ms(mean * 3 / 4).max(Duration::from_millis(1)),
+                hi: ms(mean * 5 / 4).max(Duration::from_millis(1)),
+            }
+        };
+        let mut pick = Nemesis {
             swarm: false,
             quiet_after: self.quiet_after,
+            ..Nemesis::default()
+        };
+        if let Some(o) = self.kill_taskmanager.filter(|_| kept("kill_taskmanager")) {
+            pick.kill_taskmanager = Some(Outage {
+                every: rate("kill_taskmanager", o.every),
+                ..o
+            });
         }
+        if let Some(e) = self.partition.filter(|_| kept("partition")) {
+            pick.partition = Some(Episode {
+                every: rate("partition", e.every),
+                ..e
+            });
+        }
+        if let Some(e) = self.pause.filter(|_| kept("pause")) {
+            pick.pause = Some(Episode {
+                every: rate("pause", e.every),
+                ..e
+            });
+        }
+        if let Some(o) = self.kill_sink.filter(|_| kept("kill_sink")) {
+            pick.kill_sink = Some(Outage {
+                every: rate("kill_sink", o.every),
+                ..o
+            });
+        }
+        if let Some(o) = self
+            .kill_checkpoint_storage
+            .filter(|_| kept("kill_checkpoint_storage"))
+        {
+            pick.kill_checkpoint_storage = Some(Outage {
+                every: rate("kill_checkpoint_storage", o.every),
+                ..o
+            });
+        }
+        if let Some(c) = self.clog.filter(|_| kept("clog")) {
+            pick.clog = Some(Clog {
+                every: rate("clog", c.every),
+                ..c
+            });
+        }
+        if let Some(j) = self.clock_jump.filter(|_| kept("clock_jump")) {
+            pick.clock_jump = Some(ClockJumps {
+                every: rate("clock_jump", j.every),
+                ..j
+            });
+        }
+        if let Some(f) = self.fail_task.clone().filter(|_| kept("fail_task")) {
+            pick.fail_task = Some(TaskFailures {
+                every: rate("fail_task", f.every),
+                ..f
+            });
+        }
+        (pick, knobs)
     }
 
     /// The faults of this nemesis for `seed`, in draw order (not sorted).

@@ -442,10 +442,8 @@ impl Scenario {
         let loss = draw_prob(net.loss_range, net.loss, "network.loss");
         let duplicate = draw_prob(net.duplicate_range, net.duplicate, "network.duplicate");
         let nemesis = self.nemesis.as_ref().map(|n| {
-            let picked = n.swarm_pick(seed);
-            if n.swarm {
-                knobs.push(("nemesis".to_string(), picked.entries().join(", ")));
-            }
+            let (picked, drawn) = n.swarm_pick(seed);
+            knobs.extend(drawn);
             picked
         });
         let taskmanagers: Vec<String> = (1..=self.cluster.taskmanagers)

@@ -335,7 +335,8 @@ quiet_after = "30s"
 "#;
 
 /// Bursts kill several TaskManagers at once; clogs, clock jumps and task failures are drawn;
-/// a swarm nemesis keeps a different subset per seed; a loss range draws one loss per seed.
+/// a swarm nemesis keeps a different subset per seed, each entry at a rate of its own; a loss
+/// range draws one loss per seed.
 /// Every resolved file is standalone and replays the same run.
 #[test]
 fn swarm_knobs_bursts_clogs_clock_jumps_and_task_failures_are_drawn_per_seed() {
@@ -360,6 +361,12 @@ fn swarm_knobs_bursts_clogs_clock_jumps_and_task_failures_are_drawn_per_seed() {
         losses.insert(knob("network.loss"));
         let kept = knob("nemesis");
         assert!(!kept.is_empty());
+        // Each kept entry runs at this seed's own rate, drawn from its `every`.
+        for entry in kept.split(", ") {
+            let every = knob(&format!("nemesis.{entry}.every"));
+            let ms: u64 = every.trim_end_matches("ms").parse().unwrap();
+            assert!((5_000..=10_000).contains(&ms), "{entry}: {every}");
+        }
         subsets.insert(kept.clone());
         // Kills come in bursts of two at the same instant.
         let mut kills: BTreeMap<Duration, usize> = BTreeMap::new();
