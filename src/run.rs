@@ -9,9 +9,11 @@ use crate::summary::{
     CheckpointFigures, FaultOut, Knobs, Loss, NodeClock, StatusAt, Summary, ViolationOut,
 };
 use model::bugs::{Bug, Bugs};
+use model::job_graph::JobSpec;
 use model::obs::{Endpoint, Obs};
 use model::oracle::{Oracles, Setup, Violation};
 use model::process::{ClusterSetup, Process, Submission, Topology};
+use model::reference::ReferenceOutput;
 use rand::Rng as _;
 use sim::{
     Census, Clock, Event, EventKind, Fault, Latency, Limits, NetConfig, NodeId, NodeSpec, Observer,
@@ -321,8 +323,10 @@ pub fn run(scenario: &Scenario, mut options: RunOptions) -> RunResult {
         }
     }
 
+    let job = scenario.job.as_ref().map(|j| Arc::new(j.spec.clone()));
     let setup = Setup {
-        job: scenario.job.as_ref().map(|j| Arc::new(j.spec.clone())),
+        reference: job.as_deref().and_then(cached_reference),
+        job,
         config: scenario.flink.clone(),
         topology: topology.clone(),
         latency_max,
@@ -469,6 +473,29 @@ pub fn run(scenario: &Scenario, mut options: RunOptions) -> RunResult {
         violations,
         tap,
     }
+}
+
+/// The fault-free reference output of `spec`, computed once per spec for all the runs of this
+/// process (explorations run thousands of seeds of one scenario; the reference depends only on
+/// the spec, so sharing it cannot change a run).
+fn cached_reference(spec: &JobSpec) -> Option<Arc<ReferenceOutput>> {
+    use std::sync::Mutex;
+    /// The specs seen last, with their references (a few: `check` walks many scenarios).
+    static CACHE: Mutex<Vec<(JobSpec, Option<Arc<ReferenceOutput>>)>> = Mutex::new(Vec::new());
+    const ENTRIES_MAX: usize = 8;
+    if let Ok(cache) = CACHE.lock() {
+        if let Some((_, r)) = cache.iter().find(|(s, _)| s == spec) {
+            return r.clone();
+        }
+    }
+    let reference = model::reference::reference_output(spec).ok().map(Arc::new);
+    if let Ok(mut cache) = CACHE.lock() {
+        if cache.len() >= ENTRIES_MAX {
+            cache.remove(0);
+        }
+        cache.push((spec.clone(), reference.clone()));
+    }
+    reference
 }
 
 /// Like [`run`], but a panic inside the run becomes a failed result (invariant `no-panic`)

@@ -39,6 +39,7 @@ use crate::reference::{
 use crate::states::JobStatus;
 use sim::{Census, Event, EventKind, NodeId, Time};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub const INVARIANT: Invariant = Invariant {
@@ -98,7 +99,7 @@ struct Output {
 
 pub struct ExactlyOnce {
     /// `None`: not judged (no job, a `discard` sink, or a spec without a reference).
-    reference: Option<ReferenceOutput>,
+    reference: Option<Arc<ReferenceOutput>>,
     guarantee: Guarantee,
     sink: Option<NodeId>,
     /// How long after FINISHED the job's last commits may still be on their way to the sink.
@@ -129,7 +130,10 @@ impl ExactlyOnce {
                 // A spec without a reference is rejected before a run starts; nothing to judge.
                 let reference = match job.sink.kind {
                     SinkKind::Discard => None,
-                    _ => reference_output(job).ok(),
+                    _ => setup
+                        .reference
+                        .clone()
+                        .or_else(|| reference_output(job).ok().map(Arc::new)),
                 };
                 (reference, guarantee)
             }
@@ -147,7 +151,7 @@ impl ExactlyOnce {
 
     /// Takes in the committed `recs` of `job_id`; returns the first problem with them.
     fn commit(&mut self, job_id: JobId, recs: &[Rec]) -> Option<String> {
-        let reference = self.reference.as_ref()?;
+        let reference = self.reference.as_deref()?;
         let output = self.outputs.entry(job_id).or_default();
         if output.violated {
             return None;
@@ -266,7 +270,7 @@ impl Oracle for ExactlyOnce {
     }
 
     fn finish(&mut self, _census: &Census, end: Time, out: &mut Vec<Violation>) {
-        let Some(reference) = &self.reference else {
+        let Some(reference) = self.reference.as_deref() else {
             return;
         };
         for (&job_id, &finished_at) in &self.finished {

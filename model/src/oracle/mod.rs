@@ -92,6 +92,10 @@ pub struct Setup {
     /// The job the client submits, if the scenario has one: the output oracles derive the
     /// fault-free reference from it.
     pub job: Option<std::sync::Arc<crate::job_graph::JobSpec>>,
+    /// The fault-free reference output of `job`, when the caller already has it (it is a pure
+    /// function of the spec, so a runner may compute it once for many seeds); `None`: the
+    /// oracles compute it.
+    pub reference: Option<std::sync::Arc<crate::reference::ReferenceOutput>>,
 }
 
 pub trait Oracle {
@@ -292,6 +296,7 @@ pub(crate) mod testing {
             },
             latency_max: Duration::from_millis(10),
             job: None,
+            reference: None,
         }
     }
 
