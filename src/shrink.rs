@@ -19,7 +19,12 @@
 //!
 //! Every candidate is built as text — the resolved source as a TOML table with `faults`
 //! replaced and the workload edited, `bug` set when one was given — and validated by
-//! [`Scenario::parse`]; a candidate that does not validate is rejected without a run. The
+//! [`Scenario::parse`]; a candidate that does not validate is rejected without a run, and so is
+//! one whose TaskManagers no longer have the slots its job needs when the original had them (a
+//! guard against *slippage*: "the job did not finish" turning into "the job never got its
+//! slots", which the same invariant would accept). For the same reason a candidate may not
+//! leave an outage of the original without its end (a kill without its start, a pause without
+//! its resume, a partition or clog without its heal). The
 //! result is that text with a comment header: a file that reproduces the failure on its own
 //! (with the same `--seed`).
 //!
@@ -153,6 +158,7 @@ pub fn shrink(
         "name".into(),
         toml::Value::String(format!("{}-shrunk", scenario.name)),
     );
+    let must_be_fair = fair(&faults);
     let mut s = Shrinker {
         path: &scenario.path,
         seed,
@@ -168,6 +174,8 @@ pub fn shrink(
         faults,
         best: first.clone(),
         steps: Vec::new(),
+        must_fit: fits(&resolved),
+        must_be_fair,
     };
     // The rebuilt text must fail the same way before anything is removed from it.
     let (base, faults) = (s.base.clone(), s.faults.clone());
@@ -206,6 +214,13 @@ struct Shrinker<'a> {
     /// The run of the smallest failing scenario so far.
     best: Summary,
     steps: Vec<String>,
+    /// The original cluster has the slots its job needs: candidates must keep that, or a
+    /// "job did not finish" failure would slip into "the job never got its slots".
+    must_fit: bool,
+    /// Every outage of the original ends (each kill is followed by a start of the node, each
+    /// pause by its resume, each partition or clog by a heal): candidates must keep that, or a
+    /// liveness failure would slip into a node that never comes back.
+    must_be_fair: bool,
 }
 
 impl Shrinker<'_> {
@@ -221,15 +236,21 @@ impl Shrinker<'_> {
     /// Whether the candidate still violates the target invariant; if it does, it becomes the
     /// smallest failing scenario so far.
     fn try_candidate(&mut self, base: &toml::Table, faults: &[Fault]) -> Result<bool, Exhausted> {
+        if self.must_be_fair && !fair(faults) {
+            return Ok(false);
+        }
         let Some(text) = candidate_text(base, faults) else {
             return Ok(false);
         };
         let outcome = match self.cache.get(&text) {
             Some(o) => o.clone(),
             None => {
-                let Ok(scenario) = Scenario::parse(self.path, &text) else {
-                    self.cache.insert(text, None);
-                    return Ok(false);
+                let scenario = match Scenario::parse(self.path, &text) {
+                    Ok(s) if !self.must_fit || fits(&s) => s,
+                    _ => {
+                        self.cache.insert(text, None);
+                        return Ok(false);
+                    }
                 };
                 if self.runs >= self.limits.max_runs
                     || self
@@ -610,6 +631,53 @@ fn unshrunk(
 
 /// The scenario text of `base` with `faults` (in time order, ties in list order, as the
 /// validator orders them); `None` when a fault has no text form.
+/// Whether every outage in `faults` ends: a kill is followed by a start of the node, a pause
+/// without `resume_after` by a resume, a partition or clog without its own end by a heal.
+fn fair(faults: &[Fault]) -> bool {
+    faults.iter().enumerate().all(|(i, (at, action))| {
+        let later = |ends: &dyn Fn(&FaultAction) -> bool| {
+            faults
+                .iter()
+                .enumerate()
+                .any(|(j, (t, a))| j != i && t >= at && ends(a))
+        };
+        match action {
+            FaultAction::Kill(n) => later(&|a| matches!(a, FaultAction::Start(m) if m == n)),
+            FaultAction::Pause {
+                node,
+                resume_after: None,
+            } => later(&|a| matches!(a, FaultAction::Resume(m) if m == node)),
+            FaultAction::Partition {
+                heal_after: None, ..
+            }
+            | FaultAction::Clog {
+                clear_after: None, ..
+            } => later(&|a| matches!(a, FaultAction::Heal)),
+            _ => true,
+        }
+    })
+}
+
+/// Whether the cluster's slots (running and spare TaskManagers) can hold the job's widest
+/// vertex (with slot sharing, one slot per parallel pipeline). True without a job.
+fn fits(s: &Scenario) -> bool {
+    let Some(job) = &s.job else {
+        return true;
+    };
+    let Ok(graph) = model::job_graph::JobGraph::from_spec(&job.spec) else {
+        return true;
+    };
+    let widest = graph
+        .vertices
+        .iter()
+        .map(|v| v.parallelism)
+        .max()
+        .unwrap_or(0);
+    let slots = u64::from(s.cluster.taskmanagers + s.cluster.spare_taskmanagers)
+        * u64::from(s.flink.number_of_task_slots);
+    slots >= u64::from(widest)
+}
+
 fn candidate_text(base: &toml::Table, faults: &[Fault]) -> Option<String> {
     let mut table = base.clone();
     let mut sorted: Vec<&Fault> = faults.iter().collect();
@@ -839,6 +907,52 @@ fn set_int(table: &mut toml::Table, path: &[&str], value: i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_schedule_is_fair_when_every_outage_ends() {
+        let s = Duration::from_secs;
+        let kill = (s(1), FaultAction::Kill("sink".into()));
+        let start = (s(3), FaultAction::Start("sink".into()));
+        assert!(fair(&[kill.clone(), start.clone()]));
+        assert!(
+            !fair(std::slice::from_ref(&kill)),
+            "a kill without its start"
+        );
+        assert!(
+            fair(std::slice::from_ref(&start)),
+            "a start of a running node is harmless"
+        );
+        let early_start = (s(0), FaultAction::Start("sink".into()));
+        assert!(
+            !fair(&[early_start, kill]),
+            "the start must come after the kill"
+        );
+        let pause = |resume_after| {
+            (
+                s(1),
+                FaultAction::Pause {
+                    node: "taskmanager-1".into(),
+                    resume_after,
+                },
+            )
+        };
+        assert!(fair(&[pause(Some(s(2)))]));
+        assert!(!fair(&[pause(None)]));
+        assert!(fair(&[
+            pause(None),
+            (s(2), FaultAction::Resume("taskmanager-1".into()))
+        ]));
+        let partition = (
+            s(1),
+            FaultAction::Partition {
+                groups: vec![vec!["sink".into()], vec!["source".into()]],
+                one_way: false,
+                heal_after: None,
+            },
+        );
+        assert!(!fair(std::slice::from_ref(&partition)));
+        assert!(fair(&[partition, (s(5), FaultAction::Heal)]));
+    }
 
     #[test]
     fn split_covers_every_index_once() {
