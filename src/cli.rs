@@ -382,7 +382,7 @@ fn explore(
         let dir = out_dir
             .join(&scenario.name)
             .join(f.summary.seed.to_string());
-        run_with_report(scenario, f.summary.seed, what.bug, &dir, false)?;
+        run_with_report_quietly(scenario, f.summary.seed, what.bug, &dir)?;
         reports.push(dir);
     }
     say!(
@@ -682,7 +682,18 @@ fn exit_for(result: &RunResult) -> ExitCode {
     }
 }
 
-/// Runs with the full trace into the report folder `dir` and writes the report. With
+/// [`run_with_report`] without printing the drawn knobs (explore lists many failing seeds).
+fn run_with_report_quietly(
+    scenario: &Scenario,
+    seed: u64,
+    bug: Option<Bug>,
+    dir: &Path,
+) -> Result<RunResult, UsageError> {
+    run_with_report_inner(scenario, seed, bug, dir, false, false).map(|(r, _)| r)
+}
+
+/// Runs with the full trace into the report folder `dir` and writes the report, first printing
+/// (on stderr) the seed, the drawn knobs and the fault schedule of a scenario that draws any. With
 /// `check_determinism`, runs a second time and returns the first difference between the two.
 fn run_with_report(
     scenario: &Scenario,
@@ -690,6 +701,17 @@ fn run_with_report(
     bug: Option<Bug>,
     dir: &Path,
     check_determinism: bool,
+) -> Result<(RunResult, Option<crate::determinism::Difference>), UsageError> {
+    run_with_report_inner(scenario, seed, bug, dir, check_determinism, true)
+}
+
+fn run_with_report_inner(
+    scenario: &Scenario,
+    seed: u64,
+    bug: Option<Bug>,
+    dir: &Path,
+    check_determinism: bool,
+    print_knobs: bool,
 ) -> Result<(RunResult, Option<crate::determinism::Difference>), UsageError> {
     let trace = report::open_trace(dir).map_err(|e| {
         UsageError(format!(
@@ -701,7 +723,7 @@ fn run_with_report(
     // on it alone reproduces the run.
     let drawn = scenario.nemesis.is_some();
     let scenario = &scenario.resolve(seed);
-    if drawn || !scenario.knobs.is_empty() {
+    if print_knobs && (drawn || !scenario.knobs.is_empty()) {
         print_drawn(scenario, seed);
     }
     let (result, difference) = if check_determinism {
