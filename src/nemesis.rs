@@ -218,57 +218,25 @@ impl Nemesis {
             quiet_after: self.quiet_after,
             ..Nemesis::default()
         };
-        if let Some(o) = self.kill_taskmanager.filter(|_| kept("kill_taskmanager")) {
-            pick.kill_taskmanager = Some(Outage {
-                every: rate("kill_taskmanager", o.every),
-                ..o
-            });
+        // In `ENTRIES` order: the draws of the rates follow it.
+        macro_rules! keep_at_own_rate {
+            ($($entry:ident),*) => {$(
+                if let Some(mut e) = self.$entry.clone().filter(|_| kept(stringify!($entry))) {
+                    e.every = rate(stringify!($entry), e.every);
+                    pick.$entry = Some(e);
+                }
+            )*};
         }
-        if let Some(e) = self.partition.filter(|_| kept("partition")) {
-            pick.partition = Some(Episode {
-                every: rate("partition", e.every),
-                ..e
-            });
-        }
-        if let Some(e) = self.pause.filter(|_| kept("pause")) {
-            pick.pause = Some(Episode {
-                every: rate("pause", e.every),
-                ..e
-            });
-        }
-        if let Some(o) = self.kill_sink.filter(|_| kept("kill_sink")) {
-            pick.kill_sink = Some(Outage {
-                every: rate("kill_sink", o.every),
-                ..o
-            });
-        }
-        if let Some(o) = self
-            .kill_checkpoint_storage
-            .filter(|_| kept("kill_checkpoint_storage"))
-        {
-            pick.kill_checkpoint_storage = Some(Outage {
-                every: rate("kill_checkpoint_storage", o.every),
-                ..o
-            });
-        }
-        if let Some(c) = self.clog.filter(|_| kept("clog")) {
-            pick.clog = Some(Clog {
-                every: rate("clog", c.every),
-                ..c
-            });
-        }
-        if let Some(j) = self.clock_jump.filter(|_| kept("clock_jump")) {
-            pick.clock_jump = Some(ClockJumps {
-                every: rate("clock_jump", j.every),
-                ..j
-            });
-        }
-        if let Some(f) = self.fail_task.clone().filter(|_| kept("fail_task")) {
-            pick.fail_task = Some(TaskFailures {
-                every: rate("fail_task", f.every),
-                ..f
-            });
-        }
+        keep_at_own_rate!(
+            kill_taskmanager,
+            partition,
+            pause,
+            kill_sink,
+            kill_checkpoint_storage,
+            clog,
+            clock_jump,
+            fail_task
+        );
         (pick, knobs)
     }
 
@@ -640,9 +608,9 @@ pub fn fault_table(at: Duration, action: &FaultAction) -> Option<toml::Table> {
     Some(t)
 }
 
-/// One line for a fault: its time and action in scenario syntax, e.g.
-/// `   12.345s  kill = "taskmanager-2"`.
-pub fn describe_fault(at: Duration, action: &FaultAction) -> String {
+/// A fault in scenario syntax without its `at`, the action first, e.g.
+/// `partition = [["sink"], ["source"]], heal_after = "2s", one_way = false`.
+pub fn fault_syntax(action: &FaultAction) -> String {
     const ACTIONS: [&str; 9] = [
         "kill",
         "start",
@@ -654,9 +622,8 @@ pub fn describe_fault(at: Duration, action: &FaultAction) -> String {
         "clock_jump",
         "fail_task",
     ];
-    let what = match fault_table(at, action) {
+    match fault_table(Duration::ZERO, action) {
         Some(t) => {
-            // The action first, then its parameters.
             let mut keys: Vec<&String> = t.keys().filter(|k| k.as_str() != "at").collect();
             keys.sort_by_key(|k| !ACTIONS.contains(&k.as_str()));
             keys.iter()
@@ -665,6 +632,11 @@ pub fn describe_fault(at: Duration, action: &FaultAction) -> String {
                 .join(", ")
         }
         None => format!("{action:?}"),
-    };
-    format!("{:>10.3}s  {what}", at.as_secs_f64())
+    }
+}
+
+/// One line for a fault: its time and action in scenario syntax, e.g.
+/// `   12.345s  kill = "taskmanager-2"`.
+pub fn describe_fault(at: Duration, action: &FaultAction) -> String {
+    format!("{:>10.3}s  {}", at.as_secs_f64(), fault_syntax(action))
 }

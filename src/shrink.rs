@@ -260,16 +260,7 @@ impl Shrinker<'_> {
                 {
                     return Err(Exhausted);
                 }
-                let summary = run_catching(
-                    &scenario,
-                    RunOptions {
-                        seed: self.seed,
-                        bug: self.bug,
-                        trace: None,
-                        tap: sim::Tap::None,
-                    },
-                )
-                .summary;
+                let summary = self.run(&scenario);
                 self.runs += 1;
                 let fails = summary
                     .violations
@@ -294,6 +285,19 @@ impl Shrinker<'_> {
             elapsed: self.started.elapsed(),
         });
         Ok(fails)
+    }
+
+    /// One run of a candidate, with the seed and bug being shrunk.
+    fn run(&self, scenario: &Scenario) -> Summary {
+        run_catching(
+            scenario,
+            RunOptions {
+                seed: self.seed,
+                bug: self.bug,
+                ..RunOptions::default()
+            },
+        )
+        .summary
     }
 
     /// Tries `faults` with the current workload.
@@ -581,16 +585,7 @@ impl Shrinker<'_> {
                 self.started,
             );
         };
-        let summary = run_catching(
-            &scenario,
-            RunOptions {
-                seed: self.seed,
-                bug: self.bug,
-                trace: None,
-                tap: sim::Tap::None,
-            },
-        )
-        .summary;
+        let summary = self.run(&scenario);
         Shrunk {
             faults_after: scenario.faults.len(),
             scenario,

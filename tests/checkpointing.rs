@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{run_seed, scenario};
+use common::{run_seed, scenario, CHECKPOINTING_BUGS as CAUGHT};
 use model::bugs::Bug;
 
 /// Records the bundled checkpointing jobs read: 4 partitions × 4000.
@@ -64,45 +64,6 @@ fn at_least_once_mode_loses_nothing_and_may_repeat() {
     }
     assert!(repeated, "a restore replays records the sink already wrote");
 }
-
-/// (bug, its negative scenario, the invariant that must catch it)
-const CAUGHT: &[(Bug, &str, &str)] = &[
-    (
-        Bug::SinkCommitOnBarrier,
-        "negative-sink-commit-on-barrier",
-        "committed-only-completed",
-    ),
-    (
-        Bug::NoBarrierAlignment,
-        "negative-no-barrier-alignment",
-        "exactly-once",
-    ),
-    (
-        Bug::RestoreOlderCheckpoint,
-        "negative-restore-older-checkpoint",
-        "restored-state",
-    ),
-    (
-        Bug::OffsetsNotInSnapshot,
-        "negative-offsets-not-in-snapshot",
-        "restored-state",
-    ),
-    (
-        Bug::AckBeforeSnapshotDurable,
-        "negative-ack-before-snapshot-durable",
-        "checkpoint-completeness",
-    ),
-    (
-        Bug::CompleteWithMissingAck,
-        "negative-complete-with-missing-ack",
-        "checkpoint-completeness",
-    ),
-    (
-        Bug::NoAbortOfLingeringTransactions,
-        "negative-no-abort-of-lingering-transactions",
-        "no-lingering-transactions",
-    ),
-];
 
 #[test]
 fn every_checkpointing_bug_is_caught_by_its_oracle_within_200_seeds_and_replays() {

@@ -4,9 +4,8 @@
 
 mod common;
 
-use common::{run_seed, scenario};
+use common::{run_seed, scenario, CONTROL_PLANE_BUGS as CAUGHT};
 use flinksim::run::{run, RunOptions};
-use model::bugs::Bug;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
@@ -173,30 +172,6 @@ fn an_active_resource_manager_starts_the_spare_and_releases_it_when_idle() {
         .iter()
         .any(|f| f.fault == "kill" && f.node.as_deref() == Some("taskmanager-3")));
 }
-
-/// (bug, scenario, invariant that must catch it)
-const CAUGHT: &[(Bug, &str, &str)] = &[
-    (
-        Bug::SlotDoubleAllocation,
-        "forward-job-tm-killed",
-        "slot-exclusivity",
-    ),
-    (
-        Bug::StaleAttemptUpdateAccepted,
-        "tm-paused-during-job",
-        "stale-attempts",
-    ),
-    (
-        Bug::RestartBudgetNotEnforced,
-        "restart-budget-exhausted",
-        "restart-budget",
-    ),
-    (
-        Bug::TmLossNotFailingTasks,
-        "tm-killed-region-fixed-delay",
-        "job-liveness",
-    ),
-];
 
 #[test]
 fn every_control_plane_bug_is_caught_by_its_oracle_within_200_seeds() {

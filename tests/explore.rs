@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::scenario;
+use common::{scenario, CHECKPOINTING_BUGS, CONTROL_PLANE_BUGS, HEARTBEAT_BUGS};
 use flinksim::explore::{explore, Exploration, SeedRange, Shard};
 use model::bugs::Bug;
 
@@ -106,91 +106,22 @@ fn a_clean_scenario_explores_without_failures() {
     assert!(out.stopped.is_none());
 }
 
-/// (bug, a scenario it breaks, the invariant that catches it): every planted bug.
-const EVERY_BUG: &[(Bug, &str, &str)] = &[
-    (
-        Bug::HeartbeatTimeoutNotReset,
-        "heartbeat-steady",
-        "heartbeat-detection",
-    ),
-    (
-        Bug::HeartbeatTimeoutIgnored,
-        "tm-paused",
-        "heartbeat-detection",
-    ),
-    (
-        Bug::RegistrationNotRetried,
-        "tm-partitioned-then-healed",
-        "registration-liveness",
-    ),
-    (
-        Bug::SlotDoubleAllocation,
-        "forward-job-tm-killed",
-        "slot-exclusivity",
-    ),
-    (
-        Bug::StaleAttemptUpdateAccepted,
-        "tm-paused-during-job",
-        "stale-attempts",
-    ),
-    (
-        Bug::RestartBudgetNotEnforced,
-        "restart-budget-exhausted",
-        "restart-budget",
-    ),
-    (
-        Bug::TmLossNotFailingTasks,
-        "tm-killed-region-fixed-delay",
-        "job-liveness",
-    ),
-    (
-        Bug::SinkCommitOnBarrier,
-        "negative-sink-commit-on-barrier",
-        "committed-only-completed",
-    ),
-    (
-        Bug::NoBarrierAlignment,
-        "negative-no-barrier-alignment",
-        "exactly-once",
-    ),
-    (
-        Bug::RestoreOlderCheckpoint,
-        "negative-restore-older-checkpoint",
-        "restored-state",
-    ),
-    (
-        Bug::OffsetsNotInSnapshot,
-        "negative-offsets-not-in-snapshot",
-        "restored-state",
-    ),
-    (
-        Bug::AckBeforeSnapshotDurable,
-        "negative-ack-before-snapshot-durable",
-        "checkpoint-completeness",
-    ),
-    (
-        Bug::CompleteWithMissingAck,
-        "negative-complete-with-missing-ack",
-        "checkpoint-completeness",
-    ),
-    (
-        Bug::NoAbortOfLingeringTransactions,
-        "negative-no-abort-of-lingering-transactions",
-        "no-lingering-transactions",
-    ),
-];
-
 /// `explore` finds every planted bug in a few seeds of its scenario, with the invariant that
 /// should catch it, and the failing seed replays to the same trace hash.
+/// (bug, a scenario it breaks, the invariant that catches it): every planted bug.
+fn every_bug() -> impl Iterator<Item = &'static (Bug, &'static str, &'static str)> {
+    HEARTBEAT_BUGS
+        .iter()
+        .chain(CONTROL_PLANE_BUGS)
+        .chain(CHECKPOINTING_BUGS)
+}
+
 #[test]
 fn explore_finds_every_planted_bug_and_each_failing_seed_replays() {
     for b in Bug::ALL {
-        assert!(
-            EVERY_BUG.iter().any(|(x, _, _)| x == b),
-            "{b:?} has no entry"
-        );
+        assert!(every_bug().any(|(x, _, _)| x == b), "{b:?} has no entry");
     }
-    for (bug, name, invariant) in EVERY_BUG {
+    for (bug, name, invariant) in every_bug() {
         let s = scenario(name);
         let out = explore(
             std::slice::from_ref(&s),

@@ -68,19 +68,6 @@ pub fn describe_fault(action: &FaultAction) -> String {
     }
 }
 
-/// A fault in scenario syntax, without its `at`: `kill = "taskmanager-2"`.
-fn fault_toml(at: Duration, action: &FaultAction) -> String {
-    let Some(table) = crate::nemesis::fault_table(at, action) else {
-        return String::new();
-    };
-    table
-        .iter()
-        .filter(|(k, _)| k.as_str() != "at")
-        .map(|(k, v)| format!("{k} = {v}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 /// Text safe in a Markdown table cell.
 fn cell(raw: &str) -> String {
     raw.replace('\\', "\\\\")
@@ -416,7 +403,7 @@ pub fn render(
                 "| {} | {} | `{}` |",
                 secs_ms(f.at.as_millis() as u64),
                 cell(&describe_fault(&f.action)),
-                cell(&fault_toml(f.at, &f.action)).replace('`', "'")
+                cell(&crate::nemesis::fault_syntax(&f.action)).replace('`', "'")
             );
         }
         md.push('\n');

@@ -43,3 +43,86 @@ pub fn run_seed(s: &Scenario, seed: u64, bug: Option<Bug>) -> RunResult {
 pub fn parse(text: &str) -> Scenario {
     Scenario::parse(Path::new("test.toml"), text).unwrap_or_else(|e| panic!("{e}"))
 }
+
+/// Planted bugs with a scenario each breaks and the invariant that must catch it: the
+/// heartbeat and registration bugs,
+pub const HEARTBEAT_BUGS: &[(Bug, &str, &str)] = &[
+    (
+        Bug::HeartbeatTimeoutNotReset,
+        "heartbeat-steady",
+        "heartbeat-detection",
+    ),
+    (
+        Bug::HeartbeatTimeoutIgnored,
+        "tm-paused",
+        "heartbeat-detection",
+    ),
+    (
+        Bug::RegistrationNotRetried,
+        "tm-partitioned-then-healed",
+        "registration-liveness",
+    ),
+];
+
+/// the control-plane bugs (slots, attempts, restarts, TaskManager loss),
+pub const CONTROL_PLANE_BUGS: &[(Bug, &str, &str)] = &[
+    (
+        Bug::SlotDoubleAllocation,
+        "forward-job-tm-killed",
+        "slot-exclusivity",
+    ),
+    (
+        Bug::StaleAttemptUpdateAccepted,
+        "tm-paused-during-job",
+        "stale-attempts",
+    ),
+    (
+        Bug::RestartBudgetNotEnforced,
+        "restart-budget-exhausted",
+        "restart-budget",
+    ),
+    (
+        Bug::TmLossNotFailingTasks,
+        "tm-killed-region-fixed-delay",
+        "job-liveness",
+    ),
+];
+
+/// and the checkpointing bugs, each with its negative scenario.
+pub const CHECKPOINTING_BUGS: &[(Bug, &str, &str)] = &[
+    (
+        Bug::SinkCommitOnBarrier,
+        "negative-sink-commit-on-barrier",
+        "committed-only-completed",
+    ),
+    (
+        Bug::NoBarrierAlignment,
+        "negative-no-barrier-alignment",
+        "exactly-once",
+    ),
+    (
+        Bug::RestoreOlderCheckpoint,
+        "negative-restore-older-checkpoint",
+        "restored-state",
+    ),
+    (
+        Bug::OffsetsNotInSnapshot,
+        "negative-offsets-not-in-snapshot",
+        "restored-state",
+    ),
+    (
+        Bug::AckBeforeSnapshotDurable,
+        "negative-ack-before-snapshot-durable",
+        "checkpoint-completeness",
+    ),
+    (
+        Bug::CompleteWithMissingAck,
+        "negative-complete-with-missing-ack",
+        "checkpoint-completeness",
+    ),
+    (
+        Bug::NoAbortOfLingeringTransactions,
+        "negative-no-abort-of-lingering-transactions",
+        "no-lingering-transactions",
+    ),
+];
