@@ -55,6 +55,8 @@ struct Recorder {
     faults: Vec<FaultOut>,
     job_status_history: Vec<StatusAt>,
     job_status: Option<model::states::JobStatus>,
+    /// The JobMaster instance whose status the job's is (the newest).
+    job_master_id: Option<u64>,
     restarts: u32,
     checkpointing: CheckpointFigures,
 }
@@ -105,14 +107,29 @@ impl Observer<Process> for Recorder {
                 });
             }
             EventKind::Obs {
-                obs: Obs::JobStatusChanged { to, .. },
+                obs:
+                    Obs::JobStatusChanged {
+                        job_master_id,
+                        from,
+                        to,
+                        ..
+                    },
                 ..
             } => {
-                self.job_status = Some(*to);
-                self.job_status_history.push(StatusAt {
-                    status: to.name().to_string(),
-                    at_ms: ev.time.as_millis(),
-                });
+                // The job's status is its newest JobMaster's: with HA a deposed JobMaster may
+                // still suspend its copy after the new leader's finished.
+                if from.is_none() {
+                    self.job_master_id = Some(*job_master_id);
+                }
+                let current = self.job_master_id.is_none_or(|j| j == *job_master_id);
+                let ended = self.job_status.is_some_and(|s| s.is_globally_terminal());
+                if current && !ended {
+                    self.job_status = Some(*to);
+                    self.job_status_history.push(StatusAt {
+                        status: to.name().to_string(),
+                        at_ms: ev.time.as_millis(),
+                    });
+                }
             }
             EventKind::Obs {
                 obs: Obs::RestartScheduled { .. },
@@ -168,6 +185,10 @@ pub fn run(scenario: &Scenario, mut options: RunOptions) -> RunResult {
         names.push("checkpoint-storage".to_string());
         names.push("sink".to_string());
     }
+    let ha = scenario.flink.high_availability != model::config::HighAvailability::None;
+    if ha {
+        names.push("ha".to_string());
+    }
     let id = |name: &str| -> NodeId {
         NodeId(
             names
@@ -197,6 +218,7 @@ pub fn run(scenario: &Scenario, mut options: RunOptions) -> RunResult {
             .job
             .as_ref()
             .map(|_| NodeId(cluster_nodes as u32 + 3)),
+        ha: ha.then(|| id("ha")),
     };
 
     // Knobs drawn from the seed, each from its own stream.

@@ -544,6 +544,9 @@ impl Scenario {
         if self.job.is_some() {
             names.extend(JOB_NODES.iter().map(|n| n.to_string()));
         }
+        if self.flink.high_availability != model::config::HighAvailability::None {
+            names.push("ha".to_string());
+        }
         names
     }
 }
@@ -676,7 +679,8 @@ impl Validator<'_> {
             return Ok(n.clone());
         }
         let hint = if n == "ha" {
-            "node `ha` is not modelled yet (it arrives with high availability)".to_string()
+            "node `ha` exists only with \"high-availability.type\" = \"ZOOKEEPER\" in [flink]"
+                .to_string()
         } else if JOB_NODES.contains(&n.as_str()) {
             format!("node `{n}` exists only in scenarios with a [job]")
         } else {
@@ -748,7 +752,7 @@ impl Validator<'_> {
             Some(c) => {
                 let c_ref = c.get_ref();
                 let jobmanagers = match &c_ref.jobmanagers {
-                    Some(j) => self.count(j, "`cluster.jobmanagers`", 1..2)?,
+                    Some(j) => self.count(j, "`cluster.jobmanagers`", 1..10)?,
                     None => 1,
                 };
                 let taskmanagers = self.count(
@@ -830,6 +834,23 @@ impl Validator<'_> {
                 message: e,
             },
         })?;
+        let ha = flink.high_availability != model::config::HighAvailability::None;
+        if cluster.jobmanagers > 1 && !ha {
+            let span = raw
+                .cluster
+                .as_ref()
+                .and_then(|c| c.get_ref().jobmanagers.as_ref())
+                .map(|j| j.span())
+                .expect("jobmanagers > 1 was written");
+            return Err(self.err(
+                span,
+                "`cluster.jobmanagers` > 1 requires high availability: set \"high-availability.type\" = \"ZOOKEEPER\" in [flink]",
+            ));
+        }
+        if ha {
+            // The `ha` node (the ZooKeeper-like store) exists with high availability.
+            nodes.push("ha".to_string());
+        }
 
         let network = match &raw.network {
             None => NetworkSpec {
@@ -1805,7 +1826,11 @@ mod tests {
         );
         let e = parse("name = \"x\"\nduration = \"30s\"\n[[faults]]\nat = \"1s\"\nkill = \"ha\"\n")
             .unwrap_err();
-        assert!(e.message.contains("`ha` is not modelled yet"), "{e}");
+        assert!(
+            e.message
+                .contains("`ha` exists only with \"high-availability.type\""),
+            "{e}"
+        );
     }
 
     #[test]

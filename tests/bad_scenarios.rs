@@ -100,10 +100,16 @@ const CASES: &[(&str, &str, Option<usize>, &str)] = &[
         "no operator named `window`",
     ),
     (
-        "unsupported high-availability key",
-        "name = \"x\"\nduration = \"30s\"\n[flink]\n\"high-availability.type\" = \"zookeeper\"\n",
+        "kubernetes high availability",
+        "name = \"x\"\nduration = \"30s\"\n[flink]\n\"high-availability.type\" = \"kubernetes\"\n",
         Some(4),
-        "not supported by flinksim yet",
+        "KUBERNETES is not supported by flinksim yet; use ZOOKEEPER",
+    ),
+    (
+        "two jobmanagers without high availability",
+        "name = \"x\"\nduration = \"30s\"\n[cluster]\njobmanagers = 2\ntaskmanagers = 1\n",
+        Some(4),
+        "`cluster.jobmanagers` > 1 requires high availability",
     ),
     (
         "bad checkpointing mode",

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{scenario, CHECKPOINTING_BUGS, CONTROL_PLANE_BUGS, HEARTBEAT_BUGS};
+use common::{scenario, CHECKPOINTING_BUGS, CONTROL_PLANE_BUGS, HA_BUGS, HEARTBEAT_BUGS};
 use flinksim::explore::{explore, Exploration, SeedRange, Shard};
 use model::bugs::Bug;
 
@@ -114,6 +114,7 @@ fn every_bug() -> impl Iterator<Item = &'static (Bug, &'static str, &'static str
         .iter()
         .chain(CONTROL_PLANE_BUGS)
         .chain(CHECKPOINTING_BUGS)
+        .chain(HA_BUGS)
 }
 
 #[test]

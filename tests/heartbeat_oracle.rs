@@ -31,8 +31,13 @@ fn heartbeat_timeout_not_reset_is_caught_by_heartbeat_detection_on_every_scenari
         assert!(v.message.contains("of silence"), "{}", v.message);
         // A monitor armed at registration fires one timeout (on a clock up to 5% off) later,
         // although heartbeats flowed.
+        // With HA, registration waits for the first leader election (about half a second).
+        let election = match s.flink.high_availability {
+            model::config::HighAvailability::None => 0,
+            _ => 1_000,
+        };
         let timeout = s.flink.heartbeat_timeout.as_millis() as u64;
-        let window = timeout * 94 / 100..timeout * 108 / 100;
+        let window = timeout * 94 / 100..timeout * 108 / 100 + election;
         assert!(window.contains(&v.at_ms), "{}: {}", s.name, v.at_ms);
     }
 }

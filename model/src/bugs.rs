@@ -47,6 +47,18 @@ pub enum Bug {
     /// A restored two-phase-commit writer does not abort its subtask's lingering transactions
     /// (cf. FLINK-23854).
     NoAbortOfLingeringTransactions,
+    /// TaskExecutors skip the fencing checks: `requestSlot` is taken from any ResourceManager
+    /// and `submitTask` from any JobMaster of the job, so a deposed leader's calls take effect.
+    NoFencingCheck,
+    /// A new JobMaster leader counts checkpoint ids from 1 in memory instead of continuing the
+    /// CheckpointIDCounter in the `ha` store.
+    CheckpointIdCounterNotPersisted,
+    /// The CompletedCheckpointStore pointer is written lazily, one checkpoint behind the
+    /// notifications: a new leader recovers from a stale pointer.
+    RecoverFromStaleCheckpointPointer,
+    /// A TaskExecutor ignores the job leader changes that leader retrieval reports and keeps
+    /// its connection to the old JobMaster (cf. FLINK-18677).
+    TmIgnoresLeaderChange,
 }
 
 impl Bug {
@@ -65,6 +77,10 @@ impl Bug {
         Bug::AckBeforeSnapshotDurable,
         Bug::CompleteWithMissingAck,
         Bug::NoAbortOfLingeringTransactions,
+        Bug::NoFencingCheck,
+        Bug::CheckpointIdCounterNotPersisted,
+        Bug::RecoverFromStaleCheckpointPointer,
+        Bug::TmIgnoresLeaderChange,
     ];
 
     pub fn name(self) -> &'static str {
@@ -83,6 +99,10 @@ impl Bug {
             Bug::AckBeforeSnapshotDurable => "ack-before-snapshot-durable",
             Bug::CompleteWithMissingAck => "complete-with-missing-ack",
             Bug::NoAbortOfLingeringTransactions => "no-abort-of-lingering-transactions",
+            Bug::NoFencingCheck => "no-fencing-check",
+            Bug::CheckpointIdCounterNotPersisted => "checkpoint-id-counter-not-persisted",
+            Bug::RecoverFromStaleCheckpointPointer => "recover-from-stale-checkpoint-pointer",
+            Bug::TmIgnoresLeaderChange => "tm-ignores-leader-change",
         }
     }
 
@@ -129,6 +149,18 @@ impl Bug {
             }
             Bug::NoAbortOfLingeringTransactions => {
                 "a restored two-phase-commit writer leaves its subtask's lingering transactions open (FLINK-23854 class)"
+            }
+            Bug::NoFencingCheck => {
+                "TaskExecutors skip fencing-token checks: a deposed JobMaster's or ResourceManager's calls are accepted"
+            }
+            Bug::CheckpointIdCounterNotPersisted => {
+                "a new JobMaster leader restarts checkpoint ids at 1 instead of continuing the HA CheckpointIDCounter"
+            }
+            Bug::RecoverFromStaleCheckpointPointer => {
+                "the HA checkpoint pointer lags one checkpoint behind the notifications: a new leader recovers from a stale checkpoint"
+            }
+            Bug::TmIgnoresLeaderChange => {
+                "TaskExecutors ignore job leader changes and stay connected to the old JobMaster (FLINK-18677 class)"
             }
         }
     }

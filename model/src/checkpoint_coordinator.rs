@@ -40,7 +40,7 @@ struct PendingCheckpoint {
 }
 
 /// A completed checkpoint: the handles of its task states.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct CompletedCheckpoint {
     pub id: CheckpointId,
     pub handles: Vec<StateHandleId>,
@@ -60,6 +60,29 @@ pub enum Outcome {
     FailJob,
 }
 
+/// How the coordinator works with high availability.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HaCheckpointing {
+    /// Checkpoint ids come from the `ha` store's CheckpointIDCounter (asked for per trigger).
+    pub external_ids: bool,
+    /// A checkpoint completes only once its pointer is in the CompletedCheckpointStore; with
+    /// `false` (a planted bug) the pointer is written lazily, one checkpoint behind.
+    pub pointer_before_notify: bool,
+}
+
+/// A change to the CompletedCheckpointStore in the `ha` store, for the JobMaster to carry out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PointerOp {
+    /// Add the pointer; with `awaited`, the checkpoint completes only when
+    /// [`CheckpointCoordinator::on_pointer_written`] says it was written.
+    Add {
+        checkpoint: CompletedCheckpoint,
+        awaited: bool,
+    },
+    /// Remove a subsumed checkpoint's pointer.
+    Remove(CheckpointId),
+}
+
 #[derive(Debug)]
 pub struct CheckpointCoordinator {
     job_id: JobId,
@@ -77,6 +100,12 @@ pub struct CheckpointCoordinator {
     last_completion_ns: Option<u64>,
     consecutive_failures: u32,
     last_succeeded: CheckpointId,
+    ha: Option<HaCheckpointing>,
+    /// An id was asked of the `ha` store's counter and has not come back.
+    awaiting_id: bool,
+    /// Checkpoints whose pointer is being written (all acknowledged, not completed yet).
+    finalizing: BTreeMap<CheckpointId, CompletedCheckpoint>,
+    pointer_ops: Vec<PointerOp>,
 }
 
 /// Reasons counted by the `CheckpointFailureManager` (FLINK.md §7.5).
@@ -111,7 +140,32 @@ impl CheckpointCoordinator {
             last_completion_ns: None,
             consecutive_failures: 0,
             last_succeeded: 0,
+            ha: None,
+            awaiting_id: false,
+            finalizing: BTreeMap::new(),
+            pointer_ops: Vec::new(),
         }
+    }
+
+    /// High availability: ids from the `ha` store and pointers in it; `recovered` is the
+    /// newest checkpoint of the CompletedCheckpointStore a new leader starts from.
+    pub fn with_ha(
+        mut self,
+        ha: HaCheckpointing,
+        recovered: Option<CompletedCheckpoint>,
+    ) -> CheckpointCoordinator {
+        self.ha = Some(ha);
+        if let Some(cp) = recovered {
+            // Ids come from the `ha` store's counter (or, with the planted bug, from 1 again).
+            self.last_succeeded = cp.id;
+            self.completed.push_back(cp);
+        }
+        self
+    }
+
+    /// The pointer changes to carry out in the `ha` store.
+    pub fn take_pointer_ops(&mut self) -> Vec<PointerOp> {
+        std::mem::take(&mut self.pointer_ops)
     }
 
     pub fn is_scheduler_running(&self) -> bool {
@@ -169,17 +223,19 @@ impl CheckpointCoordinator {
 
     /// The periodic trigger fired. `plan` is `None` when not every task is RUNNING (or
     /// finished): the checkpoint fails before it starts (NOT_ALL_REQUIRED_TASKS_RUNNING).
-    pub fn on_trigger_timer(&mut self, ctx: &mut Ctx<'_, Process>, plan: Option<Plan>) {
+    /// Returns true when the checkpoint waits for an id from the `ha` store's counter (then
+    /// [`CheckpointCoordinator::on_checkpoint_id`] triggers it).
+    pub fn on_trigger_timer(&mut self, ctx: &mut Ctx<'_, Process>, plan: Option<Plan>) -> bool {
         // Fixed rate: the next trigger is one interval after this one.
         self.arm_trigger(ctx, self.config.interval);
         let Some(plan) = plan else {
-            return;
+            return false;
         };
         if plan.trigger.is_empty() || plan.wait_for.is_empty() {
-            return;
+            return false;
         }
-        if self.pending.len() >= self.config.max_concurrent as usize {
-            return; // too many concurrent checkpoints
+        if self.pending.len() + self.finalizing.len() >= self.config.max_concurrent as usize {
+            return false; // too many concurrent checkpoints
         }
         let now = ctx.mono_ns();
         if let Some(last) = self.last_completion_ns {
@@ -190,11 +246,46 @@ impl CheckpointCoordinator {
                     ctx.cancel_timer(t);
                 }
                 self.arm_trigger(ctx, Duration::from_nanos(pause - (now - last)));
-                return;
+                return false;
             }
+        }
+        if self.ha.is_some_and(|h| h.external_ids) {
+            if self.awaiting_id {
+                return false;
+            }
+            self.awaiting_id = true;
+            return true;
         }
         let id = self.next_id;
         self.next_id += 1;
+        self.start_checkpoint(ctx, id, plan);
+        false
+    }
+
+    /// The `ha` store's counter answered (`None`: it failed): trigger with that id if the
+    /// checkpoint can still start.
+    pub fn on_checkpoint_id(
+        &mut self,
+        ctx: &mut Ctx<'_, Process>,
+        id: Option<CheckpointId>,
+        plan: Option<Plan>,
+    ) {
+        self.awaiting_id = false;
+        let (Some(id), Some(plan)) = (id, plan) else {
+            return;
+        };
+        if !self.is_scheduler_running()
+            || plan.trigger.is_empty()
+            || plan.wait_for.is_empty()
+            || self.pending.len() + self.finalizing.len() >= self.config.max_concurrent as usize
+        {
+            return;
+        }
+        self.next_id = self.next_id.max(id + 1);
+        self.start_checkpoint(ctx, id, plan);
+    }
+
+    fn start_checkpoint(&mut self, ctx: &mut Ctx<'_, Process>, id: CheckpointId, plan: Plan) {
         let timeout = ctx.set_timer(
             self.config.timeout,
             Timer::CheckpointTimeout {
@@ -270,19 +361,77 @@ impl CheckpointCoordinator {
         let p = self.pending.remove(&id).expect("pending");
         ctx.cancel_timer(p.timeout);
         let handles: Vec<StateHandleId> = p.acknowledged.values().copied().collect();
-        ctx.trace(Obs::CheckpointCompleted {
-            job_id: self.job_id,
-            checkpoint_id: id,
-            handles: handles.clone(),
-            finished: p.finished.clone(),
-        });
-        self.completed.push_back(CompletedCheckpoint {
+        let checkpoint = CompletedCheckpoint {
             id,
             handles,
             finished: p.finished,
+        };
+        match self.ha {
+            Some(ha) if ha.pointer_before_notify => {
+                // `addCheckpointAndSubsumeOldestOne` first; tasks hear of the completion only
+                // once the pointer is in the `ha` store.
+                self.finalizing.insert(id, checkpoint.clone());
+                self.pointer_ops.push(PointerOp::Add {
+                    checkpoint,
+                    awaited: true,
+                });
+                Outcome::Nothing
+            }
+            Some(_) => {
+                // The planted bug: the previous checkpoint's pointer is written now.
+                if let Some(previous) = self.completed.back() {
+                    self.pointer_ops.push(PointerOp::Add {
+                        checkpoint: previous.clone(),
+                        awaited: false,
+                    });
+                }
+                self.finish_completion(ctx, checkpoint)
+            }
+            None => self.finish_completion(ctx, checkpoint),
+        }
+    }
+
+    /// The pointer of a finalizing checkpoint was written (`ok`) or not (the write failed or
+    /// its outcome is unknown: the checkpoint fails, and its state is kept, since a new leader
+    /// may use it).
+    pub fn on_pointer_written(
+        &mut self,
+        ctx: &mut Ctx<'_, Process>,
+        id: CheckpointId,
+        ok: bool,
+    ) -> Outcome {
+        let Some(checkpoint) = self.finalizing.remove(&id) else {
+            return Outcome::Nothing;
+        };
+        if !ok {
+            ctx.trace(Obs::CheckpointAborted {
+                job_id: self.job_id,
+                checkpoint_id: id,
+                reason: "FINALIZE_CHECKPOINT_FAILURE",
+            });
+            return Outcome::Aborted(id);
+        }
+        self.finish_completion(ctx, checkpoint)
+    }
+
+    fn finish_completion(
+        &mut self,
+        ctx: &mut Ctx<'_, Process>,
+        checkpoint: CompletedCheckpoint,
+    ) -> Outcome {
+        let id = checkpoint.id;
+        ctx.trace(Obs::CheckpointCompleted {
+            job_id: self.job_id,
+            checkpoint_id: id,
+            handles: checkpoint.handles.clone(),
+            finished: checkpoint.finished.clone(),
         });
+        self.completed.push_back(checkpoint);
         while self.completed.len() > self.config.num_retained as usize {
             let old = self.completed.pop_front().expect("non-empty");
+            if self.ha.is_some_and(|h| h.pointer_before_notify) {
+                self.pointer_ops.push(PointerOp::Remove(old.id));
+            }
             self.discard(ctx, old.handles);
         }
         self.last_completion_ns = Some(ctx.mono_ns());

@@ -2,6 +2,9 @@
 //! (after the ask timeout) until the Dispatcher acknowledges, which is how a duplicate submission
 //! can reach the Dispatcher.
 
+use crate::ha_client::{Effect, HaClient};
+use crate::ha_node::{HaServices, DISPATCHER_COMPONENT};
+use crate::ha_store::HaReply;
 use crate::ids::JobId;
 use crate::job_graph::JobSpec;
 use crate::obs::Obs;
@@ -13,10 +16,16 @@ use std::time::Duration;
 
 #[derive(Debug)]
 pub struct Client {
-    dispatcher: NodeId,
+    /// The Dispatcher's address (with HA: the retrieved leader, `None` while unknown).
+    dispatcher: Option<NodeId>,
+    /// With HA: the ZooKeeper client that retrieves the Dispatcher leader (as Flink's
+    /// `RestClusterClient` retrieves the REST endpoint leader).
+    ha: Option<HaServices>,
     job: Option<(JobId, Arc<JobSpec>, Duration)>,
     ask_timeout: Duration,
     acknowledged: bool,
+    /// The submission time has come (with HA the client may still wait for a leader).
+    due: bool,
 }
 
 /// The job id of a job: derived from its name, as a fixed id would be by the user.
@@ -26,20 +35,57 @@ pub fn job_id_of(spec: &JobSpec) -> JobId {
 
 impl Client {
     pub fn new(_me: NodeId, dispatcher: NodeId, setup: &ClusterSetup) -> Client {
+        let ha = setup.topology.ha.map(|store| {
+            let client = HaClient::new(store, setup.config.ha_session)
+                .with_leader_retrieval(DISPATCHER_COMPONENT);
+            HaServices::new(store, client)
+        });
         Client {
-            dispatcher,
+            dispatcher: if ha.is_some() { None } else { Some(dispatcher) },
+            ha,
             job: setup
                 .submission
                 .as_ref()
                 .map(|s| (job_id_of(&s.spec), s.spec.clone(), s.at)),
             ask_timeout: setup.config.ask_timeout,
             acknowledged: false,
+            due: false,
         }
     }
 
     pub fn on_start(&mut self, ctx: &mut Ctx<'_, Process>) {
         if let Some((_, _, at)) = &self.job {
             ctx.set_timer(*at, Timer::SubmitJob);
+        }
+        if let Some(ha) = self.ha.as_mut() {
+            let effects = ha.start(ctx);
+            self.on_ha_effects(ctx, effects);
+        }
+    }
+
+    pub fn on_ha_reply(&mut self, ctx: &mut Ctx<'_, Process>, reply: HaReply) {
+        if let Some(ha) = self.ha.as_mut() {
+            let effects = ha.on_reply(ctx, reply);
+            self.on_ha_effects(ctx, effects);
+        }
+    }
+
+    pub fn on_ha_tick(&mut self, ctx: &mut Ctx<'_, Process>, timer: TimerId) {
+        if let Some(ha) = self.ha.as_mut() {
+            let effects = ha.on_tick(ctx, timer);
+            self.on_ha_effects(ctx, effects);
+        }
+    }
+
+    fn on_ha_effects(&mut self, ctx: &mut Ctx<'_, Process>, effects: Vec<Effect>) {
+        for e in effects {
+            if let Effect::LeaderChanged { leader, .. } = e {
+                self.dispatcher = leader.map(|l| l.address);
+                // A new leader: submit to it now rather than at the next retry.
+                if self.dispatcher.is_some() && self.due && !self.acknowledged {
+                    self.submit(ctx);
+                }
+            }
         }
     }
 
@@ -56,19 +102,26 @@ impl Client {
 
     pub fn on_timer(&mut self, ctx: &mut Ctx<'_, Process>, _timer: TimerId, tag: Timer) {
         assert_eq!(tag, Timer::SubmitJob);
+        self.due = true;
         if self.acknowledged {
             return;
         }
-        let (job_id, spec, _) = self.job.as_ref().expect("a submit timer without a job");
-        ctx.send(
-            self.dispatcher,
-            Msg::Dispatcher(DispatcherRpc::SubmitJob {
-                job_id: *job_id,
-                spec: spec.clone(),
-            }),
-        );
+        self.submit(ctx);
         // No answer within the ask timeout: submit again (the Dispatcher rejects duplicates).
         ctx.set_timer(self.ask_timeout, Timer::SubmitJob);
+    }
+
+    fn submit(&mut self, ctx: &mut Ctx<'_, Process>) {
+        let (job_id, spec, _) = self.job.as_ref().expect("a submit timer without a job");
+        if let Some(dispatcher) = self.dispatcher {
+            ctx.send(
+                dispatcher,
+                Msg::Dispatcher(DispatcherRpc::SubmitJob {
+                    job_id: *job_id,
+                    spec: spec.clone(),
+                }),
+            );
+        }
     }
 
     pub fn on_unreachable(&mut self, _ctx: &mut Ctx<'_, Process>, _to: NodeId, _msg: &Msg) {

@@ -21,6 +21,8 @@ pub enum ValueKind {
     Float,
     /// A word from a fixed set.
     Text,
+    /// `true` or `false`.
+    Bool,
 }
 
 /// One supported configuration key.
@@ -253,6 +255,30 @@ pub const OPTIONS: &[ConfigOption] = &[
         description: "Max parallelism (key groups) of the job; -1 = Flink's default min(max(roundUpToPowerOfTwo(p + p/2), 128), 32768).",
     },
     ConfigOption {
+        key: "high-availability.type",
+        default: "NONE",
+        kind: ValueKind::Text,
+        description: "NONE, or ZOOKEEPER: the `ha` node (a ZooKeeper-like store) elects the leading JobManager process and keeps job plans, checkpoint pointers, the checkpoint id counter and job results.",
+    },
+    ConfigOption {
+        key: "high-availability.zookeeper.client.session-timeout",
+        default: "60 s",
+        kind: ValueKind::Duration,
+        description: "ZooKeeper session timeout: the `ha` node expires a silent session (and its latch node) after this long; the client suspends after 2/3 of it.",
+    },
+    ConfigOption {
+        key: "high-availability.zookeeper.client.retry-wait",
+        default: "5 s",
+        kind: ValueKind::Duration,
+        description: "Wait before an unanswered ZooKeeper request or connect is sent again.",
+    },
+    ConfigOption {
+        key: "high-availability.zookeeper.client.tolerate-suspended-connections",
+        default: "false",
+        kind: ValueKind::Bool,
+        description: "false: a SUSPENDED connection revokes leadership; true: only a LOST session does (FLINK-10052).",
+    },
+    ConfigOption {
         key: "taskmanager.numberOfTaskSlots",
         default: "1",
         kind: ValueKind::Int,
@@ -261,7 +287,19 @@ pub const OPTIONS: &[ConfigOption] = &[
 ];
 
 /// Flink keys flinksim knows about but does not model yet; setting one is an error that says so.
-pub const NOT_YET_SUPPORTED: &[&str] = &["high-availability.type"];
+pub const NOT_YET_SUPPORTED: &[&str] = &[
+    "high-availability.kubernetes.leader-election.lease-duration",
+    "high-availability.kubernetes.leader-election.renew-deadline",
+    "high-availability.kubernetes.leader-election.retry-period",
+];
+
+/// `high-availability.type`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum HighAvailability {
+    None,
+    /// The `ha` node with ZooKeeper's sessions, latch and stores.
+    ZooKeeper,
+}
 
 /// The typed configuration of a cluster.
 #[derive(Clone, Debug, PartialEq)]
@@ -287,6 +325,9 @@ pub struct FlinkConfig {
     pub restart_strategy: RestartStrategyConfig,
     /// `None` = Flink's default for the job's parallelism.
     pub max_parallelism: Option<u32>,
+    pub high_availability: HighAvailability,
+    /// The `high-availability.zookeeper.client.*` keys.
+    pub ha_session: crate::ha_client::SessionConfig,
     /// The raw restart-strategy keys, resolved into `restart_strategy` by `validate`.
     restart_keys: RestartKeys,
     /// The raw checkpointing keys, resolved into `checkpointing`.
@@ -361,6 +402,8 @@ impl Default for FlinkConfig {
             failover_strategy: FailoverStrategy::Region,
             restart_strategy: RestartStrategyConfig::NoRestart,
             max_parallelism: None,
+            high_availability: HighAvailability::None,
+            ha_session: crate::ha_client::SessionConfig::default(),
             restart_keys: RestartKeys {
                 kind: String::new(),
                 fixed_attempts: 0,
@@ -532,6 +575,40 @@ impl FlinkConfig {
                     1..=32768 => Some(v as u32),
                     _ => return Err(format!("`{key}`: expected -1 or 1..=32768, got {v}")),
                 };
+            }
+            "high-availability.type" => {
+                self.high_availability = match value.trim().to_ascii_uppercase().as_str() {
+                    "NONE" => HighAvailability::None,
+                    "ZOOKEEPER" => HighAvailability::ZooKeeper,
+                    "KUBERNETES" => {
+                        return Err(format!(
+                            "`{key}`: KUBERNETES is not supported by flinksim yet; use ZOOKEEPER (the `ha` node)"
+                        ))
+                    }
+                    _ => {
+                        return Err(format!(
+                            "`{key}`: expected NONE or ZOOKEEPER, got `{value}`"
+                        ))
+                    }
+                }
+            }
+            "high-availability.zookeeper.client.session-timeout" => {
+                let d = duration()?;
+                if d < Duration::from_millis(300) {
+                    return Err(format!("`{key}`: expected at least 300 ms, got `{value}`"));
+                }
+                self.ha_session.session_timeout = d;
+            }
+            "high-availability.zookeeper.client.retry-wait" => {
+                self.ha_session.retry_wait = positive(key, duration()?)?
+            }
+            "high-availability.zookeeper.client.tolerate-suspended-connections" => {
+                self.ha_session.tolerate_suspended_connections =
+                    match value.trim().to_ascii_lowercase().as_str() {
+                        "true" => true,
+                        "false" => false,
+                        _ => return Err(format!("`{key}`: expected true or false, got `{value}`")),
+                    }
             }
             "taskmanager.numberOfTaskSlots" => {
                 let v = int()?;
@@ -750,8 +827,24 @@ mod tests {
         let mut c = FlinkConfig::default();
         let e = c.set("heartbeat.intervall", "1 s").unwrap_err();
         assert!(e.contains("heartbeat.intervall") && e.contains("heartbeat.interval"));
-        let e = c.set("high-availability.type", "zookeeper").unwrap_err();
+        let e = c
+            .set(
+                "high-availability.kubernetes.leader-election.lease-duration",
+                "15 s",
+            )
+            .unwrap_err();
         assert!(e.contains("not supported by flinksim yet"));
+        let e = c.set("high-availability.type", "kubernetes").unwrap_err();
+        assert!(e.contains("use ZOOKEEPER"), "{e}");
+        c.set("high-availability.type", "zookeeper").unwrap();
+        assert_eq!(c.high_availability, HighAvailability::ZooKeeper);
+        assert_eq!(c.ha_session.session_timeout, Duration::from_secs(60));
+        assert!(c
+            .set(
+                "high-availability.zookeeper.client.tolerate-suspended-connections",
+                "maybe"
+            )
+            .is_err());
         c.set("heartbeat.rpc-failure-threshold", "-1").unwrap();
         assert_eq!(c.heartbeat_rpc_failure_threshold, None);
         assert!(c.set("heartbeat.rpc-failure-threshold", "0").is_err());

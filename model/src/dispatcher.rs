@@ -68,6 +68,26 @@ impl Dispatcher {
         self.results.insert(job_id, status);
     }
 
+    /// Whether the job runs here or has a result (a submission of it is a duplicate).
+    pub fn is_known(&self, job_id: JobId) -> bool {
+        self.running.contains(&job_id) || self.results.contains_key(&job_id)
+    }
+
+    /// HA: the job is being submitted or recovered.
+    pub fn mark_running(&mut self, job_id: JobId) {
+        self.running.insert(job_id);
+    }
+
+    /// HA: the submission or recovery of the job did not go through.
+    pub fn unmark(&mut self, job_id: JobId) {
+        self.running.remove(&job_id);
+    }
+
+    /// HA: a result found in the JobResultStore.
+    pub fn record_result(&mut self, job_id: JobId, status: JobStatus) {
+        self.results.insert(job_id, status);
+    }
+
     pub fn result(&self, job_id: JobId) -> Option<JobStatus> {
         self.results.get(&job_id).copied()
     }

@@ -481,6 +481,12 @@ pub enum Effect {
     CheckpointIdFailed {
         job: String,
     },
+    /// The answer to an op given to [`HaClient::submit`] (`SessionExpired` when the session was
+    /// lost with it in flight: it may or may not have been applied).
+    Result {
+        request_id: u64,
+        result: HaResult,
+    },
 }
 
 /// Curator's `LeaderLatch` plus the leader-information publishing of Flink's
@@ -815,7 +821,7 @@ impl LeaderRetrieval {
         self.notified.flatten()
     }
 
-    fn read(&mut self, now: Time, session: &mut Session) {
+    pub(crate) fn read(&mut self, now: Time, session: &mut Session) {
         self.reading = session.submit(
             now,
             Op::GetData {
@@ -1048,6 +1054,8 @@ pub struct HaClient {
     latch: Option<LeaderLatch>,
     retrievals: Vec<LeaderRetrieval>,
     counters: Vec<CheckpointIdCounter>,
+    /// Ops of [`HaClient::submit`] in flight.
+    submitted: BTreeSet<u64>,
 }
 
 impl HaClient {
@@ -1057,6 +1065,40 @@ impl HaClient {
             latch: None,
             retrievals: Vec::new(),
             counters: Vec::new(),
+            submitted: BTreeSet::new(),
+        }
+    }
+
+    /// Sends `op`; its answer comes back as [`Effect::Result`] with the returned request id.
+    /// `None`: not sent (no `Connected` session, or too many requests outstanding).
+    pub fn submit(&mut self, now: Time, op: Op) -> (Option<u64>, Vec<Effect>) {
+        let id = self.session.submit(now, op);
+        self.submitted.extend(id);
+        (id, self.finish(Vec::new()))
+    }
+
+    /// Starts following `component`'s leader (a no-op if already followed).
+    pub fn add_leader_retrieval(&mut self, now: Time, component: &str) -> Vec<Effect> {
+        if self.retrievals.iter().all(|r| r.component() != component) {
+            let tolerate = self.session.config.tolerate_suspended_connections;
+            let mut r = LeaderRetrieval::new(component, tolerate);
+            if self.session.state() == ConnectionState::Connected {
+                r.read(now, &mut self.session);
+            }
+            self.retrievals.push(r);
+        }
+        self.finish(Vec::new())
+    }
+
+    /// Stops following `component`'s leader.
+    pub fn remove_leader_retrieval(&mut self, component: &str) {
+        self.retrievals.retain(|r| r.component() != component);
+    }
+
+    /// Adds a checkpoint id counter for `job` (a no-op if it exists).
+    pub fn add_checkpoint_id_counter(&mut self, job: &str) {
+        if self.counters.iter().all(|c| c.job() != job) {
+            self.counters.push(CheckpointIdCounter::new(job));
         }
     }
 
@@ -1156,6 +1198,15 @@ impl HaClient {
     fn dispatch(&mut self, now: Time, events: Vec<SessionEvent>) -> Vec<Effect> {
         let mut out = Vec::new();
         for event in &events {
+            if let SessionEvent::Reply { request_id, result } = event {
+                if self.submitted.remove(request_id) {
+                    out.push(Effect::Result {
+                        request_id: *request_id,
+                        result: result.clone(),
+                    });
+                    continue;
+                }
+            }
             let state = match event {
                 SessionEvent::Connected { .. } | SessionEvent::Reconnected => {
                     Some(ConnectionState::Connected)

@@ -69,6 +69,15 @@ pub enum ZnodeData {
     LeaderInformation(LeaderInformation),
     /// A shared counter (`checkpoint_id_counter`).
     Counter(u64),
+    /// An `ExecutionPlanStore` entry: the submitted job.
+    ExecutionPlan(std::sync::Arc<crate::job_graph::JobSpec>),
+    /// A `CompletedCheckpointStore` entry: the pointer to a completed checkpoint's state.
+    CompletedCheckpoint(std::sync::Arc<crate::checkpoint_coordinator::CompletedCheckpoint>),
+    /// A `JobResultStore` entry: the globally terminal status, dirty until cleanup finished.
+    JobResult {
+        status: crate::states::JobStatus,
+        clean: bool,
+    },
 }
 
 /// A znode's metadata, as ZooKeeper's `Stat`.

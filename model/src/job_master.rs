@@ -10,8 +10,11 @@
 //! so nothing of an older instance matches it.
 
 use crate::bugs::{Bug, Bugs};
-use crate::checkpoint::TaskRestore;
-use crate::checkpoint_coordinator::{assign_state, CheckpointCoordinator, Outcome, Plan};
+use crate::checkpoint::{CheckpointId, TaskRestore};
+use crate::checkpoint_coordinator::{
+    assign_state, CheckpointCoordinator, CompletedCheckpoint, HaCheckpointing, Outcome, Plan,
+    PointerOp,
+};
 use crate::config::FlinkConfig;
 use crate::failover_strategy::FailoverStrategy;
 use crate::heartbeat::{HeartbeatManager, HeartbeatPair, Role};
@@ -109,6 +112,21 @@ pub struct JobMaster {
     coordinator: Option<CheckpointCoordinator>,
     /// What each execution vertex restores when it is deployed next.
     restores: BTreeMap<ExecutionVertexId, TaskRestore>,
+    /// With high availability: the checkpoint this leader recovered the job from, until the
+    /// first deployment uses it (`Some(None)`: recovered without a checkpoint).
+    recovered: Option<Option<CheckpointId>>,
+    /// Work for the `ha` store, carried out by the JobManager process.
+    ha_calls: Vec<JobMasterHaCall>,
+}
+
+/// What a JobMaster asks of the `ha` store (through its process's HA client).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum JobMasterHaCall {
+    /// `CheckpointIDCounter.getAndIncrement()`; answered by [`JobMaster::on_checkpoint_id`].
+    NextCheckpointId,
+    /// A CompletedCheckpointStore change; an awaited add is answered by
+    /// [`JobMaster::on_pointer_written`].
+    Pointer(PointerOp),
 }
 
 impl JobMaster {
@@ -119,8 +137,65 @@ impl JobMaster {
         spec: Arc<JobSpec>,
         setup: &ClusterSetup,
     ) -> JobMaster {
-        let config = setup.config.clone();
-        let mut spec_resolved = (*spec).clone();
+        let (graph, regions, group_count) = Self::graph_of(&spec, &setup.config);
+        let id = ctx.rng().random::<u64>();
+        Self::build(
+            ctx,
+            me,
+            job_id,
+            spec,
+            setup,
+            id,
+            graph,
+            regions,
+            group_count,
+        )
+    }
+
+    /// A JobMaster of a leader with high availability: its JobMasterId is the leader session id
+    /// (`token`), its ResourceManager is the leader's own, checkpoint ids come from the `ha`
+    /// store's counter, and it starts from `recovered`, the newest checkpoint of the
+    /// CompletedCheckpointStore (when `recovering`: a job from the ExecutionPlanStore).
+    #[allow(clippy::too_many_arguments)]
+    pub fn new_leader(
+        ctx: &mut Ctx<'_, Process>,
+        me: NodeId,
+        job_id: JobId,
+        spec: Arc<JobSpec>,
+        setup: &ClusterSetup,
+        token: u64,
+        recovered: Option<CompletedCheckpoint>,
+        recovering: bool,
+    ) -> JobMaster {
+        let (graph, regions, group_count) = Self::graph_of(&spec, &setup.config);
+        let mut jm = Self::build(
+            ctx,
+            me,
+            job_id,
+            spec,
+            setup,
+            token,
+            graph,
+            regions,
+            group_count,
+        );
+        jm.resource_manager = me;
+        jm.recovered = recovering.then(|| recovered.as_ref().map(|c| c.id));
+        let ha = HaCheckpointing {
+            external_ids: !setup.bugs.has(Bug::CheckpointIdCounterNotPersisted),
+            pointer_before_notify: !setup.bugs.has(Bug::RecoverFromStaleCheckpointPointer),
+        };
+        if let Some(c) = jm.coordinator.take() {
+            jm.coordinator = Some(c.with_ha(ha, recovered));
+        }
+        jm
+    }
+
+    fn graph_of(
+        spec: &JobSpec,
+        config: &FlinkConfig,
+    ) -> (JobGraph, Vec<Vec<ExecutionVertexId>>, u32) {
+        let mut spec_resolved = spec.clone();
         if spec_resolved.max_parallelism.is_none() {
             spec_resolved.max_parallelism = config.max_parallelism;
         }
@@ -137,7 +212,22 @@ impl JobMaster {
             .map(|v| v.parallelism)
             .max()
             .unwrap_or(0);
-        let id = ctx.rng().random::<u64>();
+        (graph, regions, group_count)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn build(
+        ctx: &mut Ctx<'_, Process>,
+        me: NodeId,
+        job_id: JobId,
+        spec: Arc<JobSpec>,
+        setup: &ClusterSetup,
+        id: JobMasterId,
+        graph: JobGraph,
+        regions: Vec<Vec<ExecutionVertexId>>,
+        group_count: u32,
+    ) -> JobMaster {
+        let config = setup.config.clone();
         let stream_configs = stream_configs(&graph, &spec, &setup.config, &setup.topology);
         let graph_id = ctx.rng().random::<u64>();
         let bugs = setup.bugs;
@@ -184,6 +274,8 @@ impl JobMaster {
                 CheckpointCoordinator::new(job_id, c, setup.bugs, setup.topology.checkpoint_storage)
             }),
             restores: BTreeMap::new(),
+            recovered: None,
+            ha_calls: Vec::new(),
             rm: None,
             next_attempt_id: 0,
             pending_restart: None,
@@ -195,6 +287,72 @@ impl JobMaster {
 
     pub fn job_id(&self) -> JobId {
         self.job_id
+    }
+
+    /// The JobMasterId (fencing token).
+    pub fn id(&self) -> JobMasterId {
+        self.id
+    }
+
+    /// The work this JobMaster has for the `ha` store since the last call.
+    pub fn take_ha_calls(&mut self) -> Vec<JobMasterHaCall> {
+        let mut calls = std::mem::take(&mut self.ha_calls);
+        if let Some(c) = self.coordinator.as_mut() {
+            calls.extend(
+                c.take_pointer_ops()
+                    .into_iter()
+                    .map(JobMasterHaCall::Pointer),
+            );
+        }
+        calls
+    }
+
+    /// The `ha` store's checkpoint id counter answered (`None`: it failed).
+    pub fn on_checkpoint_id(&mut self, ctx: &mut Ctx<'_, Process>, id: Option<CheckpointId>) {
+        let plan = self.checkpoint_plan();
+        if let Some(c) = self.coordinator.as_mut() {
+            c.on_checkpoint_id(ctx, id, plan);
+        }
+    }
+
+    /// The pointer of checkpoint `id` was (`ok`) or was not written to the `ha` store.
+    pub fn on_pointer_written(&mut self, ctx: &mut Ctx<'_, Process>, id: CheckpointId, ok: bool) {
+        if let Some(c) = self.coordinator.as_mut() {
+            let outcome = c.on_pointer_written(ctx, id, ok);
+            self.on_checkpoint_outcome(ctx, outcome);
+        }
+    }
+
+    /// Leadership was revoked (`JobMasterServiceProcess.closeAsync`): the job is SUSPENDED
+    /// here, its tasks are cancelled and its TaskExecutors disconnected. The process drops
+    /// this JobMaster (with every timer) right after; a new leader recovers the job.
+    pub fn suspend(&mut self, ctx: &mut Ctx<'_, Process>) {
+        if self.shut_down {
+            return;
+        }
+        if self.status.can_transition_to(JobStatus::Suspended) {
+            self.set_status(ctx, JobStatus::Suspended);
+        }
+        for e in self.executions.values() {
+            if let Some((_, tm)) = e.slot {
+                if e.submitted && !e.state.is_terminal() {
+                    ctx.send(
+                        tm,
+                        Msg::TaskExecutor(TaskExecutorRpc::CancelTask { attempt: e.attempt }),
+                    );
+                }
+            }
+        }
+        for tm in self.task_managers.keys() {
+            ctx.send(
+                *tm,
+                Msg::TaskExecutor(TaskExecutorRpc::DisconnectJobManager {
+                    job_id: self.job_id,
+                    cause: DisconnectCause::Reconnect,
+                }),
+            );
+        }
+        self.shut_down = true;
     }
 
     pub fn status(&self) -> JobStatus {
@@ -237,6 +395,24 @@ impl JobMaster {
                 job_id: self.job_id,
                 attempt,
             });
+        }
+        if self.recovered.is_some() {
+            // A new leader restores the newest checkpoint of the CompletedCheckpointStore.
+            if let Some(c) = &self.coordinator {
+                let checkpoint = c.checkpoint_to_restore().cloned();
+                ctx.trace(Obs::RestoreDecided {
+                    job_id: self.job_id,
+                    checkpoint_id: checkpoint.as_ref().map(|c| c.id),
+                    vertices: self.executions.len() as u32,
+                    global: true,
+                });
+                if let Some(cp) = checkpoint {
+                    let all: Vec<ExecutionVertexId> = self.executions.keys().copied().collect();
+                    for ev in all {
+                        self.restores.insert(ev, assign_state(&self.graph, &cp, ev));
+                    }
+                }
+            }
         }
         self.tm_heartbeats.start(ctx);
         self.connect_to_resource_manager(ctx);
@@ -1331,8 +1507,8 @@ impl JobMaster {
             Timer::CheckpointTrigger { version, .. } => {
                 let plan = self.checkpoint_plan();
                 if let Some(c) = self.coordinator.as_mut() {
-                    if c.is_trigger(version) {
-                        c.on_trigger_timer(ctx, plan);
+                    if c.is_trigger(version) && c.on_trigger_timer(ctx, plan) {
+                        self.ha_calls.push(JobMasterHaCall::NextCheckpointId);
                     }
                 }
             }

@@ -272,4 +272,43 @@ pub enum Obs {
     CommitOfAbortedTransaction { txn: TxnId },
     /// The `sink` appended records outside any transaction (the `at_least_once` sink).
     RecordsWritten { job_id: JobId, records: Recs },
+
+    // ---- high availability ----
+    /// The `ha` node's latch leader changed (the owner of the lowest latch node): the store's
+    /// truth of who leads, by leader session id (`None`: no contender).
+    HaLeader {
+        leader_session_id: Option<u64>,
+        node: Option<NodeId>,
+    },
+    /// A JobManager process was granted leadership (its components start with this token).
+    LeadershipGranted { leader_session_id: u64 },
+    /// A JobManager process lost leadership (its components stopped).
+    LeadershipRevoked { leader_session_id: u64 },
+    /// A new leader recovered a job from the ExecutionPlanStore, restoring `checkpoint_id`, the
+    /// newest pointer in the CompletedCheckpointStore (`None`: none).
+    JobRecovered {
+        job_id: JobId,
+        leader_session_id: u64,
+        checkpoint_id: Option<CheckpointId>,
+    },
+    /// The Dispatcher found a job result in the JobResultStore and did not run the job.
+    JobResultFound { job_id: JobId, status: JobStatus },
+    /// A fenced call took effect at a TaskExecutor (`requestSlot`, `submitTask`) with the
+    /// leader session id it carried (HA only).
+    FencedCallAccepted { call: &'static str, token: u64 },
+    /// A checkpoint pointer was added to the CompletedCheckpointStore by the leader `token`.
+    CheckpointPointerAdded {
+        job_id: JobId,
+        checkpoint_id: CheckpointId,
+        token: u64,
+    },
+    /// The `ha` node stored a checkpoint pointer in a job's CompletedCheckpointStore: from now
+    /// on a new leader may restore it, so it counts as completed even if the JobMaster that
+    /// wrote it never learnt so (the store's truth, traced by the `ha` node).
+    CheckpointPointerStored {
+        job_id: JobId,
+        checkpoint_id: CheckpointId,
+        handles: Vec<StateHandleId>,
+        finished: Vec<ExecutionVertexId>,
+    },
 }

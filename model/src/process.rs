@@ -6,7 +6,8 @@ use crate::bugs::Bugs;
 use crate::checkpoint_storage::{BlobOp, CheckpointStorage};
 use crate::client::Client;
 use crate::config::FlinkConfig;
-use crate::dispatcher::Dispatcher;
+use crate::ha_node::HaNode;
+use crate::ha_store::{HaData, HaDataOp};
 use crate::heartbeat::HeartbeatPair;
 use crate::ids::{AllocationId, ExecutionAttemptId, JobId};
 use crate::job_graph::JobSpec;
@@ -107,6 +108,12 @@ pub enum Timer {
     // ---- Client ----
     /// Time to submit the job, or to retry the submission.
     SubmitJob,
+
+    // ---- high availability ----
+    /// A ZooKeeper client's tick (pings, re-sends, connection-state checks).
+    HaTick,
+    /// The `ha` node's next session expiry.
+    HaExpiry,
 }
 
 /// Which processes exist, by role.
@@ -126,6 +133,8 @@ pub struct Topology {
     pub checkpoint_storage: Option<NodeId>,
     /// The `sink` node (the transactional store the job writes to), when the scenario has a job.
     pub sink: Option<NodeId>,
+    /// The `ha` node (a ZooKeeper-like store), with high availability.
+    pub ha: Option<NodeId>,
 }
 
 impl Topology {
@@ -150,12 +159,7 @@ pub struct ClusterSetup {
     pub submission: Option<Submission>,
 }
 
-#[derive(Debug)]
-pub struct JobManagerProcess {
-    pub dispatcher: Dispatcher,
-    pub resource_manager: ResourceManager,
-    pub job_masters: BTreeMap<JobId, JobMaster>,
-}
+pub use crate::jobmanager::JobManagerProcess;
 
 #[derive(Debug)]
 pub enum Process {
@@ -165,14 +169,16 @@ pub enum Process {
     SourceLog(Box<SourceLog>),
     CheckpointStorage(Box<CheckpointStorage>),
     Sink(Box<SinkStore>),
+    Ha(Box<HaNode>),
 }
 
-/// What survives a crash of a node: the blobs of `checkpoint-storage` and the content of the
-/// `sink` (every other process keeps nothing).
+/// What survives a crash of a node: the blobs of `checkpoint-storage`, the content of the
+/// `sink` and the `ha` node's tree and sessions (every other process keeps nothing).
 #[derive(Clone, Debug, Default)]
 pub struct ProcessDurable {
     pub blobs: crate::checkpoint_storage::Blobs,
     pub sink: SinkData,
+    pub ha: HaData,
 }
 
 /// A change to a node's durable state.
@@ -180,6 +186,7 @@ pub struct ProcessDurable {
 pub enum DurableOp {
     Blob(BlobOp),
     Sink(SinkOp),
+    Ha(HaDataOp),
 }
 
 impl sim::Durable for ProcessDurable {
@@ -188,6 +195,9 @@ impl sim::Durable for ProcessDurable {
         match op {
             DurableOp::Blob(op) => crate::checkpoint_storage::apply(&mut self.blobs, op),
             DurableOp::Sink(op) => self.sink.apply(op),
+            DurableOp::Ha(op) => {
+                self.ha.apply(op);
+            }
         }
     }
 }
@@ -197,11 +207,9 @@ impl Process {
     pub fn build(node: NodeId, setup: &ClusterSetup, durable: &ProcessDurable) -> Process {
         let t = &setup.topology;
         if t.jobmanagers.contains(&node) {
-            Process::JobManager(Box::new(JobManagerProcess {
-                dispatcher: Dispatcher::new(node, setup),
-                resource_manager: ResourceManager::new(node, setup),
-                job_masters: BTreeMap::new(),
-            }))
+            Process::JobManager(Box::new(JobManagerProcess::new(node, setup)))
+        } else if t.ha == Some(node) {
+            Process::Ha(Box::new(HaNode::new(durable.ha.clone())))
         } else if t.client == Some(node) {
             Process::Client(Box::new(Client::new(node, t.jobmanagers[0], setup)))
         } else if t.source_log == Some(node) {
@@ -213,12 +221,11 @@ impl Process {
         } else {
             assert!(t.is_taskmanager(node), "node {node:?} has no role");
             let rm = t.jobmanagers[0];
-            Process::TaskManager(Box::new(TaskExecutor::new(
-                node,
-                rm,
-                &setup.config,
-                setup.bugs,
-            )))
+            let te = TaskExecutor::new(node, rm, &setup.config, setup.bugs);
+            Process::TaskManager(Box::new(match t.ha {
+                Some(store) => te.with_ha(store),
+                None => te,
+            }))
         }
     }
 
@@ -229,28 +236,25 @@ impl Process {
         }
     }
 
+    /// The ResourceManager of a (leading) JobManager process.
     pub fn resource_manager(&self) -> Option<&ResourceManager> {
         match self {
-            Process::JobManager(jm) => Some(&jm.resource_manager),
+            Process::JobManager(jm) => jm.components.as_ref().map(|c| &c.resource_manager),
             _ => None,
         }
     }
-}
 
-impl JobManagerProcess {
-    /// A JobMaster finished its job (globally terminal): the Dispatcher records the result and
-    /// the JobMaster goes away.
-    fn reap_finished_jobs(&mut self, ctx: &mut Ctx<'_, Process>) {
-        let done: Vec<JobId> = self
-            .job_masters
-            .iter()
-            .filter(|(_, jm)| jm.is_shut_down())
-            .map(|(id, _)| *id)
-            .collect();
-        for job_id in done {
-            let jm = self.job_masters.remove(&job_id).expect("listed");
-            self.dispatcher
-                .job_reached_terminal_state(ctx, job_id, jm.status());
+    pub fn job_manager(&self) -> Option<&JobManagerProcess> {
+        match self {
+            Process::JobManager(jm) => Some(jm),
+            _ => None,
+        }
+    }
+
+    pub fn ha_node(&self) -> Option<&HaNode> {
+        match self {
+            Process::Ha(h) => Some(h),
+            _ => None,
         }
     }
 }
@@ -263,9 +267,10 @@ impl Actor for Process {
 
     fn on_start(&mut self, ctx: &mut Ctx<'_, Self>) {
         match self {
-            Process::JobManager(jm) => jm.resource_manager.on_start(ctx),
+            Process::JobManager(jm) => jm.on_start(ctx),
             Process::TaskManager(te) => te.on_start(ctx),
             Process::Client(c) => c.on_start(ctx),
+            Process::Ha(h) => h.on_start(ctx),
             Process::SourceLog(_) | Process::CheckpointStorage(_) | Process::Sink(_) => {}
         }
     }
@@ -273,25 +278,21 @@ impl Actor for Process {
     fn on_message(&mut self, ctx: &mut Ctx<'_, Self>, from: NodeId, msg: Msg) {
         match (self, msg) {
             (Process::JobManager(jm), Msg::ResourceManager(rpc)) => {
-                jm.resource_manager.on_rpc(ctx, from, rpc)
+                jm.step(ctx, |c, ctx| c.resource_manager.on_rpc(ctx, from, rpc))
             }
-            (Process::JobManager(jm), Msg::Dispatcher(rpc)) => {
-                if let Some(job_master) = jm.dispatcher.on_rpc(ctx, from, rpc) {
-                    let job_id = job_master.job_id();
-                    let mut job_master = job_master;
-                    job_master.on_start(ctx);
-                    jm.job_masters.insert(job_id, job_master);
-                }
-            }
+            (Process::JobManager(jm), Msg::Dispatcher(rpc)) => jm.on_dispatcher_rpc(ctx, from, rpc),
             (Process::JobManager(jm), Msg::JobMaster { job_id, rpc }) => {
-                match jm.job_masters.get_mut(&job_id) {
+                jm.step(ctx, |c, ctx| match c.job_masters.get_mut(&job_id) {
                     Some(job_master) => job_master.on_rpc(ctx, from, rpc),
                     // No JobMaster for the job (finished, or never here): Flink answers with a
                     // failure; the callers treat silence and failure alike.
                     None => JobMaster::answer_unknown_job(ctx, from, job_id, rpc),
-                }
-                jm.reap_finished_jobs(ctx);
+                })
             }
+            (Process::JobManager(jm), Msg::HaReply(reply)) => jm.on_ha_reply(ctx, reply),
+            (Process::TaskManager(te), Msg::HaReply(reply)) => te.on_ha_reply(ctx, reply),
+            (Process::Client(c), Msg::HaReply(reply)) => c.on_ha_reply(ctx, reply),
+            (Process::Ha(h), Msg::Ha(request)) => h.on_request(ctx, from, request),
             (Process::TaskManager(te), Msg::TaskExecutor(rpc)) => te.on_rpc(ctx, from, rpc),
             (Process::Client(c), Msg::Client(rpc)) => c.on_rpc(ctx, from, rpc),
             (Process::SourceLog(log), Msg::SourceLog(rpc)) => log.on_rpc(ctx, from, rpc),
@@ -305,19 +306,20 @@ impl Actor for Process {
 
     fn on_timer(&mut self, ctx: &mut Ctx<'_, Self>, timer: TimerId, tag: Timer) {
         match self {
-            Process::JobManager(jm) => {
-                match job_of_timer(&tag) {
-                    Some(job_id) => {
-                        if let Some(job_master) = jm.job_masters.get_mut(&job_id) {
-                            job_master.on_timer(ctx, timer, tag);
-                        }
+            Process::JobManager(jm) if tag == Timer::HaTick => jm.on_ha_tick(ctx, timer),
+            Process::JobManager(jm) => jm.step(ctx, |c, ctx| match job_of_timer(&tag) {
+                Some(job_id) => {
+                    if let Some(job_master) = c.job_masters.get_mut(&job_id) {
+                        job_master.on_timer(ctx, timer, tag);
                     }
-                    None => jm.resource_manager.on_timer(ctx, timer, tag),
                 }
-                jm.reap_finished_jobs(ctx);
-            }
+                None => c.resource_manager.on_timer(ctx, timer, tag),
+            }),
+            Process::TaskManager(te) if tag == Timer::HaTick => te.on_ha_tick(ctx, timer),
             Process::TaskManager(te) => te.on_timer(ctx, timer, tag),
+            Process::Client(c) if tag == Timer::HaTick => c.on_ha_tick(ctx, timer),
             Process::Client(c) => c.on_timer(ctx, timer, tag),
+            Process::Ha(h) => h.on_expiry(ctx, timer),
             Process::SourceLog(_) | Process::CheckpointStorage(_) | Process::Sink(_) => {
                 panic!("external systems set no timers: {tag:?}")
             }
@@ -326,26 +328,30 @@ impl Actor for Process {
 
     fn on_unreachable(&mut self, ctx: &mut Ctx<'_, Self>, to: NodeId, msg: Msg) {
         match self {
-            Process::JobManager(jm) => {
+            Process::JobManager(_) if matches!(msg, Msg::Ha(_) | Msg::Client(_)) => {}
+            Process::JobManager(jm) => jm.step(ctx, |c, ctx| {
                 let job = match &msg {
-                    Msg::TaskExecutor(t) => job_of_rpc_to_task_executor(t, &jm.job_masters),
+                    Msg::TaskExecutor(t) => job_of_rpc_to_task_executor(t, &c.job_masters),
                     Msg::ResourceManager(r) => job_of_rpc_to_resource_manager(r),
                     _ => None,
                 };
                 match job {
                     Some(job_id) => {
-                        if let Some(job_master) = jm.job_masters.get_mut(&job_id) {
+                        if let Some(job_master) = c.job_masters.get_mut(&job_id) {
                             job_master.on_unreachable(ctx, to, &msg);
                         }
                     }
-                    None => jm.resource_manager.on_unreachable(ctx, to, &msg),
+                    None => c.resource_manager.on_unreachable(ctx, to, &msg),
                 }
-                jm.reap_finished_jobs(ctx);
-            }
+            }),
+            Process::TaskManager(_) | Process::Client(_) if matches!(msg, Msg::Ha(_)) => {}
             Process::TaskManager(te) => te.on_unreachable(ctx, to, &msg),
             Process::Client(c) => c.on_unreachable(ctx, to, &msg),
             // A reader or writer that went away.
-            Process::SourceLog(_) | Process::CheckpointStorage(_) | Process::Sink(_) => {}
+            Process::SourceLog(_)
+            | Process::CheckpointStorage(_)
+            | Process::Sink(_)
+            | Process::Ha(_) => {}
         }
     }
 

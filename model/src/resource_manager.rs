@@ -116,6 +116,12 @@ impl ResourceManager {
         }
     }
 
+    /// The ResourceManagerId (fencing token) of a leader session.
+    pub fn with_id(mut self, id: ResourceManagerId) -> ResourceManager {
+        self.id = id;
+        self
+    }
+
     pub fn on_start(&mut self, ctx: &mut Ctx<'_, Process>) {
         self.heartbeats.start(ctx);
         if !self.spares.is_empty() {

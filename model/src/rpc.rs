@@ -10,6 +10,7 @@ use crate::checkpoint::{
     CheckpointId, CheckpointingMode, Recs, StateHandleId, StreamElement, TaskRestore,
     TaskStateSnapshot, TxnId,
 };
+use crate::ha_store::{HaReply, HaRequest};
 use crate::ids::{
     AllocationId, ExecutionAttemptId, InstanceId, JobId, JobMasterId, ResourceManagerId, SlotId,
 };
@@ -528,16 +529,25 @@ pub enum Msg {
     SourceLog(SourceLogRpc),
     Client(ClientRpc),
     ResourceManager(ResourceManagerRpc),
-    JobMaster { job_id: JobId, rpc: JobMasterRpc },
+    JobMaster {
+        job_id: JobId,
+        rpc: JobMasterRpc,
+    },
     TaskExecutor(TaskExecutorRpc),
     CheckpointStorage(CheckpointStorageRpc),
     Sink(SinkRpc),
+    /// To the `ha` node (a ZooKeeper request).
+    Ha(HaRequest),
+    /// From the `ha` node.
+    HaReply(HaReply),
 }
 
 impl Message for Msg {
     fn name(&self) -> &'static str {
         match self {
             Msg::Dispatcher(DispatcherRpc::SubmitJob { .. }) => "submitJob",
+            Msg::Ha(r) => r.name(),
+            Msg::HaReply(r) => r.name(),
             Msg::SourceLog(SourceLogRpc::Fetch { .. }) => "fetch",
             Msg::Client(ClientRpc::SubmitJobResponse { .. }) => "submitJob.response",
             Msg::CheckpointStorage(r) => match r {

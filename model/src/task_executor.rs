@@ -20,6 +20,9 @@
 
 use crate::bugs::{Bug, Bugs};
 use crate::config::FlinkConfig;
+use crate::ha_client::{Effect as HaEffect, HaClient};
+use crate::ha_node::{HaServices, RESOURCE_MANAGER_COMPONENT};
+use crate::ha_store::{HaReply, LeaderInformation};
 use crate::heartbeat::{HeartbeatManager, HeartbeatPair, Role};
 use crate::ids::{
     AllocationId, ExecutionAttemptId, InstanceId, JobId, JobMasterId, ResourceManagerId, SlotId,
@@ -146,6 +149,22 @@ pub struct TaskExecutor {
     /// Terminal tasks in the order they ended, for [`TERMINAL_TASKS_RETAINED_MAX`].
     terminal_tasks: Vec<ExecutionAttemptId>,
     next_offer_id: u64,
+    /// With high availability: the ZooKeeper client that retrieves the RM's and each job's
+    /// leader.
+    ha: Option<HaServices>,
+    /// The RM leader session the TE follows (HA): a registration must be answered under it.
+    resource_manager_token: Option<u64>,
+    /// The retrieved leader of each job with slots here (HA).
+    job_leaders: BTreeMap<JobId, LeaderInformation>,
+}
+
+/// The leader retrieval component of a job's JobMaster.
+pub fn job_component(job_id: JobId) -> String {
+    format!("job-{job_id:020}")
+}
+
+fn job_of_component(component: &str) -> Option<JobId> {
+    component.strip_prefix("job-")?.parse().ok()
 }
 
 impl TaskExecutor {
@@ -179,6 +198,114 @@ impl TaskExecutor {
             tasks: BTreeMap::new(),
             terminal_tasks: Vec::new(),
             next_offer_id: 0,
+            ha: None,
+            resource_manager_token: None,
+            job_leaders: BTreeMap::new(),
+        }
+    }
+
+    /// High availability: the RM and each job's JobMaster are found by leader retrieval from
+    /// the `ha` node instead of the configured address.
+    pub fn with_ha(mut self, store: NodeId) -> TaskExecutor {
+        let client = HaClient::new(store, self.config.ha_session)
+            .with_leader_retrieval(RESOURCE_MANAGER_COMPONENT);
+        self.ha = Some(HaServices::new(store, client));
+        self
+    }
+
+    pub fn on_ha_reply(&mut self, ctx: &mut Ctx<'_, Process>, reply: HaReply) {
+        let Some(ha) = self.ha.as_mut() else { return };
+        let effects = ha.on_reply(ctx, reply);
+        self.on_ha_effects(ctx, effects);
+        self.check_invariants();
+    }
+
+    pub fn on_ha_tick(&mut self, ctx: &mut Ctx<'_, Process>, timer: TimerId) {
+        let Some(ha) = self.ha.as_mut() else { return };
+        let effects = ha.on_tick(ctx, timer);
+        self.on_ha_effects(ctx, effects);
+        self.check_invariants();
+    }
+
+    fn on_ha_effects(&mut self, ctx: &mut Ctx<'_, Process>, effects: Vec<HaEffect>) {
+        for e in effects {
+            if let HaEffect::LeaderChanged { component, leader } = e {
+                if component == RESOURCE_MANAGER_COMPONENT {
+                    self.on_resource_manager_leader(ctx, leader);
+                } else if let Some(job_id) = job_of_component(&component) {
+                    self.on_job_leader(ctx, job_id, leader);
+                }
+            }
+        }
+    }
+
+    /// `ResourceManagerLeaderListener.notifyLeaderAddress`: a new RM leader (or none) — close
+    /// the old connection and register at the new leader.
+    fn on_resource_manager_leader(
+        &mut self,
+        ctx: &mut Ctx<'_, Process>,
+        leader: Option<LeaderInformation>,
+    ) {
+        let new = leader.map(|l| (l.address, l.leader_session_id.0));
+        let old = self
+            .resource_manager_token
+            .map(|t| (self.resource_manager, t));
+        if new == old {
+            return;
+        }
+        self.close_resource_manager_connection(ctx);
+        match new {
+            Some((address, token)) => {
+                self.resource_manager = address;
+                self.resource_manager_token = Some(token);
+                self.connect_to_resource_manager(ctx);
+            }
+            None => self.resource_manager_token = None,
+        }
+    }
+
+    /// `JobLeaderService`'s listener: the job's JobMaster leader changed. The connection to the
+    /// old one closes (its tasks fail, its slots are parked) and the TE registers at the new
+    /// one, which may take the parked slots (FLINK.md §9.3).
+    fn on_job_leader(
+        &mut self,
+        ctx: &mut Ctx<'_, Process>,
+        job_id: JobId,
+        leader: Option<LeaderInformation>,
+    ) {
+        if self.bugs.has(Bug::TmIgnoresLeaderChange) {
+            return;
+        }
+        match leader {
+            Some(info) => {
+                self.job_leaders.insert(job_id, info);
+            }
+            None => {
+                self.job_leaders.remove(&job_id);
+            }
+        }
+        let Some(job) = self.jobs.get(&job_id) else {
+            return;
+        };
+        let current = match (&job.leader, leader) {
+            (JobLeader::Connected(c), Some(info)) => {
+                c.job_master_id == info.leader_session_id.0 && job.job_master == info.address
+            }
+            (JobLeader::Registering(_), Some(info)) => job.job_master == info.address,
+            (JobLeader::Registering(_), None) => true,
+            (JobLeader::Connected(_), None) => false,
+        };
+        if current {
+            return;
+        }
+        if self.job_manager_connection(job_id).is_some() {
+            self.disconnect_job_manager_connection(ctx, job_id, Some(DisconnectCause::Reconnect));
+        }
+        if let Some(info) = leader {
+            if let Some(job) = self.jobs.remove(&job_id) {
+                self.close_job_leader(ctx, job_id, job, None);
+                self.start_job_leader_registration(ctx, job_id, info.address);
+            }
         }
     }
 
@@ -186,7 +313,14 @@ impl TaskExecutor {
         // A fresh session per process start lets the RM and JobMasters tell a restarted TE from
         // the old one.
         self.session_id = ctx.rng().random::<u64>();
-        self.connect_to_resource_manager(ctx);
+        match self.ha.as_mut() {
+            // The RM's address comes from leader retrieval.
+            Some(ha) => {
+                let effects = ha.start(ctx);
+                self.on_ha_effects(ctx, effects);
+            }
+            None => self.connect_to_resource_manager(ctx),
+        }
     }
 
     /// Whether the TE is connected to its RM, and under which registration.
@@ -316,6 +450,12 @@ impl TaskExecutor {
                 instance_id,
                 resource_manager_id,
             } => {
+                if self
+                    .resource_manager_token
+                    .is_some_and(|t| t != resource_manager_id)
+                {
+                    return; // fenced: another leader session than the one retrieved
+                }
                 reg.cancel(ctx);
                 // Establish: report slots (only now does the RM register them; a failed or
                 // timed-out report makes the TE reconnect), monitor the RM, stop the
@@ -989,9 +1129,15 @@ impl TaskExecutor {
                 Some(RmConnection::Established { resource_manager_id: id, .. })
                     if id == resource_manager_id
             );
-        if !connected {
+        if !connected && !self.bugs.has(Bug::NoFencingCheck) {
             Self::answer_request_slot(ctx, from, allocation_id, false);
             return;
+        }
+        if self.ha.is_some() {
+            ctx.trace(Obs::FencedCallAccepted {
+                call: "requestSlot",
+                token: resource_manager_id,
+            });
         }
         assert_eq!(slot_id.task_manager, self.me);
         assert!(slot_id.slot_index < self.task_slot_table.number_of_slots());
@@ -1021,7 +1167,23 @@ impl TaskExecutor {
         // Register the job with the job leader service on its first slot; offer now if the
         // JobMaster connection is already up.
         match self.jobs.get(&job_id).map(|j| &j.leader) {
-            None => self.start_job_leader_registration(ctx, job_id, job_master),
+            None => {
+                // With HA the job's leader comes from retrieval; `requestSlot`'s address is
+                // where to start.
+                let job_master = match self.job_leaders.get(&job_id) {
+                    Some(info) if !self.bugs.has(Bug::TmIgnoresLeaderChange) => info.address,
+                    _ => job_master,
+                };
+                if let Some(ha) = self.ha.as_mut() {
+                    let component = job_component(job_id);
+                    let (_, effects) =
+                        ha.call(ctx, |c, now| ((), c.add_leader_retrieval(now, &component)));
+                    self.start_job_leader_registration(ctx, job_id, job_master);
+                    self.on_ha_effects(ctx, effects);
+                } else {
+                    self.start_job_leader_registration(ctx, job_id, job_master);
+                }
+            }
             Some(JobLeader::Connected(_)) => self.offer_slots(ctx, job_id),
             Some(JobLeader::Registering(_)) => {} // the slots are offered once connected
         }
@@ -1466,6 +1628,13 @@ impl TaskExecutor {
         if let Some(job) = self.jobs.remove(&job_id) {
             self.close_job_leader(ctx, job_id, job, Some(DisconnectCause::Reconnect));
         }
+        if let Some(ha) = self.ha.as_mut() {
+            ha.call(ctx, |c, _| {
+                c.remove_leader_retrieval(&job_component(job_id));
+                ((), Vec::new())
+            });
+            self.job_leaders.remove(&job_id);
+        }
     }
 
     /// Flink's `releaseJobResources`: frees every slot of the job (the last one closes it).
@@ -1520,8 +1689,16 @@ impl TaskExecutor {
                 leader: JobLeader::Connected(c),
                 ..
             }) if c.job_master_id == job_master_id => *job_master,
+            // The planted bug takes the call from whichever JobMaster sent it.
+            Some(_) if self.bugs.has(Bug::NoFencingCheck) => from,
             _ => return answer(ctx, false),
         };
+        if self.ha.is_some() {
+            ctx.trace(Obs::FencedCallAccepted {
+                call: "submitTask",
+                token: job_master_id,
+            });
+        }
         // Flink's `tryMarkSlotActive`: a JobMaster that deploys into a slot holds it, so an
         // ALLOCATED slot becomes ACTIVE here even if the answer to its offer was lost.
         if !self

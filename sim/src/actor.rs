@@ -147,6 +147,19 @@ impl Timers {
         true
     }
 
+    /// Disarms every armed timer (an endpoint stopped with all its scheduled work).
+    pub fn cancel_all(&mut self) {
+        for slot in 0..self.slots.len() {
+            let word = self.slots[slot];
+            if word & ARMED != 0 {
+                self.cancel(TimerId {
+                    slot: slot as u32,
+                    generation: word & GENERATION,
+                });
+            }
+        }
+    }
+
     /// Whether `id` is armed (set and neither fired nor cancelled).
     #[inline]
     pub fn is_armed(&self, id: TimerId) -> bool {
@@ -258,6 +271,12 @@ impl<'a, A: Actor> Ctx<'a, A> {
         self.timers.is_armed(id)
     }
 
+    /// Disarms every timer of this node incarnation (its endpoints stopped); timers armed later
+    /// in the same step are unaffected.
+    pub fn cancel_all_timers(&mut self) {
+        self.timers.cancel_all();
+    }
+
     pub fn persist(&mut self, op: <A::Durable as Durable>::Op) {
         self.out.push(Effect::Persist(op));
     }
@@ -298,5 +317,10 @@ mod tests {
         assert!(t.take_firing(b));
         assert!(!t.take_firing(b));
         assert_eq!(t.armed_count(), 1);
+        t.cancel_all();
+        assert_eq!(t.armed_count(), 0);
+        assert!(!t.is_armed(c));
+        let d = t.allocate();
+        assert!(t.is_armed(d));
     }
 }

@@ -10,19 +10,36 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// A bundled scenario by name, in `scenarios/` or one of its groups (`scenarios/ha/`, …).
 pub fn scenario(name: &str) -> Scenario {
-    let path = root().join("scenarios").join(format!("{name}.toml"));
+    let file = format!("{name}.toml");
+    let path = bundled_paths()
+        .into_iter()
+        .find(|p| p.file_name().is_some_and(|f| f == file.as_str()))
+        .unwrap_or_else(|| panic!("no bundled scenario {file}"));
     Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"))
 }
 
-pub fn bundled() -> Vec<Scenario> {
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(root().join("scenarios"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-        .collect();
+/// Every bundled scenario file, recursively, sorted.
+pub fn bundled_paths() -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.extension().is_some_and(|x| x == "toml") {
+                out.push(p);
+            }
+        }
+    }
+    let mut paths = Vec::new();
+    walk(&root().join("scenarios"), &mut paths);
     paths.sort();
     paths
+}
+
+pub fn bundled() -> Vec<Scenario> {
+    bundled_paths()
         .iter()
         .map(|p| Scenario::load(p).unwrap_or_else(|e| panic!("{e}")))
         .collect()
@@ -124,5 +141,29 @@ pub const CHECKPOINTING_BUGS: &[(Bug, &str, &str)] = &[
         Bug::NoAbortOfLingeringTransactions,
         "negative-no-abort-of-lingering-transactions",
         "no-lingering-transactions",
+    ),
+];
+
+/// and the high-availability bugs, each with its negative scenario.
+pub const HA_BUGS: &[(Bug, &str, &str)] = &[
+    (
+        Bug::NoFencingCheck,
+        "negative-ha-no-fencing-check",
+        "leader-fencing",
+    ),
+    (
+        Bug::CheckpointIdCounterNotPersisted,
+        "negative-ha-checkpoint-id-counter-not-persisted",
+        "checkpoint-ids",
+    ),
+    (
+        Bug::RecoverFromStaleCheckpointPointer,
+        "negative-ha-recover-from-stale-checkpoint-pointer",
+        "restored-state",
+    ),
+    (
+        Bug::TmIgnoresLeaderChange,
+        "negative-ha-tm-ignores-leader-change",
+        "leader-fencing",
     ),
 ];

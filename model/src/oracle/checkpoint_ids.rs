@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 pub const INVARIANT: Invariant = Invariant {
     name: "checkpoint-ids",
     kind: Kind::Always,
-    description: "per job (JobMaster instance), triggered checkpoint ids strictly increase and completed checkpoint ids strictly increase",
+    description: "per job (JobMaster instance; with HA across every leader), triggered checkpoint ids strictly increase and completed checkpoint ids strictly increase",
 };
 
 /// The latest ids one JobMaster instance triggered and completed for a job.
@@ -30,12 +30,19 @@ struct Latest {
 
 pub struct CheckpointIds {
     latest: BTreeMap<(NodeId, JobId), Latest>,
+    /// With high availability the counter lives in the `ha` store: ids increase across
+    /// JobMaster instances and leaders, so the sequences are per job only.
+    ha: bool,
 }
 
+/// The key of every JobMaster's sequences with high availability.
+const ANY_LEADER: NodeId = NodeId(u32::MAX);
+
 impl CheckpointIds {
-    pub fn new(_setup: &Setup) -> CheckpointIds {
+    pub fn new(setup: &Setup) -> CheckpointIds {
         CheckpointIds {
             latest: BTreeMap::new(),
+            ha: setup.topology.ha.is_some(),
         }
     }
 }
@@ -47,18 +54,23 @@ impl Oracle for CheckpointIds {
 
     fn observe(&mut self, _census: &Census, ev: &Event<'_, Process>, out: &mut Vec<Violation>) {
         if let Some(n) = process_died(ev) {
-            self.latest.retain(|(node, _), _| *node != n);
+            if !self.ha {
+                self.latest.retain(|(node, _), _| *node != n);
+            }
             return;
         }
         let EventKind::Obs { node, obs } = &ev.kind else {
             return;
         };
+        let key_node = if self.ha { ANY_LEADER } else { *node };
         let (job_id, id, is_completion) = match obs {
             Obs::JobStatusChanged {
                 job_id, from: None, ..
             } => {
-                // A new JobMaster instance: a new CheckpointIDCounter.
-                self.latest.remove(&(*node, *job_id));
+                // A new JobMaster instance: a new CheckpointIDCounter (without HA).
+                if !self.ha {
+                    self.latest.remove(&(*node, *job_id));
+                }
                 return;
             }
             Obs::CheckpointTriggered {
@@ -73,7 +85,7 @@ impl Oracle for CheckpointIds {
             } => (*job_id, *checkpoint_id, true),
             _ => return,
         };
-        let latest = self.latest.entry((*node, job_id)).or_default();
+        let latest = self.latest.entry((key_node, job_id)).or_default();
         let (previous, verb) = if is_completion {
             (&mut latest.completed, "completed")
         } else {

@@ -63,6 +63,11 @@ impl Oracle for CommittedOnlyCompleted {
                 job_id,
                 checkpoint_id,
                 ..
+            }
+            | Obs::CheckpointPointerStored {
+                job_id,
+                checkpoint_id,
+                ..
             } => {
                 self.completed.insert((*job_id, *checkpoint_id));
             }

@@ -202,6 +202,16 @@ impl Oracle for HeartbeatDetection {
                 Obs::HeartbeatMonitorStopped { observer, target } => {
                     self.pairs.remove(&(*observer, *target));
                 }
+                // With HA a JobManager process stops its RM and JobMasters on a leadership
+                // change (a grant starts new ones): their monitors go with them.
+                Obs::LeadershipRevoked { .. } | Obs::LeadershipGranted { .. } => {
+                    let EventKind::Obs { node, .. } = &ev.kind else {
+                        unreachable!()
+                    };
+                    self.pairs.retain(|(observer, _), _| {
+                        matches!(observer, Endpoint::TaskExecutor(_)) || observer.node() != *node
+                    });
+                }
                 Obs::TargetLost {
                     observer,
                     target,

@@ -12,7 +12,9 @@ pub mod committed_only_completed;
 pub mod exactly_once;
 pub mod heartbeat;
 pub mod job_liveness;
+pub mod leader_fencing;
 pub mod lingering_transactions;
+pub mod no_resurrection;
 pub mod registration;
 pub mod restart_budget;
 pub mod restored_state;
@@ -76,6 +78,8 @@ pub const INVARIANTS: &[Invariant] = &[
     checkpoint_completeness::INVARIANT,
     checkpoint_liveness::INVARIANT,
     lingering_transactions::INVARIANT,
+    leader_fencing::INVARIANT,
+    no_resurrection::INVARIANT,
 ];
 
 pub fn invariant(name: &str) -> Option<&'static Invariant> {
@@ -170,6 +174,12 @@ impl Oracles {
             oracles.push(Box::new(
                 lingering_transactions::NoLingeringTransactions::new(setup),
             ));
+        }
+        if wanted(leader_fencing::INVARIANT.name) {
+            oracles.push(Box::new(leader_fencing::LeaderFencing::new(setup)));
+        }
+        if wanted(no_resurrection::INVARIANT.name) {
+            oracles.push(Box::new(no_resurrection::NoResurrection::new(setup)));
         }
         Oracles {
             oracles,

@@ -48,11 +48,19 @@ pub struct RestoredState {
     finished: BTreeSet<(JobId, CheckpointId, ExecutionVertexId)>,
     /// (JobMaster process, job) -> the latest checkpoint it completed.
     latest: BTreeMap<(NodeId, JobId), CheckpointId>,
+    /// With high availability: the latest is per job, whichever leader completed it.
+    ha: bool,
+    /// With high availability: the JobManager the `ha` store says leads. A deposed leader's
+    /// restore decisions are its own business (fencing must stop their effects, which
+    /// `leader-fencing` checks).
+    ha_leader: Option<NodeId>,
 }
 
 impl RestoredState {
-    pub fn new(_setup: &Setup) -> RestoredState {
+    pub fn new(setup: &Setup) -> RestoredState {
         RestoredState {
+            ha: setup.topology.ha.is_some(),
+            ha_leader: None,
             snapshots: BTreeMap::new(),
             completed_attempts: BTreeMap::new(),
             completed: BTreeSet::new(),
@@ -188,19 +196,25 @@ impl Oracle for RestoredState {
 
     fn observe(&mut self, _census: &Census, ev: &Event<'_, Process>, out: &mut Vec<Violation>) {
         if let Some(n) = process_died(ev) {
-            self.latest.retain(|(node, _), _| *node != n);
+            if !self.ha {
+                self.latest.retain(|(node, _), _| *node != n);
+            }
             return;
         }
         let EventKind::Obs { node, obs } = &ev.kind else {
             return;
         };
-        let node = *node;
+        let at = *node;
+        // With HA the CompletedCheckpointStore outlives JobMasters: one history per job.
+        let node = if self.ha { NodeId(u32::MAX) } else { at };
         let why = match obs {
             Obs::JobStatusChanged {
                 job_id, from: None, ..
             } => {
-                // A new JobMaster instance: a fresh checkpoint store.
-                self.latest.remove(&(node, *job_id));
+                // A new JobMaster instance: a fresh checkpoint store (without HA).
+                if !self.ha {
+                    self.latest.remove(&(node, *job_id));
+                }
                 None
             }
             Obs::SnapshotTaken {
@@ -231,6 +245,12 @@ impl Oracle for RestoredState {
                 checkpoint_id,
                 handles,
                 finished,
+            }
+            | Obs::CheckpointPointerStored {
+                job_id,
+                checkpoint_id,
+                handles,
+                finished,
             } => {
                 self.completed.insert((*job_id, *checkpoint_id));
                 for v in finished {
@@ -244,6 +264,11 @@ impl Oracle for RestoredState {
                 *latest = (*latest).max(*checkpoint_id);
                 None
             }
+            Obs::HaLeader { node, .. } => {
+                self.ha_leader = *node;
+                None
+            }
+            Obs::RestoreDecided { .. } if self.ha && self.ha_leader != Some(at) => None,
             Obs::RestoreDecided {
                 job_id,
                 checkpoint_id,
@@ -276,7 +301,7 @@ impl Oracle for RestoredState {
             out.push(Violation {
                 invariant: INVARIANT.name,
                 at: ev.time,
-                node: Some(node),
+                node: Some(at),
                 message,
             });
         }
