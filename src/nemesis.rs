@@ -2,8 +2,9 @@
 //! into ordinary scripted faults ([`Nemesis::draw`]).
 //!
 //! Everything is drawn from one seeded stream, `sim::rng::stream(seed, "nemesis", 0)`, entry
-//! kind by entry kind in a fixed order (kill_taskmanager, partition, pause, kill_sink,
-//! kill_checkpoint_storage). For each kind, time walks from 0 in gaps drawn from `every`; an
+//! kind by entry kind in a fixed order (`ENTRIES`: kill_taskmanager, partition, pause, kill_sink,
+//! kill_checkpoint_storage, clog, clock_jump, fail_task, kill_jobmanager, pause_jobmanager,
+//! kill_ha). For each kind, time walks from 0 in gaps drawn from `every`; an
 //! occurrence at or after `quiet_after` ends that kind. A killed node is started again after
 //! `down` (clamped to the scenario's duration), and a node is never killed or paused while an
 //! earlier kill or pause of it is still in effect; an occurrence with no eligible node is
@@ -80,6 +81,13 @@ pub struct Nemesis {
     pub clog: Option<Clog>,
     pub clock_jump: Option<ClockJumps>,
     pub fail_task: Option<TaskFailures>,
+    /// With high availability: JobManager processes killed (the leader among them).
+    pub kill_jobmanager: Option<Outage>,
+    /// With high availability: JobManager processes paused (past the session timeout, a
+    /// leader is deposed while it sleeps).
+    pub pause_jobmanager: Option<Episode>,
+    /// With high availability: the `ha` node killed (ZooKeeper unavailable).
+    pub kill_ha: Option<Outage>,
     /// Swarm testing: each seed keeps a random subset of the entries (each with probability
     /// 1/2, at least one), drawn from its own stream before the faults.
     pub swarm: bool,
@@ -88,7 +96,7 @@ pub struct Nemesis {
 }
 
 /// The entry names of a `[nemesis]`, in draw order.
-pub const ENTRIES: [&str; 8] = [
+pub const ENTRIES: [&str; 11] = [
     "kill_taskmanager",
     "partition",
     "pause",
@@ -97,6 +105,9 @@ pub const ENTRIES: [&str; 8] = [
     "clog",
     "clock_jump",
     "fail_task",
+    "kill_jobmanager",
+    "pause_jobmanager",
+    "kill_ha",
 ];
 
 /// A drawn fault: when, and what.
@@ -148,6 +159,15 @@ impl Nemesis {
         if let Some(f) = &self.fail_task {
             parts.push(format!("fail_task every {}", f.every));
         }
+        if let Some(o) = &self.kill_jobmanager {
+            parts.push(outage("kill_jobmanager", o));
+        }
+        if let Some(e) = &self.pause_jobmanager {
+            parts.push(episode("pause_jobmanager", e));
+        }
+        if let Some(o) = &self.kill_ha {
+            parts.push(outage("kill_ha", o));
+        }
         if self.swarm {
             parts.push(
                 "swarm (per seed: a random subset of these, each at its own rate)".to_string(),
@@ -168,6 +188,9 @@ impl Nemesis {
             self.clog.is_some(),
             self.clock_jump.is_some(),
             self.fail_task.is_some(),
+            self.kill_jobmanager.is_some(),
+            self.pause_jobmanager.is_some(),
+            self.kill_ha.is_some(),
         ];
         ENTRIES
             .iter()
@@ -235,7 +258,10 @@ impl Nemesis {
             kill_checkpoint_storage,
             clog,
             clock_jump,
-            fail_task
+            fail_task,
+            kill_jobmanager,
+            pause_jobmanager,
+            kill_ha
         );
         (pick, knobs)
     }
@@ -358,17 +384,21 @@ impl Nemesis {
                 ));
             }
         }
-        if let Some(e) = &self.pause {
+        let pauses = |e: &Episode,
+                      targets: &[String],
+                      rng: &mut sim::rng::Rng,
+                      out: &mut Vec<Drawn>,
+                      busy: &mut BTreeMap<String, Vec<(Duration, Duration)>>| {
             let mut t = Duration::ZERO;
             loop {
-                t += uniform(&mut rng, e.every);
+                t += uniform(rng, e.every);
                 if t >= self.quiet_after {
                     break;
                 }
-                let lasting = uniform(&mut rng, e.lasting);
-                let candidates: Vec<&String> = taskmanagers
+                let lasting = uniform(rng, e.lasting);
+                let candidates: Vec<&String> = targets
                     .iter()
-                    .filter(|n| free(&busy, n, t, t + lasting))
+                    .filter(|n| free(busy, n, t, t + lasting))
                     .collect();
                 if candidates.is_empty() {
                     continue;
@@ -383,6 +413,9 @@ impl Nemesis {
                     },
                 ));
             }
+        };
+        if let Some(e) = &self.pause {
+            pauses(e, taskmanagers, &mut rng, &mut out, &mut busy);
         }
         if let Some(o) = &self.kill_sink {
             outages(o, &["sink".to_string()], &mut rng, &mut out, &mut busy);
@@ -462,6 +495,20 @@ impl Nemesis {
                     },
                 ));
             }
+        }
+        let jobmanagers: Vec<String> = nodes
+            .iter()
+            .filter(|n| n.starts_with("jobmanager-"))
+            .cloned()
+            .collect();
+        if let Some(o) = &self.kill_jobmanager {
+            outages(o, &jobmanagers, &mut rng, &mut out, &mut busy);
+        }
+        if let Some(e) = &self.pause_jobmanager {
+            pauses(e, &jobmanagers, &mut rng, &mut out, &mut busy);
+        }
+        if let Some(o) = &self.kill_ha {
+            outages(o, &["ha".to_string()], &mut rng, &mut out, &mut busy);
         }
         out
     }

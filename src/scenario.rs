@@ -167,6 +167,9 @@ pub mod raw {
         pub clog: Option<Spanned<Clog>>,
         pub clock_jump: Option<Spanned<ClockJump>>,
         pub fail_task: Option<Spanned<Every>>,
+        pub kill_jobmanager: Option<Spanned<Outage>>,
+        pub pause_jobmanager: Option<Spanned<Episode>>,
+        pub kill_ha: Option<Spanned<Outage>>,
         pub swarm: Option<Spanned<bool>>,
         pub quiet_after: Option<Spanned<String>>,
     }
@@ -1198,6 +1201,30 @@ impl Validator<'_> {
                     .collect(),
             }),
         };
+        // The JobManager and `ha` entries need high availability (a second JobManager to take
+        // over, and the `ha` node).
+        let ha = nodes.iter().any(|n| n == "ha");
+        for (key, span) in [
+            (
+                "kill_jobmanager",
+                r.kill_jobmanager.as_ref().map(|x| x.span()),
+            ),
+            (
+                "pause_jobmanager",
+                r.pause_jobmanager.as_ref().map(|x| x.span()),
+            ),
+            ("kill_ha", r.kill_ha.as_ref().map(|x| x.span())),
+        ] {
+            if let (Some(span), false) = (span, ha) {
+                return Err(self.err(
+                    span,
+                    format!("`nemesis.{key}` needs high availability: set \"high-availability.type\" = \"ZOOKEEPER\" in [flink] (and `cluster.jobmanagers` > 1)"),
+                ));
+            }
+        }
+        let kill_jobmanager = outage(&r.kill_jobmanager, "kill_jobmanager", cluster.jobmanagers)?;
+        let pause_jobmanager = episode(&r.pause_jobmanager, "pause_jobmanager")?;
+        let kill_ha = outage(&r.kill_ha, "kill_ha", 1)?;
         let any = kill_taskmanager.is_some()
             || partition.is_some()
             || pause.is_some()
@@ -1205,7 +1232,10 @@ impl Validator<'_> {
             || kill_checkpoint_storage.is_some()
             || clog.is_some()
             || clock_jump.is_some()
-            || fail_task.is_some();
+            || fail_task.is_some()
+            || kill_jobmanager.is_some()
+            || pause_jobmanager.is_some()
+            || kill_ha.is_some();
         let quiet_after = match &r.quiet_after {
             Some(q) => {
                 let d = self.duration(q, "`nemesis.quiet_after`")?;
@@ -1239,6 +1269,9 @@ impl Validator<'_> {
             clog,
             clock_jump,
             fail_task,
+            kill_jobmanager,
+            pause_jobmanager,
+            kill_ha,
             swarm: r.swarm.as_ref().is_some_and(|s| *s.get_ref()),
             quiet_after,
         }))

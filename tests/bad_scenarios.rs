@@ -173,9 +173,15 @@ const CASES: &[(&str, &str, Option<usize>, &str)] = &[
     ),
     (
         "unknown nemesis key",
+        "name = \"x\"\nduration = \"30s\"\n[nemesis]\nkill_jobmaster = { every = \"5s\", down = \"1s\" }\nquiet_after = \"20s\"\n",
+        Some(4),
+        "unknown key `kill_jobmaster`, expected one of `kill_taskmanager`, `partition`, `pause`, `kill_sink`, `kill_checkpoint_storage`, `clog`, `clock_jump`, `fail_task`, `kill_jobmanager`, `pause_jobmanager`, `kill_ha`, `swarm`, `quiet_after`",
+    ),
+    (
+        "nemesis kill_jobmanager without high availability",
         "name = \"x\"\nduration = \"30s\"\n[nemesis]\nkill_jobmanager = { every = \"5s\", down = \"1s\" }\nquiet_after = \"20s\"\n",
         Some(4),
-        "unknown key `kill_jobmanager`, expected one of `kill_taskmanager`, `partition`, `pause`, `kill_sink`, `kill_checkpoint_storage`, `clog`, `clock_jump`, `fail_task`, `swarm`, `quiet_after`",
+        "`nemesis.kill_jobmanager` needs high availability",
     ),
     (
         "unknown key in a nemesis entry",

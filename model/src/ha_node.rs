@@ -29,7 +29,7 @@ pub struct HaNode {
     expiry: Option<(TimerId, Time)>,
     /// The latch leader last traced.
     leader: Option<Option<(u64, NodeId)>>,
-    /// Checkpoint pointers traced as stored (path, creation zxid).
+    /// Checkpoint pointers and job results traced as stored (path, creation zxid).
     pointers: BTreeSet<(String, u64)>,
 }
 
@@ -109,12 +109,31 @@ impl HaNode {
 }
 
 impl HaNode {
-    /// Traces the checkpoint pointers `op` created (ground truth for the oracles).
+    /// Traces the checkpoint pointers and job results `op` created (ground truth for the
+    /// oracles).
     fn trace_pointers(&mut self, ctx: &mut Ctx<'_, Process>, op: &Op) {
         match op {
             Op::Multi(ops) => {
                 for op in ops {
                     self.trace_pointers(ctx, op);
+                }
+            }
+            Op::Create { path, .. } if path.starts_with("/job-results/") => {
+                let store = self.store.as_ref().expect("started");
+                let Some(node) = store.data().get(path) else {
+                    return;
+                };
+                let ZnodeData::JobResult { status, .. } = &node.data else {
+                    return;
+                };
+                let job_id = path["/job-results/".len()..].parse().ok();
+                if let Some(job_id) = job_id {
+                    if self.pointers.insert((path.clone(), node.stat.czxid)) {
+                        ctx.trace(Obs::JobResultStored {
+                            job_id,
+                            status: *status,
+                        });
+                    }
                 }
             }
             Op::Create { path, .. } if path.contains("/checkpoints/checkpoint-") => {

@@ -311,4 +311,7 @@ pub enum Obs {
         handles: Vec<StateHandleId>,
         finished: Vec<ExecutionVertexId>,
     },
+    /// The `ha` node stored a job's entry in the JobResultStore: from now on the job is
+    /// globally terminal for every leader (the store's truth, traced by the `ha` node).
+    JobResultStored { job_id: JobId, status: JobStatus },
 }

@@ -3,7 +3,10 @@
 //! (FLINK.md §9.2: the JobResultStore exists to prevent exactly this after a JobManager
 //! failover).
 //!
-//! Ground truth: the JobMasters' `JobStatusChanged` reports.
+//! Ground truth: without HA the JobMasters' `JobStatusChanged` reports (the JobResultStore is
+//! the Dispatcher's memory); with HA the `ha` node's `JobResultStored` — a JobManager that dies
+//! between its job finishing and the dirty JobResultStore entry being written leaves a job that
+//! is not globally terminal yet, and Flink recovers it (from its final checkpoint).
 
 use super::{Invariant, Kind, Oracle, Setup, Violation};
 use crate::ids::JobId;
@@ -21,12 +24,14 @@ pub const INVARIANT: Invariant = Invariant {
 
 pub struct NoResurrection {
     terminal: BTreeMap<JobId, JobStatus>,
+    ha: bool,
 }
 
 impl NoResurrection {
-    pub fn new(_setup: &Setup) -> NoResurrection {
+    pub fn new(setup: &Setup) -> NoResurrection {
         NoResurrection {
             terminal: BTreeMap::new(),
+            ha: setup.topology.ha.is_some(),
         }
     }
 }
@@ -37,14 +42,18 @@ impl Oracle for NoResurrection {
     }
 
     fn observe(&mut self, census: &Census, ev: &Event<'_, Process>, out: &mut Vec<Violation>) {
-        let EventKind::Obs {
-            node,
-            obs: Obs::JobStatusChanged {
-                job_id, from, to, ..
-            },
-        } = &ev.kind
-        else {
+        let EventKind::Obs { node, obs } = &ev.kind else {
             return;
+        };
+        let (job_id, from, to) = match obs {
+            Obs::JobStatusChanged {
+                job_id, from, to, ..
+            } => (job_id, from, to),
+            Obs::JobResultStored { job_id, status } => {
+                self.terminal.entry(*job_id).or_insert(*status);
+                return;
+            }
+            _ => return,
         };
         if let Some(done) = self.terminal.get(job_id) {
             // A JobMaster created for the job after it ended (a deposed JobMaster that still
@@ -64,7 +73,7 @@ impl Oracle for NoResurrection {
             }
             return;
         }
-        if to.is_globally_terminal() {
+        if to.is_globally_terminal() && !self.ha {
             self.terminal.insert(*job_id, *to);
         }
     }

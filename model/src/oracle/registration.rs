@@ -23,6 +23,9 @@ pub const INVARIANT: Invariant = Invariant {
 pub struct RegistrationLiveness {
     topology: Topology,
     bound: Duration,
+    /// The JobManager process whose ResourceManager leads: the first one without HA; with HA
+    /// the latest granted and not revoked (`None`: no leader, not judged).
+    leader: Option<NodeId>,
     /// RM view: TaskExecutor -> (instance, slots registered).
     registered: BTreeMap<NodeId, (InstanceId, bool)>,
     /// TE view: TaskExecutor -> instance it is connected under.
@@ -39,9 +42,19 @@ impl RegistrationLiveness {
             + c.registration_refused_delay.max(c.registration_error_delay)
             + setup.latency_max * 4
             + Duration::from_secs(1);
+        // With HA a new ResourceManager needs its leader first: a dead leader's session expires
+        // after the session timeout, and a reconnecting client waits a retry.
+        let bound = match setup.topology.ha {
+            None => bound,
+            Some(_) => bound + c.ha_session.session_timeout * 2 + c.ha_session.retry_wait * 2,
+        };
         RegistrationLiveness {
             topology: setup.topology.clone(),
             bound,
+            leader: match setup.topology.ha {
+                None => setup.topology.jobmanagers.first().copied(),
+                Some(_) => None,
+            },
             registered: BTreeMap::new(),
             connected: BTreeMap::new(),
             last_fault: Time::ZERO,
@@ -60,6 +73,15 @@ impl Oracle for RegistrationLiveness {
 
     fn observe(&mut self, _census: &Census, ev: &Event<'_, Process>, _out: &mut Vec<Violation>) {
         match &ev.kind {
+            // A deposed ResourceManager (HA) may still register TaskExecutors for a moment;
+            // only the leader's registrations count.
+            EventKind::Obs {
+                node,
+                obs:
+                    Obs::TaskExecutorRegistered { .. }
+                    | Obs::SlotsRegistered { .. }
+                    | Obs::TaskExecutorUnregistered { .. },
+            } if self.topology.ha.is_some() && self.leader != Some(*node) => {}
             EventKind::Obs { node, obs } => match obs {
                 Obs::TaskExecutorRegistered {
                     task_executor,
@@ -91,6 +113,16 @@ impl Oracle for RegistrationLiveness {
                 Obs::ResourceManagerDisconnected { .. } => {
                     self.connected.remove(node);
                 }
+                // With HA a grant starts a new ResourceManager (with no registrations), and a
+                // revocation stops it.
+                Obs::LeadershipGranted { .. } => {
+                    self.registered.clear();
+                    self.leader = Some(*node);
+                }
+                Obs::LeadershipRevoked { .. } if self.leader == Some(*node) => {
+                    self.registered.clear();
+                    self.leader = None;
+                }
                 _ => {}
             },
             EventKind::Fault {
@@ -115,7 +147,7 @@ impl Oracle for RegistrationLiveness {
         if quiet < self.bound {
             return; // not judged: faults did not stop long enough before the end
         }
-        let Some(&rm) = self.topology.jobmanagers.first() else {
+        let Some(rm) = self.leader else {
             return;
         };
         if census.status(rm) != Status::Up {
@@ -151,8 +183,11 @@ impl Oracle for RegistrationLiveness {
 
 impl RegistrationLiveness {
     fn process_died(&mut self, n: NodeId) {
-        if self.topology.jobmanagers.first() == Some(&n) {
+        if self.leader == Some(n) {
             self.registered.clear();
+            if self.topology.ha.is_some() {
+                self.leader = None;
+            }
         }
         self.connected.remove(&n);
     }
