@@ -163,6 +163,13 @@ impl CheckpointCoordinator {
         self
     }
 
+    /// Whether a completed checkpoint's pointer is being written. A restore waits for it: the
+    /// checkpoint may be in the store already, and restoring an older one would abort the
+    /// transactions a new leader will commit.
+    pub fn is_finalizing(&self) -> bool {
+        !self.finalizing.is_empty()
+    }
+
     /// The pointer changes to carry out in the `ha` store.
     pub fn take_pointer_ops(&mut self) -> Vec<PointerOp> {
         std::mem::take(&mut self.pointer_ops)
@@ -1339,5 +1346,99 @@ mod tests {
                 assert_eq!(restore.finished, s == 0);
             }
         }
+    }
+
+    fn ha(external_ids: bool, pointer_before_notify: bool) -> HaCheckpointing {
+        HaCheckpointing {
+            external_ids,
+            pointer_before_notify,
+        }
+    }
+
+    #[test]
+    fn with_ha_ids_come_from_the_counter_and_completion_waits_for_the_pointer() {
+        let mut h = Harness::new(config(), Bugs::NONE);
+        h.cc = CheckpointCoordinator::new(JOB, config(), Bugs::NONE, Some(STORAGE))
+            .with_ha(ha(true, true), None);
+        h.step(|cc, ctx| cc.start_scheduler(ctx));
+        // The trigger asks the `ha` store's counter instead of counting itself ...
+        let out = h.trigger(Some(plan()));
+        assert!(triggered(&out).is_empty(), "{out:?}");
+        let (_, needs) = h.step(|cc, ctx| cc.on_trigger_timer(ctx, Some(plan())));
+        assert!(!needs, "one id request at a time");
+        // ... and triggers with the id it answers.
+        let (out, _) = h.step(|cc, ctx| cc.on_checkpoint_id(ctx, Some(41), Some(plan())));
+        assert_eq!(triggered(&out), vec![41]);
+        // All acknowledged: the pointer is written first; no completion yet.
+        assert_eq!(h.ack_all(41), Outcome::Nothing);
+        assert!(h.cc.is_finalizing());
+        let ops = h.cc.take_pointer_ops();
+        assert!(
+            matches!(&ops[..], [PointerOp::Add { checkpoint, awaited: true }] if checkpoint.id == 41),
+            "{ops:?}"
+        );
+        let (out, o) = h.step(|cc, ctx| cc.on_pointer_written(ctx, 41, true));
+        assert_eq!(o, Outcome::Completed(41));
+        assert!(traces(&out).iter().any(|t| matches!(
+            t,
+            Obs::CheckpointCompleted {
+                checkpoint_id: 41,
+                ..
+            }
+        )));
+        assert!(!h.cc.is_finalizing());
+        assert_eq!(h.cc.latest_completed().map(|c| c.id), Some(41));
+    }
+
+    #[test]
+    fn an_unwritten_pointer_fails_the_checkpoint_and_keeps_its_state() {
+        let mut h = Harness::new(config(), Bugs::NONE);
+        h.cc = CheckpointCoordinator::new(JOB, config(), Bugs::NONE, Some(STORAGE))
+            .with_ha(ha(true, true), None);
+        h.step(|cc, ctx| cc.start_scheduler(ctx));
+        h.trigger(Some(plan()));
+        h.step(|cc, ctx| cc.on_checkpoint_id(ctx, Some(3), Some(plan())));
+        h.ack_all(3);
+        let (out, o) = h.step(|cc, ctx| cc.on_pointer_written(ctx, 3, false));
+        assert_eq!(o, Outcome::Aborted(3));
+        assert!(traces(&out).iter().any(|t| matches!(
+            t,
+            Obs::CheckpointAborted {
+                reason: "FINALIZE_CHECKPOINT_FAILURE",
+                ..
+            }
+        )));
+        // A new leader may hold the pointer after all: the state stays.
+        assert!(deleted(&out).is_empty());
+        assert_eq!(h.cc.latest_completed(), None);
+    }
+
+    #[test]
+    fn the_stale_pointer_bug_completes_at_once_and_writes_the_previous_pointer() {
+        let mut h = Harness::new(config(), Bugs::NONE);
+        h.cc = CheckpointCoordinator::new(JOB, config(), Bugs::NONE, Some(STORAGE))
+            .with_ha(ha(false, false), None);
+        let first = h.trigger_one();
+        assert_eq!(h.ack_all(first), Outcome::Completed(first));
+        assert!(h.cc.take_pointer_ops().is_empty(), "no previous checkpoint");
+        let second = h.trigger_one();
+        assert_eq!(h.ack_all(second), Outcome::Completed(second));
+        let ops = h.cc.take_pointer_ops();
+        assert!(
+            matches!(&ops[..], [PointerOp::Add { checkpoint, awaited: false }] if checkpoint.id == first),
+            "{ops:?}"
+        );
+    }
+
+    #[test]
+    fn a_recovered_checkpoint_is_the_one_to_restore() {
+        let recovered = CompletedCheckpoint {
+            id: 9,
+            handles: handles_of(9),
+            finished: vec![],
+        };
+        let cc = CheckpointCoordinator::new(JOB, config(), Bugs::NONE, Some(STORAGE))
+            .with_ha(ha(true, true), Some(recovered.clone()));
+        assert_eq!(cc.checkpoint_to_restore(), Some(&recovered));
     }
 }

@@ -315,12 +315,25 @@ impl JobMaster {
         }
     }
 
-    /// The pointer of checkpoint `id` was (`ok`) or was not written to the `ha` store.
-    pub fn on_pointer_written(&mut self, ctx: &mut Ctx<'_, Process>, id: CheckpointId, ok: bool) {
+    /// The pointer of checkpoint `id` was written to the `ha` store (`Some(true)`), was
+    /// certainly not (`Some(false)`), or its fate is unknown (`None`: the session was lost
+    /// with the write in flight). An unknown write keeps the checkpoint finalizing — neither
+    /// completed nor discarded, and no restore happens meanwhile (cf. FLINK-22494's
+    /// `PossibleInconsistentStateException`); losing the session revokes leadership anyway.
+    pub fn on_pointer_written(
+        &mut self,
+        ctx: &mut Ctx<'_, Process>,
+        id: CheckpointId,
+        written: Option<bool>,
+    ) {
+        let Some(ok) = written else {
+            return;
+        };
         if let Some(c) = self.coordinator.as_mut() {
             let outcome = c.on_pointer_written(ctx, id, ok);
             self.on_checkpoint_outcome(ctx, outcome);
         }
+        self.try_restart(ctx);
     }
 
     /// Leadership was revoked (`JobMasterServiceProcess.closeAsync`): the job is SUSPENDED
@@ -791,6 +804,9 @@ impl JobMaster {
         let Some(p) = &self.pending_restart else {
             return;
         };
+        if self.coordinator.as_ref().is_some_and(|c| c.is_finalizing()) {
+            return; // the latest checkpoint is not settled yet
+        }
         if !p.delay_passed {
             return;
         }

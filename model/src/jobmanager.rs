@@ -579,7 +579,15 @@ impl JobManagerProcess {
                 checkpoint_id,
                 awaited,
             } => {
-                let ok = result.is_ok();
+                // The latch check failing, or the pointer already there (a retried write),
+                // are certain; a lost session leaves the write's fate unknown.
+                let written = match &result {
+                    Ok(_) => Some(true),
+                    _ if op_failed_with(&result, HaError::NodeExists) => Some(true),
+                    Err(HaError::SessionExpired | HaError::RequestTooOld) => None,
+                    Err(_) => Some(false),
+                };
+                let ok = written == Some(true);
                 if ok {
                     ctx.trace(Obs::CheckpointPointerAdded {
                         job_id,
@@ -589,7 +597,7 @@ impl JobManagerProcess {
                 }
                 if awaited {
                     effects.extend(self.with_job_master(ctx, &job_key(job_id), |jm, ctx| {
-                        jm.on_pointer_written(ctx, checkpoint_id, ok)
+                        jm.on_pointer_written(ctx, checkpoint_id, written)
                     }));
                 }
             }
@@ -834,7 +842,7 @@ impl JobManagerProcess {
                                 .as_mut()
                                 .and_then(|c| c.job_masters.get_mut(&job_id))
                             {
-                                jm.on_pointer_written(ctx, checkpoint_id, false);
+                                jm.on_pointer_written(ctx, checkpoint_id, Some(false));
                             }
                         }
                         None => {}
