@@ -2248,7 +2248,11 @@ mod tests {
     /// Registered at the RM, slot 0 allocated as `allocation_id`, connected to the JobMaster and
     /// (when `accept`) the slot accepted.
     fn connected(allocation_id: AllocationId, accept: bool) -> Harness {
-        let mut h = registered(Bugs::NONE);
+        connected_with(Bugs::NONE, allocation_id, accept)
+    }
+
+    fn connected_with(bugs: Bugs, allocation_id: AllocationId, accept: bool) -> Harness {
+        let mut h = registered(bugs);
         let out = request_slot(&mut h, 0, allocation_id);
         let attempt_id = registration_attempt(&out).expect("registers at the JobMaster");
         let out = registration_success(&mut h, attempt_id);
@@ -3314,5 +3318,62 @@ mod tests {
             Msg::TaskExecutor(TaskExecutorRpc::RequestSubpartition { producer, consumer }),
         );
         assert_eq!(reports(&out), vec![(consumer, ExecutionState::Failed)]);
+    }
+
+    /// The leader JobManager after a failover (HA), and its leader session id.
+    const NEW_JM: NodeId = NodeId(5);
+    const NEW_JM_ID: JobMasterId = 901;
+
+    fn new_job_leader(h: &mut Harness) -> Effects {
+        let info = LeaderInformation {
+            address: NEW_JM,
+            leader_session_id: crate::ha_store::LeaderSessionId(NEW_JM_ID),
+        };
+        h.step(|te, ctx| te.on_job_leader(ctx, JOB, Some(info)))
+    }
+
+    #[test]
+    fn a_job_leader_change_closes_the_old_connection_and_registers_at_the_new_leader() {
+        let mut h = connected(100, true);
+        let out = new_job_leader(&mut h);
+        // The old connection is closed (the old JobMaster is told) ...
+        assert!(traces(&out).contains(&&Obs::JobManagerDisconnected { job_id: JOB }));
+        assert!(sent(&out).iter().any(|(to, m)| *to == JM
+            && matches!(
+                m,
+                Msg::JobMaster {
+                    rpc: JobMasterRpc::DisconnectTaskManager { .. },
+                    ..
+                }
+            )));
+        // ... the slot is parked for the new leader, and the TE registers there.
+        assert_eq!(h.te.slots().next(), Some((0, Some((100, JOB, false)))));
+        assert!(sent(&out).iter().any(|(to, m)| *to == NEW_JM
+            && matches!(
+                m,
+                Msg::JobMaster {
+                    rpc: JobMasterRpc::RegisterTaskManager { .. },
+                    ..
+                }
+            )));
+        assert_eq!(h.te.job_manager_connection(JOB), None);
+        // A late call of the deposed JobMaster is refused.
+        let out = submit(&mut h, source_tdd(attempt(0, 0), 100), JM_ID);
+        assert_eq!(submit_answer(&out), Some(false));
+        assert_eq!(h.te.tasks().count(), 0);
+    }
+
+    #[test]
+    fn the_planted_bugs_keep_the_deposed_job_master() {
+        // tm-ignores-leader-change: the notification changes nothing.
+        let mut h = connected_with(Bugs::NONE.with(Bug::TmIgnoresLeaderChange), 100, true);
+        let out = new_job_leader(&mut h);
+        assert!(sent(&out).is_empty(), "{out:?}");
+        assert_eq!(h.te.job_manager_connection(JOB), Some(JM_ID));
+        // no-fencing-check: a submission under another JobMasterId is taken.
+        let mut h = connected_with(Bugs::NONE.with(Bug::NoFencingCheck), 100, true);
+        let out = submit(&mut h, source_tdd(attempt(0, 0), 100), JM_ID + 1);
+        assert_eq!(submit_answer(&out), Some(true));
+        assert_eq!(h.te.tasks().count(), 1);
     }
 }
