@@ -36,5 +36,6 @@ pub mod nemesis;
 pub mod report;
 pub mod run;
 pub mod scenario;
+pub mod selftest;
 pub mod shrink;
 pub mod summary;

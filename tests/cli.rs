@@ -279,3 +279,29 @@ fn shrink_writes_a_standalone_scenario_that_still_fails() {
     assert_eq!(usage.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&usage.stderr).contains("--seed"));
 }
+
+#[test]
+fn selftest_of_one_bug_prints_and_writes_its_table() {
+    let out_file = format!("{}/selftest.md", tmp("selftest"));
+    let out = flinksim(&[
+        "selftest",
+        "--bug",
+        "complete-with-missing-ack",
+        "--out",
+        &out_file,
+        "--shrink-time",
+        "5 s",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("| `complete-with-missing-ack` |") && stdout.contains("| ok |"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("1 of 1 planted bugs caught"), "{stdout}");
+    let written = std::fs::read_to_string(&out_file).unwrap();
+    assert!(written.starts_with("# Planted-bug self-test"), "{written}");
+    assert!(written.contains("checkpoint-completeness"), "{written}");
+    let bad = flinksim(&["selftest", "--bug", "no-such-bug"]);
+    assert_eq!(bad.status.code(), Some(2));
+}
