@@ -4,10 +4,8 @@
 
 mod common;
 
-use common::{run_seed, scenario, CONTROL_PLANE_BUGS as CAUGHT};
+use common::{run_seed, scenario, Capture, CONTROL_PLANE_BUGS as CAUGHT};
 use flinksim::run::{run, RunOptions};
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 
 fn statuses(name: &str, seed: u64) -> (Vec<String>, u32) {
     let s = run_seed(&scenario(name), seed, None).summary;
@@ -190,19 +188,6 @@ fn every_control_plane_bug_is_caught_by_its_oracle_within_200_seeds() {
     }
 }
 
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// The control-plane milestones of a run, one line each.
 fn golden(name: &str, seed: u64) -> String {
     let capture = Capture::default();
@@ -215,7 +200,7 @@ fn golden(name: &str, seed: u64) -> String {
             tap: sim::Tap::None,
         },
     );
-    let text = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let text = capture.text();
     let mut out = format!("{name} seed={seed} hash={}\n", r.summary.trace_hash);
     for line in text.lines() {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();

@@ -3,10 +3,8 @@
 
 mod common;
 
-use common::{bundled, run_seed, scenario};
+use common::{bundled, run_seed, scenario, Capture};
 use flinksim::run::{run, RunOptions};
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 
 #[test]
 fn every_bundled_scenario_gives_the_same_trace_hash_twice() {
@@ -31,18 +29,6 @@ fn different_seeds_give_different_runs() {
 }
 
 /// A `Write` that keeps what it got, shareable with the run.
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 #[test]
 fn full_traces_of_the_same_seed_are_byte_identical_and_tracing_does_not_change_the_hash() {

@@ -5,34 +5,19 @@
 
 mod common;
 
-use common::{run_seed, scenario, HA_BUGS};
+use common::{run_seed, scenario, Capture, HA_BUGS};
 use flinksim::run::{run, RunOptions};
 use flinksim::scenario::FaultAction;
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Records the HA scenarios' job reads: 4 partitions × 20000.
 const INPUT: u64 = 80_000;
 
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// One traced observation: (ms, node, the `Obs` as Debug text).
 type Seen = (u64, String, String);
 
-/// Runs `name` at `seed` with tracing; returns the summary's hash and the observations.
-fn observe(name: &str, seed: u64, bug: Option<model::bugs::Bug>) -> (String, Vec<Seen>) {
+/// Runs `name` at `seed` with tracing; returns the summary's hash and the trace (JSON lines).
+fn traced(name: &str, seed: u64, bug: Option<model::bugs::Bug>) -> (String, String) {
     let capture = Capture::default();
     let r = run(
         &scenario(name),
@@ -43,9 +28,12 @@ fn observe(name: &str, seed: u64, bug: Option<model::bugs::Bug>) -> (String, Vec
             tap: sim::Tap::None,
         },
     );
-    let text = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
-    let seen = text
-        .lines()
+    (r.summary.trace_hash, capture.text())
+}
+
+/// The observations of a trace.
+fn observations(text: &str) -> Vec<Seen> {
+    text.lines()
         .filter_map(|line| {
             let v: serde_json::Value = serde_json::from_str(line).unwrap();
             let obs = v["obs"].as_str()?;
@@ -55,8 +43,13 @@ fn observe(name: &str, seed: u64, bug: Option<model::bugs::Bug>) -> (String, Vec
                 obs.to_string(),
             ))
         })
-        .collect();
-    (r.summary.trace_hash, seen)
+        .collect()
+}
+
+/// Runs `name` at `seed` with tracing; returns the summary's hash and the observations.
+fn observe(name: &str, seed: u64, bug: Option<model::bugs::Bug>) -> (String, Vec<Seen>) {
+    let (hash, text) = traced(name, seed, bug);
+    (hash, observations(&text))
 }
 
 /// The number after `key: ` (or `key: Some(`) in a Debug text.
@@ -192,21 +185,11 @@ fn plans_and_pointers_survive_the_ha_node_being_down_past_the_session_timeout() 
 
 #[test]
 fn delayed_calls_of_a_deposed_leader_are_refused_by_fencing() {
-    let (_, seen) = observe("ha-stale-calls-in-flight", 0, None);
+    let (_, text) = traced("ha-stale-calls-in-flight", 0, None);
+    let seen = observations(&text);
     let g = grants(&seen);
     let new_token = g.last().unwrap().2;
     // The scenario does deliver submitTask calls of the old leader after the new one leads ...
-    let capture = Capture::default();
-    run(
-        &scenario("ha-stale-calls-in-flight"),
-        RunOptions {
-            seed: 0,
-            bug: None,
-            trace: Some(Box::new(capture.clone())),
-            tap: sim::Tap::None,
-        },
-    );
-    let text = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
     let late = text
         .lines()
         .filter(|l| l.contains("\"from\":\"jobmanager-1\"") && l.contains("\"msg\":\"submitTask\""))

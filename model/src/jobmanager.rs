@@ -29,7 +29,7 @@
 use crate::checkpoint_coordinator::{CompletedCheckpoint, PointerOp};
 use crate::client::job_id_of;
 use crate::dispatcher::Dispatcher;
-use crate::ha_client::{checkpoint_id_counter_path, Effect, HaClient, LATCH_PATH};
+use crate::ha_client::{Effect, HaClient, LATCH_PATH};
 use crate::ha_node::{HaServices, DISPATCHER_COMPONENT, RESOURCE_MANAGER_COMPONENT};
 use crate::ha_store::{HaError, HaReply, HaResult, LeaderSessionId, Op, OpResult, ZnodeData};
 use crate::ids::JobId;
@@ -144,6 +144,14 @@ fn pointer_path(job_id: JobId, checkpoint_id: u64) -> String {
         "{}/checkpoint-{checkpoint_id:019}",
         checkpoints_path(job_id)
     )
+}
+
+/// The Dispatcher's answer to a `submitJob`.
+fn answer_submission(ctx: &mut Ctx<'_, Process>, client: NodeId, job_id: JobId, duplicate: bool) {
+    ctx.send(
+        client,
+        Msg::Client(ClientRpc::SubmitJobResponse { job_id, duplicate }),
+    );
 }
 
 fn children(result: &HaResult) -> Option<Vec<String>> {
@@ -554,13 +562,7 @@ impl JobManagerProcess {
             } => {
                 let exists = op_failed_with(&result, HaError::NodeExists);
                 if result.is_ok() || exists {
-                    ctx.send(
-                        client,
-                        Msg::Client(ClientRpc::SubmitJobResponse {
-                            job_id,
-                            duplicate: false,
-                        }),
-                    );
+                    answer_submission(ctx, client, job_id, false);
                     ctx.trace(Obs::JobSubmitted { job_id });
                     if exists {
                         // A plan from an earlier attempt (or leader): recover it.
@@ -672,10 +674,6 @@ impl JobManagerProcess {
             c.add_checkpoint_id_counter(&key);
             ((), Vec::new())
         });
-        debug_assert_eq!(
-            checkpoint_id_counter_path(&key),
-            format!("/jobs/{key}/checkpoint_id_counter")
-        );
         if recovering {
             ctx.trace(Obs::JobRecovered {
                 job_id,
@@ -735,13 +733,7 @@ impl JobManagerProcess {
         let DispatcherRpc::SubmitJob { job_id, spec } = rpc;
         debug_assert_eq!(job_id, job_id_of(&spec));
         if c.dispatcher.is_known(job_id) {
-            ctx.send(
-                from,
-                Msg::Client(ClientRpc::SubmitJobResponse {
-                    job_id,
-                    duplicate: true,
-                }),
-            );
+            answer_submission(ctx, from, job_id, true);
             ctx.trace(Obs::JobSubmissionRejected { job_id });
             return;
         }
