@@ -1,6 +1,6 @@
 //! The determinism gate: run a scenario twice with the same seed and compare the traces event by
-//! event. Each run keeps only the rolling trace hash after every event (8 bytes per event, see
-//! [`sim::Tap`]); on a mismatch two more runs render just the first differing event, so the
+//! event. The first run keeps the rolling trace hash after every event (8 bytes per event, see
+//! [`sim::Tap`]) and the second checks its own against them as it goes; on a mismatch two more runs render just the first differing event, so the
 //! report can name it (index, virtual time, both versions) without holding either trace.
 
 use crate::run::{run_catching, RunOptions, RunResult};
@@ -66,25 +66,35 @@ pub fn compare(
     bug: Option<Bug>,
     trace: Option<Box<dyn Write>>,
 ) -> Checked {
-    let hashes = |scenario: &Scenario, trace: Option<Box<dyn Write>>| {
-        let mut r = run_catching(
+    let run = |scenario: &Scenario, trace: Option<Box<dyn Write>>, tap: sim::Tap| {
+        run_catching(
             scenario,
             RunOptions {
                 seed,
                 bug,
                 trace,
-                tap: sim::Tap::Hashes(Vec::new()),
+                tap,
             },
-        );
-        let sim::Tap::Hashes(h) = std::mem::take(&mut r.tap) else {
-            // A panicking run keeps no tap; compare what is left (nothing).
-            return (r, Vec::new());
-        };
-        (r, h)
+        )
     };
-    let (result, a) = hashes(first, trace);
-    let (_, b) = hashes(second, None);
-    let Some(index) = first_difference(&a, &b) else {
+    let mut result = run(first, trace, sim::Tap::Hashes(Vec::new()));
+    // A panicking run keeps no tap; compare what is left (nothing).
+    let expected = match std::mem::take(&mut result.tap) {
+        sim::Tap::Hashes(h) => h,
+        _ => Vec::new(),
+    };
+    let verify = sim::Tap::Verify {
+        expected,
+        first_difference: None,
+    };
+    let second_run = run(second, None, verify);
+    let index = match &second_run.tap {
+        sim::Tap::Verify { .. } => second_run.tap.verified(second_run.summary.events),
+        // The second run panicked: it differs wherever the first has events.
+        _ => (result.summary.events > 0).then_some(0),
+    };
+    drop(second_run);
+    let Some(index) = index else {
         return Checked {
             result,
             difference: None,
@@ -119,27 +129,5 @@ pub fn compare(
             first,
             second,
         }),
-    }
-}
-
-/// The index of the first event whose rolling hash differs, or where one trace is longer.
-pub fn first_difference(a: &[u64], b: &[u64]) -> Option<u64> {
-    match a.iter().zip(b).position(|(x, y)| x != y) {
-        Some(i) => Some(i as u64),
-        None if a.len() != b.len() => Some(a.len().min(b.len()) as u64),
-        None => None,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_first_difference_is_the_first_unequal_hash_or_the_shorter_end() {
-        assert_eq!(first_difference(&[1, 2, 3], &[1, 2, 3]), None);
-        assert_eq!(first_difference(&[1, 2, 3], &[1, 9, 3]), Some(1));
-        assert_eq!(first_difference(&[1, 2, 3], &[1, 2]), Some(2));
-        assert_eq!(first_difference(&[], &[5]), Some(0));
     }
 }

@@ -528,13 +528,18 @@ impl JobMaster {
             .collect();
         // Planted bug: without the occupancy check a busy slot is handed to a second group.
         let unchecked = self.bugs.has(Bug::SlotDoubleAllocation);
+        // Each waiting group takes the first free slot (in allocation order), found in one pass.
+        let mut free = self
+            .slots
+            .iter()
+            .filter(|(_, s)| s.group.is_none() || unchecked)
+            .map(|(a, _)| *a)
+            .collect::<Vec<_>>()
+            .into_iter();
+        let first = self.slots.keys().next().copied();
         for g in waiting {
-            let free = self
-                .slots
-                .iter()
-                .find(|(_, s)| s.group.is_none() || unchecked)
-                .map(|(a, _)| *a);
-            let Some(allocation_id) = free else { break };
+            let next = if unchecked { first } else { free.next() };
+            let Some(allocation_id) = next else { break };
             self.slots.get_mut(&allocation_id).expect("found").group = Some(g);
             self.groups.insert(g, allocation_id);
         }
@@ -567,8 +572,8 @@ impl JobMaster {
         let log = self.source_log;
         let source = vertex.is_source.then(|| SourceAssignment {
             log: log.expect("a job runs with a source log node"),
-            partitions: (0..self.spec.source.partitions)
-                .filter(|p| p % vertex.parallelism == ev.subtask)
+            partitions: (ev.subtask..self.spec.source.partitions)
+                .step_by(vertex.parallelism as usize)
                 .collect(),
             records_per_partition: self.spec.source.records,
             rate_per_sec: self.spec.source.rate_per_sec,

@@ -31,7 +31,8 @@ pub enum TxnState {
 pub struct Txn {
     pub state: TxnState,
     pub checkpoint_id: Option<CheckpointId>,
-    /// The writes' records, shared with the writes (not copied until the commit).
+    /// The writes' records, shared with the writes (not copied until the commit; dropped by
+    /// it).
     pub records: Vec<Recs>,
 }
 
@@ -129,6 +130,9 @@ impl SinkData {
                 let t = self.txn_mut(txn);
                 t.state = TxnState::Committed;
                 let n = t.len() as u64;
+                // Committed records are the external system's output now: the store need not
+                // keep them per transaction (a repeated commit changes nothing).
+                t.records = Vec::new();
                 self.committed += n;
             }
             SinkOp::Abort { txn } => {
@@ -193,12 +197,17 @@ impl SinkStore {
             }
             // An empty transaction (no write reached the sink) commits as empty.
             None | Some(TxnState::Open) | Some(TxnState::PreCommitted(_)) => {
+                let records: Arc<[Rec]> = self
+                    .data
+                    .txns
+                    .get(&txn)
+                    .map_or_else(|| Arc::from([]), |t| Arc::from(t.all_records()));
                 self.change(ctx, SinkOp::Commit { txn });
                 let t = &self.data.txns[&txn];
                 ctx.trace(Obs::TransactionCommitted {
                     txn,
                     checkpoint_id: t.checkpoint_id,
-                    records: Arc::from(t.all_records()),
+                    records,
                 });
                 true
             }

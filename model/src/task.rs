@@ -86,13 +86,35 @@ pub enum PartitionRetry {
 }
 
 /// How often a source fetches from the log: each fetch asks for one interval's worth of its rate.
+/// A rate below one record per interval fetches one record every `1 s / rate` instead, so a
+/// slow source costs events in proportion to its records, not to the interval.
 pub const SOURCE_FETCH_INTERVAL: Duration = Duration::from_millis(100);
+
+/// The fetch size and interval that keep `rate_per_sec` per partition (unthrottled: the log's
+/// maximum every [`SOURCE_FETCH_INTERVAL`]).
+pub fn source_fetch_plan(rate_per_sec: Option<u64>) -> (u64, Duration) {
+    match rate_per_sec {
+        Some(rate) => {
+            let nanos = u128::from(rate) * SOURCE_FETCH_INTERVAL.as_nanos();
+            let per_fetch = u64::try_from(nanos / 1_000_000_000).unwrap_or(u64::MAX);
+            if per_fetch >= 1 {
+                let exact = nanos.is_multiple_of(1_000_000_000);
+                (per_fetch + u64::from(!exact), SOURCE_FETCH_INTERVAL)
+            } else {
+                (1, Duration::from_nanos(1_000_000_000 / rate.max(1)))
+            }
+        }
+        None => (crate::source_log::FETCH_RECORDS_MAX, SOURCE_FETCH_INTERVAL),
+    }
+}
 
 /// A source subtask's reader of its partitions of the `source` log.
 #[derive(Debug)]
 struct SourceReader {
     log: NodeId,
     per_fetch: u64,
+    /// How long between fetches ([`source_fetch_plan`]).
+    interval: Duration,
     partitions: BTreeMap<u32, PartitionProgress>,
 }
 
@@ -375,16 +397,7 @@ impl Task {
     pub fn start_reading(&mut self, ctx: &mut Ctx<'_, Process>, ask_timeout: Duration) -> bool {
         assert_eq!(self.state, ExecutionState::Running);
         let source = self.source.as_ref().expect("a source task");
-        let per_fetch = match source.rate_per_sec {
-            // The rate is kept by fetching one interval's worth per partition per interval.
-            Some(rate) => {
-                let nanos = u128::from(rate) * SOURCE_FETCH_INTERVAL.as_nanos();
-                u64::try_from(nanos.div_ceil(1_000_000_000))
-                    .unwrap_or(u64::MAX)
-                    .max(1)
-            }
-            None => crate::source_log::FETCH_RECORDS_MAX,
-        };
+        let (per_fetch, interval) = source_fetch_plan(source.rate_per_sec);
         let restored = self.stream.restored_offsets();
         let start = |p: u32| {
             restored
@@ -395,6 +408,7 @@ impl Task {
         self.reader = Some(SourceReader {
             log: source.log,
             per_fetch,
+            interval,
             partitions: source
                 .partitions
                 .iter()
@@ -425,6 +439,7 @@ impl Task {
         let timeout = u64::try_from(ask_timeout.as_nanos()).unwrap_or(u64::MAX);
         let backpressured = self.stream.backpressured();
         let reader = self.reader.as_mut().expect("a reading source");
+        let interval = reader.interval;
         for (partition, p) in reader.partitions.iter_mut() {
             if backpressured {
                 break;
@@ -449,7 +464,7 @@ impl Task {
                 }),
             );
         }
-        self.arm_step(ctx, SOURCE_FETCH_INTERVAL);
+        self.arm_step(ctx, interval);
     }
 
     /// The log answered a fetch: the records are emitted. Stale answers (an offset already
@@ -694,5 +709,26 @@ impl Task {
     /// The consumers registered on this task's partition.
     pub fn consumers(&self) -> &[(ExecutionAttemptId, NodeId)] {
         &self.consumers
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn source_fetch_plan_keeps_the_rate_per_partition() {
+        let ms = Duration::from_millis;
+        // One interval's worth per fetch, rounded up.
+        assert_eq!(source_fetch_plan(Some(1000)), (100, ms(100)));
+        assert_eq!(source_fetch_plan(Some(15)), (2, ms(100)));
+        assert_eq!(source_fetch_plan(Some(10)), (1, ms(100)));
+        // Slower than one record per interval: one record every 1 s / rate.
+        assert_eq!(source_fetch_plan(Some(2)), (1, ms(500)));
+        assert_eq!(source_fetch_plan(Some(1)), (1, ms(1000)));
+        assert_eq!(
+            source_fetch_plan(None),
+            (crate::source_log::FETCH_RECORDS_MAX, ms(100))
+        );
     }
 }

@@ -1,4 +1,6 @@
-//! The event queue: a binary heap ordered by (time, insertion sequence), payloads inline.
+//! The event queue: a binary heap ordered by (time, insertion sequence). The heap holds only
+//! the 24-byte keys; payloads (messages can be large) wait in a slab and never move while the
+//! heap sifts, which keeps push and pop cheap for big clusters.
 //!
 //! Equal-time events pop in insertion order, which makes the order of a run a function of the
 //! seed alone. An *urgent* push (events that waited on a paused node and are due again) goes
@@ -14,24 +16,25 @@ pub const QUEUE_CAPACITY_MAX: usize = 1 << 26;
 
 const ORDINARY: u64 = 1 << 63;
 
-struct Entry<P> {
+struct Entry {
     time: Time,
     order: u64,
-    payload: P,
+    /// Where the payload waits in the slab.
+    slot: u32,
 }
 
-impl<P> PartialEq for Entry<P> {
+impl PartialEq for Entry {
     fn eq(&self, other: &Self) -> bool {
         self.time == other.time && self.order == other.order
     }
 }
-impl<P> Eq for Entry<P> {}
-impl<P> PartialOrd for Entry<P> {
+impl Eq for Entry {}
+impl PartialOrd for Entry {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
     }
 }
-impl<P> Ord for Entry<P> {
+impl Ord for Entry {
     /// Reversed, so the max-heap pops the earliest event first.
     fn cmp(&self, other: &Self) -> Ordering {
         (other.time, other.order).cmp(&(self.time, self.order))
@@ -39,7 +42,11 @@ impl<P> Ord for Entry<P> {
 }
 
 pub struct Scheduler<P> {
-    heap: BinaryHeap<Entry<P>>,
+    heap: BinaryHeap<Entry>,
+    /// The payloads of queued events, by slot; `None` for a free slot.
+    slab: Vec<Option<P>>,
+    /// Free slots of the slab, reused last-freed first.
+    free: Vec<u32>,
     seq: u64,
 }
 
@@ -47,6 +54,8 @@ impl<P> Default for Scheduler<P> {
     fn default() -> Self {
         Scheduler {
             heap: BinaryHeap::new(),
+            slab: Vec::new(),
+            free: Vec::new(),
             seq: 0,
         }
     }
@@ -78,10 +87,21 @@ impl<P> Scheduler<P> {
             return false;
         }
         assert!(self.seq < ORDINARY);
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.slab[slot as usize] = Some(payload);
+                slot
+            }
+            None => {
+                let slot = u32::try_from(self.slab.len()).expect("the queue is capped below 2^32");
+                self.slab.push(Some(payload));
+                slot
+            }
+        };
         self.heap.push(Entry {
             time,
             order: lane | self.seq,
-            payload,
+            slot,
         });
         self.seq += 1;
         true
@@ -95,7 +115,12 @@ impl<P> Scheduler<P> {
 
     #[inline]
     pub fn pop(&mut self) -> Option<(Time, P)> {
-        self.heap.pop().map(|e| (e.time, e.payload))
+        let e = self.heap.pop()?;
+        self.free.push(e.slot);
+        let payload = self.slab[e.slot as usize]
+            .take()
+            .expect("a queued slot holds its payload");
+        Some((e.time, payload))
     }
 }
 

@@ -198,6 +198,41 @@ pub enum Tap {
     Hashes(Vec<u64>),
     /// The JSON line of the event at `index`, once it happened.
     Line { index: u64, line: Option<String> },
+    /// Compares the rolling hash after each event with `expected` (another run's `Hashes`) as
+    /// the run goes, keeping only the index of the first event that differs or goes beyond
+    /// `expected`; a run that ends short of `expected` differs at its end (see
+    /// [`Tap::verified`]). One hash vector in memory instead of two.
+    Verify {
+        expected: Vec<u64>,
+        first_difference: Option<u64>,
+    },
+}
+
+impl Tap {
+    /// A `Verify` tap's check of the rolling `hash` after event `index`.
+    fn verify_step(&mut self, index: u64, hash: u64) {
+        if let Tap::Verify {
+            expected,
+            first_difference,
+        } = self
+        {
+            if first_difference.is_none() && expected.get(index as usize) != Some(&hash) {
+                *first_difference = Some(index);
+            }
+        }
+    }
+
+    /// For a `Verify` tap after a run of `events` events: the first index where the run
+    /// differs from `expected`, counting a run that ended early; `None` for other taps.
+    pub fn verified(&self, events: u64) -> Option<u64> {
+        match self {
+            Tap::Verify {
+                expected,
+                first_difference,
+            } => first_difference.or(((expected.len() as u64) > events).then_some(events)),
+            _ => None,
+        }
+    }
 }
 
 /// The rolling hash and the optional JSON-lines writer.
@@ -271,6 +306,7 @@ impl Trace {
         match &mut self.tap {
             Tap::None => {}
             Tap::Hashes(v) => v.push(self.hasher.finish()),
+            Tap::Verify { .. } => self.tap.verify_step(ev.index, self.hasher.finish()),
             Tap::Line { index, line } => {
                 if *index == ev.index {
                     *line = Some(render_line(ev, names, self.hasher.finish()));
@@ -399,6 +435,29 @@ pub fn json_str(raw: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    /// What a `Verify` tap over `expected` reports for a run with rolling hashes `run`.
+    fn verified(expected: &[u64], run: &[u64]) -> Option<u64> {
+        let mut tap = super::Tap::Verify {
+            expected: expected.to_vec(),
+            first_difference: None,
+        };
+        for (i, h) in run.iter().enumerate() {
+            tap.verify_step(i as u64, *h);
+        }
+        tap.verified(run.len() as u64)
+    }
+
+    #[test]
+    fn verify_reports_the_first_unequal_hash_or_the_shorter_end() {
+        assert_eq!(verified(&[1, 2, 3], &[1, 2, 3]), None);
+        assert_eq!(verified(&[1, 2, 3], &[1, 9, 3]), Some(1));
+        assert_eq!(verified(&[1, 2, 3], &[1, 9, 7]), Some(1));
+        assert_eq!(verified(&[1, 2, 3], &[1, 2]), Some(2));
+        assert_eq!(verified(&[1, 2], &[1, 2, 3]), Some(2));
+        assert_eq!(verified(&[], &[5]), Some(0));
+        assert_eq!(verified(&[], &[]), None);
+    }
+
     use super::json_str;
 
     #[test]
