@@ -39,7 +39,12 @@ impl FileResult {
 /// By default the determinism gate reruns every 10th seed (0, 10, …).
 pub const DETERMINISM_EVERY: u64 = 10;
 
-/// Every `.toml` file under `paths` (files as given, directories recursively), sorted.
+/// The file in a scenario folder that lists the coverage probes the folder must reach; it is
+/// not a scenario.
+pub const PROBES_FILE: &str = "probes.toml";
+
+/// Every scenario file under `paths` (files as given; directories recursively: every `.toml`
+/// except [`PROBES_FILE`], and not through symbolic links, which are aliases), sorted.
 pub fn collect(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     let mut files = Vec::new();
     for p in paths {
@@ -61,10 +66,16 @@ pub fn collect(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
-        let p = entry?.path();
+        let entry = entry?;
+        let p = entry.path();
+        if entry.file_type()?.is_symlink() {
+            continue;
+        }
         if p.is_dir() {
             walk(&p, out)?;
-        } else if p.extension().is_some_and(|e| e == "toml") {
+        } else if p.extension().is_some_and(|e| e == "toml")
+            && p.file_name().is_some_and(|f| f != PROBES_FILE)
+        {
             out.push(p);
         }
     }
@@ -104,6 +115,84 @@ pub fn run_file(scenario: Scenario, determinism_every: u64) -> FileResult {
     }
 }
 
+/// The probes a folder requires (its [`PROBES_FILE`]): `required = ["probe", …]`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProbesFile {
+    required: Vec<toml::Spanned<String>>,
+}
+
+/// The coverage probes required by the [`PROBES_FILE`] at the top of each directory in `paths`
+/// (a file given on its own, or a folder without one, requires none), each with the file that
+/// requires it. An unreadable file or an unknown probe name is an error naming file and line.
+pub fn required_probes(paths: &[PathBuf]) -> Result<Vec<(&'static str, PathBuf)>, String> {
+    let mut required: Vec<(&'static str, PathBuf)> = Vec::new();
+    for dir in paths.iter().filter(|p| p.is_dir()) {
+        let file = dir.join(PROBES_FILE);
+        if !file.is_file() {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file)
+            .map_err(|e| format!("{}: cannot read: {e}", file.display()))?;
+        let line_of = |offset: usize| text[..offset.min(text.len())].lines().count().max(1);
+        let parsed: ProbesFile = toml::from_str(&text).map_err(|e| {
+            let line = e.span().map_or(1, |s| line_of(s.start));
+            format!(
+                "{}:{line}: expected `required = [\"<probe>\", …]` (see `flinksim list probes`): {}",
+                file.display(),
+                e.message()
+            )
+        })?;
+        for name in &parsed.required {
+            let Some(probe) = model::probes::probe(name.get_ref()) else {
+                return Err(format!(
+                    "{}:{}: unknown probe {:?}; expected one of: {}",
+                    file.display(),
+                    line_of(name.span().start),
+                    name.get_ref(),
+                    model::probes::PROBES
+                        .iter()
+                        .map(|p| p.name)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            };
+            if !required.iter().any(|(n, _)| *n == probe.name) {
+                required.push((probe.name, file.clone()));
+            }
+        }
+    }
+    Ok(required)
+}
+
+/// How often the clean runs of `results` reached each probe (negative scenarios, which run
+/// with a planted bug or are meant to fail, do not count), with the scenarios that reached it.
+pub fn probe_hits(results: &[FileResult]) -> Vec<(&'static str, u64, Vec<String>)> {
+    model::probes::PROBES
+        .iter()
+        .map(|p| {
+            let mut hits = 0;
+            let mut scenarios = Vec::new();
+            for r in results
+                .iter()
+                .filter(|r| r.scenario.expect.violation.is_none())
+            {
+                let n: u64 = r
+                    .seeds
+                    .iter()
+                    .filter(|s| s.bug.is_none())
+                    .filter_map(|s| s.probes.get(p.name))
+                    .sum();
+                if n > 0 {
+                    hits += n;
+                    scenarios.push(r.scenario.name.clone());
+                }
+            }
+            (p.name, hits, scenarios)
+        })
+        .collect()
+}
+
 fn xml(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -120,10 +209,20 @@ pub fn failed_seeds(r: &FileResult) -> usize {
         .count()
 }
 
-/// JUnit XML: a test suite per scenario file, a test case per seed.
-pub fn junit(results: &[FileResult]) -> String {
-    let tests: usize = results.iter().map(|r| r.seeds.len()).sum();
-    let failures: usize = results.iter().map(failed_seeds).sum();
+/// A required probe and how often the suite reached it.
+pub struct ProbeVerdict {
+    pub name: &'static str,
+    pub hits: u64,
+    /// The probes file that requires it.
+    pub required_by: PathBuf,
+}
+
+/// JUnit XML: a test suite per scenario file, a test case per seed; and a `coverage probes`
+/// suite with a test case per required probe (failed when never reached).
+pub fn junit(results: &[FileResult], probes: &[ProbeVerdict]) -> String {
+    let unreached = probes.iter().filter(|p| p.hits == 0).count();
+    let tests: usize = results.iter().map(|r| r.seeds.len()).sum::<usize>() + probes.len();
+    let failures: usize = results.iter().map(failed_seeds).sum::<usize>() + unreached;
     let mut x = format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"flinksim check\" tests=\"{tests}\" failures=\"{failures}\">\n"
     );
@@ -175,6 +274,27 @@ pub fn junit(results: &[FileResult]) -> String {
                 xml(&r.scenario.path.display().to_string()),
                 s.seed
             );
+        }
+        x += "  </testsuite>\n";
+    }
+    if !probes.is_empty() {
+        x += &format!(
+            "  <testsuite name=\"coverage probes\" tests=\"{}\" failures=\"{unreached}\">\n",
+            probes.len()
+        );
+        for p in probes {
+            x += &format!(
+                "    <testcase classname=\"coverage probes\" name=\"{}\"",
+                xml(p.name)
+            );
+            if p.hits > 0 {
+                x += "/>\n";
+            } else {
+                x += &format!(
+                    ">\n      <failure message=\"probe never reached\">required by {}; no clean run of the suite reached it</failure>\n    </testcase>\n",
+                    xml(&p.required_by.display().to_string())
+                );
+            }
         }
         x += "  </testsuite>\n";
     }

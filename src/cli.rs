@@ -181,6 +181,8 @@ pub enum ListWhat {
     Bugs,
     /// Supported Flink configuration keys and their defaults.
     Config,
+    /// Coverage probes: situations the bundled suite must reach (`scenarios/probes.toml`).
+    Probes,
 }
 
 /// A failure to do what was asked (exit 2).
@@ -994,6 +996,7 @@ fn check(
     use crate::check;
     let files = check::collect(paths).map_err(UsageError)?;
     let scenarios = check::load_all(&files)?;
+    let required = check::required_probes(paths).map_err(UsageError)?;
     let started = std::time::Instant::now();
     let mut results = Vec::new();
     say!(
@@ -1037,12 +1040,44 @@ fn check(
         }
         results.push(r);
     }
+    // Coverage probes: every one is listed with its hits; a required one never hit fails.
+    say!("");
+    say!("{:<42} {:>8}  reached in", "coverage probe", "hits");
+    let mut probes = Vec::new();
+    for (name, hits, reached_in) in check::probe_hits(&results) {
+        let required_by = required.iter().find(|(n, _)| *n == name).map(|(_, f)| f);
+        let mut shown = reached_in
+            .iter()
+            .take(3)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ");
+        if reached_in.len() > 3 {
+            shown += &format!(" and {} more", reached_in.len() - 3);
+        }
+        let note = match (hits, required_by) {
+            (0, Some(f)) => format!("NEVER REACHED (required by {})", f.display()),
+            (0, None) => "never reached (not required here)".to_string(),
+            _ => shown,
+        };
+        say!("{name:<42} {hits:>8}  {note}");
+        if let Some(f) = required_by {
+            probes.push(check::ProbeVerdict {
+                name,
+                hits,
+                required_by: f.clone(),
+            });
+        }
+    }
+    let unreached = probes.iter().filter(|p| p.hits == 0).count();
     let failed = results.iter().filter(|r| !r.ok()).count();
     let runs: usize = results.iter().map(|r| r.seeds.len()).sum();
     let rerun: usize = results.iter().map(|r| r.determinism.len()).sum();
     say!(
-        "{} scenario(s), {runs} run(s), {failed} failed, {rerun} seed(s) rerun for determinism, {:.1}s",
+        "{} scenario(s), {runs} run(s), {failed} failed, {rerun} seed(s) rerun for determinism, {} of {} required probe(s) reached, {:.1}s",
         results.len(),
+        probes.len() - unreached,
+        probes.len(),
         started.elapsed().as_secs_f64()
     );
     if let Some(path) = junit {
@@ -1051,10 +1086,10 @@ fn check(
             std::fs::create_dir_all(dir)
                 .map_err(|e| UsageError(format!("cannot create {}: {e}", dir.display())))?;
         }
-        std::fs::write(path, check::junit(&results))
+        std::fs::write(path, check::junit(&results, &probes))
             .map_err(|e| UsageError(format!("cannot write {}: {e}", path.display())))?;
     }
-    Ok(if failed == 0 {
+    Ok(if failed == 0 && unreached == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
@@ -1063,6 +1098,11 @@ fn check(
 
 fn list(what: ListWhat) {
     match what {
+        ListWhat::Probes => {
+            for p in model::probes::PROBES {
+                say!("{:<42} {}", p.name, p.description);
+            }
+        }
         ListWhat::Invariants => {
             for i in model::oracle::INVARIANTS {
                 say!("{:<25} {:<10} {}", i.name, i.kind.name(), i.description);

@@ -149,12 +149,14 @@ impl Observer<Process> for Recorder {
 struct Watch {
     oracles: Oracles,
     recorder: Recorder,
+    probes: model::probes::Probes,
 }
 
 impl Observer<Process> for Watch {
     fn on_event(&mut self, census: &Census, ev: &Event<'_, Process>) {
         self.oracles.on_event(census, ev);
         self.recorder.on_event(census, ev);
+        self.probes.observe(ev);
     }
     fn wants_stop(&self) -> bool {
         self.oracles.wants_stop()
@@ -356,6 +358,7 @@ pub fn run(scenario: &Scenario, mut options: RunOptions) -> RunResult {
     let mut watch = Watch {
         oracles: Oracles::new(&setup, scenario.expect.invariants.as_deref()),
         recorder: Recorder::default(),
+        probes: model::probes::Probes::new(&topology),
     };
     let limits = Limits {
         time_max: Time::ZERO + scenario.duration,
@@ -468,6 +471,11 @@ pub fn run(scenario: &Scenario, mut options: RunOptions) -> RunResult {
         stop_reason: format!("{:?}", outcome.reason),
         taskmanagers_lost: std::mem::take(&mut watch.recorder.losses),
         faults: std::mem::take(&mut watch.recorder.faults),
+        probes: watch
+            .probes
+            .hits()
+            .map(|(name, n)| (name.to_string(), n))
+            .collect(),
         knobs: Knobs {
             latency: scenario.network.latency.to_string(),
             latency_max_ms: latency_max.as_secs_f64() * 1e3,

@@ -49,6 +49,10 @@ pub struct Summary {
     pub faults: Vec<FaultOut>,
     /// Every knob drawn from the seed.
     pub knobs: Knobs,
+    /// How often each coverage probe's situation arose (`flinksim list probes`), every probe
+    /// listed, in catalogue order.
+    #[serde(default)]
+    pub probes: std::collections::BTreeMap<String, u64>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -166,6 +170,7 @@ impl Summary {
             taskmanagers_lost: Vec::new(),
             faults: Vec::new(),
             knobs: Knobs::default(),
+            probes: Default::default(),
         }
     }
 }

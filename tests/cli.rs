@@ -1,16 +1,10 @@
 //! The CLI contract of SCENARIOS.md: verdict line, exit codes, `--json`, reports, `replay`,
 //! `list`.
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod common;
 
-fn flinksim(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_flinksim"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .unwrap()
-}
+use common::flinksim;
+use std::path::Path;
 
 fn tmp(name: &str) -> String {
     let d = std::env::temp_dir().join(format!("flinksim-cli-{}-{name}", std::process::id()));

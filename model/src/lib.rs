@@ -49,6 +49,7 @@ pub mod job_master;
 pub mod jobmanager;
 pub mod obs;
 pub mod oracle;
+pub mod probes;
 pub mod process;
 pub mod records;
 pub mod reference;

@@ -1130,6 +1130,12 @@ impl TaskExecutor {
                     if id == resource_manager_id
             );
         if !connected && !self.bugs.has(Bug::NoFencingCheck) {
+            if self.ha.is_some() {
+                ctx.trace(Obs::FencedCallRejected {
+                    call: "requestSlot",
+                    token: resource_manager_id,
+                });
+            }
             Self::answer_request_slot(ctx, from, allocation_id, false);
             return;
         }
@@ -1691,6 +1697,16 @@ impl TaskExecutor {
             }) if c.job_master_id == job_master_id => *job_master,
             // The planted bug takes the call from whichever JobMaster sent it.
             Some(_) if self.bugs.has(Bug::NoFencingCheck) => from,
+            Some(Job {
+                leader: JobLeader::Connected(c),
+                ..
+            }) if self.ha.is_some() && c.job_master_id != job_master_id => {
+                ctx.trace(Obs::FencedCallRejected {
+                    call: "submitTask",
+                    token: job_master_id,
+                });
+                return answer(ctx, false);
+            }
             _ => return answer(ctx, false),
         };
         if self.ha.is_some() {

@@ -8,6 +8,15 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+/// Runs the `flinksim` binary in the repository root.
+pub fn flinksim(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_flinksim"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap()
+}
+
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -22,22 +31,10 @@ pub fn scenario(name: &str) -> Scenario {
     Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// Every bundled scenario file, recursively, sorted.
+/// Every bundled scenario file, recursively, sorted (as `flinksim check scenarios` finds them:
+/// no `probes.toml`, no alias links).
 pub fn bundled_paths() -> Vec<PathBuf> {
-    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-        for e in std::fs::read_dir(dir).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                walk(&p, out);
-            } else if p.extension().is_some_and(|x| x == "toml") {
-                out.push(p);
-            }
-        }
-    }
-    let mut paths = Vec::new();
-    walk(&root().join("scenarios"), &mut paths);
-    paths.sort();
-    paths
+    flinksim::check::collect(&[root().join("scenarios")]).unwrap()
 }
 
 pub fn bundled() -> Vec<Scenario> {

@@ -1,0 +1,195 @@
+//! Coverage probes: each is reached by the bundled scenario built for it, stays at zero in a
+//! fault-free run, and `flinksim check` fails when a required probe is never reached.
+
+mod common;
+
+use common::{flinksim, run_seed, scenario};
+use std::path::Path;
+
+/// A fresh temporary folder holding `files` (name, content).
+fn folder(name: &str, files: &[(&str, String)]) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("flinksim-probes-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    for (file, text) in files {
+        std::fs::write(d.join(file), text).unwrap();
+    }
+    d
+}
+
+fn bundled_text(file: &str) -> String {
+    let path = common::bundled_paths()
+        .into_iter()
+        .find(|p| p.file_name().is_some_and(|f| f == file))
+        .unwrap();
+    std::fs::read_to_string(path).unwrap()
+}
+
+#[test]
+fn every_probe_is_reached_by_its_scenario() {
+    let cases = [
+        (
+            "tm-lost-during-pending-checkpoint",
+            "checkpoint-tm-killed-mid-checkpoint.toml",
+            2,
+        ),
+        (
+            "checkpoint-declined-then-next-completes",
+            "checkpoint-storage-unavailable.toml",
+            0,
+        ),
+        (
+            "two-leaders-fencing-rejects-one",
+            "ha-stale-calls-in-flight.toml",
+            0,
+        ),
+        (
+            "failover-during-restore",
+            "ha-leader-killed-during-restore.toml",
+            9,
+        ),
+        (
+            "commit-lost-txn-recommitted-on-restore",
+            "ha-leader-killed-during-restore.toml",
+            9,
+        ),
+        (
+            "slot-offer-races-leader-change",
+            "ha-leader-killed-while-offering-slots.toml",
+            0,
+        ),
+    ];
+    assert_eq!(cases.len(), model::probes::PROBES.len());
+    for (probe, file, seed) in cases {
+        let r = run_seed(&scenario(file.trim_end_matches(".toml")), seed, None);
+        assert_eq!(r.summary.result, "pass", "{file} seed {seed}");
+        let hits = r.summary.probes.get(probe).copied();
+        assert!(
+            hits.is_some_and(|n| n > 0),
+            "{probe} not reached by {file} seed {seed}: {:?}",
+            r.summary.probes
+        );
+    }
+}
+
+#[test]
+fn a_fault_free_run_reaches_no_probe() {
+    let r = run_seed(&scenario("checkpoint-steady-exactly-once"), 1, None);
+    assert_eq!(r.summary.probes.len(), model::probes::PROBES.len());
+    assert!(
+        r.summary.probes.values().all(|n| *n == 0),
+        "{:?}",
+        r.summary.probes
+    );
+}
+
+#[test]
+fn check_fails_when_a_required_probe_is_never_reached() {
+    let steady =
+        bundled_text("checkpoint-steady-exactly-once.toml").replace("seeds = 20", "seeds = 2");
+    let dir = folder(
+        "unreached",
+        &[
+            (
+                "probes.toml",
+                "required = [\"tm-lost-during-pending-checkpoint\"]\n".to_string(),
+            ),
+            ("steady.toml", steady),
+        ],
+    );
+    let junit = dir.join("junit.xml");
+    let out = flinksim(&[
+        "check",
+        dir.to_str().unwrap(),
+        "--junit",
+        junit.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("tm-lost-during-pending-checkpoint"))
+        .unwrap_or_else(|| panic!("no probe line in {stdout}"));
+    assert!(line.contains("NEVER REACHED"), "{line}");
+    assert!(
+        stdout.contains("0 of 1 required probe(s) reached"),
+        "{stdout}"
+    );
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(
+        xml.contains("name=\"tm-lost-during-pending-checkpoint\">\n      <failure message=\"probe never reached\">"),
+        "{xml}"
+    );
+}
+
+#[test]
+fn check_passes_when_the_required_probe_is_reached() {
+    let storage =
+        bundled_text("checkpoint-storage-unavailable.toml").replace("seeds = 20", "seeds = 2");
+    let dir = folder(
+        "reached",
+        &[
+            (
+                "probes.toml",
+                "required = [\"checkpoint-declined-then-next-completes\"]\n".to_string(),
+            ),
+            ("storage.toml", storage),
+        ],
+    );
+    let out = flinksim(&["check", dir.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("1 of 1 required probe(s) reached"),
+        "{stdout}"
+    );
+    // A file given on its own requires no probes.
+    let out = flinksim(&["check", "scenarios/heartbeat-steady.toml"]);
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn an_unknown_probe_is_a_usage_error_naming_file_and_line() {
+    let dir = folder(
+        "unknown",
+        &[
+            (
+                "probes.toml",
+                "required = [\n  \"failover-during-restore\",\n  \"no-such-probe\",\n]\n"
+                    .to_string(),
+            ),
+            ("steady.toml", bundled_text("heartbeat-steady.toml")),
+        ],
+    );
+    let out = flinksim(&["check", dir.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("probes.toml:3"), "{stderr}");
+    assert!(
+        stderr.contains("unknown probe \"no-such-probe\""),
+        "{stderr}"
+    );
+    assert!(!Path::new(&dir.join("reports")).exists());
+}
+
+#[test]
+fn the_bundled_library_requires_every_probe() {
+    let required = flinksim::check::required_probes(&[common::root().join("scenarios")]).unwrap();
+    let names: Vec<&str> = required.iter().map(|(n, _)| *n).collect();
+    let all: Vec<&str> = model::probes::PROBES.iter().map(|p| p.name).collect();
+    assert_eq!(names, all);
+}
+
+#[test]
+fn list_probes_names_every_probe() {
+    let out = flinksim(&["list", "probes"]);
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for p in model::probes::PROBES {
+        assert!(
+            stdout.lines().any(|l| l.starts_with(p.name)),
+            "{} missing from {stdout}",
+            p.name
+        );
+    }
+}
