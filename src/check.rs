@@ -87,27 +87,37 @@ pub fn load_all(files: &[PathBuf]) -> Result<Vec<Scenario>, ScenarioError> {
     files.iter().map(|f| Scenario::load(f)).collect()
 }
 
-/// Runs one scenario for all its seeds; every `determinism_every`-th seed runs twice and the
-/// traces are compared (0: no rerun).
+/// Runs one scenario for all its seeds, in parallel on the current rayon pool (each run on one
+/// thread; the results, in seed order, do not depend on the thread count); every
+/// `determinism_every`-th seed runs twice and the traces are compared (0: no rerun).
 pub fn run_file(scenario: Scenario, determinism_every: u64) -> FileResult {
-    let mut determinism = Vec::new();
-    let seeds = (0..scenario.seeds)
+    use rayon::prelude::*;
+    let outcomes: Vec<(Summary, Option<Option<Difference>>)> = (0..scenario.seeds)
+        .into_par_iter()
         .map(|seed| {
             if determinism_every > 0 && seed % determinism_every == 0 {
                 let checked = crate::determinism::check(&scenario, seed, None, None);
-                determinism.push((seed, checked.difference));
-                return checked.result.summary;
+                return (checked.result.summary, Some(checked.difference));
             }
-            run_catching(
+            let summary = run_catching(
                 &scenario,
                 RunOptions {
                     seed,
                     ..RunOptions::default()
                 },
             )
-            .summary
+            .summary;
+            (summary, None)
         })
         .collect();
+    let mut seeds = Vec::with_capacity(outcomes.len());
+    let mut determinism = Vec::new();
+    for (summary, checked) in outcomes {
+        if let Some(difference) = checked {
+            determinism.push((summary.seed, difference));
+        }
+        seeds.push(summary);
+    }
     FileResult {
         scenario,
         seeds,

@@ -108,6 +108,9 @@ pub enum Command {
         /// be identical event by event; 0 switches the gate off.
         #[arg(long, value_name = "N", default_value_t = crate::check::DETERMINISM_EVERY)]
         determinism_every: u64,
+        /// Threads for a scenario's seeds (default: all cores). Results do not depend on it.
+        #[arg(long)]
+        jobs: Option<usize>,
     },
     /// Many seeds in parallel, looking for failing ones; prints each failing seed with its
     /// invariant and replay command. Stops after the first failing batch unless --keep-going.
@@ -270,7 +273,8 @@ fn execute(cli: Cli) -> Result<ExitCode, UsageError> {
             paths,
             junit,
             determinism_every,
-        } => check(&paths, junit.as_deref(), determinism_every),
+            jobs,
+        } => check(&paths, junit.as_deref(), determinism_every, jobs),
         Command::Explore {
             files,
             seeds,
@@ -477,12 +481,13 @@ fn explore(
         reports.push(dir);
     }
     say!(
-        "{} run(s), {} event(s), {} failing, {:.1}s, {:.0} seeds/s",
+        "{} run(s), {} event(s), {} failing, {:.1}s, {:.0} seeds/s, traces digest {:016x}",
         out.runs,
         out.events,
         out.failures.len(),
         out.wall.as_secs_f64(),
-        out.runs as f64 / out.wall.as_secs_f64().max(1e-9)
+        out.runs as f64 / out.wall.as_secs_f64().max(1e-9),
+        out.traces_digest
     );
     if let Some(why) = &out.stopped {
         say!("{why}");
@@ -992,8 +997,10 @@ fn check(
     paths: &[PathBuf],
     junit: Option<&Path>,
     determinism_every: u64,
+    jobs: Option<usize>,
 ) -> Result<ExitCode, UsageError> {
     use crate::check;
+    let (_, pool) = thread_pool(jobs)?;
     let files = check::collect(paths).map_err(UsageError)?;
     let scenarios = check::load_all(&files)?;
     let required = check::required_probes(paths).map_err(UsageError)?;
@@ -1007,7 +1014,7 @@ fn check(
         "wall"
     );
     for scenario in scenarios {
-        let r = check::run_file(scenario, determinism_every);
+        let r = pool.install(|| check::run_file(scenario, determinism_every));
         let events: u64 = r.seeds.iter().map(|s| s.events).sum();
         let wall: u64 = r.seeds.iter().map(|s| s.wall_ms).sum();
         let verdict = match (&r.scenario.expect.violation, r.ok()) {

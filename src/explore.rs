@@ -112,6 +112,17 @@ pub struct Outcome {
     /// Stopped early: at a failure, or at the time limit.
     pub stopped: Option<String>,
     pub wall: Duration,
+    /// Every run's trace hash folded in (scenario, seed) order ([`fold_trace_hash`]): equal
+    /// digests mean identical runs, whatever the thread count or build profile.
+    pub traces_digest: u64,
+}
+
+/// Folds one run's trace hash (hex, as in the summary) into a digest, order-dependently.
+pub fn fold_trace_hash(digest: u64, trace_hash: &str) -> u64 {
+    let h = u64::from_str_radix(trace_hash, 16).unwrap_or(0);
+    (digest ^ h)
+        .wrapping_mul(0x0000_0100_0000_01b3)
+        .rotate_left(29)
 }
 
 /// Progress after each batch: (runs so far, failures so far, wall time so far).
@@ -151,6 +162,7 @@ pub fn explore(scenarios: &[Scenario], what: &Exploration, progress: Progress<'_
             for s in results {
                 out.runs += 1;
                 out.events += s.events;
+                out.traces_digest = fold_trace_hash(out.traces_digest, &s.trace_hash);
                 if !s.passed() {
                     failed = true;
                     out.failures.push(Failure {
@@ -194,6 +206,9 @@ pub struct Record {
     /// Why it stopped before the end (first failure, time limit); `None`: every seed ran.
     pub stopped: Option<String>,
     pub failures: Vec<Failure>,
+    /// [`Outcome::traces_digest`] in hex.
+    #[serde(default)]
+    pub traces_digest: String,
 }
 
 impl Record {
@@ -208,6 +223,7 @@ impl Record {
             wall_ms: out.wall.as_millis() as u64,
             stopped: out.stopped.clone(),
             failures: out.failures.clone(),
+            traces_digest: format!("{:016x}", out.traces_digest),
         }
     }
 

@@ -55,7 +55,7 @@ fn json_prints_one_summary_object_with_the_contract_fields() {
     let out_dir = tmp("json");
     let out = flinksim(&[
         "run",
-        "scenarios/tm-paused.toml",
+        "scenarios/heartbeat/tm-paused.toml",
         "--seed",
         "2",
         "--json",
@@ -189,7 +189,7 @@ fn explore_writes_records_and_reports_that_merge_joins() {
     for k in ["1/2", "2/2"] {
         let out = flinksim(&[
             "explore",
-            "scenarios/negative-sink-commit-on-barrier.toml",
+            "scenarios/negative/negative-sink-commit-on-barrier.toml",
             "--seeds",
             "4",
             "--shard",
@@ -237,7 +237,7 @@ fn shrink_writes_a_standalone_scenario_that_still_fails() {
     let file = Path::new(&out_dir).join("shrunk.toml");
     let out = flinksim(&[
         "shrink",
-        "scenarios/negative-sink-commit-on-barrier.toml",
+        "scenarios/negative/negative-sink-commit-on-barrier.toml",
         "--seed",
         "2",
         "--out",

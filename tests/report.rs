@@ -51,7 +51,7 @@ fn failing_report() -> &'static Path {
     DIR.get_or_init(|| {
         let dir = tmp("negative");
         let code = run_cli(
-            "scenarios/negative-restore-older-checkpoint.toml",
+            "scenarios/negative/negative-restore-older-checkpoint.toml",
             1,
             &[],
             &dir,
