@@ -1,5 +1,9 @@
 //! `flinksim` — a deterministic simulation testbed for Apache Flink's distributed runtime.
 //!
+//! Everything the CLI does is available here (README: "Using flinksim as a library");
+//! `tests/properties.rs` is a worked example of a team's own proptest over fault schedules,
+//! written against this API only.
+//!
 //! This crate turns scenario files into runs: [`scenario`] parses and validates them, [`run`]
 //! builds a `sim` world of `model` processes for a seed and runs it under the oracles,
 //! [`summary`] and [`report`] describe the result, and [`cli`] is the command line.
