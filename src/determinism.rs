@@ -1,7 +1,8 @@
 //! The determinism gate: run a scenario twice with the same seed and compare the traces event by
 //! event. The first run keeps the rolling trace hash after every event (8 bytes per event, see
-//! [`sim::Tap`]) and the second checks its own against them as it goes; on a mismatch two more runs render just the first differing event, so the
-//! report can name it (index, virtual time, both versions) without holding either trace.
+//! [`sim::Tap`]) and the second checks its own against them as it goes; on a mismatch two more
+//! runs render just the first differing event, so the report can name it (index, virtual time,
+//! both versions) without holding either trace.
 
 use crate::run::{run_catching, RunOptions, RunResult};
 use crate::scenario::Scenario;

@@ -117,12 +117,10 @@ pub struct Outcome {
     pub traces_digest: u64,
 }
 
-/// Folds one run's trace hash (hex, as in the summary) into a digest, order-dependently.
+/// Folds one run's trace hash (hex, as in the summary) into a digest, order-dependently, with
+/// the kernel's fixed-definition hash.
 pub fn fold_trace_hash(digest: u64, trace_hash: &str) -> u64 {
-    let h = u64::from_str_radix(trace_hash, 16).unwrap_or(0);
-    (digest ^ h)
-        .wrapping_mul(0x0000_0100_0000_01b3)
-        .rotate_left(29)
+    sim::stable_hash(&(digest, trace_hash))
 }
 
 /// Progress after each batch: (runs so far, failures so far, wall time so far).

@@ -50,7 +50,7 @@ pub struct Summary {
     /// Every knob drawn from the seed.
     pub knobs: Knobs,
     /// How often each coverage probe's situation arose (`flinksim list probes`), every probe
-    /// listed, in catalogue order.
+    /// listed, by name.
     #[serde(default)]
     pub probes: std::collections::BTreeMap<String, u64>,
 }

@@ -3,26 +3,23 @@
 
 mod common;
 
-use common::{flinksim, run_seed, scenario};
-use std::path::Path;
+use common::{flinksim, run_seed, scenario, scenario_path};
+use std::path::{Path, PathBuf};
 
-/// A fresh temporary folder holding `files` (name, content).
-fn folder(name: &str, files: &[(&str, String)]) -> std::path::PathBuf {
+/// A fresh temporary folder with a `probes.toml` requiring `probe` and a copy of the bundled
+/// scenario `scenario`, cut to 2 seeds.
+fn folder_requiring(name: &str, probe: &str, scenario: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("flinksim-probes-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
-    for (file, text) in files {
-        std::fs::write(d.join(file), text).unwrap();
-    }
+    let text = std::fs::read_to_string(scenario_path(scenario)).unwrap();
+    std::fs::write(d.join("probes.toml"), format!("required = [{probe:?}]\n")).unwrap();
+    std::fs::write(
+        d.join(format!("{scenario}.toml")),
+        text.replace("seeds = 20", "seeds = 2"),
+    )
+    .unwrap();
     d
-}
-
-fn bundled_text(file: &str) -> String {
-    let path = common::bundled_paths()
-        .into_iter()
-        .find(|p| p.file_name().is_some_and(|f| f == file))
-        .unwrap();
-    std::fs::read_to_string(path).unwrap()
 }
 
 #[test]
@@ -85,17 +82,10 @@ fn a_fault_free_run_reaches_no_probe() {
 
 #[test]
 fn check_fails_when_a_required_probe_is_never_reached() {
-    let steady =
-        bundled_text("checkpoint-steady-exactly-once.toml").replace("seeds = 20", "seeds = 2");
-    let dir = folder(
+    let dir = folder_requiring(
         "unreached",
-        &[
-            (
-                "probes.toml",
-                "required = [\"tm-lost-during-pending-checkpoint\"]\n".to_string(),
-            ),
-            ("steady.toml", steady),
-        ],
+        "tm-lost-during-pending-checkpoint",
+        "checkpoint-steady-exactly-once",
     );
     let junit = dir.join("junit.xml");
     let out = flinksim(&[
@@ -124,17 +114,10 @@ fn check_fails_when_a_required_probe_is_never_reached() {
 
 #[test]
 fn check_passes_when_the_required_probe_is_reached() {
-    let storage =
-        bundled_text("checkpoint-storage-unavailable.toml").replace("seeds = 20", "seeds = 2");
-    let dir = folder(
+    let dir = folder_requiring(
         "reached",
-        &[
-            (
-                "probes.toml",
-                "required = [\"checkpoint-declined-then-next-completes\"]\n".to_string(),
-            ),
-            ("storage.toml", storage),
-        ],
+        "checkpoint-declined-then-next-completes",
+        "checkpoint-storage-unavailable",
     );
     let out = flinksim(&["check", dir.to_str().unwrap()]);
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -150,17 +133,12 @@ fn check_passes_when_the_required_probe_is_reached() {
 
 #[test]
 fn an_unknown_probe_is_a_usage_error_naming_file_and_line() {
-    let dir = folder(
-        "unknown",
-        &[
-            (
-                "probes.toml",
-                "required = [\n  \"failover-during-restore\",\n  \"no-such-probe\",\n]\n"
-                    .to_string(),
-            ),
-            ("steady.toml", bundled_text("heartbeat-steady.toml")),
-        ],
-    );
+    let dir = folder_requiring("unknown", "failover-during-restore", "heartbeat-steady");
+    std::fs::write(
+        dir.join("probes.toml"),
+        "required = [\n  \"failover-during-restore\",\n  \"no-such-probe\",\n]\n",
+    )
+    .unwrap();
     let out = flinksim(&["check", dir.to_str().unwrap()]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");

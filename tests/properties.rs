@@ -191,46 +191,35 @@ struct SmallJob {
     restart: &'static str,
 }
 
-fn small_job() -> impl Strategy<Value = SmallJob> {
-    (
-        1u32..=4,
-        1u32..=4,
-        1u32..400,
-        prop::sample::select(vec![
+prop_compose! {
+    fn small_job()(
+        parallelism in 1u32..=4,
+        partitions in 1u32..=4,
+        records in 1u32..400,
+        pipeline in prop::sample::select(vec![
             r#"[{ kind = "map" }]"#,
             r#"[{ kind = "key_by", keys = 8 }, { kind = "count" }]"#,
             r#"[{ kind = "rebalance" }, { kind = "map" }]"#,
             r#"[{ kind = "map" }, { kind = "key_by", keys = 3 }, { kind = "count" }, { kind = "rebalance" }]"#,
         ]),
-        prop::sample::select(vec!["two_phase_commit", "at_least_once", "discard"]),
-        prop::option::of(200u32..3000),
-        prop::sample::select(vec![500u32, 1000, 10_000]),
-        any::<bool>(),
-        prop::sample::select(vec!["fixed-delay", "exponential-delay", "failure-rate", "none"]),
-    )
-        .prop_map(
-            |(
-                parallelism,
-                partitions,
-                records,
-                pipeline,
-                sink,
-                checkpoint_ms,
-                heartbeat_interval_ms,
-                region_failover,
-                restart,
-            )| SmallJob {
-                parallelism,
-                partitions,
-                records,
-                pipeline,
-                sink,
-                checkpoint_ms,
-                heartbeat_interval_ms,
-                region_failover,
-                restart,
-            },
-        )
+        sink in prop::sample::select(vec!["two_phase_commit", "at_least_once", "discard"]),
+        checkpoint_ms in prop::option::of(200u32..3000),
+        heartbeat_interval_ms in prop::sample::select(vec![500u32, 1000, 10_000]),
+        region_failover in any::<bool>(),
+        restart in prop::sample::select(vec!["fixed-delay", "exponential-delay", "failure-rate", "none"]),
+    ) -> SmallJob {
+        SmallJob {
+            parallelism,
+            partitions,
+            records,
+            pipeline,
+            sink,
+            checkpoint_ms,
+            heartbeat_interval_ms,
+            region_failover,
+            restart,
+        }
+    }
 }
 
 impl SmallJob {

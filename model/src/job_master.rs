@@ -532,7 +532,7 @@ impl JobMaster {
         let mut free = self
             .slots
             .iter()
-            .filter(|(_, s)| s.group.is_none() || unchecked)
+            .filter(|(_, s)| s.group.is_none())
             .map(|(a, _)| *a)
             .collect::<Vec<_>>()
             .into_iter();

@@ -103,9 +103,9 @@ pub struct Probes {
     last_leader_change: Option<Time>,
     /// Per job, a restore from a checkpoint that has not finished.
     restoring: BTreeMap<JobId, Restoring>,
-    /// Transactions the sink committed.
-    committed: BTreeSet<TxnId>,
-    /// Transactions an `initTransactions` asked to commit that were not committed before.
+    /// The transactions the `initTransactions` being handled asks to commit. The sink commits
+    /// them in that handler and traces `TransactionCommitted` only for one not committed
+    /// before, so each such trace right after the delivery is a re-commit on restore.
     recommitting: BTreeSet<TxnId>,
 }
 
@@ -119,7 +119,6 @@ impl Probes {
             leaders: BTreeSet::new(),
             last_leader_change: None,
             restoring: BTreeMap::new(),
-            committed: BTreeSet::new(),
             recommitting: BTreeSet::new(),
         }
     }
@@ -174,11 +173,8 @@ impl Probes {
                     self.hit(SLOT_OFFER_RACES_LEADER_CHANGE);
                 }
                 Msg::Sink(SinkRpc::InitTransactions { commit, .. }) => {
-                    for (_, txn) in commit {
-                        if !self.committed.contains(txn) {
-                            self.recommitting.insert(*txn);
-                        }
-                    }
+                    self.recommitting.clear();
+                    self.recommitting.extend(commit.iter().map(|(_, txn)| *txn));
                 }
                 _ => {}
             },
@@ -283,11 +279,8 @@ impl Probes {
                     r.waiting_for > 0
                 });
             }
-            Obs::TransactionCommitted { txn, .. } => {
-                self.committed.insert(*txn);
-                if self.recommitting.remove(txn) {
-                    self.hit(COMMIT_LOST_TXN_RECOMMITTED_ON_RESTORE);
-                }
+            Obs::TransactionCommitted { txn, .. } if self.recommitting.remove(txn) => {
+                self.hit(COMMIT_LOST_TXN_RECOMMITTED_ON_RESTORE);
             }
             _ => {}
         }

@@ -1953,8 +1953,8 @@ impl TaskExecutor {
     // Invariants
     // ------------------------------------------------------------------------------------
 
-    /// Cross-structure invariants, checked after every event in debug builds. The planted slot bug breaks the
-    /// slot/task relation on purpose (oracles must catch it, not these asserts).
+    /// Cross-structure invariants, checked after every event in debug builds. The planted slot
+    /// bug breaks the slot/task relation on purpose (oracles must catch it, not these asserts).
     fn check_invariants(&self) {
         // O(slots + tasks) after every event: debug builds (the tests) only.
         if !cfg!(debug_assertions) {

@@ -21,14 +21,19 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// A bundled scenario by name, in `scenarios/` or one of its groups (`scenarios/ha/`, …).
-pub fn scenario(name: &str) -> Scenario {
+/// The file of a bundled scenario by name, in `scenarios/` or one of its groups
+/// (`scenarios/ha/`, …).
+pub fn scenario_path(name: &str) -> PathBuf {
     let file = format!("{name}.toml");
-    let path = bundled_paths()
+    bundled_paths()
         .into_iter()
         .find(|p| p.file_name().is_some_and(|f| f == file.as_str()))
-        .unwrap_or_else(|| panic!("no bundled scenario {file}"));
-    Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|| panic!("no bundled scenario {file}"))
+}
+
+/// A bundled scenario by name (see [`scenario_path`]).
+pub fn scenario(name: &str) -> Scenario {
+    Scenario::load(&scenario_path(name)).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Every bundled scenario file, recursively, sorted (as `flinksim check scenarios` finds them:
