@@ -154,13 +154,13 @@ pub fn required_probes(paths: &[PathBuf]) -> Result<Vec<(&'static str, PathBuf)>
             )
         })?;
         for name in &parsed.required {
-            let Some(probe) = model::probes::probe(name.get_ref()) else {
+            let Some(probe) = model::checking::probes::probe(name.get_ref()) else {
                 return Err(format!(
                     "{}:{}: unknown probe {:?}; expected one of: {}",
                     file.display(),
                     line_of(name.span().start),
                     name.get_ref(),
-                    model::probes::PROBES
+                    model::checking::probes::PROBES
                         .iter()
                         .map(|p| p.name)
                         .collect::<Vec<_>>()
@@ -178,7 +178,7 @@ pub fn required_probes(paths: &[PathBuf]) -> Result<Vec<(&'static str, PathBuf)>
 /// How often the clean runs of `results` reached each probe (negative scenarios, which run
 /// with a planted bug or are meant to fail, do not count), with the scenarios that reached it.
 pub fn probe_hits(results: &[FileResult]) -> Vec<(&'static str, u64, Vec<String>)> {
-    model::probes::PROBES
+    model::checking::probes::PROBES
         .iter()
         .map(|p| {
             let mut hits = 0;

@@ -1,4 +1,4 @@
-//! The command line (SCENARIOS.md is the contract): `run`, `replay`, `check`, `explore`, `list`.
+//! The command line (docs/scenarios.md is the contract): `run`, `replay`, `check`, `explore`, `list`.
 //!
 //! Exit codes: 0 pass, 1 fail, 2 usage errors and bad scenario files (with a message naming the
 //! file, line and problem; never a panic).
@@ -7,7 +7,7 @@ use crate::report;
 use crate::run::{run_catching, RunOptions, RunResult};
 use crate::scenario::Scenario;
 use clap::{Parser, Subcommand, ValueEnum};
-use model::bugs::Bug;
+use model::checking::bugs::Bug;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -301,7 +301,7 @@ fn execute(cli: Cli) -> Result<ExitCode, UsageError> {
                 time_limit: time_limit
                     .as_deref()
                     .map(|t| {
-                        model::config::parse_duration(t)
+                        model::protocol::config::parse_duration(t)
                             .map_err(|e| UsageError(format!("--time-limit: {e}")))
                     })
                     .transpose()?,
@@ -342,7 +342,7 @@ fn selftest(
         .filter(|c| bug.is_none_or(|b| b == c.bug))
         .copied()
         .collect();
-    let shrink_time = model::config::parse_duration(shrink_time.unwrap_or("20 s"))
+    let shrink_time = model::protocol::config::parse_duration(shrink_time.unwrap_or("20 s"))
         .map_err(|e| UsageError(format!("--shrink-time: {e}")))?;
     let (_, pool) = thread_pool(jobs)?;
     eprintln!(
@@ -563,7 +563,7 @@ fn shrink(
         (Scenario::load(path)?, seed, parse_bug(bug)?)
     };
     let time = match time_limit {
-        Some(t) => model::config::parse_duration(t)
+        Some(t) => model::protocol::config::parse_duration(t)
             .map_err(|e| UsageError(format!("--time-limit: {e}")))?,
         None => std::time::Duration::from_secs(120),
     };
@@ -1106,12 +1106,12 @@ fn check(
 fn list(what: ListWhat) {
     match what {
         ListWhat::Probes => {
-            for p in model::probes::PROBES {
+            for p in model::checking::probes::PROBES {
                 say!("{:<42} {}", p.name, p.description);
             }
         }
         ListWhat::Invariants => {
-            for i in model::oracle::INVARIANTS {
+            for i in model::checking::oracle::INVARIANTS {
                 say!("{:<25} {:<10} {}", i.name, i.kind.name(), i.description);
             }
         }
@@ -1121,7 +1121,7 @@ fn list(what: ListWhat) {
             }
         }
         ListWhat::Config => {
-            for o in model::config::OPTIONS {
+            for o in model::protocol::config::OPTIONS {
                 say!("{:<52} {:<12} {}", o.key, o.default, o.description);
             }
         }

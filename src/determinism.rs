@@ -6,7 +6,7 @@
 
 use crate::run::{run_catching, RunOptions, RunResult};
 use crate::scenario::Scenario;
-use model::bugs::Bug;
+use model::checking::bugs::Bug;
 use std::io::Write;
 
 /// The first event where two runs of the same scenario and seed differ.

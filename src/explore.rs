@@ -9,7 +9,7 @@
 use crate::run::{run_catching, RunOptions};
 use crate::scenario::Scenario;
 use crate::summary::Summary;
-use model::bugs::Bug;
+use model::checking::bugs::Bug;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};

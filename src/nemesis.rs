@@ -50,7 +50,7 @@ pub struct ClockJumps {
 pub struct TaskTarget {
     /// The name a `fail_task` fault uses for it (its head operator).
     pub operator: String,
-    pub vertex: model::job_graph::JobVertexId,
+    pub vertex: model::protocol::job_graph::JobVertexId,
     pub parallelism: u32,
 }
 

@@ -8,12 +8,13 @@ use crate::scenario::{FaultAction, Scenario};
 use crate::summary::{
     CheckpointFigures, FaultOut, Knobs, Loss, NodeClock, StatusAt, Summary, ViolationOut,
 };
-use model::bugs::{Bug, Bugs};
-use model::job_graph::JobSpec;
-use model::obs::{Endpoint, Obs};
-use model::oracle::{Oracles, Setup, Violation};
+use model::checking::bugs::{Bug, Bugs};
+use model::checking::oracle::{Oracles, Setup, Violation};
+use model::checking::reference::ReferenceOutput;
 use model::process::{ClusterSetup, Process, Submission, Topology};
-use model::reference::ReferenceOutput;
+use model::protocol::job_graph::JobSpec;
+use model::protocol::obs::{Endpoint, Obs};
+use model::protocol::Flink;
 use rand::Rng as _;
 use sim::{
     Census, Clock, Event, EventKind, Fault, Latency, Limits, NetConfig, NodeId, NodeSpec, Observer,
@@ -54,7 +55,7 @@ struct Recorder {
     losses: Vec<Loss>,
     faults: Vec<FaultOut>,
     job_status_history: Vec<StatusAt>,
-    job_status: Option<model::states::JobStatus>,
+    job_status: Option<model::protocol::states::JobStatus>,
     /// The JobMaster instance whose status the job's is (the newest).
     job_master_id: Option<u64>,
     restarts: u32,
@@ -69,8 +70,8 @@ fn endpoint_name(census: &Census, e: Endpoint) -> String {
     }
 }
 
-impl Observer<Process> for Recorder {
-    fn on_event(&mut self, census: &Census, ev: &Event<'_, Process>) {
+impl Observer<Flink> for Recorder {
+    fn on_event(&mut self, census: &Census, ev: &Event<'_, Flink>) {
         self.checkpointing.observe(ev);
         match &ev.kind {
             EventKind::Obs {
@@ -149,11 +150,11 @@ impl Observer<Process> for Recorder {
 struct Watch {
     oracles: Oracles,
     recorder: Recorder,
-    probes: model::probes::Probes,
+    probes: model::checking::probes::Probes,
 }
 
-impl Observer<Process> for Watch {
-    fn on_event(&mut self, census: &Census, ev: &Event<'_, Process>) {
+impl Observer<Flink> for Watch {
+    fn on_event(&mut self, census: &Census, ev: &Event<'_, Flink>) {
         self.oracles.on_event(census, ev);
         self.recorder.on_event(census, ev);
         self.probes.observe(ev);
@@ -187,7 +188,7 @@ pub fn run(scenario: &Scenario, mut options: RunOptions) -> RunResult {
         names.push("checkpoint-storage".to_string());
         names.push("sink".to_string());
     }
-    let ha = scenario.flink.high_availability != model::config::HighAvailability::None;
+    let ha = scenario.flink.high_availability != model::protocol::config::HighAvailability::None;
     if ha {
         names.push("ha".to_string());
     }
@@ -339,7 +340,7 @@ pub fn run(scenario: &Scenario, mut options: RunOptions) -> RunResult {
                 vertex, subtask, ..
             } => {
                 // The user code of that task throws, wherever it runs at that moment.
-                let code = model::task_executor::fail_task_signal(*vertex, *subtask);
+                let code = model::taskmanager::task_executor::fail_task_signal(*vertex, *subtask);
                 for tm in &topology.taskmanagers {
                     world.schedule(at, Fault::Signal { node: *tm, code });
                 }
@@ -358,7 +359,7 @@ pub fn run(scenario: &Scenario, mut options: RunOptions) -> RunResult {
     let mut watch = Watch {
         oracles: Oracles::new(&setup, scenario.expect.invariants.as_deref()),
         recorder: Recorder::default(),
-        probes: model::probes::Probes::new(&topology),
+        probes: model::checking::probes::Probes::new(&topology),
     };
     let limits = Limits {
         time_max: Time::ZERO + scenario.duration,
@@ -518,7 +519,9 @@ fn cached_reference(spec: &JobSpec) -> Option<Arc<ReferenceOutput>> {
             return r.clone();
         }
     }
-    let reference = model::reference::reference_output(spec).ok().map(Arc::new);
+    let reference = model::checking::reference::reference_output(spec)
+        .ok()
+        .map(Arc::new);
     if let Ok(mut cache) = CACHE.lock() {
         if cache.len() >= ENTRIES_MAX {
             cache.remove(0);

@@ -3,7 +3,7 @@
 //! file, the line and column, and what was expected; nothing here panics on bad input.
 
 use crate::nemesis::{Episode, Nemesis, Outage};
-use model::config::{parse_duration, FlinkConfig};
+use model::protocol::config::{parse_duration, FlinkConfig};
 use rand::Rng as _;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -248,7 +248,7 @@ pub struct Scenario {
     pub faults: Vec<FaultSpec>,
     pub expect: Expect,
     /// The planted bug this scenario switches on (`bug = "…"`); the CLI's `--bug` overrides it.
-    pub bug: Option<model::bugs::Bug>,
+    pub bug: Option<model::checking::bugs::Bug>,
     /// Random faults still to be drawn for a seed ([`Scenario::resolve`]); `None` once resolved
     /// and in files without a `[nemesis]` (or with one that has no entries).
     pub nemesis: Option<Nemesis>,
@@ -282,7 +282,7 @@ impl Cluster {
 /// The job of a scenario and when the client submits it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct JobSubmission {
-    pub spec: model::job_graph::JobSpec,
+    pub spec: model::protocol::job_graph::JobSpec,
     pub submit_at: Duration,
 }
 
@@ -362,7 +362,7 @@ pub enum FaultAction {
     /// The task running `subtask` of the job vertex holding `operator` throws.
     FailTask {
         operator: String,
-        vertex: model::job_graph::JobVertexId,
+        vertex: model::protocol::job_graph::JobVertexId,
         subtask: u32,
     },
 }
@@ -376,7 +376,7 @@ pub struct Expect {
     /// Exactly this many TaskManager losses declared by the ResourceManager.
     pub taskmanagers_lost: Option<u32>,
     /// The JobStatus the run must end in.
-    pub job_status: Option<model::states::JobStatus>,
+    pub job_status: Option<model::protocol::states::JobStatus>,
     /// At least this many checkpoints completed (requires checkpointing to be enabled).
     pub min_completed_checkpoints: Option<u64>,
 }
@@ -547,7 +547,7 @@ impl Scenario {
         if self.job.is_some() {
             names.extend(JOB_NODES.iter().map(|n| n.to_string()));
         }
-        if self.flink.high_availability != model::config::HighAvailability::None {
+        if self.flink.high_availability != model::protocol::config::HighAvailability::None {
             names.push("ha".to_string());
         }
         names
@@ -786,13 +786,13 @@ impl Validator<'_> {
         let bug = match &raw.bug {
             None => None,
             Some(b) => Some(
-                model::bugs::Bug::from_name(b.get_ref().trim()).ok_or_else(|| {
+                model::checking::bugs::Bug::from_name(b.get_ref().trim()).ok_or_else(|| {
                     self.err(
                         b.span(),
                         format!(
                             "unknown bug `{}`; planted bugs: {}",
                             b.get_ref(),
-                            model::bugs::Bug::ALL
+                            model::checking::bugs::Bug::ALL
                                 .iter()
                                 .map(|b| b.name())
                                 .collect::<Vec<_>>()
@@ -837,7 +837,7 @@ impl Validator<'_> {
                 message: e,
             },
         })?;
-        let ha = flink.high_availability != model::config::HighAvailability::None;
+        let ha = flink.high_availability != model::protocol::config::HighAvailability::None;
         if cluster.jobmanagers > 1 && !ha {
             let span = raw
                 .cluster
@@ -968,9 +968,11 @@ impl Validator<'_> {
             None => None,
         };
         let graph = match &job {
-            Some(j) => Some(model::job_graph::JobGraph::from_spec(&j.spec).map_err(|e| {
-                self.err(raw.job.as_ref().expect("job").span(), format!("[job]: {e}"))
-            })?),
+            Some(j) => Some(
+                model::protocol::job_graph::JobGraph::from_spec(&j.spec).map_err(|e| {
+                    self.err(raw.job.as_ref().expect("job").span(), format!("[job]: {e}"))
+                })?,
+            ),
             None => None,
         };
 
@@ -1050,7 +1052,7 @@ impl Validator<'_> {
         n: &Spanned<raw::Nemesis>,
         cluster: &Cluster,
         nodes: &[String],
-        graph: Option<&model::job_graph::JobGraph>,
+        graph: Option<&model::protocol::job_graph::JobGraph>,
         duration: Duration,
     ) -> Result<Option<Nemesis>, ScenarioError> {
         let r = n.get_ref();
@@ -1342,7 +1344,7 @@ impl Validator<'_> {
         f: &Spanned<raw::Fault>,
         nodes: &[String],
         duration: Duration,
-        graph: Option<&model::job_graph::JobGraph>,
+        graph: Option<&model::protocol::job_graph::JobGraph>,
     ) -> Result<FaultSpec, ScenarioError> {
         let span = f.span();
         let r = f.get_ref();
@@ -1498,12 +1500,14 @@ impl Validator<'_> {
         let job_status = match &e.job_status {
             None => None,
             Some(j) => Some(
-                model::states::JobStatus::from_name(j.get_ref()).ok_or_else(|| {
+                model::protocol::states::JobStatus::from_name(j.get_ref()).ok_or_else(|| {
                     self.err(
                         j.span(),
                         format!(
                             "`expect.job_status`: expected one of {}, got `{}`",
-                            model::states::JobStatus::ALL.map(|s| s.name()).join(", "),
+                            model::protocol::states::JobStatus::ALL
+                                .map(|s| s.name())
+                                .join(", "),
                             j.get_ref()
                         ),
                     )
@@ -1534,14 +1538,14 @@ impl Validator<'_> {
             }
         };
         let known = |name: &str, span: Range<usize>| -> Result<String, ScenarioError> {
-            if model::oracle::invariant(name).is_some() {
+            if model::checking::oracle::invariant(name).is_some() {
                 Ok(name.to_string())
             } else {
                 Err(self.err(
                     span,
                     format!(
                         "unknown invariant `{name}`; known: {}",
-                        model::oracle::INVARIANTS
+                        model::checking::oracle::INVARIANTS
                             .iter()
                             .map(|i| i.name)
                             .collect::<Vec<_>>()
@@ -1603,7 +1607,7 @@ impl Validator<'_> {
         j: &Spanned<raw::Job>,
         flink: &FlinkConfig,
     ) -> Result<JobSubmission, ScenarioError> {
-        use model::job_graph::{
+        use model::protocol::job_graph::{
             JobSpec, OperatorKind, OperatorSpec, SinkKind, SinkSpec, SourceSpec,
         };
         let j = j.get_ref();
@@ -1742,7 +1746,7 @@ impl Validator<'_> {
     fn fail_task(
         &self,
         t: &Spanned<String>,
-        graph: Option<&model::job_graph::JobGraph>,
+        graph: Option<&model::protocol::job_graph::JobGraph>,
     ) -> Result<FaultAction, ScenarioError> {
         let Some(graph) = graph else {
             return Err(self.err(t.span(), "`fail_task` needs a [job]"));
@@ -1870,7 +1874,7 @@ mod tests {
     fn a_scenario_may_plant_a_bug() {
         let s =
             parse("name = \"x\"\nduration = \"30s\"\nbug = \"sink-commit-on-barrier\"\n").unwrap();
-        assert_eq!(s.bug, Some(model::bugs::Bug::SinkCommitOnBarrier));
+        assert_eq!(s.bug, Some(model::checking::bugs::Bug::SinkCommitOnBarrier));
         assert_eq!(
             parse("name = \"x\"\nduration = \"30s\"\n").unwrap().bug,
             None

@@ -7,7 +7,7 @@
 use crate::explore::{explore, Exploration, SeedRange};
 use crate::scenario::Scenario;
 use crate::shrink::{shrink, Limits};
-use model::bugs::Bug;
+use model::checking::bugs::Bug;
 use std::path::Path;
 use std::time::{Duration, Instant};
 

@@ -37,7 +37,7 @@ use crate::nemesis::{duration_text, fault_table};
 use crate::run::{run_catching, RunOptions};
 use crate::scenario::{FaultAction, Scenario};
 use crate::summary::Summary;
-use model::bugs::Bug;
+use model::checking::bugs::Bug;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -522,7 +522,7 @@ impl Shrinker<'_> {
             .base
             .get("duration")
             .and_then(|d| d.as_str())
-            .and_then(|d| model::config::parse_duration(d).ok())
+            .and_then(|d| model::protocol::config::parse_duration(d).ok())
         else {
             return Ok(());
         };
@@ -659,7 +659,7 @@ fn fits(s: &Scenario) -> bool {
     let Some(job) = &s.job else {
         return true;
     };
-    let Ok(graph) = model::job_graph::JobGraph::from_spec(&job.spec) else {
+    let Ok(graph) = model::protocol::job_graph::JobGraph::from_spec(&job.spec) else {
         return true;
     };
     let widest = graph
@@ -683,7 +683,7 @@ fn candidate_text(base: &toml::Table, faults: &[Fault]) -> Option<String> {
             let mut t = fault_table(*at, action)?;
             for key in ["at", "resume_after", "heal_after", "extra", "clear_after"] {
                 if let Some(toml::Value::String(v)) = t.get_mut(key) {
-                    if let Ok(d) = model::config::parse_duration(v) {
+                    if let Ok(d) = model::protocol::config::parse_duration(v) {
                         *v = nice(d);
                     }
                 }

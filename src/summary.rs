@@ -1,4 +1,4 @@
-//! `summary.json`: the machine-readable verdict and figures of one run (SCENARIOS.md). Field
+//! `summary.json`: the machine-readable verdict and figures of one run (docs/scenarios.md). Field
 //! names are a contract; add fields, never rename them. Fields added after the first release
 //! default when absent, so older reports still read.
 //!
@@ -6,10 +6,10 @@
 //! feeds it every event.
 
 use crate::scenario::Scenario;
-use model::bugs::Bug;
-use model::obs::Obs;
-use model::oracle::Violation;
-use model::process::Process;
+use model::checking::bugs::Bug;
+use model::checking::oracle::Violation;
+use model::protocol::obs::Obs;
+use model::protocol::Flink;
 use serde::{Deserialize, Serialize};
 use sim::{Event, EventKind};
 
@@ -186,7 +186,7 @@ pub struct CheckpointFigures {
 
 impl CheckpointFigures {
     /// Takes one trace event into account; every event of the run must pass through here.
-    pub fn observe(&mut self, ev: &Event<'_, Process>) {
+    pub fn observe(&mut self, ev: &Event<'_, Flink>) {
         let EventKind::Obs { obs, .. } = &ev.kind else {
             return;
         };

@@ -6,7 +6,7 @@
 mod common;
 
 use common::{run_seed, scenario, CHECKPOINTING_BUGS as CAUGHT};
-use model::bugs::Bug;
+use model::checking::bugs::Bug;
 
 /// Records the bundled checkpointing jobs read: 4 partitions × 4000.
 const INPUT: u64 = 16_000;

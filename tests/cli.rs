@@ -1,4 +1,4 @@
-//! The CLI contract of SCENARIOS.md: verdict line, exit codes, `--json`, reports, `replay`,
+//! The CLI contract of docs/scenarios.md: verdict line, exit codes, `--json`, reports, `replay`,
 //! `list`.
 
 mod common;
@@ -143,12 +143,12 @@ fn list_names_every_invariant_bug_and_config_key() {
         assert!(inv.contains(name));
     }
     let bugs = String::from_utf8(flinksim(&["list", "bugs"]).stdout).unwrap();
-    for b in model::bugs::Bug::ALL {
+    for b in model::checking::bugs::Bug::ALL {
         assert!(bugs.contains(b.name()));
     }
     assert!(bugs.contains("heartbeat-timeout-not-reset"));
     let config = String::from_utf8(flinksim(&["list", "config"]).stdout).unwrap();
-    for o in model::config::OPTIONS {
+    for o in model::protocol::config::OPTIONS {
         assert!(
             config.contains(o.key) && config.contains(o.default),
             "{}",

@@ -5,7 +5,7 @@ mod common;
 
 use common::{scenario, CHECKPOINTING_BUGS, CONTROL_PLANE_BUGS, HA_BUGS, HEARTBEAT_BUGS};
 use flinksim::explore::{explore, Exploration, SeedRange, Shard};
-use model::bugs::Bug;
+use model::checking::bugs::Bug;
 
 fn exploration(seeds: &str, bug: Option<Bug>, keep_going: bool) -> Exploration {
     Exploration {

@@ -17,7 +17,7 @@ const INPUT: u64 = 80_000;
 type Seen = (u64, String, String);
 
 /// Runs `name` at `seed` with tracing; returns the summary's hash and the trace (JSON lines).
-fn traced(name: &str, seed: u64, bug: Option<model::bugs::Bug>) -> (String, String) {
+fn traced(name: &str, seed: u64, bug: Option<model::checking::bugs::Bug>) -> (String, String) {
     let capture = Capture::default();
     let r = run(
         &scenario(name),
@@ -47,7 +47,7 @@ fn observations(text: &str) -> Vec<Seen> {
 }
 
 /// Runs `name` at `seed` with tracing; returns the summary's hash and the observations.
-fn observe(name: &str, seed: u64, bug: Option<model::bugs::Bug>) -> (String, Vec<Seen>) {
+fn observe(name: &str, seed: u64, bug: Option<model::checking::bugs::Bug>) -> (String, Vec<Seen>) {
     let (hash, text) = traced(name, seed, bug);
     (hash, observations(&text))
 }
@@ -207,7 +207,7 @@ fn delayed_calls_of_a_deposed_leader_are_refused_by_fencing() {
     let s = run_seed(
         &scenario("ha-stale-calls-in-flight"),
         0,
-        Some(model::bugs::Bug::NoFencingCheck),
+        Some(model::checking::bugs::Bug::NoFencingCheck),
     )
     .summary;
     assert_eq!(s.violations[0].invariant, "leader-fencing");

@@ -56,7 +56,7 @@ fn every_probe_is_reached_by_its_scenario() {
             0,
         ),
     ];
-    assert_eq!(cases.len(), model::probes::PROBES.len());
+    assert_eq!(cases.len(), model::checking::probes::PROBES.len());
     for (probe, file, seed) in cases {
         let r = run_seed(&scenario(file.trim_end_matches(".toml")), seed, None);
         assert_eq!(r.summary.result, "pass", "{file} seed {seed}");
@@ -72,7 +72,10 @@ fn every_probe_is_reached_by_its_scenario() {
 #[test]
 fn a_fault_free_run_reaches_no_probe() {
     let r = run_seed(&scenario("checkpoint-steady-exactly-once"), 1, None);
-    assert_eq!(r.summary.probes.len(), model::probes::PROBES.len());
+    assert_eq!(
+        r.summary.probes.len(),
+        model::checking::probes::PROBES.len()
+    );
     assert!(
         r.summary.probes.values().all(|n| *n == 0),
         "{:?}",
@@ -154,7 +157,10 @@ fn an_unknown_probe_is_a_usage_error_naming_file_and_line() {
 fn the_bundled_library_requires_every_probe() {
     let required = flinksim::check::required_probes(&[common::root().join("scenarios")]).unwrap();
     let names: Vec<&str> = required.iter().map(|(n, _)| *n).collect();
-    let all: Vec<&str> = model::probes::PROBES.iter().map(|p| p.name).collect();
+    let all: Vec<&str> = model::checking::probes::PROBES
+        .iter()
+        .map(|p| p.name)
+        .collect();
     assert_eq!(names, all);
 }
 
@@ -163,7 +169,7 @@ fn list_probes_names_every_probe() {
     let out = flinksim(&["list", "probes"]);
     assert_eq!(out.status.code(), Some(0));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    for p in model::probes::PROBES {
+    for p in model::checking::probes::PROBES {
         assert!(
             stdout.lines().any(|l| l.starts_with(p.name)),
             "{} missing from {stdout}",

@@ -142,7 +142,7 @@ job_status = "FINISHED"
 fn holds(
     scenario: &Scenario,
     seed: u64,
-    bug: Option<model::bugs::Bug>,
+    bug: Option<model::checking::bugs::Bug>,
 ) -> Result<(), TestCaseError> {
     let r = run(
         scenario,
@@ -291,7 +291,7 @@ fn a_failing_property_shrinks_to_a_minimal_fault_schedule() {
         holds(
             &faulty_job(&faults),
             1,
-            Some(model::bugs::Bug::HeartbeatTimeoutIgnored),
+            Some(model::checking::bugs::Bug::HeartbeatTimeoutIgnored),
         )
     });
     let Err(TestError::Fail(reason, minimal)) = result else {

@@ -16,18 +16,18 @@ fn missing<'a>(readme: &str, names: impl Iterator<Item = &'a str>) -> Vec<&'a st
 
 #[test]
 fn every_config_key_is_in_the_scenario_reference() {
-    let keys = model::config::OPTIONS.iter().map(|o| o.key);
+    let keys = model::protocol::config::OPTIONS.iter().map(|o| o.key);
     assert_eq!(missing(&readme(), keys), Vec::<&str>::new());
 }
 
 #[test]
 fn every_bug_invariant_and_probe_is_documented() {
     let readme = readme();
-    let bugs = model::bugs::Bug::ALL.iter().map(|b| b.name());
+    let bugs = model::checking::bugs::Bug::ALL.iter().map(|b| b.name());
     assert_eq!(missing(&readme, bugs), Vec::<&str>::new());
-    let invariants = model::oracle::INVARIANTS.iter().map(|i| i.name);
+    let invariants = model::checking::oracle::INVARIANTS.iter().map(|i| i.name);
     assert_eq!(missing(&readme, invariants), Vec::<&str>::new());
-    let probes = model::probes::PROBES.iter().map(|p| p.name);
+    let probes = model::checking::probes::PROBES.iter().map(|p| p.name);
     assert_eq!(missing(&readme, probes), Vec::<&str>::new());
 }
 

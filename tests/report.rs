@@ -285,7 +285,7 @@ fn the_sequence_diagram_shows_what_causally_precedes_the_violation() {
 fn the_markdown_report_explains_the_failure() {
     let dir = failing_report();
     let md = read(dir, "report.md");
-    let inv = model::oracle::invariant("restored-state").unwrap();
+    let inv = model::checking::oracle::invariant("restored-state").unwrap();
     assert!(
         md.starts_with("# negative-restore-older-checkpoint, seed 1\n"),
         "{md}"

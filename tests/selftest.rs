@@ -4,7 +4,7 @@
 mod common;
 
 use flinksim::selftest::{markdown, run, scenario_of, CASES};
-use model::bugs::Bug;
+use model::checking::bugs::Bug;
 use std::time::Duration;
 
 #[test]
@@ -21,7 +21,7 @@ fn the_catalogue_has_every_planted_bug_once_with_a_bundled_scenario() {
         let s = scenario_of(&common::root(), c).unwrap_or_else(|e| panic!("{e}"));
         assert!(c.budget > 0 && c.budget <= 500, "{:?}", c.bug);
         assert!(
-            model::oracle::invariant(c.invariant).is_some(),
+            model::checking::oracle::invariant(c.invariant).is_some(),
             "{}: unknown invariant {}",
             s.name,
             c.invariant

@@ -8,7 +8,7 @@ use common::{parse, run_seed, scenario};
 use flinksim::nemesis::fault_table;
 use flinksim::scenario::{FaultAction, Scenario};
 use flinksim::shrink::{shrink, Limits, Shrunk};
-use model::bugs::Bug;
+use model::checking::bugs::Bug;
 use rand::Rng as _;
 use std::path::Path;
 use std::time::Duration;

@@ -2,14 +2,16 @@
 //! (after the ask timeout) until the Dispatcher acknowledges, which is how a duplicate submission
 //! can reach the Dispatcher.
 
-use crate::ha_client::{Effect, HaClient};
-use crate::ha_node::{HaServices, DISPATCHER_COMPONENT};
-use crate::ha_store::HaReply;
-use crate::ids::JobId;
-use crate::job_graph::JobSpec;
-use crate::obs::Obs;
-use crate::process::{ClusterSetup, Process, Timer};
-use crate::rpc::{ClientRpc, DispatcherRpc, Msg};
+use crate::external::ha::client::{Effect, HaClient};
+use crate::external::ha::node::{HaServices, DISPATCHER_COMPONENT};
+use crate::process::ClusterSetup;
+use crate::protocol::ha::HaReply;
+use crate::protocol::ids::JobId;
+use crate::protocol::job_graph::JobSpec;
+use crate::protocol::obs::Obs;
+use crate::protocol::rpc::{ClientRpc, DispatcherRpc, Msg};
+use crate::protocol::timer::Timer;
+use crate::protocol::Flink;
 use sim::{Ctx, NodeId, TimerId};
 use std::sync::Arc;
 use std::time::Duration;
@@ -53,7 +55,7 @@ impl Client {
         }
     }
 
-    pub fn on_start(&mut self, ctx: &mut Ctx<'_, Process>) {
+    pub fn on_start(&mut self, ctx: &mut Ctx<'_, Flink>) {
         if let Some((_, _, at)) = &self.job {
             ctx.set_timer(*at, Timer::SubmitJob);
         }
@@ -63,21 +65,21 @@ impl Client {
         }
     }
 
-    pub fn on_ha_reply(&mut self, ctx: &mut Ctx<'_, Process>, reply: HaReply) {
+    pub fn on_ha_reply(&mut self, ctx: &mut Ctx<'_, Flink>, reply: HaReply) {
         if let Some(ha) = self.ha.as_mut() {
             let effects = ha.on_reply(ctx, reply);
             self.on_ha_effects(ctx, effects);
         }
     }
 
-    pub fn on_ha_tick(&mut self, ctx: &mut Ctx<'_, Process>, timer: TimerId) {
+    pub fn on_ha_tick(&mut self, ctx: &mut Ctx<'_, Flink>, timer: TimerId) {
         if let Some(ha) = self.ha.as_mut() {
             let effects = ha.on_tick(ctx, timer);
             self.on_ha_effects(ctx, effects);
         }
     }
 
-    fn on_ha_effects(&mut self, ctx: &mut Ctx<'_, Process>, effects: Vec<Effect>) {
+    fn on_ha_effects(&mut self, ctx: &mut Ctx<'_, Flink>, effects: Vec<Effect>) {
         for e in effects {
             if let Effect::LeaderChanged { leader, .. } = e {
                 self.dispatcher = leader.map(|l| l.address);
@@ -89,7 +91,7 @@ impl Client {
         }
     }
 
-    pub fn on_rpc(&mut self, ctx: &mut Ctx<'_, Process>, _from: NodeId, rpc: ClientRpc) {
+    pub fn on_rpc(&mut self, ctx: &mut Ctx<'_, Flink>, _from: NodeId, rpc: ClientRpc) {
         match rpc {
             ClientRpc::SubmitJobResponse { job_id, duplicate } => {
                 if !self.acknowledged {
@@ -100,7 +102,7 @@ impl Client {
         }
     }
 
-    pub fn on_timer(&mut self, ctx: &mut Ctx<'_, Process>, _timer: TimerId, tag: Timer) {
+    pub fn on_timer(&mut self, ctx: &mut Ctx<'_, Flink>, _timer: TimerId, tag: Timer) {
         assert_eq!(tag, Timer::SubmitJob);
         self.due = true;
         if self.acknowledged {
@@ -111,7 +113,7 @@ impl Client {
         ctx.set_timer(self.ask_timeout, Timer::SubmitJob);
     }
 
-    fn submit(&mut self, ctx: &mut Ctx<'_, Process>) {
+    fn submit(&mut self, ctx: &mut Ctx<'_, Flink>) {
         let (job_id, spec, _) = self.job.as_ref().expect("a submit timer without a job");
         if let Some(dispatcher) = self.dispatcher {
             ctx.send(
@@ -124,7 +126,7 @@ impl Client {
         }
     }
 
-    pub fn on_unreachable(&mut self, _ctx: &mut Ctx<'_, Process>, _to: NodeId, _msg: &Msg) {
+    pub fn on_unreachable(&mut self, _ctx: &mut Ctx<'_, Flink>, _to: NodeId, _msg: &Msg) {
         // The retry timer resubmits.
     }
 }

@@ -2,12 +2,18 @@
 //!
 //! Components keep Flink's names (ResourceManager, TaskExecutor, `RetryingRegistration`,
 //! `HeartbeatManager`), states, configuration keys and defaults. They talk only through
-//! messages ([`rpc::Msg`]) on the simulated network. Oracles ([`oracle`]) watch the trace and
-//! never call into components; planted bugs ([`bugs`]) make the model wrong on purpose so the
-//! oracles can be shown to catch them.
+//! messages ([`protocol::rpc::Msg`]) on the simulated network. The crate is laid out by Flink
+//! process, and dependencies point one way: `sim` → [`protocol`] (the shared vocabulary) →
+//! components ([`services`], [`jobmanager`], [`taskmanager`], [`external`], [`client`]) →
+//! [`process`] (the `sim::Actor` that hosts them) → the runner in the root crate. Oracles
+//! ([`checking::oracle`]) watch the trace and never call into components; planted bugs
+//! ([`checking::bugs`]) make the model wrong on purpose so the oracles can be shown to catch
+//! them. docs/architecture.md describes the layers.
 //!
 //! ```
-//! use model::{bugs::Bugs, config::FlinkConfig, process::{ClusterSetup, Process, Topology}};
+//! use model::checking::bugs::Bugs;
+//! use model::process::{ClusterSetup, Process, Topology};
+//! use model::protocol::config::FlinkConfig;
 //! use sim::{Clock, Limits, NetConfig, NodeId, NodeSpec, Time, World};
 //!
 //! let mut config = FlinkConfig::default();
@@ -31,36 +37,11 @@
 //! assert!(te.connected_instance().is_some()); // registered at the ResourceManager
 //! ```
 
-pub mod bugs;
-pub mod checkpoint;
-pub mod checkpoint_coordinator;
-pub mod checkpoint_storage;
+pub mod checking;
 pub mod client;
-pub mod config;
-pub mod dispatcher;
-pub mod failover_strategy;
-pub mod ha_client;
-pub mod ha_node;
-pub mod ha_store;
-pub mod heartbeat;
-pub mod ids;
-pub mod job_graph;
-pub mod job_master;
+pub mod external;
 pub mod jobmanager;
-pub mod obs;
-pub mod oracle;
-pub mod probes;
 pub mod process;
-pub mod records;
-pub mod reference;
-pub mod registration;
-pub mod resource_manager;
-pub mod restart_strategy;
-pub mod rpc;
-pub mod sink_store;
-pub mod source_log;
-pub mod states;
-pub mod stream;
-pub mod task;
-pub mod task_executor;
-pub mod task_slot_table;
+pub mod protocol;
+pub mod services;
+pub mod taskmanager;

@@ -2,119 +2,29 @@
 //! job), a TaskManager process (a TaskExecutor), and the client that submits the job — each one
 //! `sim::Actor` that routes a message to the endpoint its gateway names.
 
-use crate::bugs::Bugs;
-use crate::checkpoint_storage::{BlobOp, CheckpointStorage};
+use crate::checking::bugs::Bugs;
 use crate::client::Client;
-use crate::config::FlinkConfig;
-use crate::ha_node::HaNode;
-use crate::ha_store::{HaData, HaDataOp};
-use crate::heartbeat::HeartbeatPair;
-use crate::ids::{AllocationId, ExecutionAttemptId, JobId};
-use crate::job_graph::JobSpec;
-use crate::job_master::JobMaster;
-use crate::obs::Obs;
-use crate::registration::RegistrationTarget;
-use crate::resource_manager::ResourceManager;
-use crate::rpc::Msg;
-use crate::sink_store::{SinkData, SinkOp, SinkStore};
-use crate::source_log::SourceLog;
-use crate::task_executor::TaskExecutor;
+use crate::external::checkpoint_storage::CheckpointStorage;
+use crate::external::ha::node::HaNode;
+use crate::external::sink_store::{SinkData, SinkStore};
+use crate::external::source_log::SourceLog;
+use crate::jobmanager::job_master::JobMaster;
+use crate::jobmanager::resource_manager::ResourceManager;
+use crate::protocol::config::FlinkConfig;
+use crate::protocol::durable::DurableOp;
+use crate::protocol::ha::HaData;
+use crate::protocol::ids::JobId;
+use crate::protocol::job_graph::JobSpec;
+use crate::protocol::rpc::Msg;
+use crate::protocol::timer::HeartbeatPair;
+use crate::protocol::timer::RegistrationTarget;
+use crate::protocol::timer::Timer;
+use crate::protocol::Flink;
+use crate::taskmanager::task_executor::TaskExecutor;
 use sim::{Actor, Ctx, NodeId, TimerId};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// What a timer of a process carries.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum Timer {
-    /// A heartbeat sender's interval loop (`job` for per-job pairs).
-    HeartbeatTick {
-        pair: HeartbeatPair,
-        job: Option<JobId>,
-    },
-    /// A heartbeat monitor's timeout for `target`; `sender` tells which side's monitor it is
-    /// (the RM and a JobMaster share a process and monitor each other).
-    HeartbeatTimeout {
-        pair: HeartbeatPair,
-        job: Option<JobId>,
-        sender: bool,
-        target: NodeId,
-    },
-    RegistrationAttemptTimeout {
-        target: RegistrationTarget,
-        attempt_id: u64,
-    },
-    RegistrationRetry {
-        target: RegistrationTarget,
-        attempt_id: u64,
-    },
-    /// `taskmanager.registration.timeout`.
-    TaskExecutorRegistrationTimeout,
-    /// The ask timeout of the initial `sendSlotReport` of registration `instance_id`.
-    SlotReportTimeout { instance_id: u64 },
-
-    // ---- TaskExecutor ----
-    /// `taskmanager.slot.timeout` of an allocated, inactive slot (`ticket` tells stale arms).
-    SlotTimeout {
-        allocation_id: AllocationId,
-        ticket: u64,
-    },
-    /// The next step of a task's lifecycle (initialisation done, input exhausted, cancelled).
-    TaskStep { attempt: ExecutionAttemptId },
-    /// A task's data-plane resend tick.
-    TaskTick { attempt: ExecutionAttemptId },
-    /// Retry a partition request that found no producer yet.
-    PartitionRequestRetry {
-        consumer: ExecutionAttemptId,
-        producer: ExecutionAttemptId,
-    },
-    /// The ask timeout of an `offerSlots` call.
-    OfferSlotsTimeout { job_id: JobId, offer_id: u64 },
-    /// The ask timeout of an `updateTaskExecutionState` call.
-    UpdateTaskStateTimeout { attempt: ExecutionAttemptId },
-
-    // ---- JobMaster ----
-    /// The restart backoff of a failover has passed (`version` detects superseded restarts).
-    RestartDelay { job_id: JobId, version: u64 },
-    /// `slot.request.timeout` for the slot requests of a job.
-    SlotRequestTimeout { job_id: JobId, version: u64 },
-    /// The periodic idle-slot check (`slot.idle.timeout`).
-    SlotIdleCheck { job_id: JobId },
-    /// Re-send `declareRequiredResources` until acknowledged.
-    DeclareResourcesRetry { job_id: JobId, version: u64 },
-    /// The ask timeout of a `submitTask` call.
-    SubmitTaskTimeout {
-        job_id: JobId,
-        attempt: ExecutionAttemptId,
-    },
-    /// The CheckpointCoordinator's periodic trigger (`version` detects a stopped scheduler).
-    CheckpointTrigger { job_id: JobId, version: u64 },
-    /// `execution.checkpointing.timeout` of a pending checkpoint.
-    CheckpointTimeout { job_id: JobId, checkpoint_id: u64 },
-    /// Re-send `cancelTask` until the task reports a terminal state.
-    CancelTaskRetry {
-        job_id: JobId,
-        attempt: ExecutionAttemptId,
-    },
-
-    // ---- ResourceManager ----
-    /// `slotmanager.requirement-check.delay` passed: check requirements.
-    RequirementCheck,
-    /// The ask timeout of a `requestSlot` call.
-    RequestSlotTimeout { allocation_id: AllocationId },
-    /// The periodic idle-TaskManager check (`resourcemanager.taskmanager-timeout`).
-    TaskManagerIdleCheck,
-
-    // ---- Client ----
-    /// Time to submit the job, or to retry the submission.
-    SubmitJob,
-
-    // ---- high availability ----
-    /// A ZooKeeper client's tick (pings, re-sends, connection-state checks).
-    HaTick,
-    /// The `ha` node's next session expiry.
-    HaExpiry,
-}
 
 /// Which processes exist, by role.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -159,7 +69,7 @@ pub struct ClusterSetup {
     pub submission: Option<Submission>,
 }
 
-pub use crate::jobmanager::JobManagerProcess;
+pub use crate::jobmanager::process::JobManagerProcess;
 
 #[derive(Debug)]
 pub enum Process {
@@ -176,24 +86,16 @@ pub enum Process {
 /// `sink` and the `ha` node's tree and sessions (every other process keeps nothing).
 #[derive(Clone, Debug, Default)]
 pub struct ProcessDurable {
-    pub blobs: crate::checkpoint_storage::Blobs,
+    pub blobs: crate::external::checkpoint_storage::Blobs,
     pub sink: SinkData,
     pub ha: HaData,
-}
-
-/// A change to a node's durable state.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum DurableOp {
-    Blob(BlobOp),
-    Sink(SinkOp),
-    Ha(HaDataOp),
 }
 
 impl sim::Durable for ProcessDurable {
     type Op = DurableOp;
     fn apply(&mut self, op: DurableOp) {
         match op {
-            DurableOp::Blob(op) => crate::checkpoint_storage::apply(&mut self.blobs, op),
+            DurableOp::Blob(op) => crate::external::checkpoint_storage::apply(&mut self.blobs, op),
             DurableOp::Sink(op) => self.sink.apply(op),
             DurableOp::Ha(op) => {
                 self.ha.apply(op);
@@ -260,12 +162,10 @@ impl Process {
 }
 
 impl Actor for Process {
-    type Msg = Msg;
-    type Timer = Timer;
-    type Obs = Obs;
+    type V = Flink;
     type Durable = ProcessDurable;
 
-    fn on_start(&mut self, ctx: &mut Ctx<'_, Self>) {
+    fn on_start(&mut self, ctx: &mut Ctx<'_, Flink>) {
         match self {
             Process::JobManager(jm) => jm.on_start(ctx),
             Process::TaskManager(te) => te.on_start(ctx),
@@ -275,7 +175,7 @@ impl Actor for Process {
         }
     }
 
-    fn on_message(&mut self, ctx: &mut Ctx<'_, Self>, from: NodeId, msg: Msg) {
+    fn on_message(&mut self, ctx: &mut Ctx<'_, Flink>, from: NodeId, msg: Msg) {
         match (self, msg) {
             (Process::JobManager(jm), Msg::ResourceManager(rpc)) => {
                 jm.step(ctx, |c, ctx| c.resource_manager.on_rpc(ctx, from, rpc))
@@ -304,7 +204,7 @@ impl Actor for Process {
         }
     }
 
-    fn on_timer(&mut self, ctx: &mut Ctx<'_, Self>, timer: TimerId, tag: Timer) {
+    fn on_timer(&mut self, ctx: &mut Ctx<'_, Flink>, timer: TimerId, tag: Timer) {
         match self {
             Process::JobManager(jm) if tag == Timer::HaTick => jm.on_ha_tick(ctx, timer),
             Process::JobManager(jm) => jm.step(ctx, |c, ctx| match job_of_timer(&tag) {
@@ -326,7 +226,7 @@ impl Actor for Process {
         }
     }
 
-    fn on_unreachable(&mut self, ctx: &mut Ctx<'_, Self>, to: NodeId, msg: Msg) {
+    fn on_unreachable(&mut self, ctx: &mut Ctx<'_, Flink>, to: NodeId, msg: Msg) {
         match self {
             Process::JobManager(_) if matches!(msg, Msg::Ha(_) | Msg::Client(_)) => {}
             Process::JobManager(jm) => jm.step(ctx, |c, ctx| {
@@ -355,7 +255,7 @@ impl Actor for Process {
         }
     }
 
-    fn on_signal(&mut self, ctx: &mut Ctx<'_, Self>, code: u64) {
+    fn on_signal(&mut self, ctx: &mut Ctx<'_, Flink>, code: u64) {
         if let Process::TaskManager(te) = self {
             te.on_signal(ctx, code);
         }
@@ -394,10 +294,10 @@ fn job_of_timer(tag: &Timer) -> Option<JobId> {
 }
 
 fn job_of_rpc_to_task_executor(
-    rpc: &crate::rpc::TaskExecutorRpc,
+    rpc: &crate::protocol::rpc::TaskExecutorRpc,
     job_masters: &BTreeMap<JobId, JobMaster>,
 ) -> Option<JobId> {
-    use crate::rpc::TaskExecutorRpc as T;
+    use crate::protocol::rpc::TaskExecutorRpc as T;
     match rpc {
         T::RequestSlot { .. } => None,
         T::RegisterTaskManagerResponse { job_id, .. }
@@ -419,8 +319,8 @@ fn job_of_rpc_to_task_executor(
     }
 }
 
-fn job_of_rpc_to_resource_manager(rpc: &crate::rpc::ResourceManagerRpc) -> Option<JobId> {
-    use crate::rpc::ResourceManagerRpc as R;
+fn job_of_rpc_to_resource_manager(rpc: &crate::protocol::rpc::ResourceManagerRpc) -> Option<JobId> {
+    use crate::protocol::rpc::ResourceManagerRpc as R;
     match rpc {
         R::RegisterJobMaster { job_id, .. }
         | R::DeclareRequiredResources { job_id, .. }

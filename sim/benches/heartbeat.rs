@@ -25,7 +25,7 @@
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 use rand::{Rng as _, SeedableRng};
 use sim::{Actor, Clock, Ctx, Latency, Limits, Message, NetConfig, NodeId, NodeSpec, Time};
-use sim::{TimerId, World};
+use sim::{TimerId, Vocabulary, World};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::time::{Duration, Instant};
@@ -88,10 +88,15 @@ enum HbNode {
     },
 }
 
-impl Actor for HbNode {
+impl Vocabulary for HbNode {
     type Msg = Hb;
     type Timer = Tm;
     type Obs = ();
+    type Op = ();
+}
+
+impl Actor for HbNode {
+    type V = Self;
     type Durable = ();
 
     fn on_start(&mut self, ctx: &mut Ctx<'_, Self>) {

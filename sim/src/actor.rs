@@ -43,43 +43,59 @@ impl Durable for () {
     fn apply(&mut self, _op: ()) {}
 }
 
-/// A simulated process. Everything not in `Durable` is volatile: the kernel drops the actor on a
-/// crash and builds a new one from the durable state on restart.
-pub trait Actor: Sized {
+/// What the actors of one world speak and emit: the message, timer tag, observation and durable
+/// change types. Handlers take a [`Ctx`] over the vocabulary, not over the actor, so a model's
+/// components depend on its shared vocabulary and never on the type that routes events to them.
+/// A small actor can be its own vocabulary (`type V = Self`).
+pub trait Vocabulary: Sized {
     type Msg: Message;
     /// What a timer carries back to its node when it fires.
     type Timer: Clone + Debug + Hash;
     /// What a node reports to observers (oracles, reports): state transitions and effects.
     type Obs: Debug + Hash;
-    type Durable: Durable;
+    /// A change to a node's durable state (see [`Durable`]).
+    type Op: Debug + Hash;
+}
+
+/// A simulated process. Everything not in `Durable` is volatile: the kernel drops the actor on a
+/// crash and builds a new one from the durable state on restart.
+pub trait Actor: Sized {
+    /// The types its handlers exchange with the kernel.
+    type V: Vocabulary;
+    type Durable: Durable<Op = <Self::V as Vocabulary>::Op>;
 
     /// The process has started (first start or restart).
-    fn on_start(&mut self, ctx: &mut Ctx<'_, Self>);
-    fn on_message(&mut self, ctx: &mut Ctx<'_, Self>, from: NodeId, msg: Self::Msg);
-    fn on_timer(&mut self, ctx: &mut Ctx<'_, Self>, timer: TimerId, tag: Self::Timer);
+    fn on_start(&mut self, ctx: &mut Ctx<'_, Self::V>);
+    fn on_message(&mut self, ctx: &mut Ctx<'_, Self::V>, from: NodeId, msg: Msg<Self>);
+    fn on_timer(&mut self, ctx: &mut Ctx<'_, Self::V>, timer: TimerId, tag: TimerTag<Self>);
     /// A message this node sent could not be delivered because the target process is down
     /// (connection refused or reset). Messages into a partition get no such answer.
-    fn on_unreachable(&mut self, ctx: &mut Ctx<'_, Self>, to: NodeId, msg: Self::Msg);
+    fn on_unreachable(&mut self, ctx: &mut Ctx<'_, Self::V>, to: NodeId, msg: Msg<Self>);
 
     /// An external signal injected by a scenario (`Fault::Signal`), such as "the user code of
     /// this task throws". Its meaning belongs to the model; the default ignores it.
-    fn on_signal(&mut self, _ctx: &mut Ctx<'_, Self>, _code: u64) {}
+    fn on_signal(&mut self, _ctx: &mut Ctx<'_, Self::V>, _code: u64) {}
 }
+
+/// The message type of actor `A`.
+pub type Msg<A> = <<A as Actor>::V as Vocabulary>::Msg;
+/// The timer tag type of actor `A`.
+pub type TimerTag<A> = <<A as Actor>::V as Vocabulary>::Timer;
 
 /// An effect a handler asks the kernel to carry out.
 #[derive(Debug)]
-pub enum Effect<A: Actor> {
+pub enum Effect<V: Vocabulary> {
     Send {
         to: NodeId,
-        msg: A::Msg,
+        msg: V::Msg,
     },
     SetTimer {
         id: TimerId,
         after: Duration,
-        tag: A::Timer,
+        tag: V::Timer,
     },
-    Persist(<A::Durable as Durable>::Op),
-    Trace(A::Obs),
+    Persist(V::Op),
+    Trace(V::Obs),
     /// The process terminates itself (a fatal error); like a crash, volatile state is lost.
     Exit,
     /// Asks the orchestrator (Kubernetes, YARN) to start another node's process; a no-op if it
@@ -177,17 +193,17 @@ impl Timers {
 }
 
 /// A handler's view of the world: its node, local clocks, randomness, timers and outbox.
-pub struct Ctx<'a, A: Actor> {
+pub struct Ctx<'a, V: Vocabulary> {
     node: NodeId,
     now: Time,
     mono_ns: u64,
     wall_ns: i64,
     rng: &'a mut Rng,
     timers: &'a mut Timers,
-    out: &'a mut Vec<Effect<A>>,
+    out: &'a mut Vec<Effect<V>>,
 }
 
-impl<'a, A: Actor> Ctx<'a, A> {
+impl<'a, V: Vocabulary> Ctx<'a, V> {
     pub(crate) fn new(
         node: NodeId,
         now: Time,
@@ -195,7 +211,7 @@ impl<'a, A: Actor> Ctx<'a, A> {
         wall_ns: i64,
         rng: &'a mut Rng,
         timers: &'a mut Timers,
-        out: &'a mut Vec<Effect<A>>,
+        out: &'a mut Vec<Effect<V>>,
     ) -> Self {
         Ctx {
             node,
@@ -215,7 +231,7 @@ impl<'a, A: Actor> Ctx<'a, A> {
         now: Time,
         rng: &'a mut Rng,
         timers: &'a mut Timers,
-        out: &'a mut Vec<Effect<A>>,
+        out: &'a mut Vec<Effect<V>>,
     ) -> Self {
         Ctx::new(
             node,
@@ -251,12 +267,12 @@ impl<'a, A: Actor> Ctx<'a, A> {
         self.rng
     }
 
-    pub fn send(&mut self, to: NodeId, msg: A::Msg) {
+    pub fn send(&mut self, to: NodeId, msg: V::Msg) {
         self.out.push(Effect::Send { to, msg });
     }
 
     /// Arms a timer that fires after `after` on the node's monotonic clock.
-    pub fn set_timer(&mut self, after: Duration, tag: A::Timer) -> TimerId {
+    pub fn set_timer(&mut self, after: Duration, tag: V::Timer) -> TimerId {
         let id = self.timers.allocate();
         self.out.push(Effect::SetTimer { id, after, tag });
         id
@@ -277,11 +293,11 @@ impl<'a, A: Actor> Ctx<'a, A> {
         self.timers.cancel_all();
     }
 
-    pub fn persist(&mut self, op: <A::Durable as Durable>::Op) {
+    pub fn persist(&mut self, op: V::Op) {
         self.out.push(Effect::Persist(op));
     }
 
-    pub fn trace(&mut self, obs: A::Obs) {
+    pub fn trace(&mut self, obs: V::Obs) {
         self.out.push(Effect::Trace(obs));
     }
 

@@ -5,7 +5,7 @@
 //! sans-IO state machines generic over their message type.
 //!
 //! ```
-//! use sim::{Actor, Ctx, Limits, Message, NetConfig, NodeId, NodeSpec, TimerId, World, Clock};
+//! use sim::{Actor, Ctx, Limits, Message, NetConfig, NodeId, NodeSpec, TimerId, Vocabulary, World, Clock};
 //! use std::time::Duration;
 //!
 //! #[derive(Clone, Debug, Hash)]
@@ -16,10 +16,14 @@
 //!
 //! /// Node 0 pings node 1 every second; node 1 answers.
 //! struct Pinger { pongs: u32 }
-//! impl Actor for Pinger {
+//! impl Vocabulary for Pinger {
 //!     type Msg = Ping;
 //!     type Timer = ();
 //!     type Obs = u32;
+//!     type Op = ();
+//! }
+//! impl Actor for Pinger {
+//!     type V = Self;
 //!     type Durable = ();
 //!     fn on_start(&mut self, ctx: &mut Ctx<'_, Self>) {
 //!         if ctx.me() == NodeId(0) { ctx.set_timer(Duration::from_secs(1), ()); }
@@ -55,7 +59,9 @@ pub mod time;
 pub mod trace;
 pub mod world;
 
-pub use actor::{Actor, Ctx, Durable, Effect, Message, NodeId, TimerId, Timers};
+pub use actor::{
+    Actor, Ctx, Durable, Effect, Message, Msg, NodeId, TimerId, TimerTag, Timers, Vocabulary,
+};
 pub use clock::Clock;
 pub use fault::Fault;
 pub use hash::{stable_hash, StableHasher};

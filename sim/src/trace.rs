@@ -5,7 +5,7 @@
 //! observations, faults) through [`StableHasher`](crate::hash::StableHasher). Two runs have the
 //! same hash exactly when they traced the same events in the same order.
 
-use crate::actor::{Actor, Durable, NodeId};
+use crate::actor::{NodeId, Vocabulary};
 use crate::fault::Fault;
 use crate::hash::StableHasher;
 use crate::time::Time;
@@ -46,48 +46,48 @@ impl DropReason {
 }
 
 /// One traced event, as observers see it.
-pub struct Event<'a, A: Actor> {
+pub struct Event<'a, V: Vocabulary> {
     /// Position in the trace, from 0.
     pub index: u64,
     /// True time.
     pub time: Time,
-    pub kind: EventKind<'a, A>,
+    pub kind: EventKind<'a, V>,
 }
 
-pub enum EventKind<'a, A: Actor> {
+pub enum EventKind<'a, V: Vocabulary> {
     /// `msg` reaches `to`'s handler.
     Deliver {
         from: NodeId,
         to: NodeId,
         sent: Time,
-        msg: &'a A::Msg,
+        msg: &'a V::Msg,
     },
     /// `from` learns that `to` refused or reset the connection for `msg` (process down).
     Unreachable {
         from: NodeId,
         to: NodeId,
-        msg: &'a A::Msg,
+        msg: &'a V::Msg,
     },
     /// `msg` from `from` to `to` vanished.
     Drop {
         from: NodeId,
         to: NodeId,
-        msg: &'a A::Msg,
+        msg: &'a V::Msg,
         reason: DropReason,
     },
     Timer {
         node: NodeId,
-        tag: &'a A::Timer,
+        tag: &'a V::Timer,
     },
     /// A node reported an observation.
     Obs {
         node: NodeId,
-        obs: &'a A::Obs,
+        obs: &'a V::Obs,
     },
     /// A node changed its durable state.
     Persist {
         node: NodeId,
-        op: &'a <A::Durable as Durable>::Op,
+        op: &'a V::Op,
     },
     /// A fault was applied. `effective` is false when it changed nothing (e.g. start of a
     /// running node).
@@ -105,7 +105,7 @@ pub enum EventKind<'a, A: Actor> {
     },
 }
 
-impl<A: Actor> EventKind<'_, A> {
+impl<V: Vocabulary> EventKind<'_, V> {
     pub fn name(&self) -> &'static str {
         match self {
             EventKind::Deliver { .. } => "deliver",
@@ -121,7 +121,7 @@ impl<A: Actor> EventKind<'_, A> {
     }
 }
 
-impl<A: Actor> Event<'_, A> {
+impl<V: Vocabulary> Event<'_, V> {
     fn hash_into(&self, h: &mut StableHasher) {
         h.write_u64(self.index);
         h.write_u64(self.time.as_nanos());
@@ -299,7 +299,7 @@ impl Trace {
     }
 
     /// Folds `ev` into the hash and writes it if recording. `names` maps node ids to names.
-    pub(crate) fn record<A: Actor>(&mut self, ev: &Event<'_, A>, names: &[String]) {
+    pub(crate) fn record<V: Vocabulary>(&mut self, ev: &Event<'_, V>, names: &[String]) {
         assert_eq!(ev.index, self.events);
         ev.hash_into(&mut self.hasher);
         self.events += 1;
@@ -326,7 +326,7 @@ impl Trace {
 }
 
 /// Renders one event as a JSON object on one line (with `\n`).
-pub fn render_line<A: Actor>(ev: &Event<'_, A>, names: &[String], hash: u64) -> String {
+pub fn render_line<V: Vocabulary>(ev: &Event<'_, V>, names: &[String], hash: u64) -> String {
     let name = |n: &NodeId| json_str(&names[n.index()]);
     let mut s = format!(
         "{{\"i\":{},\"t_ns\":{},\"kind\":\"{}\"",

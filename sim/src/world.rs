@@ -6,7 +6,9 @@
 //! back to its sender as *unreachable*; a paused node's events wait and are handled in order when
 //! it resumes. It knows nothing of what the actors simulate.
 
-use crate::actor::{Actor, Ctx, Durable, Effect, NodeId, TimerId, Timers};
+use crate::actor::{
+    Actor, Ctx, Durable, Effect, Msg, NodeId, TimerId, TimerTag, Timers, Vocabulary,
+};
 use crate::clock::Clock;
 use crate::fault::Fault;
 use crate::network::{NetConfig, Network, Route};
@@ -72,16 +74,16 @@ pub struct Outcome {
 }
 
 /// Sees every traced event (oracles, report collectors). Observers read; they never act on nodes.
-pub trait Observer<A: Actor> {
-    fn on_event(&mut self, census: &Census, ev: &Event<'_, A>);
+pub trait Observer<V: Vocabulary> {
+    fn on_event(&mut self, census: &Census, ev: &Event<'_, V>);
     /// Checked before each event: true stops the run.
     fn wants_stop(&self) -> bool {
         false
     }
 }
 
-impl<A: Actor> Observer<A> for () {
-    fn on_event(&mut self, _: &Census, _: &Event<'_, A>) {}
+impl<V: Vocabulary> Observer<V> for () {
+    fn on_event(&mut self, _: &Census, _: &Event<'_, V>) {}
 }
 
 /// The hot facts about one node, read on every event.
@@ -147,19 +149,19 @@ enum Pending<A: Actor> {
         sender_incarnation: u32,
         /// Already arrived once and waited on a paused node: link checks are done.
         arrived: bool,
-        msg: A::Msg,
+        msg: Msg<A>,
     },
     Unreachable {
         from: NodeId,
         to: NodeId,
         incarnation: u32,
-        msg: A::Msg,
+        msg: Msg<A>,
     },
     Timer {
         node: NodeId,
         incarnation: u32,
         id: TimerId,
-        tag: A::Timer,
+        tag: TimerTag<A>,
     },
     /// Boxed: faults are rare, and a small payload keeps the queue compact.
     Fault(Box<Fault>),
@@ -192,7 +194,7 @@ pub struct World<A: Actor> {
     net: Network,
     factory: Factory<A>,
     trace: Trace,
-    scratch: Vec<Effect<A>>,
+    scratch: Vec<Effect<A::V>>,
     popped: u64,
 }
 
@@ -293,7 +295,7 @@ impl<A: Actor> World<A> {
     }
 
     /// Runs until a limit, quiescence or the observer says stop.
-    pub fn run(&mut self, limits: Limits, observer: &mut dyn Observer<A>) -> Outcome {
+    pub fn run(&mut self, limits: Limits, observer: &mut dyn Observer<A::V>) -> Outcome {
         let reason = loop {
             if observer.wants_stop() {
                 break StopReason::Observer;
@@ -325,7 +327,7 @@ impl<A: Actor> World<A> {
         }
     }
 
-    fn emit(&mut self, kind: EventKind<'_, A>, observer: &mut dyn Observer<A>) {
+    fn emit(&mut self, kind: EventKind<'_, A::V>, observer: &mut dyn Observer<A::V>) {
         let ev = Event {
             index: self.trace.next_index(),
             time: self.now,
@@ -340,9 +342,9 @@ impl<A: Actor> World<A> {
         &mut self,
         from: NodeId,
         to: NodeId,
-        msg: &A::Msg,
+        msg: &Msg<A>,
         reason: DropReason,
-        observer: &mut dyn Observer<A>,
+        observer: &mut dyn Observer<A::V>,
     ) {
         self.emit(
             EventKind::Drop {
@@ -360,7 +362,7 @@ impl<A: Actor> World<A> {
     }
 
     /// Handles one queue event. Returns false on queue overflow.
-    fn dispatch(&mut self, pending: Pending<A>, observer: &mut dyn Observer<A>) -> bool {
+    fn dispatch(&mut self, pending: Pending<A>, observer: &mut dyn Observer<A::V>) -> bool {
         match pending {
             Pending::Fault(fault) => self.apply_fault(*fault, observer),
             Pending::Deliver {
@@ -479,8 +481,8 @@ impl<A: Actor> World<A> {
         from: NodeId,
         sender_incarnation: u32,
         to: NodeId,
-        msg: A::Msg,
-        observer: &mut dyn Observer<A>,
+        msg: Msg<A>,
+        observer: &mut dyn Observer<A::V>,
     ) -> bool {
         // Only the process that sent the message may hear that it was refused; a restarted
         // sender has new connections.
@@ -507,7 +509,7 @@ impl<A: Actor> World<A> {
         )
     }
 
-    fn park(&mut self, node: NodeId, p: Pending<A>, observer: &mut dyn Observer<A>) {
+    fn park(&mut self, node: NodeId, p: Pending<A>, observer: &mut dyn Observer<A::V>) {
         let parked = &mut self.nodes[node.index()].parked;
         if parked.len() < PARKED_PER_NODE_MAX {
             parked.push_back(p);
@@ -529,8 +531,8 @@ impl<A: Actor> World<A> {
     fn handle(
         &mut self,
         node: NodeId,
-        observer: &mut dyn Observer<A>,
-        f: impl FnOnce(&mut A, &mut Ctx<'_, A>),
+        observer: &mut dyn Observer<A::V>,
+        f: impl FnOnce(&mut A, &mut Ctx<'_, A::V>),
     ) -> bool {
         let mut out = std::mem::take(&mut self.scratch);
         debug_assert!(out.is_empty());
@@ -561,8 +563,8 @@ impl<A: Actor> World<A> {
     fn apply_effects(
         &mut self,
         node: NodeId,
-        out: &mut Vec<Effect<A>>,
-        observer: &mut dyn Observer<A>,
+        out: &mut Vec<Effect<A::V>>,
+        observer: &mut dyn Observer<A::V>,
     ) -> bool {
         let mut exit = false;
         for effect in out.drain(..) {
@@ -621,8 +623,8 @@ impl<A: Actor> World<A> {
         &mut self,
         from: NodeId,
         to: NodeId,
-        msg: A::Msg,
-        observer: &mut dyn Observer<A>,
+        msg: Msg<A>,
+        observer: &mut dyn Observer<A::V>,
     ) -> bool {
         assert!(to.index() < self.nodes.len(), "send to unknown node {to:?}");
         let now = self.now;
@@ -693,7 +695,7 @@ impl<A: Actor> World<A> {
 
     /// The process of `node` stops (kill or exit). Messages that waited on it (it was paused)
     /// find their connection reset, so their senders hear about them.
-    fn stop_process(&mut self, node: NodeId, observer: &mut dyn Observer<A>) -> bool {
+    fn stop_process(&mut self, node: NodeId, observer: &mut dyn Observer<A::V>) -> bool {
         let n = &mut self.nodes[node.index()];
         n.actor = None;
         n.timers = Timers::default();
@@ -718,7 +720,7 @@ impl<A: Actor> World<A> {
         true
     }
 
-    fn apply_fault(&mut self, fault: Fault, observer: &mut dyn Observer<A>) -> bool {
+    fn apply_fault(&mut self, fault: Fault, observer: &mut dyn Observer<A::V>) -> bool {
         let status = |w: &Self, n: NodeId| w.census.info[n.index()].status;
         match &fault {
             Fault::Kill(n) => {

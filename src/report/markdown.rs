@@ -304,7 +304,7 @@ pub fn render(
         );
     }
     if let Some(b) = &s.bug {
-        let about = model::bugs::Bug::from_name(b)
+        let about = model::checking::bugs::Bug::from_name(b)
             .map(|b| format!(": {}", b.description()))
             .unwrap_or_default();
         let _ = writeln!(md, "Planted bug `{b}`{about}\n");
@@ -338,7 +338,7 @@ pub fn render(
     if !s.violations.is_empty() {
         md.push_str("## Violations\n\n");
         for (i, v) in s.violations.iter().enumerate() {
-            let inv = model::oracle::invariant(&v.invariant);
+            let inv = model::checking::oracle::invariant(&v.invariant);
             let kind = inv
                 .map(|i| format!(" ({})", i.kind.name()))
                 .unwrap_or_default();

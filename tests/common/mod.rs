@@ -3,7 +3,7 @@
 
 use flinksim::run::{run, RunOptions, RunResult};
 use flinksim::scenario::Scenario;
-use model::bugs::Bug;
+use model::checking::bugs::Bug;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

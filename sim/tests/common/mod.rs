@@ -13,7 +13,7 @@
 
 use sim::{
     Actor, Census, Clock, Ctx, DropReason, Durable, Event, EventKind, Fault, Limits, Message,
-    NetConfig, NodeId, NodeSpec, Observer, Outcome, Status, Time, TimerId, World,
+    NetConfig, NodeId, NodeSpec, Observer, Outcome, Status, Time, TimerId, Vocabulary, World,
 };
 use std::time::Duration;
 
@@ -185,10 +185,15 @@ impl Probe {
     }
 }
 
-impl Actor for Probe {
+impl Vocabulary for Probe {
     type Msg = Msg;
     type Timer = Tag;
     type Obs = Obs;
+    type Op = DiskOp;
+}
+
+impl Actor for Probe {
+    type V = Self;
     type Durable = Disk;
 
     fn on_start(&mut self, ctx: &mut Ctx<'_, Self>) {

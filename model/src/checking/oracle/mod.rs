@@ -1,0 +1,380 @@
+//! Oracles: checkers outside the system. They observe every traced event (deliveries, faults,
+//! observations), keep their own ground truth and report violations; they never call into
+//! components. One concern per file.
+//!
+//! Kinds follow docs/architecture.md (conventions): **always** (safety, checked on every event), **eventually** (liveness,
+//! judged at the end of a run once faults have been quiet long enough).
+
+pub mod checkpoint_completeness;
+pub mod checkpoint_ids;
+pub mod checkpoint_liveness;
+pub mod committed_only_completed;
+pub mod exactly_once;
+pub mod heartbeat;
+pub mod job_liveness;
+pub mod leader_fencing;
+pub mod lingering_transactions;
+pub mod no_resurrection;
+pub mod registration;
+pub mod restart_budget;
+pub mod restored_state;
+pub mod slot_leak;
+pub mod slots;
+pub mod stale_attempts;
+pub mod transitions;
+
+use crate::process::Topology;
+use crate::protocol::config::FlinkConfig;
+use crate::protocol::ids::ExecutionAttemptId;
+use crate::protocol::Flink;
+use sim::{Census, Event, EventKind, Fault, NodeId, Observer, Time};
+use std::time::Duration;
+
+/// A broken invariant.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    pub invariant: &'static str,
+    /// True time.
+    pub at: Time,
+    pub node: Option<NodeId>,
+    pub message: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Always,
+    Eventually,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Always => "always",
+            Kind::Eventually => "eventually",
+        }
+    }
+}
+
+/// A named invariant, for `flinksim list invariants` and `[expect] invariants`.
+#[derive(Clone, Copy, Debug)]
+pub struct Invariant {
+    pub name: &'static str,
+    pub kind: Kind,
+    pub description: &'static str,
+}
+
+pub const INVARIANTS: &[Invariant] = &[
+    heartbeat::INVARIANT,
+    registration::INVARIANT,
+    transitions::INVARIANT,
+    slots::INVARIANT,
+    slot_leak::INVARIANT,
+    stale_attempts::INVARIANT,
+    restart_budget::INVARIANT,
+    job_liveness::INVARIANT,
+    exactly_once::INVARIANT,
+    committed_only_completed::INVARIANT,
+    restored_state::INVARIANT,
+    checkpoint_ids::INVARIANT,
+    checkpoint_completeness::INVARIANT,
+    checkpoint_liveness::INVARIANT,
+    lingering_transactions::INVARIANT,
+    leader_fencing::INVARIANT,
+    no_resurrection::INVARIANT,
+];
+
+pub fn invariant(name: &str) -> Option<&'static Invariant> {
+    INVARIANTS.iter().find(|i| i.name == name)
+}
+
+/// What oracles know about the run beyond the trace: the configuration they judge against.
+#[derive(Clone, Debug)]
+pub struct Setup {
+    pub config: FlinkConfig,
+    pub topology: Topology,
+    /// The largest one-way network latency (without clogging).
+    pub latency_max: Duration,
+    /// The job the client submits, if the scenario has one: the output oracles derive the
+    /// fault-free reference from it.
+    pub job: Option<std::sync::Arc<crate::protocol::job_graph::JobSpec>>,
+    /// The fault-free reference output of `job`, when the caller already has it (it is a pure
+    /// function of the spec, so a runner may compute it once for many seeds); `None`: the
+    /// oracles compute it.
+    pub reference: Option<std::sync::Arc<crate::checking::reference::ReferenceOutput>>,
+}
+
+pub trait Oracle {
+    fn invariant(&self) -> &'static Invariant;
+    fn observe(&mut self, census: &Census, ev: &Event<'_, Flink>, out: &mut Vec<Violation>);
+    /// The run ended at `end`: judge what must eventually hold.
+    fn finish(&mut self, census: &Census, end: Time, out: &mut Vec<Violation>);
+}
+
+/// The oracles of a run, as one kernel observer.
+pub struct Oracles {
+    oracles: Vec<Box<dyn Oracle>>,
+    pub violations: Vec<Violation>,
+    /// Stop the run at the first violation.
+    pub stop_on_violation: bool,
+}
+
+impl Oracles {
+    /// The oracles for the named invariants (all when `names` is `None`).
+    pub fn new(setup: &Setup, names: Option<&[String]>) -> Oracles {
+        let wanted = |n: &str| names.is_none_or(|list| list.iter().any(|x| x == n));
+        let mut oracles: Vec<Box<dyn Oracle>> = Vec::new();
+        if wanted(heartbeat::INVARIANT.name) {
+            oracles.push(Box::new(heartbeat::HeartbeatDetection::new(setup)));
+        }
+        if wanted(registration::INVARIANT.name) {
+            oracles.push(Box::new(registration::RegistrationLiveness::new(setup)));
+        }
+        if wanted(transitions::INVARIANT.name) {
+            oracles.push(Box::new(transitions::LegalTransitions::new(setup)));
+        }
+        if wanted(slots::INVARIANT.name) {
+            oracles.push(Box::new(slots::SlotExclusivity::new(setup)));
+        }
+        if wanted(slot_leak::INVARIANT.name) {
+            oracles.push(Box::new(slot_leak::NoSlotLeak::new(setup)));
+        }
+        if wanted(stale_attempts::INVARIANT.name) {
+            oracles.push(Box::new(stale_attempts::StaleAttempts::new(setup)));
+        }
+        if wanted(restart_budget::INVARIANT.name) {
+            oracles.push(Box::new(restart_budget::RestartBudget::new(setup)));
+        }
+        if wanted(job_liveness::INVARIANT.name) {
+            oracles.push(Box::new(job_liveness::JobLiveness::new(setup)));
+        }
+        if wanted(exactly_once::INVARIANT.name) {
+            oracles.push(Box::new(exactly_once::ExactlyOnce::new(setup)));
+        }
+        if wanted(committed_only_completed::INVARIANT.name) {
+            oracles.push(Box::new(
+                committed_only_completed::CommittedOnlyCompleted::new(setup),
+            ));
+        }
+        if wanted(restored_state::INVARIANT.name) {
+            oracles.push(Box::new(restored_state::RestoredState::new(setup)));
+        }
+        if wanted(checkpoint_ids::INVARIANT.name) {
+            oracles.push(Box::new(checkpoint_ids::CheckpointIds::new(setup)));
+        }
+        if wanted(checkpoint_completeness::INVARIANT.name) {
+            oracles.push(Box::new(
+                checkpoint_completeness::CheckpointCompleteness::new(setup),
+            ));
+        }
+        if wanted(checkpoint_liveness::INVARIANT.name) {
+            oracles.push(Box::new(checkpoint_liveness::CheckpointLiveness::new(
+                setup,
+            )));
+        }
+        if wanted(lingering_transactions::INVARIANT.name) {
+            oracles.push(Box::new(
+                lingering_transactions::NoLingeringTransactions::new(setup),
+            ));
+        }
+        if wanted(leader_fencing::INVARIANT.name) {
+            oracles.push(Box::new(leader_fencing::LeaderFencing::new(setup)));
+        }
+        if wanted(no_resurrection::INVARIANT.name) {
+            oracles.push(Box::new(no_resurrection::NoResurrection::new(setup)));
+        }
+        Oracles {
+            oracles,
+            violations: Vec::new(),
+            stop_on_violation: true,
+        }
+    }
+
+    pub fn finish(&mut self, census: &Census, end: Time) {
+        for o in &mut self.oracles {
+            o.finish(census, end, &mut self.violations);
+        }
+    }
+}
+
+impl Observer<Flink> for Oracles {
+    fn on_event(&mut self, census: &Census, ev: &Event<'_, Flink>) {
+        for o in &mut self.oracles {
+            o.observe(census, ev, &mut self.violations);
+        }
+    }
+
+    fn wants_stop(&self) -> bool {
+        self.stop_on_violation && !self.violations.is_empty()
+    }
+}
+
+/// Seconds with millisecond precision, for messages.
+pub(crate) fn secs(d: Duration) -> String {
+    format!("{:.3} s", d.as_secs_f64())
+}
+
+/// An execution attempt as a Flink engineer reads it: "vertex 1 subtask 0 attempt 2".
+pub(crate) fn attempt_name(a: &ExecutionAttemptId) -> String {
+    format!(
+        "vertex {} subtask {} attempt {}",
+        a.vertex.vertex.0, a.vertex.subtask, a.attempt
+    )
+}
+
+/// The node whose process stopped with this event (killed, or exited by itself): everything it
+/// kept in memory is gone.
+pub(crate) fn process_died<V: sim::Vocabulary>(ev: &Event<'_, V>) -> Option<NodeId> {
+    match &ev.kind {
+        EventKind::Fault {
+            fault: Fault::Kill(n),
+            effective: true,
+        } => Some(*n),
+        EventKind::Exited { node } => Some(*node),
+        _ => None,
+    }
+}
+
+/// Hand-fed event sequences for the oracles' unit tests: a census of named nodes from a real
+/// (idle) `sim::World`, and steps that own what the borrowed `sim::Event`s point to.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::{Oracle, Setup, Violation};
+    use crate::process::Topology;
+    use crate::protocol::config::FlinkConfig;
+    use crate::protocol::obs::Obs;
+    use crate::protocol::rpc::Msg;
+    use crate::protocol::timer::Timer;
+    use crate::protocol::Flink;
+    use sim::{
+        Actor, Census, Clock, Ctx, Event, EventKind, Fault, Limits, NetConfig, NodeId, NodeSpec,
+        Time, TimerId, World,
+    };
+    use std::time::Duration;
+
+    /// An actor that does nothing: the tests only need the census of its world.
+    pub struct Idle;
+
+    impl sim::Vocabulary for Idle {
+        type Msg = Nothing;
+        type Timer = ();
+        type Obs = ();
+        type Op = ();
+    }
+
+    impl Actor for Idle {
+        type V = Self;
+        type Durable = ();
+        fn on_start(&mut self, _: &mut Ctx<'_, Self>) {}
+        fn on_message(&mut self, _: &mut Ctx<'_, Self>, _: NodeId, _: Nothing) {}
+        fn on_timer(&mut self, _: &mut Ctx<'_, Self>, _: TimerId, _: ()) {}
+        fn on_unreachable(&mut self, _: &mut Ctx<'_, Self>, _: NodeId, _: Nothing) {}
+    }
+
+    #[derive(Clone, Debug, Hash)]
+    pub struct Nothing;
+
+    impl sim::Message for Nothing {
+        fn name(&self) -> &'static str {
+            "idle"
+        }
+    }
+
+    pub const JM: NodeId = NodeId(0);
+    pub const TM1: NodeId = NodeId(1);
+    pub const TM2: NodeId = NodeId(2);
+
+    /// `jobmanager-1`, `taskmanager-1`, `taskmanager-2`; `up[i]` says whether node i runs.
+    pub fn world(up: [bool; 3]) -> World<Idle> {
+        let names = ["jobmanager-1", "taskmanager-1", "taskmanager-2"];
+        let nodes = names
+            .iter()
+            .zip(up)
+            .map(|(name, start)| NodeSpec {
+                name: name.to_string(),
+                clock: Clock::default(),
+                start,
+            })
+            .collect();
+        let mut world = World::new(1, NetConfig::default(), nodes, |_, _| Idle);
+        let limits = Limits {
+            time_max: Time::ZERO,
+            ..Limits::default()
+        };
+        world.run(limits, &mut ());
+        world
+    }
+
+    pub fn setup(config: FlinkConfig) -> Setup {
+        Setup {
+            config,
+            topology: Topology {
+                jobmanagers: vec![JM],
+                taskmanagers: vec![TM1, TM2],
+                ..Topology::default()
+            },
+            latency_max: Duration::from_millis(10),
+            job: None,
+            reference: None,
+        }
+    }
+
+    /// One traced event, owning its payload.
+    pub enum Step {
+        Obs(NodeId, Obs),
+        Deliver(NodeId, NodeId, Msg),
+        Unreachable(NodeId, NodeId, Msg),
+        /// A message lost in the network.
+        Drop(NodeId, NodeId, Msg),
+        Timer(NodeId, Timer),
+        Fault(Fault),
+        Exited(NodeId),
+    }
+
+    /// Feeds `steps` (each at its millisecond) to `oracle`; with `end_ms`, then finishes the run.
+    pub fn feed(
+        oracle: &mut dyn Oracle,
+        census: &Census,
+        steps: &[(u64, Step)],
+        end_ms: Option<u64>,
+    ) -> Vec<Violation> {
+        let mut out = Vec::new();
+        for (index, (ms, step)) in steps.iter().enumerate() {
+            let kind: EventKind<'_, Flink> = match step {
+                Step::Obs(node, obs) => EventKind::Obs { node: *node, obs },
+                Step::Deliver(from, to, msg) => EventKind::Deliver {
+                    from: *from,
+                    to: *to,
+                    sent: Time::from_millis(*ms),
+                    msg,
+                },
+                Step::Unreachable(from, to, msg) => EventKind::Unreachable {
+                    from: *from,
+                    to: *to,
+                    msg,
+                },
+                Step::Drop(from, to, msg) => EventKind::Drop {
+                    from: *from,
+                    to: *to,
+                    msg,
+                    reason: sim::DropReason::Lost,
+                },
+                Step::Timer(node, tag) => EventKind::Timer { node: *node, tag },
+                Step::Fault(fault) => EventKind::Fault {
+                    fault,
+                    effective: true,
+                },
+                Step::Exited(node) => EventKind::Exited { node: *node },
+            };
+            let ev = Event {
+                index: index as u64,
+                time: Time::from_millis(*ms),
+                kind,
+            };
+            oracle.observe(census, &ev, &mut out);
+        }
+        if let Some(end) = end_ms {
+            oracle.finish(census, Time::from_millis(end), &mut out);
+        }
+        out
+    }
+}

@@ -1,0 +1,1075 @@
+//! Flink's configuration keys, with Flink's names, value syntax and defaults.
+//!
+//! [`OPTIONS`] is the registry: every key flinksim understands, its default and what it does.
+//! [`FlinkConfig`] is the typed result. Keys Flink has but flinksim does not model yet are
+//! refused by name (see [`FlinkConfig::set`]) rather than silently ignored. An option whose
+//! default is [`UNSET`] has no value unless the scenario sets one (Flink's "(none)").
+
+use crate::jobmanager::job_master::failover_strategy::FailoverStrategy;
+use crate::jobmanager::job_master::restart_strategy::RestartStrategyConfig;
+use crate::protocol::checkpoint::{CheckpointConfig, CheckpointingMode};
+use std::time::Duration;
+
+/// How a value is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ValueKind {
+    /// Flink's duration syntax: "10 s", "500 ms", "2 min"; a bare number is milliseconds.
+    Duration,
+    /// An integer.
+    Int,
+    /// A decimal number.
+    Float,
+    /// A word from a fixed set.
+    Text,
+    /// `true` or `false`.
+    Bool,
+}
+
+/// One supported configuration key.
+#[derive(Clone, Copy, Debug)]
+pub struct ConfigOption {
+    pub key: &'static str,
+    pub default: &'static str,
+    pub kind: ValueKind,
+    pub description: &'static str,
+}
+
+/// The default of an option that is unset unless configured (Flink's docs print "(none)").
+pub const UNSET: &str = "(none)";
+
+/// Flink's `CheckpointConfig.MINIMAL_CHECKPOINT_TIME`: the smallest checkpoint interval and
+/// checkpoint timeout Flink accepts.
+pub const CHECKPOINT_TIME_MIN: Duration = Duration::from_millis(10);
+
+/// Deprecated keys Flink still reads as fallbacks of a current key: (old key, current key).
+/// When both are set the current key wins, as in Flink.
+pub const DEPRECATED_KEYS: &[(&str, &str)] = &[(
+    "state.checkpoints.num-retained",
+    "execution.checkpointing.num-retained",
+)];
+
+/// Every key flinksim understands, in the order `flinksim list config` prints them.
+pub const OPTIONS: &[ConfigOption] = &[
+    ConfigOption {
+        key: "heartbeat.interval",
+        default: "10 s",
+        kind: ValueKind::Duration,
+        description: "How often a heartbeat sender requests heartbeats from its targets.",
+    },
+    ConfigOption {
+        key: "heartbeat.timeout",
+        default: "50 s",
+        kind: ValueKind::Duration,
+        description: "Silence after which a heartbeat target is declared lost.",
+    },
+    ConfigOption {
+        key: "heartbeat.rpc-failure-threshold",
+        default: "2",
+        kind: ValueKind::Int,
+        description: "Consecutive failed heartbeat RPCs (target unreachable) after which the target is declared unreachable; -1 disables.",
+    },
+    ConfigOption {
+        key: "cluster.registration.initial-timeout",
+        default: "100 ms",
+        kind: ValueKind::Duration,
+        description: "Timeout of the first registration attempt; doubled after each timeout.",
+    },
+    ConfigOption {
+        key: "cluster.registration.max-timeout",
+        default: "30 s",
+        kind: ValueKind::Duration,
+        description: "Upper bound of the doubling registration attempt timeout.",
+    },
+    ConfigOption {
+        key: "cluster.registration.refused-registration-delay",
+        default: "30 s",
+        kind: ValueKind::Duration,
+        description: "Pause before retrying after a registration was declined.",
+    },
+    ConfigOption {
+        key: "cluster.registration.error-delay",
+        default: "10 s",
+        kind: ValueKind::Duration,
+        description: "Pause before retrying after a registration failed with an error (e.g. the target refused the connection).",
+    },
+    ConfigOption {
+        key: "taskmanager.registration.timeout",
+        default: "5 min",
+        kind: ValueKind::Duration,
+        description: "A TaskManager that cannot register with a ResourceManager for this long terminates.",
+    },
+    ConfigOption {
+        key: "pekko.ask.timeout",
+        default: "10 s",
+        kind: ValueKind::Duration,
+        description: "Timeout of RPCs that expect an answer (Flink's rpcTimeout), e.g. the TaskExecutor's initial slot report.",
+    },
+        ConfigOption {
+        key: "slot.request.timeout",
+        default: "5 min",
+        kind: ValueKind::Duration,
+        description: "A job's slot request that stays unfulfillable this long fails its tasks (NoResourceAvailableException).",
+    },
+    ConfigOption {
+        key: "slot.idle.timeout",
+        default: "50 s",
+        kind: ValueKind::Duration,
+        description: "Free slots idle this long and beyond the job's requirements go back to their TaskExecutor.",
+    },
+    ConfigOption {
+        key: "taskmanager.slot.timeout",
+        default: "10 s",
+        kind: ValueKind::Duration,
+        description: "A slot allocated on a TaskExecutor but not accepted (active) by a JobMaster for this long is freed.",
+    },
+    ConfigOption {
+        key: "resourcemanager.taskmanager-timeout",
+        default: "30 s",
+        kind: ValueKind::Duration,
+        description: "An active ResourceManager releases a TaskManager it started once it has been idle this long.",
+    },
+    ConfigOption {
+        key: "jobmanager.execution.failover-strategy",
+        default: "region",
+        kind: ValueKind::Text,
+        description: "region (restart the failed task's pipelined region and its consumers) or full.",
+    },
+    ConfigOption {
+        key: "restart-strategy.type",
+        default: UNSET,
+        kind: ValueKind::Text,
+        description: "none | fixed-delay | failure-rate | exponential-delay; unset: exponential-delay when checkpointing is enabled, otherwise none (Flink >= 1.19).",
+    },
+    ConfigOption {
+        key: "restart-strategy.fixed-delay.attempts",
+        default: "1",
+        kind: ValueKind::Int,
+        description: "fixed-delay: restarts allowed before the job fails.",
+    },
+    ConfigOption {
+        key: "restart-strategy.fixed-delay.delay",
+        default: "1 s",
+        kind: ValueKind::Duration,
+        description: "fixed-delay: pause before each restart.",
+    },
+    ConfigOption {
+        key: "restart-strategy.failure-rate.max-failures-per-interval",
+        default: "1",
+        kind: ValueKind::Int,
+        description: "failure-rate: failures allowed within one interval.",
+    },
+    ConfigOption {
+        key: "restart-strategy.failure-rate.failure-rate-interval",
+        default: "1 min",
+        kind: ValueKind::Duration,
+        description: "failure-rate: the measuring window.",
+    },
+    ConfigOption {
+        key: "restart-strategy.failure-rate.delay",
+        default: "1 s",
+        kind: ValueKind::Duration,
+        description: "failure-rate: pause before each restart.",
+    },
+    ConfigOption {
+        key: "restart-strategy.exponential-delay.initial-backoff",
+        default: "1 s",
+        kind: ValueKind::Duration,
+        description: "exponential-delay: the first backoff.",
+    },
+    ConfigOption {
+        key: "restart-strategy.exponential-delay.max-backoff",
+        default: "1 min",
+        kind: ValueKind::Duration,
+        description: "exponential-delay: the largest backoff.",
+    },
+    ConfigOption {
+        key: "restart-strategy.exponential-delay.backoff-multiplier",
+        default: "1.5",
+        kind: ValueKind::Float,
+        description: "exponential-delay: growth per attempt.",
+    },
+    ConfigOption {
+        key: "restart-strategy.exponential-delay.reset-backoff-threshold",
+        default: "1 h",
+        kind: ValueKind::Duration,
+        description: "exponential-delay: a failure this long after the last restart starts the backoff over.",
+    },
+    ConfigOption {
+        key: "restart-strategy.exponential-delay.jitter-factor",
+        default: "0.1",
+        kind: ValueKind::Float,
+        description: "exponential-delay: ± this fraction of the backoff, drawn from the seed.",
+    },
+    ConfigOption {
+        key: "restart-strategy.exponential-delay.attempts-before-reset-backoff",
+        default: "-1",
+        kind: ValueKind::Int,
+        description: "exponential-delay: restarts allowed before the job fails (-1 = unlimited).",
+    },
+    ConfigOption {
+        key: "execution.checkpointing.interval",
+        default: UNSET,
+        kind: ValueKind::Duration,
+        description: "Base interval of periodic checkpoints (at least 10 ms); unset: checkpointing is disabled.",
+    },
+    ConfigOption {
+        key: "execution.checkpointing.mode",
+        default: "EXACTLY_ONCE",
+        kind: ValueKind::Text,
+        description: "EXACTLY_ONCE (aligned barriers) or AT_LEAST_ONCE (barriers tracked, never aligned).",
+    },
+    ConfigOption {
+        key: "execution.checkpointing.timeout",
+        default: "10 min",
+        kind: ValueKind::Duration,
+        description: "A pending checkpoint not completed within this time is aborted (at least 10 ms).",
+    },
+    ConfigOption {
+        key: "execution.checkpointing.min-pause",
+        default: "0 ms",
+        kind: ValueKind::Duration,
+        description: "Minimum time between the end of one checkpoint and the next periodic trigger.",
+    },
+    ConfigOption {
+        key: "execution.checkpointing.max-concurrent-checkpoints",
+        default: "1",
+        kind: ValueKind::Int,
+        description: "Checkpoints that may be pending at the same time (at least 1).",
+    },
+    ConfigOption {
+        key: "execution.checkpointing.tolerable-failed-checkpoints",
+        default: "0",
+        kind: ValueKind::Int,
+        description: "Consecutive counted checkpoint failures tolerated before the job fails over.",
+    },
+    ConfigOption {
+        key: "execution.checkpointing.num-retained",
+        default: "1",
+        kind: ValueKind::Int,
+        description: "Completed checkpoints retained (at least 1); the deprecated `state.checkpoints.num-retained` is read too.",
+    },
+    ConfigOption {
+        key: "pipeline.max-parallelism",
+        default: "-1",
+        kind: ValueKind::Int,
+        description: "Max parallelism (key groups) of the job; -1 = Flink's default min(max(roundUpToPowerOfTwo(p + p/2), 128), 32768).",
+    },
+    ConfigOption {
+        key: "high-availability.type",
+        default: "NONE",
+        kind: ValueKind::Text,
+        description: "NONE, or ZOOKEEPER: the `ha` node (a ZooKeeper-like store) elects the leading JobManager process and keeps job plans, checkpoint pointers, the checkpoint id counter and job results.",
+    },
+    ConfigOption {
+        key: "high-availability.zookeeper.client.session-timeout",
+        default: "60 s",
+        kind: ValueKind::Duration,
+        description: "ZooKeeper session timeout: the `ha` node expires a silent session (and its latch node) after this long; the client suspends after 2/3 of it.",
+    },
+    ConfigOption {
+        key: "high-availability.zookeeper.client.retry-wait",
+        default: "5 s",
+        kind: ValueKind::Duration,
+        description: "Wait before an unanswered ZooKeeper request or connect is sent again.",
+    },
+    ConfigOption {
+        key: "high-availability.zookeeper.client.tolerate-suspended-connections",
+        default: "false",
+        kind: ValueKind::Bool,
+        description: "false: a SUSPENDED connection revokes leadership; true: only a LOST session does (FLINK-10052).",
+    },
+    ConfigOption {
+        key: "taskmanager.numberOfTaskSlots",
+        default: "1",
+        kind: ValueKind::Int,
+        description: "Slots each TaskManager offers (reported to the ResourceManager in its slot report).",
+    },
+];
+
+/// Flink keys flinksim knows about but does not model yet; setting one is an error that says so.
+pub const NOT_YET_SUPPORTED: &[&str] = &[
+    "high-availability.kubernetes.leader-election.lease-duration",
+    "high-availability.kubernetes.leader-election.renew-deadline",
+    "high-availability.kubernetes.leader-election.retry-period",
+];
+
+/// `high-availability.type`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum HighAvailability {
+    None,
+    /// The `ha` node with ZooKeeper's sessions, latch and stores.
+    ZooKeeper,
+}
+
+/// The typed configuration of a cluster.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FlinkConfig {
+    /// `None` while `execution.checkpointing.interval` is unset (checkpointing disabled).
+    pub checkpointing: Option<CheckpointConfig>,
+    pub heartbeat_interval: Duration,
+    pub heartbeat_timeout: Duration,
+    /// `None` when the threshold is disabled (-1).
+    pub heartbeat_rpc_failure_threshold: Option<u32>,
+    pub registration_initial_timeout: Duration,
+    pub registration_max_timeout: Duration,
+    pub registration_refused_delay: Duration,
+    pub registration_error_delay: Duration,
+    pub taskmanager_registration_timeout: Duration,
+    pub ask_timeout: Duration,
+    pub number_of_task_slots: u32,
+    pub slot_request_timeout: Duration,
+    pub slot_idle_timeout: Duration,
+    pub taskmanager_slot_timeout: Duration,
+    pub resourcemanager_taskmanager_timeout: Duration,
+    pub failover_strategy: FailoverStrategy,
+    pub restart_strategy: RestartStrategyConfig,
+    /// `None` = Flink's default for the job's parallelism.
+    pub max_parallelism: Option<u32>,
+    pub high_availability: HighAvailability,
+    /// The `high-availability.zookeeper.client.*` keys.
+    pub ha_session: crate::external::ha::client::SessionConfig,
+    /// The raw restart-strategy keys, resolved into `restart_strategy` by `validate`.
+    restart_keys: RestartKeys,
+    /// The raw checkpointing keys, resolved into `checkpointing`.
+    checkpoint_keys: CheckpointKeys,
+}
+
+/// The `execution.checkpointing.*` keys as set. They are accepted without an interval (Flink
+/// does too) and then simply unused.
+#[derive(Clone, Debug, PartialEq)]
+struct CheckpointKeys {
+    interval: Option<Duration>,
+    mode: CheckpointingMode,
+    timeout: Duration,
+    min_pause: Duration,
+    max_concurrent: u32,
+    tolerable_failed: u32,
+    num_retained: u32,
+    /// `execution.checkpointing.num-retained` itself was set: its deprecated key is ignored.
+    num_retained_set: bool,
+}
+
+impl CheckpointKeys {
+    fn resolve(&self) -> Option<CheckpointConfig> {
+        let interval = self.interval?;
+        Some(CheckpointConfig {
+            interval,
+            mode: self.mode,
+            timeout: self.timeout,
+            min_pause: self.min_pause,
+            max_concurrent: self.max_concurrent,
+            tolerable_failed: self.tolerable_failed,
+            num_retained: self.num_retained,
+        })
+    }
+}
+
+/// The restart-strategy keys as set (resolved together, since the type picks which apply).
+#[derive(Clone, Debug, PartialEq)]
+struct RestartKeys {
+    kind: String,
+    fixed_attempts: u32,
+    fixed_delay: Duration,
+    rate_max_failures: u32,
+    rate_interval: Duration,
+    rate_delay: Duration,
+    exp_initial: Duration,
+    exp_max: Duration,
+    exp_multiplier: f64,
+    exp_reset: Duration,
+    exp_jitter: f64,
+    exp_attempts: Option<u32>,
+}
+
+impl Default for FlinkConfig {
+    fn default() -> Self {
+        let mut c = FlinkConfig {
+            heartbeat_interval: Duration::ZERO,
+            heartbeat_timeout: Duration::ZERO,
+            heartbeat_rpc_failure_threshold: None,
+            registration_initial_timeout: Duration::ZERO,
+            registration_max_timeout: Duration::ZERO,
+            registration_refused_delay: Duration::ZERO,
+            registration_error_delay: Duration::ZERO,
+            taskmanager_registration_timeout: Duration::ZERO,
+            checkpointing: None,
+            ask_timeout: Duration::ZERO,
+            number_of_task_slots: 0,
+            slot_request_timeout: Duration::ZERO,
+            slot_idle_timeout: Duration::ZERO,
+            taskmanager_slot_timeout: Duration::ZERO,
+            resourcemanager_taskmanager_timeout: Duration::ZERO,
+            failover_strategy: FailoverStrategy::Region,
+            restart_strategy: RestartStrategyConfig::NoRestart,
+            max_parallelism: None,
+            high_availability: HighAvailability::None,
+            ha_session: crate::external::ha::client::SessionConfig::default(),
+            restart_keys: RestartKeys {
+                kind: String::new(),
+                fixed_attempts: 0,
+                fixed_delay: Duration::ZERO,
+                rate_max_failures: 0,
+                rate_interval: Duration::ZERO,
+                rate_delay: Duration::ZERO,
+                exp_initial: Duration::ZERO,
+                exp_max: Duration::ZERO,
+                exp_multiplier: 0.0,
+                exp_reset: Duration::ZERO,
+                exp_jitter: 0.0,
+                exp_attempts: None,
+            },
+            checkpoint_keys: CheckpointKeys {
+                interval: None,
+                mode: CheckpointingMode::ExactlyOnce,
+                timeout: Duration::ZERO,
+                min_pause: Duration::ZERO,
+                max_concurrent: 0,
+                tolerable_failed: 0,
+                num_retained: 0,
+                num_retained_set: false,
+            },
+        };
+        for o in OPTIONS.iter().filter(|o| o.default != UNSET) {
+            c.set(o.key, o.default).expect("defaults parse");
+        }
+        // Applying the defaults is not the user setting the key.
+        c.checkpoint_keys.num_retained_set = false;
+        c.validate().expect("defaults are valid");
+        c
+    }
+}
+
+impl FlinkConfig {
+    /// Sets `key` from its textual value. The error says what was expected.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
+        // A deprecated key sets its current key; messages name the key as written.
+        let deprecated = DEPRECATED_KEYS.iter().find(|(old, _)| *old == key);
+        let canonical = deprecated.map_or(key, |(_, new)| *new);
+        let option = OPTIONS.iter().find(|o| o.key == canonical).ok_or_else(|| {
+            if NOT_YET_SUPPORTED.contains(&key) {
+                format!("Flink key `{key}` is not supported by flinksim yet")
+            } else {
+                format!(
+                    "unknown Flink key `{key}`; supported keys: {}",
+                    OPTIONS.iter().map(|o| o.key).collect::<Vec<_>>().join(", ")
+                )
+            }
+        })?;
+        let duration = || parse_duration(value).map_err(|e| format!("`{key}`: {e}"));
+        let int = || {
+            value
+                .trim()
+                .parse::<i64>()
+                .map_err(|_| format!("`{key}`: expected an integer, got `{value}`"))
+        };
+        let count = |min: i64| -> Result<u32, String> {
+            let v = int()?;
+            if !(min..=i64::from(u32::MAX)).contains(&v) {
+                return Err(format!(
+                    "`{key}`: expected an integer of at least {min}, got {v}"
+                ));
+            }
+            Ok(v as u32)
+        };
+        match canonical {
+            "heartbeat.interval" => self.heartbeat_interval = positive(key, duration()?)?,
+            "heartbeat.timeout" => self.heartbeat_timeout = positive(key, duration()?)?,
+            "heartbeat.rpc-failure-threshold" => {
+                let v = int()?;
+                self.heartbeat_rpc_failure_threshold = match v {
+                    -1 => None,
+                    1..=1_000_000 => Some(v as u32),
+                    _ => {
+                        return Err(format!(
+                            "`{key}`: expected -1 (disabled) or a positive integer, got {v}"
+                        ))
+                    }
+                }
+            }
+            "cluster.registration.initial-timeout" => {
+                self.registration_initial_timeout = positive(key, duration()?)?
+            }
+            "cluster.registration.max-timeout" => {
+                self.registration_max_timeout = positive(key, duration()?)?
+            }
+            "cluster.registration.refused-registration-delay" => {
+                self.registration_refused_delay = duration()?
+            }
+            "cluster.registration.error-delay" => self.registration_error_delay = duration()?,
+            "taskmanager.registration.timeout" => {
+                self.taskmanager_registration_timeout = positive(key, duration()?)?
+            }
+            "pekko.ask.timeout" => self.ask_timeout = positive(key, duration()?)?,
+            "slot.request.timeout" => self.slot_request_timeout = positive(key, duration()?)?,
+            "slot.idle.timeout" => self.slot_idle_timeout = positive(key, duration()?)?,
+            "taskmanager.slot.timeout" => {
+                self.taskmanager_slot_timeout = positive(key, duration()?)?
+            }
+            "resourcemanager.taskmanager-timeout" => {
+                self.resourcemanager_taskmanager_timeout = positive(key, duration()?)?
+            }
+            "jobmanager.execution.failover-strategy" => {
+                self.failover_strategy = FailoverStrategy::from_name(value.trim())
+                    .ok_or_else(|| format!("`{key}`: expected `region` or `full`, got `{value}`"))?
+            }
+            "restart-strategy.type" => {
+                let v = value.trim().to_ascii_lowercase();
+                let canonical = match v.as_str() {
+                    "none" | "off" | "disable" => "none",
+                    "fixed-delay" | "fixeddelay" => "fixed-delay",
+                    "failure-rate" | "failurerate" => "failure-rate",
+                    "exponential-delay" | "exponentialdelay" => "exponential-delay",
+                    _ => {
+                        return Err(format!(
+                            "`{key}`: expected none, fixed-delay, failure-rate or exponential-delay, got `{value}`"
+                        ))
+                    }
+                };
+                self.restart_keys.kind = canonical.to_string();
+            }
+            "restart-strategy.fixed-delay.attempts" => {
+                self.restart_keys.fixed_attempts = non_negative_u32(key, int()?)?
+            }
+            "restart-strategy.fixed-delay.delay" => self.restart_keys.fixed_delay = duration()?,
+            "restart-strategy.failure-rate.max-failures-per-interval" => {
+                self.restart_keys.rate_max_failures = non_negative_u32(key, int()?)?
+            }
+            "restart-strategy.failure-rate.failure-rate-interval" => {
+                self.restart_keys.rate_interval = positive(key, duration()?)?
+            }
+            "restart-strategy.failure-rate.delay" => self.restart_keys.rate_delay = duration()?,
+            "restart-strategy.exponential-delay.initial-backoff" => {
+                self.restart_keys.exp_initial = positive(key, duration()?)?
+            }
+            "restart-strategy.exponential-delay.max-backoff" => {
+                self.restart_keys.exp_max = positive(key, duration()?)?
+            }
+            "restart-strategy.exponential-delay.backoff-multiplier" => {
+                let f = float(key, value)?;
+                if f < 1.0 {
+                    return Err(format!("`{key}`: must be at least 1.0, got {f}"));
+                }
+                self.restart_keys.exp_multiplier = f;
+            }
+            "restart-strategy.exponential-delay.reset-backoff-threshold" => {
+                self.restart_keys.exp_reset = positive(key, duration()?)?
+            }
+            "restart-strategy.exponential-delay.jitter-factor" => {
+                let f = float(key, value)?;
+                if !(0.0..=1.0).contains(&f) {
+                    return Err(format!("`{key}`: expected 0.0..=1.0, got {f}"));
+                }
+                self.restart_keys.exp_jitter = f;
+            }
+            "restart-strategy.exponential-delay.attempts-before-reset-backoff" => {
+                let v = int()?;
+                self.restart_keys.exp_attempts = match v {
+                    -1 => None,
+                    v => Some(non_negative_u32(key, v)?),
+                };
+            }
+            "pipeline.max-parallelism" => {
+                let v = int()?;
+                self.max_parallelism = match v {
+                    -1 => None,
+                    1..=32768 => Some(v as u32),
+                    _ => return Err(format!("`{key}`: expected -1 or 1..=32768, got {v}")),
+                };
+            }
+            "high-availability.type" => {
+                self.high_availability = match value.trim().to_ascii_uppercase().as_str() {
+                    "NONE" => HighAvailability::None,
+                    "ZOOKEEPER" => HighAvailability::ZooKeeper,
+                    "KUBERNETES" => {
+                        return Err(format!(
+                            "`{key}`: KUBERNETES is not supported by flinksim yet; use ZOOKEEPER (the `ha` node)"
+                        ))
+                    }
+                    _ => {
+                        return Err(format!(
+                            "`{key}`: expected NONE or ZOOKEEPER, got `{value}`"
+                        ))
+                    }
+                }
+            }
+            "high-availability.zookeeper.client.session-timeout" => {
+                let d = duration()?;
+                if d < Duration::from_millis(300) {
+                    return Err(format!("`{key}`: expected at least 300 ms, got `{value}`"));
+                }
+                self.ha_session.session_timeout = d;
+            }
+            "high-availability.zookeeper.client.retry-wait" => {
+                self.ha_session.retry_wait = positive(key, duration()?)?
+            }
+            "high-availability.zookeeper.client.tolerate-suspended-connections" => {
+                self.ha_session.tolerate_suspended_connections =
+                    match value.trim().to_ascii_lowercase().as_str() {
+                        "true" => true,
+                        "false" => false,
+                        _ => return Err(format!("`{key}`: expected true or false, got `{value}`")),
+                    }
+            }
+            "taskmanager.numberOfTaskSlots" => {
+                let v = int()?;
+                if !(1..=1024).contains(&v) {
+                    return Err(format!("`{key}`: expected 1..=1024, got {v}"));
+                }
+                self.number_of_task_slots = v as u32;
+            }
+            "execution.checkpointing.interval" => {
+                self.checkpoint_keys.interval = Some(checkpoint_time(key, duration()?)?)
+            }
+            "execution.checkpointing.mode" => {
+                // Flink reads enum options case-insensitively.
+                self.checkpoint_keys.mode = match value.trim().to_ascii_uppercase().as_str() {
+                    "EXACTLY_ONCE" => CheckpointingMode::ExactlyOnce,
+                    "AT_LEAST_ONCE" => CheckpointingMode::AtLeastOnce,
+                    _ => {
+                        return Err(format!(
+                            "`{key}`: expected EXACTLY_ONCE or AT_LEAST_ONCE, got `{value}`"
+                        ))
+                    }
+                }
+            }
+            "execution.checkpointing.timeout" => {
+                self.checkpoint_keys.timeout = checkpoint_time(key, duration()?)?
+            }
+            "execution.checkpointing.min-pause" => self.checkpoint_keys.min_pause = duration()?,
+            "execution.checkpointing.max-concurrent-checkpoints" => {
+                self.checkpoint_keys.max_concurrent = count(1)?
+            }
+            "execution.checkpointing.tolerable-failed-checkpoints" => {
+                self.checkpoint_keys.tolerable_failed = count(0)?
+            }
+            "execution.checkpointing.num-retained" => {
+                let v = count(1)?;
+                // Flink reads a deprecated key only when its current key is absent.
+                if deprecated.is_none() || !self.checkpoint_keys.num_retained_set {
+                    self.checkpoint_keys.num_retained = v;
+                }
+                if deprecated.is_none() {
+                    self.checkpoint_keys.num_retained_set = true;
+                }
+            }
+            _ => unreachable!("option {} has no setter", option.key),
+        }
+        self.checkpointing = self.checkpoint_keys.resolve();
+        Ok(())
+    }
+
+    /// Relationships between keys that Flink itself enforces; resolves checkpointing and the
+    /// restart strategy.
+    pub fn validate(&mut self) -> Result<(), String> {
+        self.checkpointing = self.checkpoint_keys.resolve();
+        let k = &self.restart_keys;
+        // No `restart-strategy.type`: Flink's default depends on checkpointing
+        // (`RestartBackoffTimeStrategyFactoryLoader`, exponential-delay since 1.19, FLINK-33738).
+        let kind = match k.kind.as_str() {
+            "" if self.checkpointing.is_some() => "exponential-delay",
+            "" => "none",
+            kind => kind,
+        };
+        self.restart_strategy = match kind {
+            "fixed-delay" => RestartStrategyConfig::FixedDelay {
+                attempts: k.fixed_attempts,
+                delay: k.fixed_delay,
+            },
+            "failure-rate" => RestartStrategyConfig::FailureRate {
+                max_failures_per_interval: k.rate_max_failures,
+                failure_rate_interval: k.rate_interval,
+                delay: k.rate_delay,
+            },
+            "exponential-delay" => {
+                if k.exp_max < k.exp_initial {
+                    return Err("`restart-strategy.exponential-delay.max-backoff` must be at least its initial-backoff".to_string());
+                }
+                RestartStrategyConfig::ExponentialDelay {
+                    initial_backoff: k.exp_initial,
+                    max_backoff: k.exp_max,
+                    backoff_multiplier: k.exp_multiplier,
+                    reset_backoff_threshold: k.exp_reset,
+                    jitter_factor: k.exp_jitter,
+                    attempts_before_reset_backoff: k.exp_attempts,
+                }
+            }
+            _ => RestartStrategyConfig::NoRestart,
+        };
+        self.restart_strategy.validate()?;
+        if self.heartbeat_timeout < self.heartbeat_interval {
+            return Err(format!(
+                "`heartbeat.timeout` ({:?}) must be at least `heartbeat.interval` ({:?}), as Flink requires",
+                self.heartbeat_timeout, self.heartbeat_interval
+            ));
+        }
+        if self.registration_max_timeout < self.registration_initial_timeout {
+            return Err(
+                "`cluster.registration.max-timeout` must be at least `cluster.registration.initial-timeout`"
+                    .to_string(),
+            );
+        }
+        Ok(())
+    }
+}
+
+fn non_negative_u32(key: &str, v: i64) -> Result<u32, String> {
+    u32::try_from(v).map_err(|_| format!("`{key}`: expected a non-negative integer, got {v}"))
+}
+
+fn float(key: &str, value: &str) -> Result<f64, String> {
+    value
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|f| f.is_finite())
+        .ok_or_else(|| format!("`{key}`: expected a number, got `{value}`"))
+}
+
+/// A checkpoint interval or timeout: at least Flink's `MINIMAL_CHECKPOINT_TIME`.
+fn checkpoint_time(key: &str, d: Duration) -> Result<Duration, String> {
+    if d < CHECKPOINT_TIME_MIN {
+        Err(format!(
+            "`{key}` must be at least {} ms (Flink's minimal checkpoint time), got {} ms",
+            CHECKPOINT_TIME_MIN.as_millis(),
+            d.as_millis()
+        ))
+    } else {
+        Ok(d)
+    }
+}
+
+fn positive(key: &str, d: Duration) -> Result<Duration, String> {
+    if d.is_zero() {
+        Err(format!("`{key}` must be greater than zero"))
+    } else {
+        Ok(d)
+    }
+}
+
+/// Parses Flink's duration syntax (`TimeUtils.parseDuration`): a non-negative integer, optional
+/// whitespace, and a unit (d, h, min/m, s, ms, us/µs, ns, with long forms such as "seconds");
+/// no unit means milliseconds. Also accepts the compact forms "1s", "500ms".
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let digits = t.chars().take_while(|c| c.is_ascii_digit()).count();
+    if digits == 0 {
+        return Err(format!(
+            "expected a duration like \"10 s\", \"500 ms\" or \"2 min\", got `{text}`"
+        ));
+    }
+    let n: u64 = t[..digits]
+        .parse()
+        .map_err(|_| format!("duration `{text}` is too large"))?;
+    let unit = t[digits..].trim().to_ascii_lowercase();
+    let nanos_per: u64 = match unit.as_str() {
+        "" | "ms" | "milli" | "millis" | "millisecond" | "milliseconds" => 1_000_000,
+        "ns" | "nano" | "nanos" | "nanosecond" | "nanoseconds" => 1,
+        "us" | "µs" | "micro" | "micros" | "microsecond" | "microseconds" => 1_000,
+        "s" | "sec" | "secs" | "second" | "seconds" => 1_000_000_000,
+        "m" | "min" | "mins" | "minute" | "minutes" => 60_000_000_000,
+        "h" | "hour" | "hours" => 3_600_000_000_000,
+        "d" | "day" | "days" => 86_400_000_000_000,
+        other => {
+            return Err(format!(
+                "unknown time unit `{other}` in `{text}` (expected ns, us, ms, s, min, h or d)"
+            ))
+        }
+    };
+    n.checked_mul(nanos_per)
+        .map(Duration::from_nanos)
+        .ok_or_else(|| format!("duration `{text}` is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_flinks() {
+        let mut c = FlinkConfig::default();
+        assert_eq!(c.heartbeat_interval, Duration::from_secs(10));
+        assert_eq!(c.heartbeat_timeout, Duration::from_secs(50));
+        assert_eq!(c.heartbeat_rpc_failure_threshold, Some(2));
+        assert_eq!(c.registration_initial_timeout, Duration::from_millis(100));
+        assert_eq!(c.registration_max_timeout, Duration::from_secs(30));
+        assert_eq!(c.registration_refused_delay, Duration::from_secs(30));
+        assert_eq!(c.registration_error_delay, Duration::from_secs(10));
+        assert_eq!(c.taskmanager_registration_timeout, Duration::from_secs(300));
+        assert_eq!(c.ask_timeout, Duration::from_secs(10));
+        assert_eq!(c.number_of_task_slots, 1);
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn durations_use_flinks_syntax() {
+        for (text, ms) in [
+            ("1 s", 1000),
+            ("1s", 1000),
+            ("500 ms", 500),
+            ("500", 500),
+            ("2 min", 120_000),
+            ("3 seconds", 3000),
+            ("1h", 3_600_000),
+        ] {
+            assert_eq!(
+                parse_duration(text).unwrap(),
+                Duration::from_millis(ms),
+                "{text}"
+            );
+        }
+        for bad in ["", "s", "1 fortnight", "-1 s", "1.5 s"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn unknown_and_unsupported_keys_are_refused_by_name() {
+        let mut c = FlinkConfig::default();
+        let e = c.set("heartbeat.intervall", "1 s").unwrap_err();
+        assert!(e.contains("heartbeat.intervall") && e.contains("heartbeat.interval"));
+        let e = c
+            .set(
+                "high-availability.kubernetes.leader-election.lease-duration",
+                "15 s",
+            )
+            .unwrap_err();
+        assert!(e.contains("not supported by flinksim yet"));
+        let e = c.set("high-availability.type", "kubernetes").unwrap_err();
+        assert!(e.contains("use ZOOKEEPER"), "{e}");
+        c.set("high-availability.type", "zookeeper").unwrap();
+        assert_eq!(c.high_availability, HighAvailability::ZooKeeper);
+        assert_eq!(c.ha_session.session_timeout, Duration::from_secs(60));
+        assert!(c
+            .set(
+                "high-availability.zookeeper.client.tolerate-suspended-connections",
+                "maybe"
+            )
+            .is_err());
+        c.set("heartbeat.rpc-failure-threshold", "-1").unwrap();
+        assert_eq!(c.heartbeat_rpc_failure_threshold, None);
+        assert!(c.set("heartbeat.rpc-failure-threshold", "0").is_err());
+    }
+
+    #[test]
+    fn restart_strategies_resolve_from_their_keys() {
+        let mut c = FlinkConfig::default();
+        assert_eq!(c.restart_strategy, RestartStrategyConfig::NoRestart);
+        c.set("restart-strategy.type", "fixed-delay").unwrap();
+        c.set("restart-strategy.fixed-delay.attempts", "2").unwrap();
+        c.validate().unwrap();
+        assert_eq!(
+            c.restart_strategy,
+            RestartStrategyConfig::FixedDelay {
+                attempts: 2,
+                delay: Duration::from_secs(1)
+            }
+        );
+        assert!(c.set("restart-strategy.type", "sometimes").is_err());
+        assert!(c
+            .set("jobmanager.execution.failover-strategy", "half")
+            .is_err());
+    }
+
+    fn checkpointing_with(keys: &[(&str, &str)]) -> Result<FlinkConfig, String> {
+        let mut c = FlinkConfig::default();
+        for (k, v) in keys {
+            c.set(k, v)?;
+        }
+        c.validate()?;
+        Ok(c)
+    }
+
+    #[test]
+    fn checkpointing_is_disabled_until_an_interval_is_set() {
+        let c = FlinkConfig::default();
+        assert_eq!(c.checkpointing, None);
+        // The other keys alone are accepted and unused, as in Flink.
+        let c = checkpointing_with(&[
+            ("execution.checkpointing.mode", "AT_LEAST_ONCE"),
+            ("execution.checkpointing.timeout", "1 min"),
+            ("execution.checkpointing.num-retained", "3"),
+        ])
+        .unwrap();
+        assert_eq!(c.checkpointing, None);
+        assert_eq!(c.restart_strategy, RestartStrategyConfig::NoRestart);
+    }
+
+    #[test]
+    fn checkpointing_defaults_are_flinks() {
+        let c = checkpointing_with(&[("execution.checkpointing.interval", "1 s")]).unwrap();
+        assert_eq!(
+            c.checkpointing,
+            Some(CheckpointConfig {
+                interval: Duration::from_secs(1),
+                mode: CheckpointingMode::ExactlyOnce,
+                timeout: Duration::from_secs(600),
+                min_pause: Duration::ZERO,
+                max_concurrent: 1,
+                tolerable_failed: 0,
+                num_retained: 1,
+            })
+        );
+    }
+
+    #[test]
+    fn checkpointing_keys_parse_in_flinks_syntax() {
+        let c = checkpointing_with(&[
+            ("execution.checkpointing.interval", "500ms"),
+            ("execution.checkpointing.mode", "at_least_once"),
+            ("execution.checkpointing.timeout", "30 s"),
+            ("execution.checkpointing.min-pause", "200 ms"),
+            ("execution.checkpointing.max-concurrent-checkpoints", "3"),
+            ("execution.checkpointing.tolerable-failed-checkpoints", "2"),
+            ("execution.checkpointing.num-retained", "4"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.checkpointing,
+            Some(CheckpointConfig {
+                interval: Duration::from_millis(500),
+                mode: CheckpointingMode::AtLeastOnce,
+                timeout: Duration::from_secs(30),
+                min_pause: Duration::from_millis(200),
+                max_concurrent: 3,
+                tolerable_failed: 2,
+                num_retained: 4,
+            })
+        );
+    }
+
+    #[test]
+    fn bad_checkpointing_values_are_refused_with_the_expectation() {
+        for (key, value, needle) in [
+            (
+                "execution.checkpointing.interval",
+                "0",
+                "must be at least 10 ms",
+            ),
+            (
+                "execution.checkpointing.interval",
+                "5 ms",
+                "must be at least 10 ms",
+            ),
+            (
+                "execution.checkpointing.interval",
+                "often",
+                "expected a duration",
+            ),
+            (
+                "execution.checkpointing.timeout",
+                "0 s",
+                "must be at least 10 ms",
+            ),
+            (
+                "execution.checkpointing.mode",
+                "EXACTLY_TWICE",
+                "expected EXACTLY_ONCE or AT_LEAST_ONCE",
+            ),
+            (
+                "execution.checkpointing.max-concurrent-checkpoints",
+                "0",
+                "at least 1, got 0",
+            ),
+            (
+                "execution.checkpointing.tolerable-failed-checkpoints",
+                "-1",
+                "at least 0, got -1",
+            ),
+            (
+                "execution.checkpointing.num-retained",
+                "0",
+                "at least 1, got 0",
+            ),
+            (
+                "execution.checkpointing.num-retained",
+                "two",
+                "expected an integer",
+            ),
+            (
+                "state.checkpoints.num-retained",
+                "0",
+                "`state.checkpoints.num-retained`",
+            ),
+        ] {
+            let e = FlinkConfig::default().set(key, value).unwrap_err();
+            assert!(e.contains(needle), "{key} = {value}: {e}");
+            assert!(e.contains(key), "{key} = {value}: {e}");
+        }
+    }
+
+    #[test]
+    fn deprecated_num_retained_is_read_unless_the_current_key_is_set() {
+        let interval = ("execution.checkpointing.interval", "1 s");
+        let retained = |c: FlinkConfig| c.checkpointing.unwrap().num_retained;
+        let c = checkpointing_with(&[interval, ("state.checkpoints.num-retained", "3")]).unwrap();
+        assert_eq!(retained(c), 3);
+        for keys in [
+            [
+                interval,
+                ("state.checkpoints.num-retained", "3"),
+                ("execution.checkpointing.num-retained", "2"),
+            ],
+            [
+                interval,
+                ("execution.checkpointing.num-retained", "2"),
+                ("state.checkpoints.num-retained", "3"),
+            ],
+        ] {
+            assert_eq!(retained(checkpointing_with(&keys).unwrap()), 2);
+        }
+    }
+
+    #[test]
+    fn restart_strategy_defaults_to_exponential_delay_with_checkpointing() {
+        let c = checkpointing_with(&[("execution.checkpointing.interval", "1 s")]).unwrap();
+        assert_eq!(
+            c.restart_strategy,
+            RestartStrategyConfig::ExponentialDelay {
+                initial_backoff: Duration::from_secs(1),
+                max_backoff: Duration::from_secs(60),
+                backoff_multiplier: 1.5,
+                reset_backoff_threshold: Duration::from_secs(3600),
+                jitter_factor: 0.1,
+                attempts_before_reset_backoff: None,
+            }
+        );
+        // An explicit type wins, including `none`.
+        let c = checkpointing_with(&[
+            ("execution.checkpointing.interval", "1 s"),
+            ("restart-strategy.type", "none"),
+        ])
+        .unwrap();
+        assert_eq!(c.restart_strategy, RestartStrategyConfig::NoRestart);
+        let c = checkpointing_with(&[
+            ("restart-strategy.type", "fixed-delay"),
+            ("execution.checkpointing.interval", "1 s"),
+        ])
+        .unwrap();
+        assert!(matches!(
+            c.restart_strategy,
+            RestartStrategyConfig::FixedDelay { .. }
+        ));
+    }
+
+    #[test]
+    fn every_option_default_parses_or_is_unset() {
+        for o in OPTIONS {
+            let mut c = FlinkConfig::default();
+            if o.default == UNSET {
+                assert!(c.set(o.key, o.default).is_err(), "{}", o.key);
+            } else {
+                c.set(o.key, o.default).unwrap();
+            }
+        }
+        assert!(NOT_YET_SUPPORTED
+            .iter()
+            .all(|k| OPTIONS.iter().all(|o| o.key != *k)));
+    }
+
+    #[test]
+    fn timeout_below_interval_is_refused() {
+        let mut c = FlinkConfig::default();
+        c.set("heartbeat.timeout", "1 s").unwrap();
+        assert!(c.validate().unwrap_err().contains("heartbeat.timeout"));
+    }
+}
