@@ -6,12 +6,12 @@
 
 use crate::scenario::{FaultAction, Scenario};
 use crate::summary::{
-    CheckpointFigures, FaultOut, Knobs, Loss, NodeClock, StatusAt, Summary, ViolationOut,
+    CheckpointFigures, FaultOut, Knobs, Loss, NodeClock, StatusAt, Summary, Verdict, ViolationOut,
 };
 use model::checking::bugs::{Bug, Bugs};
 use model::checking::oracle::{Oracles, Setup, Violation};
 use model::checking::reference::ReferenceOutput;
-use model::process::{ClusterSetup, Process, Submission, Topology};
+use model::process::{ClusterSetup, Process, Submission};
 use model::protocol::job_graph::JobSpec;
 use model::protocol::obs::{Endpoint, Obs};
 use model::protocol::Flink;
@@ -180,49 +180,9 @@ pub fn run(scenario: &Scenario, mut options: RunOptions) -> RunResult {
     // `[nemesis]` faults are drawn from the seed into ordinary scripted faults.
     let resolved = scenario.resolve(seed);
     let scenario = &resolved;
-    let mut names = scenario.cluster.node_names();
-    let cluster_nodes = names.len();
-    if scenario.job.is_some() {
-        names.push("client".to_string());
-        names.push("source".to_string());
-        names.push("checkpoint-storage".to_string());
-        names.push("sink".to_string());
-    }
-    let ha = scenario.flink.high_availability != model::protocol::config::HighAvailability::None;
-    if ha {
-        names.push("ha".to_string());
-    }
-    let id = |name: &str| -> NodeId {
-        NodeId(
-            names
-                .iter()
-                .position(|n| n == name)
-                .expect("validated node name") as u32,
-        )
-    };
-    let jm = scenario.cluster.jobmanagers as usize;
-    let started_tms = scenario.cluster.taskmanagers as usize;
-    let topology = Topology {
-        jobmanagers: (0..jm).map(|i| NodeId(i as u32)).collect(),
-        taskmanagers: (jm..cluster_nodes).map(|i| NodeId(i as u32)).collect(),
-        spare_taskmanagers: (jm + started_tms..cluster_nodes)
-            .map(|i| NodeId(i as u32))
-            .collect(),
-        client: scenario.job.as_ref().map(|_| NodeId(cluster_nodes as u32)),
-        source_log: scenario
-            .job
-            .as_ref()
-            .map(|_| NodeId(cluster_nodes as u32 + 1)),
-        checkpoint_storage: scenario
-            .job
-            .as_ref()
-            .map(|_| NodeId(cluster_nodes as u32 + 2)),
-        sink: scenario
-            .job
-            .as_ref()
-            .map(|_| NodeId(cluster_nodes as u32 + 3)),
-        ha: ha.then(|| id("ha")),
-    };
+    let layout = scenario.layout();
+    let names = layout.names().to_vec();
+    let topology = layout.topology();
 
     // Knobs drawn from the seed, each from its own stream.
     let mut clock_rng = sim::rng::stream(seed, "clocks", 0);
@@ -245,8 +205,10 @@ pub fn run(scenario: &Scenario, mut options: RunOptions) -> RunResult {
         ..NetConfig::default()
     };
     for (a, b, l) in &scenario.network.links {
-        net.link_latency.insert((id(a), id(b)), latency(*l));
-        net.link_latency.insert((id(b), id(a)), latency(*l));
+        net.link_latency
+            .insert((layout.id(a), layout.id(b)), latency(*l));
+        net.link_latency
+            .insert((layout.id(b), layout.id(a)), latency(*l));
     }
     let latency_max = net.latency_max();
     // RPCs between endpoints of one JobManager process (RM, Dispatcher, JobMasters) are local.
@@ -289,19 +251,19 @@ pub fn run(scenario: &Scenario, mut options: RunOptions) -> RunResult {
         let at = Time::ZERO + f.at;
         let groups = |g: &Vec<Vec<String>>| -> Vec<Vec<NodeId>> {
             g.iter()
-                .map(|grp| grp.iter().map(|n| id(n)).collect())
+                .map(|grp| grp.iter().map(|n| layout.id(n)).collect())
                 .collect()
         };
         match &f.action {
-            FaultAction::Kill(n) => world.schedule(at, Fault::Kill(id(n))),
-            FaultAction::Start(n) => world.schedule(at, Fault::Start(id(n))),
+            FaultAction::Kill(n) => world.schedule(at, Fault::Kill(layout.id(n))),
+            FaultAction::Start(n) => world.schedule(at, Fault::Start(layout.id(n))),
             FaultAction::Pause { node, resume_after } => {
-                world.schedule(at, Fault::Pause(id(node)));
+                world.schedule(at, Fault::Pause(layout.id(node)));
                 if let Some(d) = resume_after {
-                    world.schedule(at + *d, Fault::Resume(id(node)));
+                    world.schedule(at + *d, Fault::Resume(layout.id(node)));
                 }
             }
-            FaultAction::Resume(n) => world.schedule(at, Fault::Resume(id(n))),
+            FaultAction::Resume(n) => world.schedule(at, Fault::Resume(layout.id(n))),
             FaultAction::Partition {
                 groups: g,
                 one_way,
@@ -332,7 +294,7 @@ pub fn run(scenario: &Scenario, mut options: RunOptions) -> RunResult {
             FaultAction::ClockJump { node, by_ns } => world.schedule(
                 at,
                 Fault::ClockJump {
-                    node: id(node),
+                    node: layout.id(node),
                     by_ns: *by_ns,
                 },
             ),
@@ -441,12 +403,7 @@ pub fn run(scenario: &Scenario, mut options: RunOptions) -> RunResult {
     let summary = Summary {
         scenario: scenario.name.clone(),
         seed,
-        result: if violations.is_empty() {
-            "pass"
-        } else {
-            "fail"
-        }
-        .to_string(),
+        result: Verdict::of(&violations),
         violations: violations
             .iter()
             .map(|v| ViolationOut {

@@ -5,6 +5,7 @@
 use crate::nemesis::{Episode, Nemesis, Outage};
 use model::protocol::config::{parse_duration, FlinkConfig};
 use rand::Rng as _;
+use sim::NodeId;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::Range;
@@ -279,6 +280,80 @@ impl Cluster {
     }
 }
 
+/// The nodes of a run in node-id order, the one place that lays them out: the JobManagers, the
+/// TaskManagers (spares last), then with a job the `client`, `source`, `checkpoint-storage` and
+/// `sink`, then with high availability the `ha` node. Faults may name every node but the client.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeLayout {
+    names: Vec<String>,
+    jobmanagers: usize,
+    taskmanagers_started: usize,
+    /// The cluster's nodes (JobManagers and TaskManagers).
+    cluster: usize,
+    has_job: bool,
+    ha: bool,
+}
+
+impl NodeLayout {
+    pub fn new(cluster: &Cluster, has_job: bool, ha: bool) -> NodeLayout {
+        let mut names = cluster.node_names();
+        let cluster_nodes = names.len();
+        if has_job {
+            names.push("client".to_string());
+            names.extend(JOB_NODES.iter().map(|n| n.to_string()));
+        }
+        if ha {
+            names.push("ha".to_string());
+        }
+        NodeLayout {
+            names,
+            jobmanagers: cluster.jobmanagers as usize,
+            taskmanagers_started: cluster.taskmanagers as usize,
+            cluster: cluster_nodes,
+            has_job,
+            ha,
+        }
+    }
+
+    /// Every node, in node-id order.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// The id of a node by name; the name must be one of [`NodeLayout::names`] (validated).
+    pub fn id(&self, name: &str) -> NodeId {
+        let index = self.names.iter().position(|n| n == name);
+        NodeId(index.expect("validated node name") as u32)
+    }
+
+    /// The nodes a fault may name, in node-id order (all but the client).
+    pub fn fault_targets(&self) -> Vec<String> {
+        self.names
+            .iter()
+            .filter(|n| n.as_str() != "client")
+            .cloned()
+            .collect()
+    }
+
+    /// The processes by role, for the model.
+    pub fn topology(&self) -> model::process::Topology {
+        let id = |i: usize| NodeId(i as u32);
+        let job_node = |offset: usize| self.has_job.then(|| id(self.cluster + offset));
+        model::process::Topology {
+            jobmanagers: (0..self.jobmanagers).map(id).collect(),
+            taskmanagers: (self.jobmanagers..self.cluster).map(id).collect(),
+            spare_taskmanagers: (self.jobmanagers + self.taskmanagers_started..self.cluster)
+                .map(id)
+                .collect(),
+            client: job_node(0),
+            source_log: job_node(1),
+            checkpoint_storage: job_node(2),
+            sink: job_node(3),
+            ha: self.ha.then(|| id(self.names.len() - 1)),
+        }
+    }
+}
+
 /// The job of a scenario and when the client submits it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct JobSubmission {
@@ -543,14 +618,13 @@ impl Scenario {
 
     /// Every node a fault may name: the cluster, and the external systems of a job.
     pub fn node_names(&self) -> Vec<String> {
-        let mut names = self.cluster.node_names();
-        if self.job.is_some() {
-            names.extend(JOB_NODES.iter().map(|n| n.to_string()));
-        }
-        if self.flink.high_availability != model::protocol::config::HighAvailability::None {
-            names.push("ha".to_string());
-        }
-        names
+        self.layout().fault_targets()
+    }
+
+    /// The nodes of a run of this scenario.
+    pub fn layout(&self) -> NodeLayout {
+        let ha = self.flink.high_availability != model::protocol::config::HighAvailability::None;
+        NodeLayout::new(&self.cluster, self.job.is_some(), ha)
     }
 }
 
@@ -778,11 +852,6 @@ impl Validator<'_> {
                 }
             }
         };
-        let mut nodes = cluster.node_names();
-        if raw.job.is_some() {
-            // The external systems of a job are nodes too.
-            nodes.extend(JOB_NODES.iter().map(|n| n.to_string()));
-        }
         let bug = match &raw.bug {
             None => None,
             Some(b) => Some(
@@ -850,10 +919,9 @@ impl Validator<'_> {
                 "`cluster.jobmanagers` > 1 requires high availability: set \"high-availability.type\" = \"ZOOKEEPER\" in [flink]",
             ));
         }
-        if ha {
-            // The `ha` node (the ZooKeeper-like store) exists with high availability.
-            nodes.push("ha".to_string());
-        }
+        // The external systems of a job are nodes too, and so is the `ha` node (the
+        // ZooKeeper-like store) with high availability.
+        let nodes = NodeLayout::new(&cluster, raw.job.is_some(), ha).fault_targets();
 
         let network = match &raw.network {
             None => NetworkSpec {

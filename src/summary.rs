@@ -17,8 +17,8 @@ use sim::{Event, EventKind};
 pub struct Summary {
     pub scenario: String,
     pub seed: u64,
-    /// "pass" or "fail".
-    pub result: String,
+    /// `"pass"` or `"fail"`.
+    pub result: Verdict,
     pub violations: Vec<ViolationOut>,
     pub trace_hash: String,
     pub events: u64,
@@ -53,6 +53,41 @@ pub struct Summary {
     /// listed, by name.
     #[serde(default)]
     pub probes: std::collections::BTreeMap<String, u64>,
+}
+
+/// A run's verdict, serialized as `"pass"` or `"fail"`.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// No invariant was violated.
+    Pass,
+    /// At least one invariant was violated (or the model panicked).
+    Fail,
+}
+
+impl Verdict {
+    /// The verdict of a run with these violations.
+    pub fn of<T>(violations: &[T]) -> Verdict {
+        if violations.is_empty() {
+            Verdict::Pass
+        } else {
+            Verdict::Fail
+        }
+    }
+
+    /// As `summary.json` spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Pass => "pass",
+            Verdict::Fail => "fail",
+        }
+    }
+}
+
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -125,7 +160,7 @@ pub struct NodeClock {
 
 impl Summary {
     pub fn passed(&self) -> bool {
-        self.result == "pass"
+        self.result == Verdict::Pass
     }
 
     /// Whether the run ended as the scenario expects: clean, or (negative scenario) failing
@@ -146,7 +181,7 @@ impl Summary {
         Summary {
             scenario: scenario.name.clone(),
             seed,
-            result: "fail".to_string(),
+            result: Verdict::Fail,
             violations: vec![ViolationOut {
                 invariant: v.invariant.to_string(),
                 at_ms: 0,

@@ -8,6 +8,7 @@ mod common;
 use common::{run_seed, scenario, Capture, HA_BUGS};
 use flinksim::run::{run, RunOptions};
 use flinksim::scenario::FaultAction;
+use flinksim::summary::Verdict;
 use std::time::Duration;
 
 /// Records the HA scenarios' job reads: 4 partitions × 20000.
@@ -220,7 +221,7 @@ fn every_ha_bug_is_caught_on_its_negative_scenario_reproducibly() {
         assert_eq!(s.bug, Some(*bug), "{name}");
         for seed in 0..3 {
             let a = run_seed(&s, seed, None).summary;
-            assert_eq!(a.result, "fail", "{name} seed {seed}");
+            assert_eq!(a.result, Verdict::Fail, "{name} seed {seed}");
             assert_eq!(a.violations[0].invariant, *invariant, "{name} seed {seed}");
             assert!(a.as_expected(), "{name} seed {seed}");
             let b = run_seed(&s, seed, None).summary;

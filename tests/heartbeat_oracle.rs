@@ -8,13 +8,14 @@
 mod common;
 
 use common::{bundled, parse, run_seed, scenario};
+use flinksim::summary::Verdict;
 use model::checking::bugs::Bug;
 
 #[test]
 fn heartbeat_timeout_not_reset_is_caught_by_heartbeat_detection_on_every_scenario() {
     for s in bundled() {
         let r = run_seed(&s, 0, Some(Bug::HeartbeatTimeoutNotReset)).summary;
-        assert_eq!(r.result, "fail", "{}", s.name);
+        assert_eq!(r.result, Verdict::Fail, "{}", s.name);
         let v = &r.violations[0];
         assert_eq!(v.invariant, "heartbeat-detection", "{}", s.name);
         assert!(v.message.contains("of silence"), "{}", v.message);

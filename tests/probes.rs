@@ -4,6 +4,7 @@
 mod common;
 
 use common::{flinksim, run_seed, scenario, scenario_path};
+use flinksim::summary::Verdict;
 use std::path::{Path, PathBuf};
 
 /// A fresh temporary folder with a `probes.toml` requiring `probe` and a copy of the bundled
@@ -59,7 +60,7 @@ fn every_probe_is_reached_by_its_scenario() {
     assert_eq!(cases.len(), model::checking::probes::PROBES.len());
     for (probe, file, seed) in cases {
         let r = run_seed(&scenario(file.trim_end_matches(".toml")), seed, None);
-        assert_eq!(r.summary.result, "pass", "{file} seed {seed}");
+        assert_eq!(r.summary.result, Verdict::Pass, "{file} seed {seed}");
         let hits = r.summary.probes.get(probe).copied();
         assert!(
             hits.is_some_and(|n| n > 0),

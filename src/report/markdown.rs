@@ -438,7 +438,7 @@ pub fn render(
         .filter(|l| l.observer == "resourcemanager")
         .count();
     let figures: Vec<(&str, String)> = vec![
-        ("result", s.result.clone()),
+        ("result", s.result.to_string()),
         ("stopped", s.stop_reason.clone()),
         ("events", s.events.to_string()),
         ("virtual time", secs_ms(s.virtual_ms)),
