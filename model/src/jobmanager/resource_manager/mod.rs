@@ -6,6 +6,12 @@
 //! ones).
 //!
 //! It does not own slots' contents (tasks): those are the JobMasters' and TaskExecutors'.
+//!
+//! This module is the endpoint: the registrations of TaskExecutors and JobMasters, both
+//! heartbeats, and the dispatch of RPCs, timers and unreachable targets. The SlotManager's
+//! bookkeeping and decisions live in `slot_manager`.
+
+mod slot_manager;
 
 use crate::checking::bugs::{Bug, Bugs};
 use crate::process::ClusterSetup;
@@ -24,14 +30,12 @@ use crate::protocol::Flink;
 use crate::services::heartbeat::{HeartbeatManager, Role};
 use rand::Rng as _;
 use sim::{Ctx, NodeId, TimerId};
+use slot_manager::SlotState;
+pub use slot_manager::REQUIREMENT_CHECK_DELAY;
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
 
 /// Flink's `HighAvailabilityServices.DEFAULT_LEADER_ID`: the fixed leader id without HA.
 pub const DEFAULT_LEADER_ID: ResourceManagerId = 0;
-
-/// `slotmanager.requirement-check.delay`: requirement changes are batched this long.
-pub const REQUIREMENT_CHECK_DELAY: Duration = Duration::from_millis(50);
 
 /// Flink's `WorkerRegistration` (the fields the model needs).
 #[derive(Debug)]
@@ -41,30 +45,6 @@ struct WorkerRegistration {
     slots_registered: bool,
     /// When the worker last had no allocated slot (for idle release), local monotonic ns.
     idle_since_ns: Option<u64>,
-}
-
-/// The SlotManager's view of one slot (`SlotState`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum SlotState {
-    Free,
-    /// `requestSlot` sent; waiting for the TaskExecutor's answer.
-    Pending {
-        allocation_id: AllocationId,
-        job_id: JobId,
-    },
-    Allocated {
-        allocation_id: AllocationId,
-        job_id: JobId,
-    },
-}
-
-impl SlotState {
-    fn job(self) -> Option<JobId> {
-        match self {
-            SlotState::Free => None,
-            SlotState::Pending { job_id, .. } | SlotState::Allocated { job_id, .. } => Some(job_id),
-        }
-    }
 }
 
 /// A registered JobMaster and its job's declared requirement.
@@ -134,10 +114,6 @@ impl ResourceManager {
         }
     }
 
-    fn idle_check_interval(&self) -> Duration {
-        (self.config.resourcemanager_taskmanager_timeout / 4).max(Duration::from_millis(100))
-    }
-
     /// Registered TaskExecutors and whether their slots are registered (for tests and reports).
     pub fn registered(&self) -> impl Iterator<Item = (NodeId, InstanceId, bool)> + '_ {
         self.task_executors
@@ -162,18 +138,7 @@ impl ResourceManager {
             ResourceManagerRpc::HeartbeatFromTaskManager {
                 resource_id,
                 slot_report,
-            } => {
-                // The monitor is reset only for monitored targets; the payload goes to the
-                // listener either way, which ignores reports of unregistered TaskExecutors.
-                self.heartbeats.report_heartbeat(ctx, resource_id);
-                if self
-                    .task_executors
-                    .get(&resource_id)
-                    .is_some_and(|r| r.slots_registered)
-                {
-                    self.report_slot_status(ctx, resource_id, &slot_report);
-                }
-            }
+            } => self.on_heartbeat_from_task_manager(ctx, resource_id, &slot_report),
             ResourceManagerRpc::DisconnectTaskManager { resource_id, .. } => {
                 self.close_task_manager_connection(ctx, resource_id, None);
             }
@@ -188,95 +153,24 @@ impl ResourceManager {
                 slots,
                 version,
             } => {
-                // Checked against the registered JobMaster of the job (fencing by JobMasterId).
-                let Some(reg) = self.job_masters.get(&job_id) else {
-                    return;
-                };
-                if reg.job_master_id != job_master_id {
-                    return;
-                }
-                self.requirements.insert(job_id, (from, slots));
-                ctx.send(
-                    from,
-                    Msg::JobMaster {
-                        job_id,
-                        rpc: JobMasterRpc::DeclareRequiredResourcesResponse { version },
-                    },
-                );
-                self.schedule_requirement_check(ctx);
+                self.on_declare_required_resources(ctx, from, job_id, job_master_id, slots, version)
             }
             ResourceManagerRpc::HeartbeatFromJobManager { job_id } => {
-                if let Some(reg) = self.job_masters.get_mut(&job_id) {
-                    reg.heartbeats.report_heartbeat(ctx, from);
-                }
+                self.on_heartbeat_from_job_manager(ctx, from, job_id)
             }
             ResourceManagerRpc::NotifySlotAvailable {
                 instance_id,
                 slot_id,
                 allocation_id,
-            } => {
-                let current = self.task_executors.get(&slot_id.task_manager);
-                if current.map(|r| r.instance_id) != Some(instance_id) {
-                    return;
-                }
-                if let Some(state) = self.slots.get_mut(&slot_id) {
-                    let matches = matches!(*state,
-                        SlotState::Allocated { allocation_id: a, .. } | SlotState::Pending { allocation_id: a, .. }
-                            if a == allocation_id);
-                    if matches {
-                        *state = SlotState::Free;
-                        if let Some((_, t)) = self.pending.remove(&allocation_id) {
-                            ctx.cancel_timer(t);
-                        }
-                        self.schedule_requirement_check(ctx);
-                    }
-                }
-            }
+            } => self.on_notify_slot_available(ctx, instance_id, slot_id, allocation_id),
             ResourceManagerRpc::RequestSlotResponse { allocation_id, ok } => {
-                let Some((slot_id, timer)) = self.pending.remove(&allocation_id) else {
-                    return; // no longer pending: a stale answer (FLINK-21874)
-                };
-                ctx.cancel_timer(timer);
-                let Some(state) = self.slots.get_mut(&slot_id) else {
-                    return;
-                };
-                if let SlotState::Pending {
-                    allocation_id: a,
-                    job_id,
-                } = *state
-                {
-                    assert_eq!(a, allocation_id);
-                    *state = if ok {
-                        SlotState::Allocated {
-                            allocation_id,
-                            job_id,
-                        }
-                    } else {
-                        SlotState::Free
-                    };
-                    if !ok {
-                        self.schedule_requirement_check(ctx);
-                    }
-                }
+                self.on_request_slot_response(ctx, allocation_id, ok)
             }
             ResourceManagerRpc::DisconnectJobManager {
                 job_id,
                 job_master_id,
                 terminal,
-            } => {
-                let known = self
-                    .job_masters
-                    .get(&job_id)
-                    .is_some_and(|r| r.job_master_id == job_master_id);
-                if known {
-                    if let Some(mut reg) = self.job_masters.remove(&job_id) {
-                        reg.heartbeats.unmonitor_all(ctx);
-                    }
-                }
-                if terminal {
-                    self.requirements.remove(&job_id);
-                }
-            }
+            } => self.on_disconnect_job_manager(ctx, job_id, job_master_id, terminal),
         }
     }
 
@@ -355,160 +249,22 @@ impl ResourceManager {
         );
     }
 
-    /// Flink's `reportSlotStatus`: the TaskExecutor's report is the truth for slots that are not
-    /// pending; a slot the SlotManager thought allocated but the report shows free is freed.
-    fn report_slot_status(&mut self, ctx: &mut Ctx<'_, Flink>, tm: NodeId, report: &SlotReport) {
-        let mut changed = false;
-        for s in report {
-            let slot_id = SlotId {
-                task_manager: tm,
-                slot_index: s.slot_index,
-            };
-            let Some(state) = self.slots.get_mut(&slot_id) else {
-                continue;
-            };
-            let reported = match s.allocation {
-                Some((allocation_id, job_id)) => SlotState::Allocated {
-                    allocation_id,
-                    job_id,
-                },
-                None => SlotState::Free,
-            };
-            match (*state, reported) {
-                // Pending requests are tracked by AllocationID; a report sent before the TE saw
-                // the request must not free them.
-                (
-                    SlotState::Pending { allocation_id, .. },
-                    SlotState::Allocated {
-                        allocation_id: r, ..
-                    },
-                ) if allocation_id == r => {
-                    if let Some((_, t)) = self.pending.remove(&allocation_id) {
-                        ctx.cancel_timer(t);
-                    }
-                    *state = reported;
-                }
-                (SlotState::Pending { .. }, _) => {}
-                (current, reported) if current != reported => {
-                    *state = reported;
-                    changed = true;
-                }
-                _ => {}
-            }
-        }
-        let busy = self.worker_is_busy(tm);
-        let now = ctx.mono_ns();
-        if let Some(reg) = self.task_executors.get_mut(&tm) {
-            match (busy, reg.idle_since_ns) {
-                (true, _) => reg.idle_since_ns = None,
-                (false, None) => reg.idle_since_ns = Some(now),
-                _ => {}
-            }
-        }
-        if changed {
-            self.schedule_requirement_check(ctx);
-        }
-    }
-
-    fn worker_is_busy(&self, tm: NodeId) -> bool {
-        self.slots
-            .iter()
-            .any(|(id, s)| id.task_manager == tm && *s != SlotState::Free)
-    }
-
-    fn schedule_requirement_check(&mut self, ctx: &mut Ctx<'_, Flink>) {
-        if !self.check_scheduled {
-            self.check_scheduled = true;
-            ctx.set_timer(REQUIREMENT_CHECK_DELAY, Timer::RequirementCheck);
-        }
-    }
-
-    /// Flink's `checkResourceRequirements`: allocate free slots to jobs that miss slots, and
-    /// (active RM) start spare TaskManagers for what free slots cannot cover.
-    fn check_resource_requirements(&mut self, ctx: &mut Ctx<'_, Flink>) {
-        let mut missing_total = 0u32;
-        let jobs: Vec<(JobId, NodeId, u32)> = self
-            .requirements
-            .iter()
-            .map(|(j, (node, n))| (*j, *node, *n))
-            .collect();
-        for (job_id, job_master, required) in jobs {
-            let acquired = self
-                .slots
-                .values()
-                .filter(|s| s.job() == Some(job_id))
-                .count() as u32;
-            let mut missing = required.saturating_sub(acquired);
-            while missing > 0 {
-                let free = self
-                    .slots
-                    .iter()
-                    .find(|(_, s)| **s == SlotState::Free)
-                    .map(|(id, _)| *id);
-                let Some(slot_id) = free else { break };
-                let allocation_id = ctx.rng().random::<u64>();
-                self.slots.insert(
-                    slot_id,
-                    SlotState::Pending {
-                        allocation_id,
-                        job_id,
-                    },
-                );
-                let timer = ctx.set_timer(
-                    self.config.ask_timeout,
-                    Timer::RequestSlotTimeout { allocation_id },
-                );
-                self.pending.insert(allocation_id, (slot_id, timer));
-                ctx.trace(Obs::SlotRequested {
-                    slot_id,
-                    allocation_id,
-                    job_id,
-                });
-                ctx.send(
-                    slot_id.task_manager,
-                    Msg::TaskExecutor(TaskExecutorRpc::RequestSlot {
-                        slot_id,
-                        job_id,
-                        allocation_id,
-                        job_master,
-                        resource_manager_id: self.id,
-                    }),
-                );
-                missing -= 1;
-            }
-            missing_total += missing;
-        }
-        if missing_total > 0 {
-            self.start_workers(ctx, missing_total);
-        }
-    }
-
-    /// Active resource management: start enough spare TaskManagers for `missing` slots, counting
-    /// those already started but not yet registered.
-    fn start_workers(&mut self, ctx: &mut Ctx<'_, Flink>, missing: u32) {
-        let per_worker = self.config.number_of_task_slots.max(1);
-        let pending_workers = self
-            .started
-            .iter()
-            .filter(|n| {
-                !self
-                    .task_executors
-                    .get(n)
-                    .is_some_and(|r| r.slots_registered)
-            })
-            .count() as u32;
-        let wanted = missing.div_ceil(per_worker).saturating_sub(pending_workers);
-        let candidates: Vec<NodeId> = self
-            .spares
-            .iter()
-            .copied()
-            .filter(|n| !self.started.contains(n) && !self.task_executors.contains_key(n))
-            .take(wanted as usize)
-            .collect();
-        for n in candidates {
-            self.started.insert(n);
-            ctx.trace(Obs::TaskManagerRequested { task_manager: n });
-            ctx.start_node(n);
+    /// A TaskExecutor's heartbeat response, with its slot report.
+    fn on_heartbeat_from_task_manager(
+        &mut self,
+        ctx: &mut Ctx<'_, Flink>,
+        resource_id: NodeId,
+        slot_report: &SlotReport,
+    ) {
+        // The monitor is reset only for monitored targets; the payload goes to the
+        // listener either way, which ignores reports of unregistered TaskExecutors.
+        self.heartbeats.report_heartbeat(ctx, resource_id);
+        if self
+            .task_executors
+            .get(&resource_id)
+            .is_some_and(|r| r.slots_registered)
+        {
+            self.report_slot_status(ctx, resource_id, slot_report);
         }
     }
 
@@ -568,6 +324,41 @@ impl ResourceManager {
         );
     }
 
+    /// A JobMaster's heartbeat response.
+    fn on_heartbeat_from_job_manager(
+        &mut self,
+        ctx: &mut Ctx<'_, Flink>,
+        from: NodeId,
+        job_id: JobId,
+    ) {
+        if let Some(reg) = self.job_masters.get_mut(&job_id) {
+            reg.heartbeats.report_heartbeat(ctx, from);
+        }
+    }
+
+    /// `disconnectJobManager`: the registration goes if it is the JobMaster's; a terminal job's
+    /// requirements go with it.
+    fn on_disconnect_job_manager(
+        &mut self,
+        ctx: &mut Ctx<'_, Flink>,
+        job_id: JobId,
+        job_master_id: JobMasterId,
+        terminal: bool,
+    ) {
+        let known = self
+            .job_masters
+            .get(&job_id)
+            .is_some_and(|r| r.job_master_id == job_master_id);
+        if known {
+            if let Some(mut reg) = self.job_masters.remove(&job_id) {
+                reg.heartbeats.unmonitor_all(ctx);
+            }
+        }
+        if terminal {
+            self.requirements.remove(&job_id);
+        }
+    }
+
     pub fn on_timer(&mut self, ctx: &mut Ctx<'_, Flink>, timer: TimerId, tag: Timer) {
         match tag {
             Timer::HeartbeatTick {
@@ -582,107 +373,19 @@ impl ResourceManager {
             Timer::HeartbeatTick {
                 pair: HeartbeatPair::ResourceManagerJobMaster,
                 job: Some(job_id),
-            } => {
-                let Some(reg) = self.job_masters.get(&job_id) else {
-                    return; // the registration went away; its loop ends
-                };
-                reg.heartbeats.on_tick(ctx);
-                for target in reg.heartbeats.targets() {
-                    ctx.send(
-                        target,
-                        Msg::JobMaster {
-                            job_id,
-                            rpc: JobMasterRpc::HeartbeatFromResourceManager,
-                        },
-                    );
-                }
-            }
+            } => self.on_job_master_heartbeat_tick(ctx, job_id),
             Timer::HeartbeatTimeout {
                 pair: HeartbeatPair::ResourceManagerJobMaster,
                 job: Some(job_id),
                 target,
                 ..
-            } => {
-                let Some(reg) = self.job_masters.get(&job_id) else {
-                    return;
-                };
-                if !reg.heartbeats.on_timeout(timer, target) {
-                    return;
-                }
-                // closeJobManagerConnection, retaining the job's requirements.
-                ctx.trace(Obs::TargetLost {
-                    observer: Endpoint::ResourceManager(self.me),
-                    target: Endpoint::JobMaster(target, job_id),
-                    cause: LossCause::HeartbeatTimeout,
-                });
-                let mut reg = self.job_masters.remove(&job_id).expect("checked");
-                reg.heartbeats.unmonitor_all(ctx);
-                ctx.send(
-                    reg.node,
-                    Msg::JobMaster {
-                        job_id,
-                        rpc: JobMasterRpc::DisconnectResourceManager {
-                            cause: DisconnectCause::HeartbeatTimeout,
-                        },
-                    },
-                );
-            }
-            Timer::RequirementCheck => {
-                self.check_scheduled = false;
-                self.check_resource_requirements(ctx);
-            }
+            } => self.on_job_master_heartbeat_timeout(ctx, timer, job_id, target),
+            Timer::RequirementCheck => self.on_requirement_check(ctx),
             Timer::RequestSlotTimeout { allocation_id } => {
-                let Some((slot_id, _)) = self.pending.remove(&allocation_id) else {
-                    return;
-                };
-                if let Some(state) = self.slots.get_mut(&slot_id) {
-                    if matches!(*state, SlotState::Pending { allocation_id: a, .. } if a == allocation_id)
-                    {
-                        *state = SlotState::Free;
-                        self.schedule_requirement_check(ctx);
-                    }
-                }
+                self.on_request_slot_timeout(ctx, allocation_id)
             }
-            Timer::TaskManagerIdleCheck => {
-                ctx.set_timer(self.idle_check_interval(), Timer::TaskManagerIdleCheck);
-                self.release_idle_workers(ctx);
-            }
+            Timer::TaskManagerIdleCheck => self.on_task_manager_idle_check(ctx),
             other => panic!("ResourceManager timer {other:?} has no handler"),
-        }
-    }
-
-    /// Releases started TaskManagers idle for `resourcemanager.taskmanager-timeout`, unless a job
-    /// still misses slots.
-    fn release_idle_workers(&mut self, ctx: &mut Ctx<'_, Flink>) {
-        let timeout = self.config.resourcemanager_taskmanager_timeout.as_nanos() as u64;
-        let now = ctx.mono_ns();
-        let missing: u32 = self
-            .requirements
-            .iter()
-            .map(|(j, (_, n))| {
-                let acquired = self.slots.values().filter(|s| s.job() == Some(*j)).count() as u32;
-                n.saturating_sub(acquired)
-            })
-            .sum();
-        if missing > 0 {
-            return;
-        }
-        let idle: Vec<NodeId> = self
-            .started
-            .iter()
-            .copied()
-            .filter(|n| {
-                self.task_executors.get(n).is_some_and(|r| {
-                    r.idle_since_ns
-                        .is_some_and(|since| now.saturating_sub(since) >= timeout)
-                }) && !self.worker_is_busy(*n)
-            })
-            .collect();
-        for n in idle {
-            ctx.trace(Obs::TaskManagerReleased { task_manager: n });
-            self.close_task_manager_connection(ctx, n, None);
-            self.started.remove(&n);
-            ctx.stop_node(n);
         }
     }
 
@@ -709,6 +412,55 @@ impl ResourceManager {
         self.close_task_manager_connection(ctx, tm, Some(LossCause::HeartbeatTimeout));
     }
 
+    /// The RM → JobMaster heartbeat request of one job's registration.
+    fn on_job_master_heartbeat_tick(&mut self, ctx: &mut Ctx<'_, Flink>, job_id: JobId) {
+        let Some(reg) = self.job_masters.get(&job_id) else {
+            return; // the registration went away; its loop ends
+        };
+        reg.heartbeats.on_tick(ctx);
+        for target in reg.heartbeats.targets() {
+            ctx.send(
+                target,
+                Msg::JobMaster {
+                    job_id,
+                    rpc: JobMasterRpc::HeartbeatFromResourceManager,
+                },
+            );
+        }
+    }
+
+    fn on_job_master_heartbeat_timeout(
+        &mut self,
+        ctx: &mut Ctx<'_, Flink>,
+        timer: TimerId,
+        job_id: JobId,
+        target: NodeId,
+    ) {
+        let Some(reg) = self.job_masters.get(&job_id) else {
+            return;
+        };
+        if !reg.heartbeats.on_timeout(timer, target) {
+            return;
+        }
+        // closeJobManagerConnection, retaining the job's requirements.
+        ctx.trace(Obs::TargetLost {
+            observer: Endpoint::ResourceManager(self.me),
+            target: Endpoint::JobMaster(target, job_id),
+            cause: LossCause::HeartbeatTimeout,
+        });
+        let mut reg = self.job_masters.remove(&job_id).expect("checked");
+        reg.heartbeats.unmonitor_all(ctx);
+        ctx.send(
+            reg.node,
+            Msg::JobMaster {
+                job_id,
+                rpc: JobMasterRpc::DisconnectResourceManager {
+                    cause: DisconnectCause::HeartbeatTimeout,
+                },
+            },
+        );
+    }
+
     /// A message to `to` found its process down.
     pub fn on_unreachable(&mut self, ctx: &mut Ctx<'_, Flink>, to: NodeId, msg: &Msg) {
         match msg {
@@ -731,23 +483,6 @@ impl ResourceManager {
             }
             _ => {}
         }
-    }
-
-    fn unregister_slots(&mut self, ctx: &mut Ctx<'_, Flink>, tm: NodeId) {
-        let gone: Vec<SlotId> = self
-            .slots
-            .keys()
-            .filter(|s| s.task_manager == tm)
-            .copied()
-            .collect();
-        for s in gone {
-            if let Some(SlotState::Pending { allocation_id, .. }) = self.slots.remove(&s) {
-                if let Some((_, t)) = self.pending.remove(&allocation_id) {
-                    ctx.cancel_timer(t);
-                }
-            }
-        }
-        self.schedule_requirement_check(ctx);
     }
 
     /// Flink's `closeTaskManagerConnection`: unmonitor, unregister (its slots leave the

@@ -1,0 +1,386 @@
+//! The ResourceManager's SlotManager: the state of every registered slot (free, pending a
+//! `requestSlot`, allocated to a job), the declarative requirements per job, the batched
+//! requirement check that allocates free slots by `requestSlot`, reconciliation with the
+//! TaskExecutors' slot reports and `notifySlotAvailable`, and active resource management:
+//! starting spare TaskManagers for slots no free slot covers, and releasing started ones that
+//! stay idle for `resourcemanager.taskmanager-timeout`.
+//!
+//! It does not own the registrations of TaskExecutors and JobMasters nor the heartbeats (the
+//! ResourceManager endpoint in `mod.rs` does): it keeps each worker's idle time on its
+//! registration, and releases an idle worker through the endpoint's
+//! `close_task_manager_connection`.
+
+use super::ResourceManager;
+use crate::protocol::ids::{AllocationId, InstanceId, JobId, JobMasterId, SlotId};
+use crate::protocol::obs::Obs;
+use crate::protocol::rpc::{JobMasterRpc, Msg, SlotReport, TaskExecutorRpc};
+use crate::protocol::timer::Timer;
+use crate::protocol::Flink;
+use rand::Rng as _;
+use sim::{Ctx, NodeId};
+use std::time::Duration;
+
+/// `slotmanager.requirement-check.delay`: requirement changes are batched this long.
+pub const REQUIREMENT_CHECK_DELAY: Duration = Duration::from_millis(50);
+
+/// The SlotManager's view of one slot (`SlotState`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum SlotState {
+    Free,
+    /// `requestSlot` sent; waiting for the TaskExecutor's answer.
+    Pending {
+        allocation_id: AllocationId,
+        job_id: JobId,
+    },
+    Allocated {
+        allocation_id: AllocationId,
+        job_id: JobId,
+    },
+}
+
+impl SlotState {
+    pub(super) fn job(self) -> Option<JobId> {
+        match self {
+            SlotState::Free => None,
+            SlotState::Pending { job_id, .. } | SlotState::Allocated { job_id, .. } => Some(job_id),
+        }
+    }
+}
+
+impl ResourceManager {
+    /// `declareRequiredResources`: the job's requirement replaces the previous one.
+    pub(super) fn on_declare_required_resources(
+        &mut self,
+        ctx: &mut Ctx<'_, Flink>,
+        from: NodeId,
+        job_id: JobId,
+        job_master_id: JobMasterId,
+        slots: u32,
+        version: u64,
+    ) {
+        // Checked against the registered JobMaster of the job (fencing by JobMasterId).
+        let Some(reg) = self.job_masters.get(&job_id) else {
+            return;
+        };
+        if reg.job_master_id != job_master_id {
+            return;
+        }
+        self.requirements.insert(job_id, (from, slots));
+        ctx.send(
+            from,
+            Msg::JobMaster {
+                job_id,
+                rpc: JobMasterRpc::DeclareRequiredResourcesResponse { version },
+            },
+        );
+        self.schedule_requirement_check(ctx);
+    }
+
+    /// `notifySlotAvailable`: the TaskExecutor freed a slot the SlotManager thought allocated or
+    /// pending.
+    pub(super) fn on_notify_slot_available(
+        &mut self,
+        ctx: &mut Ctx<'_, Flink>,
+        instance_id: InstanceId,
+        slot_id: SlotId,
+        allocation_id: AllocationId,
+    ) {
+        let current = self.task_executors.get(&slot_id.task_manager);
+        if current.map(|r| r.instance_id) != Some(instance_id) {
+            return;
+        }
+        if let Some(state) = self.slots.get_mut(&slot_id) {
+            let matches = matches!(*state,
+                SlotState::Allocated { allocation_id: a, .. } | SlotState::Pending { allocation_id: a, .. }
+                    if a == allocation_id);
+            if matches {
+                *state = SlotState::Free;
+                if let Some((_, t)) = self.pending.remove(&allocation_id) {
+                    ctx.cancel_timer(t);
+                }
+                self.schedule_requirement_check(ctx);
+            }
+        }
+    }
+
+    /// The TaskExecutor's answer to `requestSlot`: the pending slot is allocated or free again.
+    pub(super) fn on_request_slot_response(
+        &mut self,
+        ctx: &mut Ctx<'_, Flink>,
+        allocation_id: AllocationId,
+        ok: bool,
+    ) {
+        let Some((slot_id, timer)) = self.pending.remove(&allocation_id) else {
+            return; // no longer pending: a stale answer (FLINK-21874)
+        };
+        ctx.cancel_timer(timer);
+        let Some(state) = self.slots.get_mut(&slot_id) else {
+            return;
+        };
+        if let SlotState::Pending {
+            allocation_id: a,
+            job_id,
+        } = *state
+        {
+            assert_eq!(a, allocation_id);
+            *state = if ok {
+                SlotState::Allocated {
+                    allocation_id,
+                    job_id,
+                }
+            } else {
+                SlotState::Free
+            };
+            if !ok {
+                self.schedule_requirement_check(ctx);
+            }
+        }
+    }
+
+    /// The ask timeout of `requestSlot`: a still pending slot is free again.
+    pub(super) fn on_request_slot_timeout(
+        &mut self,
+        ctx: &mut Ctx<'_, Flink>,
+        allocation_id: AllocationId,
+    ) {
+        let Some((slot_id, _)) = self.pending.remove(&allocation_id) else {
+            return;
+        };
+        if let Some(state) = self.slots.get_mut(&slot_id) {
+            if matches!(*state, SlotState::Pending { allocation_id: a, .. } if a == allocation_id) {
+                *state = SlotState::Free;
+                self.schedule_requirement_check(ctx);
+            }
+        }
+    }
+
+    /// Flink's `reportSlotStatus`: the TaskExecutor's report is the truth for slots that are not
+    /// pending; a slot the SlotManager thought allocated but the report shows free is freed.
+    pub(super) fn report_slot_status(
+        &mut self,
+        ctx: &mut Ctx<'_, Flink>,
+        tm: NodeId,
+        report: &SlotReport,
+    ) {
+        let mut changed = false;
+        for s in report {
+            let slot_id = SlotId {
+                task_manager: tm,
+                slot_index: s.slot_index,
+            };
+            let Some(state) = self.slots.get_mut(&slot_id) else {
+                continue;
+            };
+            let reported = match s.allocation {
+                Some((allocation_id, job_id)) => SlotState::Allocated {
+                    allocation_id,
+                    job_id,
+                },
+                None => SlotState::Free,
+            };
+            match (*state, reported) {
+                // Pending requests are tracked by AllocationID; a report sent before the TE saw
+                // the request must not free them.
+                (
+                    SlotState::Pending { allocation_id, .. },
+                    SlotState::Allocated {
+                        allocation_id: r, ..
+                    },
+                ) if allocation_id == r => {
+                    if let Some((_, t)) = self.pending.remove(&allocation_id) {
+                        ctx.cancel_timer(t);
+                    }
+                    *state = reported;
+                }
+                (SlotState::Pending { .. }, _) => {}
+                (current, reported) if current != reported => {
+                    *state = reported;
+                    changed = true;
+                }
+                _ => {}
+            }
+        }
+        let busy = self.worker_is_busy(tm);
+        let now = ctx.mono_ns();
+        if let Some(reg) = self.task_executors.get_mut(&tm) {
+            match (busy, reg.idle_since_ns) {
+                (true, _) => reg.idle_since_ns = None,
+                (false, None) => reg.idle_since_ns = Some(now),
+                _ => {}
+            }
+        }
+        if changed {
+            self.schedule_requirement_check(ctx);
+        }
+    }
+
+    pub(super) fn worker_is_busy(&self, tm: NodeId) -> bool {
+        self.slots
+            .iter()
+            .any(|(id, s)| id.task_manager == tm && *s != SlotState::Free)
+    }
+
+    pub(super) fn schedule_requirement_check(&mut self, ctx: &mut Ctx<'_, Flink>) {
+        if !self.check_scheduled {
+            self.check_scheduled = true;
+            ctx.set_timer(REQUIREMENT_CHECK_DELAY, Timer::RequirementCheck);
+        }
+    }
+
+    /// The batched requirement check is due.
+    pub(super) fn on_requirement_check(&mut self, ctx: &mut Ctx<'_, Flink>) {
+        self.check_scheduled = false;
+        self.check_resource_requirements(ctx);
+    }
+
+    /// Flink's `checkResourceRequirements`: allocate free slots to jobs that miss slots, and
+    /// (active RM) start spare TaskManagers for what free slots cannot cover.
+    pub(super) fn check_resource_requirements(&mut self, ctx: &mut Ctx<'_, Flink>) {
+        let mut missing_total = 0u32;
+        let jobs: Vec<(JobId, NodeId, u32)> = self
+            .requirements
+            .iter()
+            .map(|(j, (node, n))| (*j, *node, *n))
+            .collect();
+        for (job_id, job_master, required) in jobs {
+            let acquired = self
+                .slots
+                .values()
+                .filter(|s| s.job() == Some(job_id))
+                .count() as u32;
+            let mut missing = required.saturating_sub(acquired);
+            while missing > 0 {
+                let free = self
+                    .slots
+                    .iter()
+                    .find(|(_, s)| **s == SlotState::Free)
+                    .map(|(id, _)| *id);
+                let Some(slot_id) = free else { break };
+                let allocation_id = ctx.rng().random::<u64>();
+                self.slots.insert(
+                    slot_id,
+                    SlotState::Pending {
+                        allocation_id,
+                        job_id,
+                    },
+                );
+                let timer = ctx.set_timer(
+                    self.config.ask_timeout,
+                    Timer::RequestSlotTimeout { allocation_id },
+                );
+                self.pending.insert(allocation_id, (slot_id, timer));
+                ctx.trace(Obs::SlotRequested {
+                    slot_id,
+                    allocation_id,
+                    job_id,
+                });
+                ctx.send(
+                    slot_id.task_manager,
+                    Msg::TaskExecutor(TaskExecutorRpc::RequestSlot {
+                        slot_id,
+                        job_id,
+                        allocation_id,
+                        job_master,
+                        resource_manager_id: self.id,
+                    }),
+                );
+                missing -= 1;
+            }
+            missing_total += missing;
+        }
+        if missing_total > 0 {
+            self.start_workers(ctx, missing_total);
+        }
+    }
+
+    /// Active resource management: start enough spare TaskManagers for `missing` slots, counting
+    /// those already started but not yet registered.
+    pub(super) fn start_workers(&mut self, ctx: &mut Ctx<'_, Flink>, missing: u32) {
+        let per_worker = self.config.number_of_task_slots.max(1);
+        let pending_workers = self
+            .started
+            .iter()
+            .filter(|n| {
+                !self
+                    .task_executors
+                    .get(n)
+                    .is_some_and(|r| r.slots_registered)
+            })
+            .count() as u32;
+        let wanted = missing.div_ceil(per_worker).saturating_sub(pending_workers);
+        let candidates: Vec<NodeId> = self
+            .spares
+            .iter()
+            .copied()
+            .filter(|n| !self.started.contains(n) && !self.task_executors.contains_key(n))
+            .take(wanted as usize)
+            .collect();
+        for n in candidates {
+            self.started.insert(n);
+            ctx.trace(Obs::TaskManagerRequested { task_manager: n });
+            ctx.start_node(n);
+        }
+    }
+
+    pub(super) fn unregister_slots(&mut self, ctx: &mut Ctx<'_, Flink>, tm: NodeId) {
+        let gone: Vec<SlotId> = self
+            .slots
+            .keys()
+            .filter(|s| s.task_manager == tm)
+            .copied()
+            .collect();
+        for s in gone {
+            if let Some(SlotState::Pending { allocation_id, .. }) = self.slots.remove(&s) {
+                if let Some((_, t)) = self.pending.remove(&allocation_id) {
+                    ctx.cancel_timer(t);
+                }
+            }
+        }
+        self.schedule_requirement_check(ctx);
+    }
+
+    pub(super) fn idle_check_interval(&self) -> Duration {
+        (self.config.resourcemanager_taskmanager_timeout / 4).max(Duration::from_millis(100))
+    }
+
+    /// The periodic check for idle started TaskManagers.
+    pub(super) fn on_task_manager_idle_check(&mut self, ctx: &mut Ctx<'_, Flink>) {
+        ctx.set_timer(self.idle_check_interval(), Timer::TaskManagerIdleCheck);
+        self.release_idle_workers(ctx);
+    }
+
+    /// Releases started TaskManagers idle for `resourcemanager.taskmanager-timeout`, unless a job
+    /// still misses slots.
+    pub(super) fn release_idle_workers(&mut self, ctx: &mut Ctx<'_, Flink>) {
+        let timeout = self.config.resourcemanager_taskmanager_timeout.as_nanos() as u64;
+        let now = ctx.mono_ns();
+        let missing: u32 = self
+            .requirements
+            .iter()
+            .map(|(j, (_, n))| {
+                let acquired = self.slots.values().filter(|s| s.job() == Some(*j)).count() as u32;
+                n.saturating_sub(acquired)
+            })
+            .sum();
+        if missing > 0 {
+            return;
+        }
+        let idle: Vec<NodeId> = self
+            .started
+            .iter()
+            .copied()
+            .filter(|n| {
+                self.task_executors.get(n).is_some_and(|r| {
+                    r.idle_since_ns
+                        .is_some_and(|since| now.saturating_sub(since) >= timeout)
+                }) && !self.worker_is_busy(*n)
+            })
+            .collect();
+        for n in idle {
+            ctx.trace(Obs::TaskManagerReleased { task_manager: n });
+            self.close_task_manager_connection(ctx, n, None);
+            self.started.remove(&n);
+            ctx.stop_node(n);
+        }
+    }
+}
