@@ -204,7 +204,8 @@ fn golden(name: &str, seed: u64) -> String {
     let mut out = format!("{name} seed={seed} hash={}\n", r.summary.trace_hash);
     for line in text.lines() {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
-        let milestone = match (v["kind"].as_str(), v["obs"].as_str(), v["fault"].as_str()) {
+        let obs = common::obs_text(&v);
+        let milestone = match (v["kind"].as_str(), obs.as_deref(), v["fault"].as_str()) {
             (Some("obs"), Some(o), _) => [
                 "JobSubmitted",
                 "JobStatusChanged",

@@ -37,11 +37,11 @@ fn observations(text: &str) -> Vec<Seen> {
     text.lines()
         .filter_map(|line| {
             let v: serde_json::Value = serde_json::from_str(line).unwrap();
-            let obs = v["obs"].as_str()?;
+            let obs = common::obs_text(&v)?;
             Some((
                 v["t_ns"].as_u64().unwrap() / 1_000_000,
                 v["node"].as_str().unwrap().to_string(),
-                obs.to_string(),
+                obs,
             ))
         })
         .collect()

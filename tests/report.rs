@@ -379,7 +379,7 @@ fn a_heartbeat_violation_draws_heartbeats() {
 
 fn deliver(i: u64, t: u64, from: &str, to: &str, sent: u64, msg: &str) -> String {
     json!({"i": i, "t_ns": t, "kind": "deliver", "from": from, "to": to, "sent_ns": sent,
-           "msg": msg, "body": format!("{msg} {{ checkpoint_id: 7 }}"), "hash": "00"})
+           "msg": msg, "body": {msg: {"checkpoint_id": 7}}, "hash": "00"})
     .to_string()
 }
 

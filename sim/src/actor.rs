@@ -15,7 +15,20 @@ use std::hash::Hash;
 use std::time::Duration;
 
 /// A dense node index, assigned in the order nodes are added to a world.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default)]
+#[derive(
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Debug,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(transparent)]
 pub struct NodeId(pub u32);
 
 impl NodeId {
@@ -55,6 +68,27 @@ pub trait Vocabulary: Sized {
     type Obs: Debug + Hash;
     /// A change to a node's durable state (see [`Durable`]).
     type Op: Debug + Hash;
+
+    // How payloads are written into the JSON-lines trace, as one JSON value each. The defaults
+    // write the Debug text as a JSON string; a model that can serialize its types writes them
+    // typed, so that readers of the trace deserialize instead of parsing Debug text.
+
+    /// A message's `body` in the trace.
+    fn trace_msg(msg: &Self::Msg) -> String {
+        crate::trace::json_str(&format!("{msg:?}"))
+    }
+    /// A timer's `timer` in the trace.
+    fn trace_timer(tag: &Self::Timer) -> String {
+        crate::trace::json_str(&format!("{tag:?}"))
+    }
+    /// An observation's `obs` in the trace.
+    fn trace_obs(obs: &Self::Obs) -> String {
+        crate::trace::json_str(&format!("{obs:?}"))
+    }
+    /// A durable change's `op` in the trace.
+    fn trace_op(op: &Self::Op) -> String {
+        crate::trace::json_str(&format!("{op:?}"))
+    }
 }
 
 /// A simulated process. Everything not in `Durable` is volatile: the kernel drops the actor on a

@@ -7,7 +7,10 @@ use std::ops::{Add, Sub};
 use std::time::Duration;
 
 /// An instant of true (global) virtual time, in nanoseconds since the start of the run.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[derive(
+    Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
+#[serde(transparent)]
 pub struct Time(pub u64);
 
 impl Time {

@@ -347,7 +347,7 @@ pub fn render_line<V: Vocabulary>(ev: &Event<'_, V>, names: &[String], hash: u64
                 name(to),
                 sent.as_nanos(),
                 json_str(crate::actor::Message::name(*msg)),
-                json_str(&format!("{msg:?}"))
+                V::trace_msg(msg)
             );
         }
         EventKind::Unreachable { from, to, msg } => {
@@ -356,7 +356,7 @@ pub fn render_line<V: Vocabulary>(ev: &Event<'_, V>, names: &[String], hash: u64
                 name(from),
                 name(to),
                 json_str(crate::actor::Message::name(*msg)),
-                json_str(&format!("{msg:?}"))
+                V::trace_msg(msg)
             );
         }
         EventKind::Drop {
@@ -371,29 +371,17 @@ pub fn render_line<V: Vocabulary>(ev: &Event<'_, V>, names: &[String], hash: u64
                 name(to),
                 reason.name(),
                 json_str(crate::actor::Message::name(*msg)),
-                json_str(&format!("{msg:?}"))
+                V::trace_msg(msg)
             );
         }
         EventKind::Timer { node, tag } => {
-            s += &format!(
-                ",\"node\":{},\"timer\":{}",
-                name(node),
-                json_str(&format!("{tag:?}"))
-            );
+            s += &format!(",\"node\":{},\"timer\":{}", name(node), V::trace_timer(tag));
         }
         EventKind::Obs { node, obs } => {
-            s += &format!(
-                ",\"node\":{},\"obs\":{}",
-                name(node),
-                json_str(&format!("{obs:?}"))
-            );
+            s += &format!(",\"node\":{},\"obs\":{}", name(node), V::trace_obs(obs));
         }
         EventKind::Persist { node, op } => {
-            s += &format!(
-                ",\"node\":{},\"op\":{}",
-                name(node),
-                json_str(&format!("{op:?}"))
-            );
+            s += &format!(",\"node\":{},\"op\":{}", name(node), V::trace_op(op));
         }
         EventKind::Fault { fault, effective } => {
             s += &format!(

@@ -1,12 +1,17 @@
 //! A report's view of `trace.jsonl`: the lines of [`sim::trace`] parsed back into a compact,
 //! in-memory model ([`Trace`]) that the renderers share.
 //!
+//! Payloads are typed: an observation is read back with serde into the model's
+//! [`Obs`](model::protocol::obs::Obs), and a message body is the serde JSON of the model's
+//! [`Msg`](model::protocol::rpc::Msg), from which a delivery keeps the checkpoint it is about.
+//!
 //! Parsing is tolerant: a line that is not a JSON object with an integer `t_ns` and a string
 //! `kind` is counted in [`Trace::skipped_lines`] and otherwise ignored, as are kinds and
-//! observations the renderers do not use. Message bodies are not kept (they make up most of a
-//! trace's size); a delivery keeps its nodes, times, message name and the checkpoint id its
-//! body mentions, if any.
+//! observations the renderers do not use (and payloads of another version that do not
+//! deserialize). Message bodies are not kept (they make up most of a trace's size); a delivery
+//! keeps its nodes, times, message name and the checkpoint id its body names, if any.
 
+use model::protocol::obs::Obs;
 use serde::Deserialize;
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -208,10 +213,10 @@ struct Line<'a> {
     sent_ns: Option<u64>,
     #[serde(borrow, default)]
     msg: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    body: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    obs: Option<Cow<'a, str>>,
+    #[serde(default)]
+    body: Option<serde_json::Value>,
+    #[serde(default)]
+    obs: Option<serde_json::Value>,
     #[serde(borrow, default)]
     fault: Option<Cow<'a, str>>,
     #[serde(default)]
@@ -307,10 +312,7 @@ impl Trace {
                     self.intern_node(to),
                     self.intern_msg(msg),
                 );
-                let checkpoint = line
-                    .body
-                    .as_deref()
-                    .and_then(|b| field_u64(b, "checkpoint_id: "));
+                let checkpoint = line.body.as_ref().and_then(checkpoint_of);
                 self.deliveries.push(Delivery {
                     index,
                     t_ns,
@@ -354,10 +356,10 @@ impl Trace {
                 });
             }
             "obs" => {
-                let (Some(node), Some(obs)) = (&line.node, &line.obs) else {
+                let (Some(node), Some(obs)) = (&line.node, line.obs) else {
                     return;
                 };
-                if let Some(what) = parse_obs(obs) {
+                if let Some(what) = observation(obs) {
                     let node = self.intern_node(node);
                     self.observations.push(ObsEvent {
                         index,
@@ -410,104 +412,123 @@ impl Trace {
     }
 }
 
-/// The observations the renderers use, from an observation's Debug text.
-fn parse_obs(text: &str) -> Option<Observation> {
-    let name_end = text
-        .find(|c: char| !c.is_ascii_alphanumeric() && c != '_')
-        .unwrap_or(text.len());
-    let job = || field_u64(text, "job_id: ").unwrap_or(0);
-    let id = || field_u64(text, "checkpoint_id: ");
-    Some(match &text[..name_end] {
-        "CheckpointTriggered" => Observation::CheckpointTriggered {
-            job: job(),
-            id: id()?,
+/// The observations the renderers use, from an observation as the trace serialized it.
+fn observation(json: serde_json::Value) -> Option<Observation> {
+    let obs: Obs = serde_json::from_value(json).ok()?;
+    Some(match obs {
+        Obs::CheckpointTriggered {
+            job_id,
+            checkpoint_id,
+            ..
+        } => Observation::CheckpointTriggered {
+            job: job_id,
+            id: checkpoint_id,
         },
-        "CheckpointCompleted" => Observation::CheckpointCompleted {
-            job: job(),
-            id: id()?,
+        Obs::CheckpointCompleted {
+            job_id,
+            checkpoint_id,
+            ..
+        } => Observation::CheckpointCompleted {
+            job: job_id,
+            id: checkpoint_id,
         },
-        "CheckpointAborted" => Observation::CheckpointAborted {
-            job: job(),
-            id: id()?,
-            reason: field_quoted(text, "reason: ").unwrap_or_default(),
+        Obs::CheckpointAborted {
+            job_id,
+            checkpoint_id,
+            reason,
+        } => Observation::CheckpointAborted {
+            job: job_id,
+            id: checkpoint_id,
+            reason: reason.to_string(),
         },
-        "JobStatusChanged" => {
-            let at = text.rfind(" to: ")? + " to: ".len();
-            let rest = &text[at..];
-            let end = rest
-                .find(|c: char| !c.is_ascii_alphanumeric())
-                .unwrap_or(rest.len());
-            Observation::JobStatus(upper_snake(&rest[..end]))
-        }
-        "RestoreDecided" => Observation::RestoreDecided {
-            checkpoint: id(),
-            vertices: field_u64(text, "vertices: ").unwrap_or(0),
-            global: text.contains("global: true"),
+        Obs::JobStatusChanged { to, .. } => Observation::JobStatus(to.name().to_string()),
+        Obs::RestoreDecided {
+            checkpoint_id,
+            vertices,
+            global,
+            ..
+        } => Observation::RestoreDecided {
+            checkpoint: checkpoint_id,
+            vertices: vertices.into(),
+            global,
         },
         _ => return None,
     })
 }
 
-/// The number after the first `key` in Debug text, looking through `Some(…)`.
-pub fn field_u64(text: &str, key: &str) -> Option<u64> {
-    let at = text.find(key)? + key.len();
-    let rest = &text[at..];
-    let rest = rest.strip_prefix("Some(").unwrap_or(rest);
-    let end = rest
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(rest.len());
-    rest[..end].parse().ok()
-}
-
-/// The string literal after the first `key` in Debug text.
-fn field_quoted(text: &str, key: &str) -> Option<String> {
-    let at = text.find(key)? + key.len();
-    let rest = text[at..].strip_prefix('"')?;
-    Some(rest[..rest.find('"')?].to_string())
-}
-
-/// `RunningState` → `RUNNING_STATE`, the spelling of JobStatus names in summaries.
-fn upper_snake(camel: &str) -> String {
-    let mut out = String::with_capacity(camel.len() + 4);
-    for (i, c) in camel.chars().enumerate() {
-        if c.is_ascii_uppercase() && i > 0 {
-            out.push('_');
+/// The checkpoint a message is about: the first `checkpoint_id` in its serialized body
+/// (`notifyCheckpointComplete`, `acknowledgeCheckpoint`, barriers, …).
+pub fn checkpoint_of(body: &serde_json::Value) -> Option<u64> {
+    match body {
+        serde_json::Value::Object(fields) => {
+            fields.iter().find_map(|(key, value)| match key.as_str() {
+                "checkpoint_id" => value.as_u64(),
+                _ => checkpoint_of(value),
+            })
         }
-        out.push(c.to_ascii_uppercase());
+        serde_json::Value::Array(items) => items.iter().find_map(checkpoint_of),
+        _ => None,
     }
-    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// An observation as the run's trace writes it, read back.
+    fn round_trip(obs: Obs) -> Option<Observation> {
+        let json = <model::protocol::Flink as sim::Vocabulary>::trace_obs(&obs);
+        observation(serde_json::from_str(&json).unwrap())
+    }
+
     #[test]
-    fn observations_are_read_from_debug_text() {
+    fn observations_are_read_back_with_serde() {
         assert_eq!(
-            parse_obs("CheckpointAborted { job_id: 7, checkpoint_id: 15, reason: \"EXPIRED\" }"),
+            round_trip(Obs::CheckpointAborted {
+                job_id: 7,
+                checkpoint_id: 15,
+                reason: "CHECKPOINT_EXPIRED".into()
+            }),
             Some(Observation::CheckpointAborted {
                 job: 7,
                 id: 15,
-                reason: "EXPIRED".into()
+                reason: "CHECKPOINT_EXPIRED".into()
             })
         );
         assert_eq!(
-            parse_obs("JobStatusChanged { job_id: 1, job_master_id: 2, from: Some(Created), to: Running }"),
+            round_trip(Obs::JobStatusChanged {
+                job_id: 1,
+                job_master_id: 2,
+                from: Some(model::protocol::states::JobStatus::Created),
+                to: model::protocol::states::JobStatus::Running
+            }),
             Some(Observation::JobStatus("RUNNING".into()))
         );
         assert_eq!(
-            parse_obs(
-                "RestoreDecided { job_id: 1, checkpoint_id: Some(14), vertices: 8, global: true }"
-            ),
+            round_trip(Obs::RestoreDecided {
+                job_id: 1,
+                checkpoint_id: Some(14),
+                vertices: 8,
+                global: true
+            }),
             Some(Observation::RestoreDecided {
                 checkpoint: Some(14),
                 vertices: 8,
                 global: true
             })
         );
-        assert_eq!(parse_obs("SlotAllocated { x: 1 }"), None);
-        assert_eq!(parse_obs(""), None);
+        assert_eq!(round_trip(Obs::JobSubmitted { job_id: 3 }), None);
+        assert_eq!(
+            observation(serde_json::json!("CheckpointAborted { job_id: 7 }")),
+            None
+        );
+    }
+
+    #[test]
+    fn a_delivery_is_about_the_first_checkpoint_its_body_names() {
+        let body = serde_json::json!({"TaskExecutor": {"NotifyCheckpointComplete": {"attempt": [1, 2], "checkpoint_id": 9}}});
+        assert_eq!(checkpoint_of(&body), Some(9));
+        assert_eq!(checkpoint_of(&serde_json::json!({"Client": "Ack"})), None);
     }
 
     #[test]

@@ -196,3 +196,12 @@ impl Write for Capture {
         Ok(())
     }
 }
+
+/// The observation of a trace line in its Debug spelling, if the line has one: the trace stores
+/// observations as serde JSON, and every one must read back into the model's `Obs`.
+pub fn obs_text(line: &serde_json::Value) -> Option<String> {
+    let json = line.get("obs")?.clone();
+    let obs: model::protocol::obs::Obs =
+        serde_json::from_value(json).expect("a traced observation reads back");
+    Some(format!("{obs:?}"))
+}

@@ -10,6 +10,7 @@
 use crate::protocol::ids::{ExecutionAttemptId, JobId};
 use crate::protocol::job_graph::ExecutionVertexId;
 use crate::protocol::records::{CountOutput, Record};
+use serde::{Deserialize, Serialize};
 use sim::StableHasher;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -18,7 +19,7 @@ use std::sync::Arc;
 pub type CheckpointId = u64;
 
 /// `execution.checkpointing.mode`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub enum CheckpointingMode {
     /// Aligned barriers: a channel that delivered barrier n is blocked until every channel has.
     ExactlyOnce,
@@ -38,14 +39,14 @@ impl CheckpointingMode {
 
 /// One output of an operator as it travels between subtasks and into the sink: a source record
 /// (possibly re-keyed and mapped) or a keyed count's `(key, n)`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Rec {
     Record(Record),
     Count(CountOutput),
 }
 
 /// What a result subpartition carries to its consumer, in order (Flink's buffers and events).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 pub enum StreamElement {
     Record(Rec),
     /// `CheckpointBarrier(id, timestamp)`.
@@ -61,7 +62,7 @@ pub enum StreamElement {
 }
 
 /// Where one task's snapshot of one checkpoint lives in `checkpoint-storage`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct StateHandleId {
     pub job_id: JobId,
     pub checkpoint_id: CheckpointId,
@@ -77,7 +78,7 @@ impl StateHandleId {
 /// A sink transaction (Kafka's transactional id + the producer epoch that opened it): sink
 /// subtask `subtask` of job `job_id`, opened under writer epoch `epoch`, the `n`-th transaction
 /// of that epoch.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct TxnId {
     pub job_id: JobId,
     pub subtask: u32,
@@ -87,7 +88,7 @@ pub struct TxnId {
 
 /// One task's state at a checkpoint barrier (Flink's `TaskStateSnapshot` with its operator and
 /// keyed state handles inlined). Written to `checkpoint-storage` and read back on restore.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize)]
 pub struct TaskStateSnapshot {
     /// A source's position: per partition, the next offset to read.
     pub source_offsets: Vec<(u32, u64)>,
@@ -118,7 +119,7 @@ impl TaskStateSnapshot {
 
 /// What an oracle compares between a snapshot and a restore: offsets and transactions exactly,
 /// keyed state by a fixed hash of its entries.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct StateDigest {
     pub source_offsets: Vec<(u32, u64)>,
     pub keyed_entries: u64,
@@ -130,7 +131,7 @@ pub struct StateDigest {
 /// What a redeployed execution restores (Flink's `JobManagerTaskRestore`): the checkpoint and
 /// the handles whose state it must read (for keyed state, every handle of the vertex whose key
 /// groups intersect the subtask's).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub struct TaskRestore {
     pub checkpoint_id: CheckpointId,
     pub handles: Vec<StateHandleId>,
@@ -143,7 +144,7 @@ pub type Recs = Arc<[Rec]>;
 
 /// The checkpointing configuration (docs/flink-runtime.md §7.1; `execution.checkpointing.*`). Present only
 /// when `execution.checkpointing.interval` is set.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 pub struct CheckpointConfig {
     /// `execution.checkpointing.interval`.
     pub interval: std::time::Duration,
@@ -162,7 +163,7 @@ pub struct CheckpointConfig {
 }
 
 /// A completed checkpoint: the handles of its task states.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub struct CompletedCheckpoint {
     pub id: CheckpointId,
     pub handles: Vec<StateHandleId>,

@@ -3,12 +3,13 @@
 
 use crate::protocol::checkpoint::{CheckpointId, Recs, StateHandleId, TaskStateSnapshot, TxnId};
 use crate::protocol::ids::{ExecutionAttemptId, JobId};
+use serde::Serialize;
 use std::sync::Arc;
 
 use crate::protocol::ha::HaDataOp;
 
 /// A change to a node's durable state.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub enum DurableOp {
     Blob(BlobOp),
     Sink(SinkOp),
@@ -16,14 +17,14 @@ pub enum DurableOp {
 }
 
 /// A change to the stored blobs.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub enum BlobOp {
     Put(StateHandleId, Arc<TaskStateSnapshot>),
     Delete(StateHandleId),
 }
 
 /// A change to the sink's content.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub enum SinkOp {
     Epoch {
         job_id: JobId,

@@ -7,6 +7,7 @@
 //! ([`crate::external::ha::store`]); the recipes built on them are the client's
 //! ([`crate::external::ha::client`]).
 
+use serde::Serialize;
 use sim::NodeId;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -20,25 +21,25 @@ pub const SESSIONS_MAX: usize = 1024;
 pub const ZNODES_MAX: usize = 100_000;
 
 /// A ZooKeeper session id, from a durable monotonic counter (never reused).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize)]
 pub struct SessionId(pub u64);
 
 /// A leader session id (Flink's leader session UUID, the fencing token of a grant).
 ///
 /// The latch recipe takes the zxid that created its latch node: it is unique across every grant
 /// of every contender and survives store crashes, which is all Flink needs of the random UUID.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize)]
 pub struct LeaderSessionId(pub u64);
 
 /// What `/leader/<component>/connection_info` holds (Flink's `LeaderInformation`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 pub struct LeaderInformation {
     pub address: NodeId,
     pub leader_session_id: LeaderSessionId,
 }
 
 /// The content of a znode: typed rather than serialized bytes, to keep traces readable.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default, Serialize)]
 pub enum ZnodeData {
     #[default]
     Empty,
@@ -58,7 +59,7 @@ pub enum ZnodeData {
 }
 
 /// A znode's metadata, as ZooKeeper's `Stat`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, Serialize)]
 pub struct Stat {
     /// The zxid of the transaction that created the node.
     pub czxid: u64,
@@ -73,14 +74,14 @@ pub struct Stat {
     pub num_children: u32,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub struct Znode {
     pub data: ZnodeData,
     pub stat: Stat,
 }
 
 /// One operation on the tree. Reads may carry a watch; `Multi` holds only writes and checks.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub enum Op {
     /// With `sequential`, the created name is `path` followed by the parent's `cversion` in ten
     /// digits (`/leader/latch/latch-` → `/leader/latch/latch-0000000007`).
@@ -134,7 +135,7 @@ impl Op {
 }
 
 /// The answer to one successful [`Op`].
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub enum OpResult {
     /// The created path (the sequential name when asked) and its stat.
     Created {
@@ -160,7 +161,7 @@ pub enum OpResult {
 }
 
 /// ZooKeeper's error codes that the model needs.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub enum HaError {
     NodeExists,
     NoNode,
@@ -182,7 +183,7 @@ pub enum HaError {
 pub type HaResult = Result<OpResult, HaError>;
 
 /// What a client sends to the `ha` node.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub enum HaRequest {
     /// Open a session; the owner of the session is the sender.
     Connect { request_id: u64, timeout: Duration },
@@ -217,7 +218,7 @@ impl HaRequest {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub enum WatchKind {
     NodeCreated,
     NodeDeleted,
@@ -227,7 +228,7 @@ pub enum WatchKind {
 
 /// A fired one-shot watch. `seq` numbers the events of a session from 1, so that a client can
 /// see that it missed one (the network may lose it; ZooKeeper's TCP connection would not).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub struct WatchEvent {
     pub session: SessionId,
     pub seq: u64,
@@ -236,7 +237,7 @@ pub struct WatchEvent {
 }
 
 /// What the `ha` node sends to a client.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub enum HaReply {
     Connected {
         request_id: u64,
@@ -270,7 +271,7 @@ impl HaReply {
 }
 
 /// Which watch table a registration goes to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub enum WatchType {
     /// `GetData` and `Exists` watches: fire on create, delete and data change of the node.
     Data,
@@ -279,7 +280,7 @@ pub enum WatchType {
 }
 
 /// A session as the store keeps it durably.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub struct SessionRecord {
     /// Where watch events go (the node that connected).
     pub owner: NodeId,
@@ -293,7 +294,7 @@ pub struct SessionRecord {
 }
 
 /// The store's durable content.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub struct HaData {
     /// The id of the latest write transaction.
     pub zxid: u64,
@@ -325,7 +326,7 @@ impl Default for HaData {
 
 /// A change to the store's durable content. Applying the same ops to the same data gives the
 /// same data and the same watch events, so replaying them after a crash rebuilds the store.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub enum HaDataOp {
     SessionOpened {
         session: SessionId,

@@ -2,6 +2,7 @@
 //! are drawn from the owning node's random stream, so they are reproducible by seed.
 
 use crate::protocol::job_graph::ExecutionVertexId;
+use serde::{Deserialize, Serialize};
 use sim::NodeId;
 
 /// Flink's `JobID`.
@@ -17,7 +18,7 @@ pub type AllocationId = u64;
 
 /// Flink's `ExecutionAttemptID`: (ExecutionGraphID, ExecutionVertexID, attemptNumber). The graph
 /// id is fresh per JobMaster instance, so attempts of an old JobMaster never match a new one.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct ExecutionAttemptId {
     pub graph: u64,
     pub vertex: ExecutionVertexId,
@@ -25,7 +26,7 @@ pub struct ExecutionAttemptId {
 }
 
 /// Flink's `SlotID`: (TaskExecutor ResourceID, slot index).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct SlotId {
     pub task_manager: NodeId,
     pub slot_index: u32,

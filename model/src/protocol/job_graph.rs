@@ -16,6 +16,7 @@
 //! forward exchange between equal parallelisms. Single input, one slot sharing group, chaining
 //! enabled and equal max parallelism always hold.
 
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::ops::{Range, RangeInclusive};
 
@@ -33,7 +34,7 @@ const _: () =
     assert!((UPPER_BOUND_MAX_PARALLELISM as u64) * (UPPER_BOUND_MAX_PARALLELISM as u64) < u64::MAX);
 
 /// A job as a scenario file describes it (`[job]`).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub struct JobSpec {
     pub name: String,
     /// The default parallelism of every operator, and the source's parallelism.
@@ -46,7 +47,7 @@ pub struct JobSpec {
 }
 
 /// The sequence source: `partitions` partitions of `records` records each.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub struct SourceSpec {
     pub partitions: u32,
     /// Records per partition.
@@ -58,7 +59,7 @@ pub struct SourceSpec {
 /// One element of the `operators` list. `KeyBy`, `Rebalance` and `Forward` are not operators:
 /// they choose the partitioner of the exchange into the next operator (or the sink). `Map` and
 /// `Count` are operators.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub enum OperatorKind {
     /// Hash-partition by key; the source emits `keys` distinct keys.
     KeyBy {
@@ -91,7 +92,7 @@ impl OperatorKind {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub struct OperatorSpec {
     pub kind: OperatorKind,
     /// A user name (operators only); `None` = named after the kind.
@@ -100,7 +101,7 @@ pub struct OperatorSpec {
     pub parallelism: Option<u32>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 pub enum SinkKind {
     TwoPhaseCommit,
     AtLeastOnce,
@@ -118,7 +119,7 @@ impl SinkKind {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub struct SinkSpec {
     pub kind: SinkKind,
     /// `None` = the job's parallelism.
@@ -126,11 +127,11 @@ pub struct SinkSpec {
 }
 
 /// A job vertex's id: its index in [`JobGraph::vertices`] (topological order).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct JobVertexId(pub u32);
 
 /// One operator inside a (possibly chained) job vertex.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub struct OperatorInfo {
     /// "source", "map", "count" or "sink".
     pub kind: &'static str,
@@ -139,7 +140,7 @@ pub struct OperatorInfo {
     pub name: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub struct JobVertex {
     pub id: JobVertexId,
     /// Flink's style: the chained operators' display names joined with " -> ", e.g.
@@ -156,7 +157,7 @@ pub struct JobVertex {
 }
 
 /// How records cross an exchange (`StreamPartitioner`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub enum Partitioner {
     Forward,
     /// `keyBy`: re-keys records to `keys` distinct keys and routes them by key group.
@@ -166,14 +167,14 @@ pub enum Partitioner {
     Rebalance,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub enum DistributionPattern {
     Pointwise,
     AllToAll,
 }
 
 /// A pipelined exchange between two job vertices.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub struct JobEdge {
     pub source: JobVertexId,
     pub target: JobVertexId,
@@ -181,7 +182,7 @@ pub struct JobEdge {
     pub pattern: DistributionPattern,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub struct JobGraph {
     pub name: String,
     /// Topological order; `vertices[i].id == JobVertexId(i)`.
@@ -191,7 +192,7 @@ pub struct JobGraph {
 }
 
 /// One subtask of one job vertex (Flink's `ExecutionVertexID`). Ordered by (vertex, subtask).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct ExecutionVertexId {
     pub vertex: JobVertexId,
     pub subtask: u32,
@@ -199,7 +200,7 @@ pub struct ExecutionVertexId {
 
 /// A set of execution vertices connected through pipelined exchanges: the unit of scheduling and
 /// of region failover.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub struct PipelinedRegion {
     /// Regions are numbered in the order of their smallest member.
     pub id: u32,

@@ -31,4 +31,24 @@ impl sim::Vocabulary for Flink {
     type Timer = timer::Timer;
     type Obs = obs::Obs;
     type Op = durable::DurableOp;
+
+    // The trace carries typed JSON (serde), which the report reads back with serde.
+    fn trace_msg(msg: &rpc::Msg) -> String {
+        to_json(msg)
+    }
+    fn trace_timer(tag: &timer::Timer) -> String {
+        to_json(tag)
+    }
+    fn trace_obs(obs: &obs::Obs) -> String {
+        to_json(obs)
+    }
+    fn trace_op(op: &durable::DurableOp) -> String {
+        to_json(op)
+    }
+}
+
+/// A payload as JSON. The vocabulary's types are plain data (no maps with non-string keys), so
+/// serializing cannot fail.
+fn to_json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("the vocabulary serializes to JSON")
 }

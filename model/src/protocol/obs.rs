@@ -11,10 +11,13 @@ use crate::protocol::ids::{
 };
 use crate::protocol::job_graph::ExecutionVertexId;
 use crate::protocol::states::{ExecutionState, JobStatus};
+use serde::{Deserialize, Serialize};
+// A Cow hashes and prints as the str it holds, and unlike a `&'static str` it deserializes.
 use sim::NodeId;
+use std::borrow::Cow;
 
 /// An RPC endpoint, identified by the process that hosts it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Endpoint {
     ResourceManager(NodeId),
     TaskExecutor(NodeId),
@@ -32,7 +35,7 @@ impl Endpoint {
 }
 
 /// How a heartbeat target was lost (docs/scenarios.md `taskmanagers_lost[].cause`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum LossCause {
     HeartbeatTimeout,
     /// `heartbeat.rpc-failure-threshold` consecutive heartbeat RPCs found the target down.
@@ -53,7 +56,7 @@ impl LossCause {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Obs {
     // ---- heartbeats and registration (RM <-> TE) ----
     /// `observer` armed a heartbeat monitor for `target`.
@@ -220,7 +223,7 @@ pub enum Obs {
     CheckpointAborted {
         job_id: JobId,
         checkpoint_id: CheckpointId,
-        reason: &'static str,
+        reason: Cow<'static, str>,
     },
     /// A failover (or the first start with a retained checkpoint) restores `vertices` from
     /// `checkpoint_id` (`None`: no completed checkpoint, from the start).
@@ -297,7 +300,7 @@ pub enum Obs {
     JobResultFound { job_id: JobId, status: JobStatus },
     /// A fenced call took effect at a TaskExecutor (`requestSlot`, `submitTask`) with the
     /// leader session id it carried (HA only).
-    FencedCallAccepted { call: &'static str, token: u64 },
+    FencedCallAccepted { call: Cow<'static, str>, token: u64 },
     /// A checkpoint pointer was added to the CompletedCheckpointStore by the leader `token`.
     CheckpointPointerAdded {
         job_id: JobId,
@@ -318,5 +321,5 @@ pub enum Obs {
     JobResultStored { job_id: JobId, status: JobStatus },
     /// A TaskExecutor refused a fenced call (`requestSlot`, `submitTask`) because its token is
     /// not the leader session it knows (traced with high availability only).
-    FencedCallRejected { call: &'static str, token: u64 },
+    FencedCallRejected { call: Cow<'static, str>, token: u64 },
 }

@@ -12,6 +12,8 @@
 //! the same record comes out of the same position on every run, thread count and machine, so a
 //! source can re-read a partition from any offset after a failure and get identical records.
 
+use serde::{Deserialize, Serialize};
+
 /// Bits of a position (see [`record_at`]) that hold the offset; the partition takes the rest.
 const OFFSET_BITS: u32 = 40;
 
@@ -30,7 +32,7 @@ const _: () = assert!(
 /// One record of the source log. `key` and `value` are what the job computes on; `partition`
 /// and `offset` say where the record came from, and travel with it so that an oracle can tell
 /// which source record a sink output stems from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Record {
     pub partition: u32,
     pub offset: u64,
@@ -40,7 +42,7 @@ pub struct Record {
 
 /// What the keyed `count` operator emits for each input record: the record's key and the key's
 /// running count including this record (1 for the key's first record, then 2, 3, …).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct CountOutput {
     pub key: u64,
     pub count: u64,

@@ -17,11 +17,12 @@ use crate::protocol::ids::{
 use crate::protocol::job_graph::SinkKind;
 use crate::protocol::job_graph::{JobSpec, Partitioner};
 use crate::protocol::states::ExecutionState;
+use serde::Serialize;
 use sim::{Message, NodeId};
 use std::sync::Arc;
 
 /// Flink's `SlotStatus` in a `SlotReport`: a slot index and, once allocated, its allocation.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub struct SlotStatus {
     pub slot_index: u32,
     pub allocation: Option<(AllocationId, JobId)>,
@@ -31,7 +32,7 @@ pub struct SlotStatus {
 pub type SlotReport = Vec<SlotStatus>;
 
 /// Flink's `TaskExecutorRegistration` (the fields a model needs).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub struct TaskExecutorRegistration {
     pub resource_id: NodeId,
     /// A fresh id per TaskExecutor process start (Flink's TM session id).
@@ -40,7 +41,7 @@ pub struct TaskExecutorRegistration {
 }
 
 /// Flink's `RegistrationResponse` subtypes for a TaskExecutor at the ResourceManager.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub enum RegistrationResponse {
     Success {
         instance_id: InstanceId,
@@ -53,7 +54,7 @@ pub enum RegistrationResponse {
 }
 
 /// Why a connection was closed, as carried by `disconnect*` RPCs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 pub enum DisconnectCause {
     HeartbeatTimeout,
     Unreachable,
@@ -64,14 +65,14 @@ pub enum DisconnectCause {
 }
 
 /// Flink's `SlotOffer`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct SlotOffer {
     pub allocation_id: AllocationId,
     pub slot_index: u32,
 }
 
 /// Where a source subtask reads: its partitions of the replayable log.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub struct SourceAssignment {
     /// The `source` node: the replayable log (like Kafka's bootstrap servers in the job config).
     pub log: NodeId,
@@ -82,14 +83,14 @@ pub struct SourceAssignment {
 }
 
 /// One input channel of a task: the producer attempt and the TaskExecutor it runs on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 pub struct InputChannel {
     pub producer: ExecutionAttemptId,
     pub task_manager: NodeId,
 }
 
 /// Flink's `TaskDeploymentDescriptor` (the fields a model needs).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub struct TaskDeploymentDescriptor {
     pub job_id: JobId,
     pub attempt: ExecutionAttemptId,
@@ -110,7 +111,7 @@ pub struct TaskDeploymentDescriptor {
 
 /// One operator of a task's chain after its input (the source is `TaskDeploymentDescriptor::
 /// source`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 pub enum ChainedOperator {
     Map,
     /// Keyed running count over the key groups of the subtask.
@@ -119,7 +120,7 @@ pub enum ChainedOperator {
 }
 
 /// The exchange out of a task: how its records are routed to the consumer subtasks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 pub struct OutputConfig {
     pub partitioner: Partitioner,
     /// A `key_by { keys }` on this exchange re-keys records before hashing.
@@ -130,7 +131,7 @@ pub struct OutputConfig {
 
 /// The per-vertex part of a deployment: the operator chain, the output exchange, the
 /// checkpointing mode and the external systems the task talks to.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub struct StreamConfig {
     pub chain: Vec<ChainedOperator>,
     pub output: Option<OutputConfig>,
@@ -143,13 +144,13 @@ pub struct StreamConfig {
 }
 
 /// Methods of Flink's `DispatcherGateway`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub enum DispatcherRpc {
     SubmitJob { job_id: JobId, spec: Arc<JobSpec> },
 }
 
 /// Requests to the `source` node, a partitioned replayable log (Kafka-like).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub enum SourceLogRpc {
     /// Read up to `max_records` records of `partition` from `offset`.
     Fetch {
@@ -177,7 +178,7 @@ impl StreamConfig {
 }
 
 /// Requests to `checkpoint-storage`, a blob store for state handles.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub enum CheckpointStorageRpc {
     Write {
         handle: StateHandleId,
@@ -194,7 +195,7 @@ pub enum CheckpointStorageRpc {
 
 /// Requests to the `sink`, a transactional store (Kafka-like: a transactional id per sink
 /// subtask, an epoch that fences older producers, idempotent commit).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub enum SinkRpc {
     /// `initTransactions` of a (restored) writer: commit the listed transactions (their
     /// checkpoint completed), abort every other unfinished transaction of the subtask, and fence
@@ -232,14 +233,14 @@ pub enum SinkRpc {
 }
 
 /// Answers to the client.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub enum ClientRpc {
     /// `Accepted`, or `duplicate` when the job is already running or done.
     SubmitJobResponse { job_id: JobId, duplicate: bool },
 }
 
 /// Methods of Flink's `ResourceManagerGateway` (requests to the RM, and responses to it).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub enum ResourceManagerRpc {
     RegisterTaskExecutor {
         registration: TaskExecutorRegistration,
@@ -295,7 +296,7 @@ pub enum ResourceManagerRpc {
 }
 
 /// Flink's `JobMasterRegistrationSuccess` / `RegistrationResponse.Failure`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 pub enum JobMasterRegistration {
     Success {
         resource_manager_id: ResourceManagerId,
@@ -305,7 +306,7 @@ pub enum JobMasterRegistration {
 
 /// Methods of Flink's `JobMasterGateway` (requests to a JobMaster, and responses to it). Addressed
 /// with the job id ([`Msg::JobMaster`]); fenced by `JobMasterId` where Flink fences.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub enum JobMasterRpc {
     RegisterTaskManager {
         session_id: u64,
@@ -367,7 +368,7 @@ pub enum JobMasterRpc {
 }
 
 /// Flink's `JMTMRegistrationSuccess` / `JMTMRegistrationRejection`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 pub enum TaskManagerRegistration {
     Success { job_master_id: JobMasterId },
     Rejection,
@@ -375,7 +376,7 @@ pub enum TaskManagerRegistration {
 
 /// Methods of Flink's `TaskExecutorGateway` (requests to the TE, and responses to it), and the
 /// data plane between tasks.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub enum TaskExecutorRpc {
     RegistrationResponse {
         attempt_id: u64,
@@ -523,7 +524,7 @@ pub enum TaskExecutorRpc {
     },
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub enum Msg {
     Dispatcher(DispatcherRpc),
     SourceLog(SourceLogRpc),

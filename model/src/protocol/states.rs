@@ -9,6 +9,7 @@
 //! sides. A self-transition is never a transition here: Flink's compare-and-set guard treats
 //! "already in that state" as a no-op, and the model should not trace no-ops as changes.
 
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// The state of one execution attempt of a subtask, as the JobMaster sees it
@@ -17,7 +18,7 @@ use std::fmt;
 /// The variants are declared in lifecycle order rather than Flink's enum order (Flink appends
 /// INITIALIZING and RECONCILING at the end for wire compatibility); the derived `Ord` is only
 /// used for deterministic collections, never for protocol decisions.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum ExecutionState {
     Created,
     Scheduled,
@@ -116,7 +117,7 @@ impl fmt::Display for ExecutionState {
 }
 
 /// The status of a job (`org.apache.flink.api.common.JobStatus`), in Flink's enum order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum JobStatus {
     Initializing,
     Created,

@@ -2,10 +2,11 @@
 //! after the Flink mechanism that arms it.
 
 use crate::protocol::ids::{AllocationId, ExecutionAttemptId, JobId};
+use serde::Serialize;
 use sim::NodeId;
 
 /// What a timer of a process carries.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub enum Timer {
     /// A heartbeat sender's interval loop (`job` for per-job pairs).
     HeartbeatTick {
@@ -97,7 +98,7 @@ pub enum Timer {
 }
 
 /// Which pair of endpoints a heartbeat manager serves (one manager per pair on an endpoint).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub enum HeartbeatPair {
     /// ResourceManager (sender) ↔ TaskExecutor (receiver).
     ResourceManagerTaskExecutor,
@@ -108,7 +109,7 @@ pub enum HeartbeatPair {
 }
 
 /// What a registration is for (timer tags carry it).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 pub enum RegistrationTarget {
     /// A TaskExecutor at the ResourceManager.
     ResourceManager,

@@ -165,7 +165,7 @@ mod tests {
             Obs::CheckpointAborted {
                 job_id: 5,
                 checkpoint_id,
-                reason: "CHECKPOINT_EXPIRED",
+                reason: "CHECKPOINT_EXPIRED".into(),
             },
         )
     }

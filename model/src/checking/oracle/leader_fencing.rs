@@ -103,7 +103,7 @@ mod tests {
         Step::Obs(
             TM1,
             Obs::FencedCallAccepted {
-                call: "submitTask",
+                call: "submitTask".into(),
                 token,
             },
         )

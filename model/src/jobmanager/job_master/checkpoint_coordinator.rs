@@ -408,7 +408,7 @@ impl CheckpointCoordinator {
             ctx.trace(Obs::CheckpointAborted {
                 job_id: self.job_id,
                 checkpoint_id: id,
-                reason: "FINALIZE_CHECKPOINT_FAILURE",
+                reason: "FINALIZE_CHECKPOINT_FAILURE".into(),
             });
             return Outcome::Aborted(id);
         }
@@ -498,7 +498,7 @@ impl CheckpointCoordinator {
         ctx.trace(Obs::CheckpointAborted {
             job_id: self.job_id,
             checkpoint_id: id,
-            reason,
+            reason: reason.into(),
         });
         self.discard(ctx, p.acknowledged.into_values().collect());
     }

@@ -1138,7 +1138,7 @@ impl TaskExecutor {
         if !connected && !self.bugs.has(Bug::NoFencingCheck) {
             if self.ha.is_some() {
                 ctx.trace(Obs::FencedCallRejected {
-                    call: "requestSlot",
+                    call: "requestSlot".into(),
                     token: resource_manager_id,
                 });
             }
@@ -1147,7 +1147,7 @@ impl TaskExecutor {
         }
         if self.ha.is_some() {
             ctx.trace(Obs::FencedCallAccepted {
-                call: "requestSlot",
+                call: "requestSlot".into(),
                 token: resource_manager_id,
             });
         }
@@ -1708,7 +1708,7 @@ impl TaskExecutor {
                 ..
             }) if self.ha.is_some() && c.job_master_id != job_master_id => {
                 ctx.trace(Obs::FencedCallRejected {
-                    call: "submitTask",
+                    call: "submitTask".into(),
                     token: job_master_id,
                 });
                 return answer(ctx, false);
@@ -1717,7 +1717,7 @@ impl TaskExecutor {
         };
         if self.ha.is_some() {
             ctx.trace(Obs::FencedCallAccepted {
-                call: "submitTask",
+                call: "submitTask".into(),
                 token: job_master_id,
             });
         }
