@@ -55,6 +55,7 @@ pub mod hash;
 pub mod network;
 pub mod rng;
 pub mod scheduler;
+pub mod testing;
 pub mod time;
 pub mod trace;
 pub mod world;

@@ -7,7 +7,8 @@ use super::*;
 use crate::protocol::checkpoint::CheckpointId;
 use crate::protocol::ids::ExecutionAttemptId;
 use crate::protocol::job_graph::{ExecutionVertexId, JobVertexId};
-use sim::{Durable, Effect, Time, Timers};
+use sim::testing::Driver;
+use sim::{Durable, Effect};
 
 const STORAGE: NodeId = NodeId(8);
 const TE: NodeId = NodeId(1);
@@ -15,34 +16,27 @@ const TE: NodeId = NodeId(1);
 type Effects = Vec<Effect<Flink>>;
 
 struct Harness {
-    storage: CheckpointStorage,
-    rng: sim::Rng,
-    timers: Timers,
+    storage: Driver<Flink, CheckpointStorage>,
     persisted: Vec<DurableOp>,
 }
 
 impl Harness {
     fn new() -> Harness {
         Harness {
-            storage: CheckpointStorage::new(&ProcessDurable::default()),
-            rng: sim::rng::stream(7, "checkpoint-storage-test", 0),
-            timers: Timers::default(),
+            storage: Driver::new(
+                STORAGE,
+                CheckpointStorage::new(&ProcessDurable::default()),
+                7,
+                "checkpoint-storage-test",
+            ),
             persisted: Vec::new(),
         }
     }
 
     fn rpc(&mut self, rpc: CheckpointStorageRpc) -> Effects {
-        let mut out = Vec::new();
-        {
-            let mut ctx = Ctx::detached(
-                STORAGE,
-                Time::ZERO,
-                &mut self.rng,
-                &mut self.timers,
-                &mut out,
-            );
-            self.storage.on_rpc(&mut ctx, TE, rpc);
-        }
+        let (out, ()) = self
+            .storage
+            .step(|storage, ctx| storage.on_rpc(ctx, TE, rpc));
         for e in &out {
             if let Effect::Persist(op) = e {
                 self.persisted.push(op.clone());
@@ -135,7 +129,7 @@ fn write_stores_traces_and_answers() {
         vec![&TaskExecutorRpc::StateWritten { handle: a }]
     );
     assert_eq!(h.persisted, vec![DurableOp::Blob(BlobOp::Put(a, state(5)))]);
-    assert_eq!(h.storage.len(), 1);
+    assert_eq!(h.storage.component.len(), 1);
 
     // A repeated write of the same handle stores again and is answered again.
     let out = h.rpc(CheckpointStorageRpc::Write {
@@ -146,7 +140,7 @@ fn write_stores_traces_and_answers() {
         sent(&out),
         vec![&TaskExecutorRpc::StateWritten { handle: a }]
     );
-    assert_eq!(h.storage.len(), 1);
+    assert_eq!(h.storage.component.len(), 1);
 }
 
 #[test]
@@ -208,8 +202,8 @@ fn a_node_rebuilt_from_its_durable_state_still_serves_the_blob() {
         durable.apply(op);
     }
     let mut rebuilt = Harness::new();
-    rebuilt.storage = CheckpointStorage::new(&durable);
-    assert_eq!(rebuilt.storage.len(), 1);
+    rebuilt.storage.component = CheckpointStorage::new(&durable);
+    assert_eq!(rebuilt.storage.component.len(), 1);
     assert_eq!(rebuilt.read(b), Some(state(4)));
     assert_eq!(rebuilt.read(a), None, "a delete is durable too");
 }

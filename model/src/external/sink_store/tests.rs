@@ -7,7 +7,8 @@
 use super::*;
 use crate::protocol::job_graph::{ExecutionVertexId, JobVertexId};
 use crate::protocol::records::Record;
-use sim::{Durable, Effect, Time, Timers};
+use sim::testing::Driver;
+use sim::{Durable, Effect};
 
 const SINK: NodeId = NodeId(9);
 const TE: NodeId = NodeId(1);
@@ -18,9 +19,7 @@ type Effects = Vec<Effect<Flink>>;
 /// Drives one sink node by hand; every durable change it persists is also kept, so a test
 /// can rebuild the node from what survived.
 struct Harness {
-    sink: SinkStore,
-    rng: sim::Rng,
-    timers: Timers,
+    sink: Driver<Flink, SinkStore>,
     persisted: Vec<DurableOp>,
     /// Per subtask, the writer attempts initialised so far: each `init` is a new attempt of
     /// the subtask (a restored writer), as in a real restore.
@@ -30,21 +29,19 @@ struct Harness {
 impl Harness {
     fn new() -> Harness {
         Harness {
-            sink: SinkStore::new(&ProcessDurable::default()),
-            rng: sim::rng::stream(7, "sink-store-test", 0),
-            timers: Timers::default(),
+            sink: Driver::new(
+                SINK,
+                SinkStore::new(&ProcessDurable::default()),
+                7,
+                "sink-store-test",
+            ),
             persisted: Vec::new(),
             inits: std::collections::BTreeMap::new(),
         }
     }
 
     fn rpc(&mut self, rpc: SinkRpc) -> Effects {
-        let mut out = Vec::new();
-        {
-            let mut ctx =
-                Ctx::detached(SINK, Time::ZERO, &mut self.rng, &mut self.timers, &mut out);
-            self.sink.on_rpc(&mut ctx, TE, rpc);
-        }
+        let (out, ()) = self.sink.step(|sink, ctx| sink.on_rpc(ctx, TE, rpc));
         for e in &out {
             match e {
                 Effect::Persist(op) => self.persisted.push(op.clone()),
@@ -95,7 +92,7 @@ impl Harness {
     }
 
     fn state(&self, txn: TxnId) -> Option<TxnState> {
-        self.sink.data().txns.get(&txn).map(|t| t.state)
+        self.sink.component.data().txns.get(&txn).map(|t| t.state)
     }
 }
 
@@ -216,11 +213,11 @@ fn writes_are_taken_once_each_in_sequence_order() {
             "write seq {seq}"
         );
         assert_eq!(
-            h.sink.data().txns[&t].all_records(),
+            h.sink.component.data().txns[&t].all_records(),
             recs(after).to_vec(),
             "seq {seq}"
         );
-        assert_eq!(h.sink.data().writers[&w], next_seq);
+        assert_eq!(h.sink.component.data().writers[&w], next_seq);
     }
     // Another writer has its own sequence.
     let w2 = writer(0, 1);
@@ -271,7 +268,11 @@ fn pre_commit_then_commit_publishes_the_records_once() {
         TaskExecutorRpc::PreCommitted { writer: w, txn: t }
     );
     assert_eq!(h.state(t), Some(TxnState::PreCommitted(5)));
-    assert_eq!(h.sink.data().committed, 0, "pre-committed is not visible");
+    assert_eq!(
+        h.sink.component.data().committed,
+        0,
+        "pre-committed is not visible"
+    );
 
     // A repeated pre-commit is answered and changes nothing.
     let out = h.pre_commit(t, 5);
@@ -294,7 +295,7 @@ fn pre_commit_then_commit_publishes_the_records_once() {
             ok: true
         }
     );
-    assert_eq!(h.sink.data().committed, 3);
+    assert_eq!(h.sink.component.data().committed, 3);
 
     // Commit is idempotent: answered ok, nothing traced, nothing counted twice.
     let persisted = h.persisted.len();
@@ -308,7 +309,7 @@ fn pre_commit_then_commit_publishes_the_records_once() {
             ok: true
         }
     );
-    assert_eq!(h.sink.data().committed, 3);
+    assert_eq!(h.sink.component.data().committed, 3);
     assert_eq!(h.persisted.len(), persisted, "nothing new persisted");
 }
 
@@ -320,7 +321,7 @@ fn pre_commit_for_checkpoint_zero_stores_no_checkpoint_id() {
         let t = txn(0, 1, 0);
         h.write(writer(0, 0), 0, Some(t), &[1]);
         h.pre_commit(t, checkpoint_id);
-        assert_eq!(h.sink.data().txns[&t].checkpoint_id, stored);
+        assert_eq!(h.sink.component.data().txns[&t].checkpoint_id, stored);
         assert_eq!(h.state(t), Some(TxnState::PreCommitted(checkpoint_id)));
         let out = h.commit(t);
         assert_eq!(
@@ -369,7 +370,7 @@ fn init_transactions_commits_listed_aborts_lingering_and_bumps_the_epoch() {
     h.pre_commit(pre, 2);
     h.pre_commit(done, 1);
     h.commit(done);
-    assert_eq!(h.sink.data().committed, 1);
+    assert_eq!(h.sink.component.data().committed, 1);
 
     let out = h.init(0, vec![(1, listed)], true);
     assert_eq!(
@@ -403,13 +404,13 @@ fn init_transactions_commits_listed_aborts_lingering_and_bumps_the_epoch() {
         assert_eq!(h.state(t), Some(state), "{t:?}");
     }
     assert!(
-        h.sink.data().txns[&pre].records.is_empty(),
+        h.sink.component.data().txns[&pre].records.is_empty(),
         "aborted data is gone"
     );
-    assert_eq!(h.sink.data().committed, 2);
-    assert_eq!(h.sink.data().epochs[&(JOB, 0)], 2);
+    assert_eq!(h.sink.component.data().committed, 2);
+    assert_eq!(h.sink.component.data().epochs[&(JOB, 0)], 2);
     assert_eq!(
-        h.sink.data().epochs[&(JOB, 1)],
+        h.sink.component.data().epochs[&(JOB, 1)],
         1,
         "other subtasks keep their epoch"
     );
@@ -438,7 +439,7 @@ fn a_repeated_init_transactions_of_one_writer_gets_the_same_answer() {
         }
     );
     assert_eq!(h.state(open), Some(TxnState::Open));
-    assert_eq!(h.sink.data().epochs[&(JOB, 0)], 1);
+    assert_eq!(h.sink.component.data().epochs[&(JOB, 0)], 1);
 }
 
 #[test]
@@ -474,7 +475,7 @@ fn requests_of_an_older_epoch_are_fenced() {
     h.init(0, vec![], false);
     let fenced = TaskExecutorRpc::SinkFenced { writer: w };
 
-    let before = h.sink.data().clone();
+    let before = h.sink.component.data().clone();
     let out = h.write(w, 1, Some(txn(0, 1, 1)), &[2]);
     assert_eq!(*the_reply(&out), fenced, "write");
     let out = h.pre_commit(txn(0, 1, 1), 2);
@@ -482,7 +483,11 @@ fn requests_of_an_older_epoch_are_fenced() {
     let out = h.commit(old);
     assert_eq!(*the_reply(&out), fenced, "commit");
     assert!(traces(&out).is_empty());
-    assert_eq!(*h.sink.data(), before, "fenced requests change nothing");
+    assert_eq!(
+        *h.sink.component.data(),
+        before,
+        "fenced requests change nothing"
+    );
 
     // The current epoch is not fenced.
     let out = h.write(w, 1, Some(txn(0, 2, 0)), &[3]);
@@ -506,9 +511,9 @@ fn commit_of_an_aborted_transaction_fails_and_is_traced() {
     h.pre_commit(t, 1);
     h.init(0, vec![], true);
     assert_eq!(h.state(t), Some(TxnState::Aborted));
-    assert_eq!(h.sink.data().epochs[&(JOB, 0)], 2);
+    assert_eq!(h.sink.component.data().epochs[&(JOB, 0)], 2);
 
-    let before = h.sink.data().clone();
+    let before = h.sink.component.data().clone();
     let out = h.commit(t);
     assert_eq!(
         traces(&out),
@@ -522,7 +527,7 @@ fn commit_of_an_aborted_transaction_fails_and_is_traced() {
             ok: false
         }
     );
-    assert_eq!(*h.sink.data(), before, "nothing changes");
+    assert_eq!(*h.sink.component.data(), before, "nothing changes");
 
     // A restore that lists it cannot commit it either.
     let out = h.init(0, vec![(1, t)], true);
@@ -531,7 +536,7 @@ fn commit_of_an_aborted_transaction_fails_and_is_traced() {
         vec![&Obs::CommitOfAbortedTransaction { txn: t }]
     );
     assert_eq!(h.state(t), Some(TxnState::Aborted));
-    assert_eq!(h.sink.data().committed, 0);
+    assert_eq!(h.sink.component.data().committed, 0);
 }
 
 #[test]
@@ -546,9 +551,9 @@ fn writes_and_pre_commits_to_an_aborted_transaction_are_fenced() {
     let fenced = TaskExecutorRpc::SinkFenced { writer: w };
     assert_eq!(*the_reply(&h.write(w, 1, Some(t), &[2])), fenced);
     assert_eq!(*the_reply(&h.pre_commit(t, 1)), fenced);
-    assert!(h.sink.data().txns[&t].records.is_empty());
+    assert!(h.sink.component.data().txns[&t].records.is_empty());
     assert_eq!(
-        h.sink.data().writers[&w],
+        h.sink.component.data().writers[&w],
         1,
         "the refused write was not taken"
     );
@@ -566,8 +571,8 @@ fn at_least_once_write_goes_straight_to_the_output() {
             records: recs(&[1, 2])
         }]
     );
-    assert_eq!(h.sink.data().committed, 2);
-    assert!(h.sink.data().txns.is_empty());
+    assert_eq!(h.sink.component.data().committed, 2);
+    assert!(h.sink.component.data().txns.is_empty());
     // A repeat is neither traced nor counted again.
     let out = h.write(w, 0, None, &[1, 2]);
     assert!(traces(&out).is_empty());
@@ -578,7 +583,7 @@ fn at_least_once_write_goes_straight_to_the_output() {
             next_seq: 1
         }
     );
-    assert_eq!(h.sink.data().committed, 2);
+    assert_eq!(h.sink.component.data().committed, 2);
 }
 
 #[test]
@@ -600,14 +605,14 @@ fn a_store_rebuilt_from_its_durable_ops_has_the_same_data() {
         durable.apply(op);
     }
     let rebuilt = SinkStore::new(&durable);
-    assert_eq!(rebuilt.data(), h.sink.data());
+    assert_eq!(rebuilt.data(), h.sink.component.data());
     assert_eq!(rebuilt.data().committed, 4);
     assert_eq!(rebuilt.data().txns[&c].state, TxnState::Aborted);
     assert_eq!(rebuilt.data().epochs[&(JOB, 0)], 2);
 
     // The rebuilt node still takes writes once each: the writer's sequence survived.
     let mut h2 = Harness::new();
-    h2.sink = rebuilt;
+    h2.sink.component = rebuilt;
     let out = h2.write(w, 3, None, &[5]);
     assert_eq!(
         *the_reply(&out),
@@ -616,5 +621,5 @@ fn a_store_rebuilt_from_its_durable_ops_has_the_same_data() {
             next_seq: 4
         }
     );
-    assert_eq!(h2.sink.data().committed, 4);
+    assert_eq!(h2.sink.component.data().committed, 4);
 }

@@ -9,7 +9,8 @@
 use super::*;
 use crate::protocol::checkpoint::CheckpointingMode;
 use crate::protocol::job_graph::{JobVertex, JobVertexId, OperatorInfo};
-use sim::{Effect, Time, Timers};
+use sim::testing::Driver;
+use sim::Effect;
 
 const JM: NodeId = NodeId(0);
 const TM1: NodeId = NodeId(1);
@@ -19,14 +20,21 @@ const JOB: JobId = 42;
 
 type Effects = Vec<Effect<Flink>>;
 
-/// Drives one coordinator by hand, like the JobMaster would: each call runs in a detached
-/// context at the harness's clock; armed timers are remembered so a test can inspect them.
-struct Harness {
-    cc: CheckpointCoordinator,
-    rng: sim::Rng,
-    timers: Timers,
-    now: Time,
-    armed: Vec<(TimerId, Duration, Timer)>,
+/// Drives one coordinator by hand, like the JobMaster would, through the shared test driver
+/// (detached contexts at the driver's clock, armed timers remembered).
+struct Harness(Driver<Flink, CheckpointCoordinator>);
+
+impl std::ops::Deref for Harness {
+    type Target = Driver<Flink, CheckpointCoordinator>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Harness {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
 }
 
 impl Harness {
@@ -35,41 +43,17 @@ impl Harness {
     }
 
     fn with_seed(config: CheckpointConfig, bugs: Bugs, seed: u64) -> Harness {
-        Harness {
-            cc: CheckpointCoordinator::new(JOB, config, bugs, Some(STORAGE)),
-            rng: sim::rng::stream(seed, "checkpoint-coordinator-test", 0),
-            timers: Timers::default(),
-            now: Time::ZERO,
-            armed: Vec::new(),
-        }
-    }
-
-    fn step<R>(
-        &mut self,
-        f: impl FnOnce(&mut CheckpointCoordinator, &mut Ctx<'_, Flink>) -> R,
-    ) -> (Effects, R) {
-        let mut out = Vec::new();
-        let r = {
-            let mut ctx = Ctx::detached(JM, self.now, &mut self.rng, &mut self.timers, &mut out);
-            f(&mut self.cc, &mut ctx)
-        };
-        for e in &out {
-            if let Effect::SetTimer { id, after, tag } = e {
-                self.armed.push((*id, *after, tag.clone()));
-            }
-        }
-        (out, r)
+        let cc = CheckpointCoordinator::new(JOB, config, bugs, Some(STORAGE));
+        Harness(Driver::new(JM, cc, seed, "checkpoint-coordinator-test"))
     }
 
     /// The armed timers, as (delay they were armed with, tag).
-    fn armed(&mut self) -> Vec<(Duration, Timer)> {
-        let timers = &self.timers;
-        self.armed.retain(|(id, _, _)| timers.is_armed(*id));
-        self.armed.iter().map(|(_, d, t)| (*d, t.clone())).collect()
+    fn armed_all(&mut self) -> Vec<(Duration, Timer)> {
+        self.armed(|_| true)
     }
 
     fn armed_triggers(&mut self) -> Vec<Duration> {
-        self.armed()
+        self.armed_all()
             .into_iter()
             .filter(|(_, t)| matches!(t, Timer::CheckpointTrigger { .. }))
             .map(|(d, _)| d)
@@ -77,7 +61,7 @@ impl Harness {
     }
 
     fn armed_timeouts(&mut self) -> Vec<(Duration, CheckpointId)> {
-        self.armed()
+        self.armed_all()
             .into_iter()
             .filter_map(|(d, t)| match t {
                 Timer::CheckpointTimeout {
@@ -95,22 +79,14 @@ impl Harness {
     /// The periodic trigger fires: the armed trigger timer pops (as the kernel would pop
     /// it, whenever it was due), then the coordinator runs with `plan`.
     fn trigger(&mut self, plan: Option<Plan>) -> Effects {
-        let timers = &self.timers;
-        self.armed.retain(|(id, _, _)| timers.is_armed(*id));
-        if let Some(i) = self
-            .armed
-            .iter()
-            .position(|(_, _, t)| matches!(t, Timer::CheckpointTrigger { .. }))
-        {
-            let (id, _, tag) = self.armed.remove(i);
+        if let Some(tag) = self.disarm(|t| matches!(t, Timer::CheckpointTrigger { .. })) {
             let Timer::CheckpointTrigger { version, .. } = tag else {
                 unreachable!()
             };
             assert!(
-                self.cc.is_trigger(version),
+                self.component.is_trigger(version),
                 "the armed trigger is the live one"
             );
-            assert!(self.timers.cancel(id));
         }
         self.step(|cc, ctx| cc.on_trigger_timer(ctx, plan)).0
     }
@@ -138,10 +114,6 @@ impl Harness {
 
     fn decline(&mut self, id: CheckpointId, reason: &'static str) -> (Effects, Outcome) {
         self.step(|cc, ctx| cc.on_decline(ctx, id, reason))
-    }
-
-    fn advance(&mut self, d: Duration) {
-        self.now = self.now + d;
     }
 }
 
@@ -285,9 +257,9 @@ fn start_scheduler_arms_the_first_trigger_within_min_pause_and_interval() {
                 Bugs::NONE,
                 seed,
             );
-            assert!(!h.cc.is_scheduler_running());
+            assert!(!h.component.is_scheduler_running());
             let (out, ()) = h.step(|cc, ctx| cc.start_scheduler(ctx));
-            let armed = h.armed();
+            let armed = h.armed_all();
             assert_eq!(armed.len(), 1, "{out:?}");
             let (after, tag) = &armed[0];
             assert!(
@@ -298,13 +270,13 @@ fn start_scheduler_arms_the_first_trigger_within_min_pause_and_interval() {
                 panic!("{tag:?}");
             };
             assert_eq!(job_id, JOB);
-            assert!(h.cc.is_scheduler_running());
-            assert!(h.cc.is_trigger(version));
-            assert!(!h.cc.is_trigger(version + 1));
+            assert!(h.component.is_scheduler_running());
+            assert!(h.component.is_trigger(version));
+            assert!(!h.component.is_trigger(version + 1));
             // Starting a running scheduler changes nothing.
             let (out, ()) = h.step(|cc, ctx| cc.start_scheduler(ctx));
             assert!(out.is_empty());
-            assert_eq!(h.armed().len(), 1);
+            assert_eq!(h.armed_all().len(), 1);
         }
     }
 }
@@ -322,7 +294,7 @@ fn each_trigger_sends_trigger_checkpoint_with_the_next_id_and_arms_its_timeout()
     for expected in 1..=3u64 {
         h.advance(Duration::from_secs(10));
         let out = h.trigger(Some(plan()));
-        let ts = h.now.as_millis();
+        let ts = h.now().as_millis();
         assert_eq!(
             trigger_messages(&out),
             vec![
@@ -347,7 +319,7 @@ fn each_trigger_sends_trigger_checkpoint_with_the_next_id_and_arms_its_timeout()
         // Fixed rate: the next trigger one interval later.
         assert!(h.armed_triggers().contains(&Duration::from_secs(10)));
     }
-    assert_eq!(h.cc.pending_ids(), vec![1, 2, 3]);
+    assert_eq!(h.component.pending_ids(), vec![1, 2, 3]);
 }
 
 #[test]
@@ -367,7 +339,7 @@ fn without_a_plan_nothing_is_triggered_but_the_next_trigger_is_armed() {
         assert!(trigger_messages(&out).is_empty());
         assert_eq!(h.armed_triggers(), vec![Duration::from_secs(10)]);
         assert!(h.armed_timeouts().is_empty());
-        assert!(h.cc.pending_ids().is_empty());
+        assert!(h.component.pending_ids().is_empty());
         // The id was not used up.
         assert_eq!(h.trigger_one(), 1);
     }
@@ -380,7 +352,7 @@ fn max_concurrent_blocks_a_trigger_while_one_is_pending() {
     let out = h.trigger(Some(plan()));
     assert!(triggered(&out).is_empty());
     assert!(trigger_messages(&out).is_empty());
-    assert_eq!(h.cc.pending_ids(), vec![1]);
+    assert_eq!(h.component.pending_ids(), vec![1]);
     assert_eq!(h.armed_triggers(), vec![Duration::from_secs(10)]);
 
     assert_eq!(h.ack_all(1), Outcome::Completed(1));
@@ -428,7 +400,7 @@ fn acks_from_every_task_complete_the_checkpoint() {
         let (out, o) = h.ack(who, id);
         assert_eq!(o, outcome);
         assert!(out.is_empty(), "{out:?}");
-        assert_eq!(h.cc.pending_ids(), vec![id]);
+        assert_eq!(h.component.pending_ids(), vec![id]);
     }
     let (out, o) = h.ack(c, id);
     assert_eq!(o, Outcome::Completed(id));
@@ -442,9 +414,9 @@ fn acks_from_every_task_complete_the_checkpoint() {
         }]
     );
     assert!(deleted(&out).is_empty());
-    assert!(h.cc.pending_ids().is_empty());
+    assert!(h.component.pending_ids().is_empty());
     assert!(h.armed_timeouts().is_empty(), "the timeout was cancelled");
-    let latest = h.cc.latest_completed().expect("completed");
+    let latest = h.component.latest_completed().expect("completed");
     assert_eq!(latest.id, id);
     assert_eq!(latest.handles, handles_of(id));
 
@@ -470,9 +442,12 @@ fn an_ack_from_an_unknown_attempt_or_checkpoint_is_discarded() {
         assert_eq!(deleted(&out), vec![handle(who, cp)]);
         assert!(traces(&out).is_empty());
     }
-    assert_eq!(h.cc.pending_ids(), vec![id]);
+    assert_eq!(h.component.pending_ids(), vec![id]);
     assert_eq!(h.ack_all(id), Outcome::Completed(id));
-    assert_eq!(h.cc.latest_completed().unwrap().handles, handles_of(id));
+    assert_eq!(
+        h.component.latest_completed().unwrap().handles,
+        handles_of(id)
+    );
 }
 
 #[test]
@@ -499,7 +474,11 @@ fn completing_a_checkpoint_subsumes_older_pending_ones() {
         vec![handle(src, one)],
         "the subsumed ack's state"
     );
-    assert_eq!(h.cc.pending_ids(), vec![three], "newer ones stay pending");
+    assert_eq!(
+        h.component.pending_ids(),
+        vec![three],
+        "newer ones stay pending"
+    );
     assert_eq!(
         h.armed_timeouts()
             .into_iter()
@@ -526,7 +505,7 @@ fn num_retained_keeps_the_latest_completed_checkpoints() {
             },
             bugs,
         );
-        assert!(h.cc.checkpoint_to_restore().is_none());
+        assert!(h.component.checkpoint_to_restore().is_none());
         for id in 1..=2 {
             assert_eq!(h.trigger_one(), id);
             assert_eq!(h.ack_all(id), Outcome::Completed(id));
@@ -538,8 +517,8 @@ fn num_retained_keeps_the_latest_completed_checkpoints() {
         }
         let expected = deleted_id.map(handles_of).unwrap_or_default();
         assert_eq!(deleted(&out), expected, "num_retained {num_retained}");
-        assert_eq!(h.cc.latest_completed().unwrap().id, 3);
-        let r = h.cc.checkpoint_to_restore().expect("retained");
+        assert_eq!(h.component.latest_completed().unwrap().id, 3);
+        let r = h.component.checkpoint_to_restore().expect("retained");
         assert_eq!(r.id, restore, "num_retained {num_retained} {bugs:?}");
         assert_eq!(r.handles, handles_of(restore));
     }
@@ -575,7 +554,7 @@ fn a_decline_aborts_the_checkpoint() {
         assert_eq!(o, Outcome::Aborted(id), "{declined}");
         assert_eq!(aborted(&out), vec![(id, reason)]);
         assert_eq!(deleted(&out), vec![handle(attempt(SOURCE, 1), id)]);
-        assert!(h.cc.pending_ids().is_empty());
+        assert!(h.component.pending_ids().is_empty());
         assert!(h.armed_timeouts().is_empty(), "timeout cancelled");
         // Declining it again, or an unknown checkpoint, does nothing.
         let (out, o) = h.decline(id, declined);
@@ -599,7 +578,7 @@ fn a_timeout_aborts_the_checkpoint_as_expired() {
     let (out, o) = h.step(|cc, ctx| cc.on_timeout(ctx, id));
     assert_eq!(o, Outcome::Aborted(id));
     assert_eq!(aborted(&out), vec![(id, "CHECKPOINT_EXPIRED")]);
-    assert!(h.cc.pending_ids().is_empty());
+    assert!(h.component.pending_ids().is_empty());
     // A stale timeout of a checkpoint no longer pending.
     let (out, o) = h.step(|cc, ctx| cc.on_timeout(ctx, id));
     assert_eq!(o, Outcome::Nothing);
@@ -668,7 +647,7 @@ fn stop_scheduler_aborts_pending_as_suspended_and_does_not_count() {
         Bugs::NONE,
     );
     h.step(|cc, ctx| cc.start_scheduler(ctx));
-    let version = match h.armed()[0].1 {
+    let version = match h.armed_all()[0].1 {
         Timer::CheckpointTrigger { version, .. } => version,
         ref t => panic!("{t:?}"),
     };
@@ -684,9 +663,9 @@ fn stop_scheduler_aborts_pending_as_suspended_and_does_not_count() {
         ]
     );
     assert_eq!(deleted(&out), vec![handle(attempt(SINK, 0), two)]);
-    assert!(!h.cc.is_scheduler_running());
-    assert!(!h.cc.is_trigger(version));
-    assert!(h.armed().is_empty(), "trigger and timeouts cancelled");
+    assert!(!h.component.is_scheduler_running());
+    assert!(!h.component.is_trigger(version));
+    assert!(h.armed_all().is_empty(), "trigger and timeouts cancelled");
 
     // Two suspended checkpoints were not counted: one counted failure is still tolerable.
     h.step(|cc, ctx| cc.start_scheduler(ctx));
@@ -800,7 +779,7 @@ fn ha(external_ids: bool, pointer_before_notify: bool) -> HaCheckpointing {
 #[test]
 fn with_ha_ids_come_from_the_counter_and_completion_waits_for_the_pointer() {
     let mut h = Harness::new(config(), Bugs::NONE);
-    h.cc = CheckpointCoordinator::new(JOB, config(), Bugs::NONE, Some(STORAGE))
+    h.component = CheckpointCoordinator::new(JOB, config(), Bugs::NONE, Some(STORAGE))
         .with_ha(ha(true, true), None);
     h.step(|cc, ctx| cc.start_scheduler(ctx));
     // The trigger asks the `ha` store's counter instead of counting itself ...
@@ -813,8 +792,8 @@ fn with_ha_ids_come_from_the_counter_and_completion_waits_for_the_pointer() {
     assert_eq!(triggered(&out), vec![41]);
     // All acknowledged: the pointer is written first; no completion yet.
     assert_eq!(h.ack_all(41), Outcome::Nothing);
-    assert!(h.cc.is_finalizing());
-    let ops = h.cc.take_pointer_ops();
+    assert!(h.component.is_finalizing());
+    let ops = h.component.take_pointer_ops();
     assert!(
         matches!(&ops[..], [PointerOp::Add { checkpoint, awaited: true }] if checkpoint.id == 41),
         "{ops:?}"
@@ -828,14 +807,14 @@ fn with_ha_ids_come_from_the_counter_and_completion_waits_for_the_pointer() {
             ..
         }
     )));
-    assert!(!h.cc.is_finalizing());
-    assert_eq!(h.cc.latest_completed().map(|c| c.id), Some(41));
+    assert!(!h.component.is_finalizing());
+    assert_eq!(h.component.latest_completed().map(|c| c.id), Some(41));
 }
 
 #[test]
 fn an_unwritten_pointer_fails_the_checkpoint_and_keeps_its_state() {
     let mut h = Harness::new(config(), Bugs::NONE);
-    h.cc = CheckpointCoordinator::new(JOB, config(), Bugs::NONE, Some(STORAGE))
+    h.component = CheckpointCoordinator::new(JOB, config(), Bugs::NONE, Some(STORAGE))
         .with_ha(ha(true, true), None);
     h.step(|cc, ctx| cc.start_scheduler(ctx));
     h.trigger(Some(plan()));
@@ -849,20 +828,23 @@ fn an_unwritten_pointer_fails_the_checkpoint_and_keeps_its_state() {
     )));
     // A new leader may hold the pointer after all: the state stays.
     assert!(deleted(&out).is_empty());
-    assert_eq!(h.cc.latest_completed(), None);
+    assert_eq!(h.component.latest_completed(), None);
 }
 
 #[test]
 fn the_stale_pointer_bug_completes_at_once_and_writes_the_previous_pointer() {
     let mut h = Harness::new(config(), Bugs::NONE);
-    h.cc = CheckpointCoordinator::new(JOB, config(), Bugs::NONE, Some(STORAGE))
+    h.component = CheckpointCoordinator::new(JOB, config(), Bugs::NONE, Some(STORAGE))
         .with_ha(ha(false, false), None);
     let first = h.trigger_one();
     assert_eq!(h.ack_all(first), Outcome::Completed(first));
-    assert!(h.cc.take_pointer_ops().is_empty(), "no previous checkpoint");
+    assert!(
+        h.component.take_pointer_ops().is_empty(),
+        "no previous checkpoint"
+    );
     let second = h.trigger_one();
     assert_eq!(h.ack_all(second), Outcome::Completed(second));
-    let ops = h.cc.take_pointer_ops();
+    let ops = h.component.take_pointer_ops();
     assert!(
         matches!(&ops[..], [PointerOp::Add { checkpoint, awaited: false }] if checkpoint.id == first),
         "{ops:?}"
