@@ -1,0 +1,553 @@
+//! Scenario files: TOML parsed into a faithful raw spec ([`raw`]), then validated into a typed
+//! [`Scenario`] with durations, node names and Flink defaults resolved. Every error names the
+//! file, the line and column, and what was expected; nothing here panics on bad input.
+
+use crate::nemesis::{Episode, Nemesis, Outage};
+use model::protocol::config::{parse_duration, FlinkConfig};
+use rand::Rng as _;
+use sim::NodeId;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use toml::Spanned;
+
+/// A problem with a scenario file that the user can fix.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScenarioError {
+    pub path: PathBuf,
+    /// 1-based line and column, when known.
+    pub line: Option<(usize, usize)>,
+    pub message: String,
+}
+
+impl fmt::Display for ScenarioError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some((line, col)) => {
+                write!(f, "{}:{line}:{col}: {}", self.path.display(), self.message)
+            }
+            None => write!(f, "{}: {}", self.path.display(), self.message),
+        }
+    }
+}
+
+impl std::error::Error for ScenarioError {}
+/// The raw spec: what the file says, field by field (serde), with source spans.
+pub mod raw;
+
+mod expect;
+mod faults;
+mod job;
+mod nemesis;
+mod validate;
+
+use validate::Validator;
+
+/// A validated scenario.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Scenario {
+    pub name: String,
+    pub description: String,
+    /// Where it was read from, and its exact text (copied into reports).
+    pub path: PathBuf,
+    pub source: String,
+    pub duration: Duration,
+    /// `flinksim check` runs seeds `0..seeds`.
+    pub seeds: u64,
+    pub cluster: Cluster,
+    pub flink: FlinkConfig,
+    /// The job the client submits, if any.
+    pub job: Option<JobSubmission>,
+    pub network: NetworkSpec,
+    pub clocks: ClockSpec,
+    pub faults: Vec<FaultSpec>,
+    pub expect: Expect,
+    /// The planted bug this scenario switches on (`bug = "…"`); the CLI's `--bug` overrides it.
+    pub bug: Option<model::checking::bugs::Bug>,
+    /// Random faults still to be drawn for a seed ([`Scenario::resolve`]); `None` once resolved
+    /// and in files without a `[nemesis]` (or with one that has no entries).
+    pub nemesis: Option<Nemesis>,
+    /// The knobs [`Scenario::resolve`] drew for a seed (name, value), for printing; empty in
+    /// a scenario as read.
+    pub knobs: Vec<(String, String)>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cluster {
+    pub jobmanagers: u32,
+    /// TaskManagers started with the cluster.
+    pub taskmanagers: u32,
+    /// Stopped TaskManagers an active ResourceManager may start (named after the others).
+    pub spare_taskmanagers: u32,
+}
+
+impl Cluster {
+    /// Node names in node-id order: JobManagers, then TaskManagers (spares last).
+    pub fn node_names(&self) -> Vec<String> {
+        (1..=self.jobmanagers)
+            .map(|i| format!("jobmanager-{i}"))
+            .chain(
+                (1..=self.taskmanagers + self.spare_taskmanagers)
+                    .map(|i| format!("taskmanager-{i}")),
+            )
+            .collect()
+    }
+}
+
+/// The nodes of a run in node-id order, the one place that lays them out: the JobManagers, the
+/// TaskManagers (spares last), then with a job the `client`, `source`, `checkpoint-storage` and
+/// `sink`, then with high availability the `ha` node. Faults may name every node but the client.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeLayout {
+    names: Vec<String>,
+    jobmanagers: usize,
+    taskmanagers_started: usize,
+    /// The cluster's nodes (JobManagers and TaskManagers).
+    cluster: usize,
+    has_job: bool,
+    ha: bool,
+}
+
+impl NodeLayout {
+    pub fn new(cluster: &Cluster, has_job: bool, ha: bool) -> NodeLayout {
+        let mut names = cluster.node_names();
+        let cluster_nodes = names.len();
+        if has_job {
+            names.push("client".to_string());
+            names.extend(JOB_NODES.iter().map(|n| n.to_string()));
+        }
+        if ha {
+            names.push("ha".to_string());
+        }
+        NodeLayout {
+            names,
+            jobmanagers: cluster.jobmanagers as usize,
+            taskmanagers_started: cluster.taskmanagers as usize,
+            cluster: cluster_nodes,
+            has_job,
+            ha,
+        }
+    }
+
+    /// Every node, in node-id order.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// The id of a node by name; the name must be one of [`NodeLayout::names`] (validated).
+    pub fn id(&self, name: &str) -> NodeId {
+        let index = self.names.iter().position(|n| n == name);
+        NodeId(index.expect("validated node name") as u32)
+    }
+
+    /// The nodes a fault may name, in node-id order (all but the client).
+    pub fn fault_targets(&self) -> Vec<String> {
+        self.names
+            .iter()
+            .filter(|n| n.as_str() != "client")
+            .cloned()
+            .collect()
+    }
+
+    /// The processes by role, for the model.
+    pub fn topology(&self) -> model::process::Topology {
+        let id = |i: usize| NodeId(i as u32);
+        let job_node = |offset: usize| self.has_job.then(|| id(self.cluster + offset));
+        model::process::Topology {
+            jobmanagers: (0..self.jobmanagers).map(id).collect(),
+            taskmanagers: (self.jobmanagers..self.cluster).map(id).collect(),
+            spare_taskmanagers: (self.jobmanagers + self.taskmanagers_started..self.cluster)
+                .map(id)
+                .collect(),
+            client: job_node(0),
+            source_log: job_node(1),
+            checkpoint_storage: job_node(2),
+            sink: job_node(3),
+            ha: self.ha.then(|| id(self.names.len() - 1)),
+        }
+    }
+}
+
+/// The job of a scenario and when the client submits it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobSubmission {
+    pub spec: model::protocol::job_graph::JobSpec,
+    pub submit_at: Duration,
+}
+
+/// A closed range of durations; equal ends mean a fixed value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DurationRange {
+    pub lo: Duration,
+    pub hi: Duration,
+}
+
+impl fmt::Display for DurationRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.lo == self.hi {
+            write!(f, "{:?}", self.lo)
+        } else {
+            write!(f, "{:?}..{:?}", self.lo, self.hi)
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct NetworkSpec {
+    pub latency: DurationRange,
+    pub loss: f64,
+    pub duplicate: f64,
+    /// Swarm knobs: `loss = "0..0.05"` draws one loss probability per seed from this range
+    /// ([`Scenario::resolve`]); `loss` holds the low end until then.
+    pub loss_range: Option<(f64, f64)>,
+    pub duplicate_range: Option<(f64, f64)>,
+    pub reorder: bool,
+    /// (node a, node b, latency) for both directions between a and b.
+    pub links: Vec<(String, String, DurationRange)>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClockSpec {
+    /// Drift per node, drawn uniformly from this range (ppm).
+    pub drift_ppm: (i64, i64),
+    /// Wall-clock offset per node, drawn uniformly from this range (ns).
+    pub offset_ns: (i64, i64),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct FaultSpec {
+    pub at: Duration,
+    pub action: FaultAction,
+    /// 1-based line in the file.
+    pub line: usize,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum FaultAction {
+    Kill(String),
+    Start(String),
+    Pause {
+        node: String,
+        resume_after: Option<Duration>,
+    },
+    Resume(String),
+    Partition {
+        groups: Vec<Vec<String>>,
+        one_way: bool,
+        heal_after: Option<Duration>,
+    },
+    /// Heals every partition and clog.
+    Heal,
+    Clog {
+        groups: Vec<Vec<String>>,
+        one_way: bool,
+        extra: Duration,
+        clear_after: Option<Duration>,
+    },
+    ClockJump {
+        node: String,
+        by_ns: i64,
+    },
+    /// The task running `subtask` of the job vertex holding `operator` throws.
+    FailTask {
+        operator: String,
+        vertex: model::protocol::job_graph::JobVertexId,
+        subtask: u32,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Expect {
+    /// `None` = all invariants.
+    pub invariants: Option<Vec<String>>,
+    /// A negative scenario: the run must fail with this invariant.
+    pub violation: Option<String>,
+    /// Exactly this many TaskManager losses declared by the ResourceManager.
+    pub taskmanagers_lost: Option<u32>,
+    /// The JobStatus the run must end in.
+    pub job_status: Option<model::protocol::states::JobStatus>,
+    /// At least this many checkpoints completed (requires checkpointing to be enabled).
+    pub min_completed_checkpoints: Option<u64>,
+}
+
+/// The external systems of a job that faults may name, in the runner's node order (it creates
+/// them after the job's `client`, which is not a fault target).
+pub const JOB_NODES: &[&str] = &["source", "checkpoint-storage", "sink"];
+
+/// The largest cluster a scenario may describe.
+pub const NODES_MAX: usize = 2048;
+/// The longest virtual duration a scenario may ask for.
+pub const DURATION_MAX: Duration = Duration::from_secs(7 * 24 * 3600);
+
+impl Scenario {
+    /// Reads and validates a scenario file.
+    pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+        let source = std::fs::read_to_string(path).map_err(|e| ScenarioError {
+            path: path.to_path_buf(),
+            line: None,
+            message: format!("cannot read the scenario file: {e}"),
+        })?;
+        Scenario::parse(path, &source)
+    }
+
+    /// Validates scenario text; `path` is used in errors only.
+    pub fn parse(path: &Path, source: &str) -> Result<Scenario, ScenarioError> {
+        let v = Validator { path, source };
+        let raw: raw::Scenario = toml::from_str(source).map_err(|e| {
+            let message = e.message().trim().to_string();
+            let message = explain_toml_message(&message);
+            match e.span() {
+                Some(span) => v.err(span, message),
+                None => ScenarioError {
+                    path: path.to_path_buf(),
+                    line: None,
+                    message,
+                },
+            }
+        })?;
+        v.validate(raw, source)
+    }
+
+    /// This scenario for `seed` with everything drawn from the seed written out: the swarm knobs
+    /// (a `loss`/`duplicate` range becomes one value; a `swarm` nemesis keeps a subset of its
+    /// entries) and the `[nemesis]` faults, appended to `faults` (sorted by time, scripted first
+    /// on ties). `nemesis` is `None`, `knobs` lists what was drawn, and `source` is a standalone
+    /// scenario text without `[nemesis]` or ranges whose `faults` are exactly these (so a
+    /// report's `scenario.toml` replays without the seed's draw). With nothing to draw, an
+    /// unchanged copy.
+    pub fn resolve(&self, seed: u64) -> Scenario {
+        let net = &self.network;
+        if self.nemesis.is_none() && net.loss_range.is_none() && net.duplicate_range.is_none() {
+            return self.clone();
+        }
+        let mut knobs = Vec::new();
+        let mut rng = sim::rng::stream(seed, "knobs", 0);
+        let mut draw_prob = |range: Option<(f64, f64)>, fixed: f64, name: &str| match range {
+            Some((lo, hi)) => {
+                // Four decimals, so that the resolved file reads naturally.
+                let v = (rng.random_range(lo..=hi) * 1e4).round() / 1e4;
+                knobs.push((name.to_string(), v.to_string()));
+                v
+            }
+            None => fixed,
+        };
+        let loss = draw_prob(net.loss_range, net.loss, "network.loss");
+        let duplicate = draw_prob(net.duplicate_range, net.duplicate, "network.duplicate");
+        let nemesis = self.nemesis.as_ref().map(|n| {
+            let (picked, drawn) = n.swarm_pick(seed);
+            knobs.extend(drawn);
+            picked
+        });
+        let taskmanagers: Vec<String> = (1..=self.cluster.taskmanagers)
+            .map(|i| format!("taskmanager-{i}"))
+            .collect();
+        let mut drawn = match &nemesis {
+            Some(n) => n.draw(
+                seed,
+                &taskmanagers,
+                &self.node_names(),
+                self.duration,
+                &self.faults,
+            ),
+            None => Vec::new(),
+        };
+        drawn.sort_by_key(|(at, _)| *at);
+        let text = self.resolved_text(seed, nemesis.as_ref(), &drawn, loss, duplicate);
+        if let Some(mut resolved) = text.and_then(|t| Scenario::parse(&self.path, &t).ok()) {
+            resolved.knobs = knobs;
+            return resolved;
+        }
+        // Not expected: the drawn faults are valid by construction. Keep the run going with
+        // the faults, even though `source` still shows the `[nemesis]`.
+        debug_assert!(false, "the resolved scenario text does not re-parse");
+        let mut resolved = self.clone();
+        resolved
+            .faults
+            .extend(drawn.into_iter().map(|(at, action)| FaultSpec {
+                at,
+                action,
+                line: 0,
+            }));
+        resolved.faults.sort_by_key(|f| f.at);
+        resolved.nemesis = None;
+        resolved.network.loss = loss;
+        resolved.network.duplicate = duplicate;
+        resolved.network.loss_range = None;
+        resolved.network.duplicate_range = None;
+        resolved.knobs = knobs;
+        resolved
+    }
+
+    fn resolved_text(
+        &self,
+        seed: u64,
+        nemesis: Option<&Nemesis>,
+        drawn: &[crate::nemesis::Drawn],
+        loss: f64,
+        duplicate: f64,
+    ) -> Option<String> {
+        let mut table: toml::Table = toml::from_str(&self.source).ok()?;
+        table.remove("nemesis");
+        if let Some(toml::Value::Table(net)) = table.get_mut("network") {
+            if self.network.loss_range.is_some() {
+                net.insert("loss".into(), toml::Value::Float(loss));
+            }
+            if self.network.duplicate_range.is_some() {
+                net.insert("duplicate".into(), toml::Value::Float(duplicate));
+            }
+        }
+        if !drawn.is_empty() {
+            let faults = table
+                .entry("faults")
+                .or_insert_with(|| toml::Value::Array(Vec::new()));
+            let toml::Value::Array(faults) = faults else {
+                return None;
+            };
+            for (at, action) in drawn {
+                faults.push(toml::Value::Table(crate::nemesis::fault_table(
+                    *at, action,
+                )?));
+            }
+        }
+        let body = toml::to_string(&table).ok()?;
+        let from = match (nemesis, &self.nemesis) {
+            (Some(n), Some(all)) if all.swarm => format!(
+                "{}\n# (swarm: this seed kept {})",
+                all.describe(),
+                n.entries().join(", ")
+            ),
+            (Some(n), _) => n.describe(),
+            _ => "swarm knobs".to_string(),
+        };
+        Some(format!(
+            "# {}, everything drawn for seed {seed} written out (faults in [[faults]]) from:\n# {from}\n\n{body}",
+            self.path.display(),
+        ))
+    }
+
+    /// The `[nemesis]` entries, for printing; `None` without one (or once resolved).
+    pub fn nemesis_description(&self) -> Option<String> {
+        self.nemesis.as_ref().map(|n| n.describe())
+    }
+
+    /// Every node a fault may name: the cluster, and the external systems of a job.
+    pub fn node_names(&self) -> Vec<String> {
+        self.layout().fault_targets()
+    }
+
+    /// The nodes of a run of this scenario.
+    pub fn layout(&self) -> NodeLayout {
+        let ha = self.flink.high_availability != model::protocol::config::HighAvailability::None;
+        NodeLayout::new(&self.cluster, self.job.is_some(), ha)
+    }
+}
+
+/// Makes serde's messages read as advice about the file.
+fn explain_toml_message(m: &str) -> String {
+    if let Some(rest) = m.strip_prefix("unknown field ") {
+        return format!("unknown key {rest}");
+    }
+    if let Some(rest) = m.strip_prefix("missing field ") {
+        return format!("missing required key {rest}");
+    }
+    m.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::validate::compact_names;
+    use super::*;
+
+    const JOB: &str = "[job]\nname = \"j\"\nparallelism = 2\nsource = { kind = \"sequence\", partitions = 2, records = 10 }\n";
+
+    fn parse(text: &str) -> Result<Scenario, ScenarioError> {
+        Scenario::parse(Path::new("t.toml"), text)
+    }
+
+    #[test]
+    fn a_jobs_external_systems_are_fault_targets() {
+        let s = parse(&format!(
+            "name = \"x\"\nduration = \"30s\"\n{JOB}[[faults]]\nat = \"1s\"\nkill = \"checkpoint-storage\"\n[[faults]]\nat = \"2s\"\npause = \"sink\"\n[[faults]]\nat = \"3s\"\npartition = [[\"source\"], [\"taskmanager-1\"]]\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            s.node_names()[s.cluster.node_names().len()..],
+            ["source", "checkpoint-storage", "sink"]
+        );
+        assert_eq!(
+            s.faults[0].action,
+            FaultAction::Kill("checkpoint-storage".into())
+        );
+        let e = parse("name = \"x\"\nduration = \"30s\"\n[[faults]]\nat = \"1s\"\nkill = \"checkpoint-storage\"\n")
+            .unwrap_err();
+        assert!(
+            e.message.contains("exists only in scenarios with a [job]"),
+            "{e}"
+        );
+        let e = parse("name = \"x\"\nduration = \"30s\"\n[[faults]]\nat = \"1s\"\nkill = \"ha\"\n")
+            .unwrap_err();
+        assert!(
+            e.message
+                .contains("`ha` exists only with \"high-availability.type\""),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_scenario_may_plant_a_bug() {
+        let s =
+            parse("name = \"x\"\nduration = \"30s\"\nbug = \"sink-commit-on-barrier\"\n").unwrap();
+        assert_eq!(s.bug, Some(model::checking::bugs::Bug::SinkCommitOnBarrier));
+        assert_eq!(
+            parse("name = \"x\"\nduration = \"30s\"\n").unwrap().bug,
+            None
+        );
+        let e = parse("name = \"x\"\nduration = \"30s\"\nbug = \"nope\"\n").unwrap_err();
+        assert_eq!(e.line, Some((3, 7)));
+        assert!(
+            e.message.contains("no-abort-of-lingering-transactions"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn min_completed_checkpoints_needs_checkpointing_and_a_job() {
+        let cp = "[flink]\n\"execution.checkpointing.interval\" = \"1 s\"\n";
+        let s = parse(&format!(
+            "name = \"x\"\nduration = \"30s\"\n{cp}{JOB}[expect]\nmin_completed_checkpoints = 3\n"
+        ))
+        .unwrap();
+        assert_eq!(s.expect.min_completed_checkpoints, Some(3));
+        assert!(s.flink.checkpointing.is_some());
+        let e = parse(&format!(
+            "name = \"x\"\nduration = \"30s\"\n{JOB}[expect]\nmin_completed_checkpoints = 3\n"
+        ))
+        .unwrap_err();
+        assert!(e.message.contains("needs checkpointing"), "{e}");
+        let e = parse(&format!(
+            "name = \"x\"\nduration = \"30s\"\n{cp}[expect]\nmin_completed_checkpoints = 3\n"
+        ))
+        .unwrap_err();
+        assert!(e.message.contains("needs a [job]"), "{e}");
+    }
+
+    #[test]
+    fn node_listings_keep_unnumbered_names() {
+        let names: Vec<String> = [
+            "jobmanager-1",
+            "taskmanager-1",
+            "taskmanager-2",
+            "source",
+            "checkpoint-storage",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        assert_eq!(
+            compact_names(&names),
+            "jobmanager-1, taskmanager-1..taskmanager-2, source, checkpoint-storage"
+        );
+    }
+}

@@ -1,0 +1,273 @@
+//! Validation of the `[nemesis]` table into the [`Nemesis`] that `crate::nemesis` draws a
+//! fault schedule from per seed: time ranges, fault kinds and their weights and targets.
+
+use super::*;
+
+impl Validator<'_> {
+    /// A `[nemesis]` range: "10s..40s" or a single duration, up to the longest scenario.
+    pub(super) fn nemesis_range(
+        &self,
+        s: &Spanned<String>,
+        what: &str,
+    ) -> Result<DurationRange, ScenarioError> {
+        let text = s.get_ref();
+        let (a, b) = text.split_once("..").unwrap_or((text, text));
+        let parse = |t: &str| {
+            parse_duration(t).map_err(|e| {
+                self.err(
+                    s.span(),
+                    format!("{what}: {e} (a single duration or a range like \"10s..40s\")"),
+                )
+            })
+        };
+        let (lo, hi) = (parse(a)?, parse(b)?);
+        if lo > hi {
+            return Err(self.err(
+                s.span(),
+                format!("{what}: range `{text}` is empty (low > high)"),
+            ));
+        }
+        if hi > DURATION_MAX {
+            return Err(self.err(s.span(), format!("{what}: at most 7 days")));
+        }
+        if lo.is_zero() {
+            return Err(self.err(
+                s.span(),
+                format!("{what}: must be greater than zero, got `{text}`"),
+            ));
+        }
+        Ok(DurationRange { lo, hi })
+    }
+
+    pub(super) fn nemesis(
+        &self,
+        n: &Spanned<raw::Nemesis>,
+        cluster: &Cluster,
+        nodes: &[String],
+        graph: Option<&model::protocol::job_graph::JobGraph>,
+        duration: Duration,
+    ) -> Result<Option<Nemesis>, ScenarioError> {
+        let r = n.get_ref();
+        let has_job = graph.is_some();
+        let outage = |o: &Option<Spanned<raw::Outage>>,
+                      key: &str,
+                      targets: u32|
+         -> Result<Option<Outage>, ScenarioError> {
+            o.as_ref()
+                .map(|o| {
+                    let o = o.get_ref();
+                    let nodes = match &o.nodes {
+                        None => (1, 1),
+                        Some(v) => {
+                            self.count_range(v, &format!("`nemesis.{key}.nodes`"), targets)?
+                        }
+                    };
+                    Ok(Outage {
+                        every: self.nemesis_range(&o.every, &format!("`nemesis.{key}.every`"))?,
+                        down: self.nemesis_range(&o.down, &format!("`nemesis.{key}.down`"))?,
+                        nodes,
+                    })
+                })
+                .transpose()
+        };
+        let episode = |e: &Option<Spanned<raw::Episode>>,
+                       key: &str|
+         -> Result<Option<Episode>, ScenarioError> {
+            e.as_ref()
+                .map(|e| {
+                    let e = e.get_ref();
+                    Ok(Episode {
+                        every: self.nemesis_range(&e.every, &format!("`nemesis.{key}.every`"))?,
+                        lasting: self
+                            .nemesis_range(&e.lasting, &format!("`nemesis.{key}.lasting`"))?,
+                    })
+                })
+                .transpose()
+        };
+        let needs_job = |o: &Option<Spanned<raw::Outage>>, key: &str, node: &str| {
+            match o {
+                Some(o) if !has_job => Err(self.err(
+                    o.span(),
+                    format!("`nemesis.{key}` needs a [job]: node `{node}` exists only in scenarios with a [job]"),
+                )),
+                _ => Ok(()),
+            }
+        };
+        needs_job(&r.kill_sink, "kill_sink", "sink")?;
+        needs_job(
+            &r.kill_checkpoint_storage,
+            "kill_checkpoint_storage",
+            "checkpoint-storage",
+        )?;
+        if cluster.taskmanagers == 0 {
+            for (key, span) in [
+                (
+                    "kill_taskmanager",
+                    r.kill_taskmanager.as_ref().map(|x| x.span()),
+                ),
+                ("pause", r.pause.as_ref().map(|x| x.span())),
+            ] {
+                if let Some(span) = span {
+                    return Err(self.err(
+                        span,
+                        format!("`nemesis.{key}` needs a TaskManager: `cluster.taskmanagers` is 0"),
+                    ));
+                }
+            }
+        }
+        if let Some(p) = &r.partition {
+            if nodes.len() < 2 {
+                return Err(self.err(
+                    p.span(),
+                    "`nemesis.partition` needs at least two nodes to split",
+                ));
+            }
+        }
+        if let Some(c) = &r.clog {
+            if nodes.len() < 2 {
+                return Err(self.err(c.span(), "`nemesis.clog` needs at least two nodes to split"));
+            }
+        }
+        let kill_taskmanager = outage(
+            &r.kill_taskmanager,
+            "kill_taskmanager",
+            cluster.taskmanagers,
+        )?;
+        let partition = episode(&r.partition, "partition")?;
+        let pause = episode(&r.pause, "pause")?;
+        let kill_sink = outage(&r.kill_sink, "kill_sink", 1)?;
+        let kill_checkpoint_storage =
+            outage(&r.kill_checkpoint_storage, "kill_checkpoint_storage", 1)?;
+        let clog = r
+            .clog
+            .as_ref()
+            .map(|c| {
+                let c = c.get_ref();
+                Ok::<_, ScenarioError>(crate::nemesis::Clog {
+                    every: self.nemesis_range(&c.every, "`nemesis.clog.every`")?,
+                    lasting: self.nemesis_range(&c.lasting, "`nemesis.clog.lasting`")?,
+                    extra: self.nemesis_range(&c.extra, "`nemesis.clog.extra`")?,
+                })
+            })
+            .transpose()?;
+        let clock_jump = r
+            .clock_jump
+            .as_ref()
+            .map(|j| {
+                let j = j.get_ref();
+                let text = j.by.get_ref();
+                // "-30s..30s": the first ".." that is not part of a sign.
+                let (a, b) = text.split_once("..").unwrap_or((text, text));
+                let part = |t: &str| {
+                    self.signed_duration(
+                        &Spanned::new(j.by.span(), t.to_string()),
+                        "`nemesis.clock_jump.by`",
+                    )
+                };
+                let (lo, hi) = (part(a)?, part(b)?);
+                if lo > hi {
+                    return Err(self.err(
+                        j.by.span(),
+                        format!("`nemesis.clock_jump.by`: range `{text}` is empty (low > high)"),
+                    ));
+                }
+                Ok(crate::nemesis::ClockJumps {
+                    every: self.nemesis_range(&j.every, "`nemesis.clock_jump.every`")?,
+                    by_ns: (lo, hi),
+                })
+            })
+            .transpose()?;
+        let fail_task = match (&r.fail_task, graph) {
+            (None, _) => None,
+            (Some(f), None) => {
+                return Err(self.err(f.span(), "`nemesis.fail_task` needs a [job]"));
+            }
+            (Some(f), Some(graph)) => Some(crate::nemesis::TaskFailures {
+                every: self.nemesis_range(&f.get_ref().every, "`nemesis.fail_task.every`")?,
+                targets: graph
+                    .vertices
+                    .iter()
+                    .map(|v| crate::nemesis::TaskTarget {
+                        operator: v.operators[0].name.clone(),
+                        vertex: v.id,
+                        parallelism: v.parallelism,
+                    })
+                    .collect(),
+            }),
+        };
+        // The JobManager and `ha` entries need high availability (a second JobManager to take
+        // over, and the `ha` node).
+        let ha = nodes.iter().any(|n| n == "ha");
+        for (key, span) in [
+            (
+                "kill_jobmanager",
+                r.kill_jobmanager.as_ref().map(|x| x.span()),
+            ),
+            (
+                "pause_jobmanager",
+                r.pause_jobmanager.as_ref().map(|x| x.span()),
+            ),
+            ("kill_ha", r.kill_ha.as_ref().map(|x| x.span())),
+        ] {
+            if let (Some(span), false) = (span, ha) {
+                return Err(self.err(
+                    span,
+                    format!("`nemesis.{key}` needs high availability: set \"high-availability.type\" = \"ZOOKEEPER\" in [flink] (and `cluster.jobmanagers` > 1)"),
+                ));
+            }
+        }
+        let kill_jobmanager = outage(&r.kill_jobmanager, "kill_jobmanager", cluster.jobmanagers)?;
+        let pause_jobmanager = episode(&r.pause_jobmanager, "pause_jobmanager")?;
+        let kill_ha = outage(&r.kill_ha, "kill_ha", 1)?;
+        let any = kill_taskmanager.is_some()
+            || partition.is_some()
+            || pause.is_some()
+            || kill_sink.is_some()
+            || kill_checkpoint_storage.is_some()
+            || clog.is_some()
+            || clock_jump.is_some()
+            || fail_task.is_some()
+            || kill_jobmanager.is_some()
+            || pause_jobmanager.is_some()
+            || kill_ha.is_some();
+        let quiet_after = match &r.quiet_after {
+            Some(q) => {
+                let d = self.duration(q, "`nemesis.quiet_after`")?;
+                if d >= duration {
+                    return Err(self.err(
+                        q.span(),
+                        format!(
+                            "`nemesis.quiet_after` = {d:?} must be before the scenario's duration ({duration:?}), so that recovery is judged after it"
+                        ),
+                    ));
+                }
+                d
+            }
+            None if any => {
+                return Err(self.err(
+                    n.span(),
+                    "[nemesis] needs `quiet_after`, the time after which no new fault starts (e.g. quiet_after = \"80s\")",
+                ))
+            }
+            None => Duration::ZERO,
+        };
+        if !any {
+            return Ok(None);
+        }
+        Ok(Some(Nemesis {
+            kill_taskmanager,
+            partition,
+            pause,
+            kill_sink,
+            kill_checkpoint_storage,
+            clog,
+            clock_jump,
+            fail_task,
+            kill_jobmanager,
+            pause_jobmanager,
+            kill_ha,
+            swarm: r.swarm.as_ref().is_some_and(|s| *s.get_ref()),
+            quiet_after,
+        }))
+    }
+}
