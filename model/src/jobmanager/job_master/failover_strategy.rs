@@ -10,31 +10,9 @@
 use crate::protocol::job_graph::{ExecutionVertexId, JobGraph};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum FailoverStrategy {
-    /// Restart every vertex of the job.
-    Full,
-    /// Restart the failed vertex's pipelined region and the regions it drags along.
-    Region,
-}
+pub use crate::protocol::config::failover::FailoverStrategy;
 
 impl FailoverStrategy {
-    /// The strategy named by a `jobmanager.execution.failover-strategy` value, ignoring case as
-    /// Flink does: "full" or "region".
-    pub fn from_name(name: &str) -> Option<FailoverStrategy> {
-        [FailoverStrategy::Full, FailoverStrategy::Region]
-            .into_iter()
-            .find(|strategy| strategy.name().eq_ignore_ascii_case(name))
-    }
-
-    /// The configuration value: "full" or "region".
-    pub fn name(self) -> &'static str {
-        match self {
-            FailoverStrategy::Full => "full",
-            FailoverStrategy::Region => "region",
-        }
-    }
-
     /// The execution vertices to restart when `failed` fails. Full: all. Region: the failed
     /// vertex's pipelined region plus, transitively, the producer region of every partition an
     /// involved region consumes that cannot be read again, and every consumer region of an

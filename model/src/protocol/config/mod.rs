@@ -5,10 +5,16 @@
 //! refused by name (see [`FlinkConfig::set`]) rather than silently ignored. An option whose
 //! default is [`UNSET`] has no value unless the scenario sets one (Flink's "(none)").
 
-use crate::jobmanager::job_master::failover_strategy::FailoverStrategy;
-use crate::jobmanager::job_master::restart_strategy::RestartStrategyConfig;
+pub mod failover;
+pub mod ha_client;
+pub mod restart;
+
 use crate::protocol::checkpoint::{CheckpointConfig, CheckpointingMode};
 use std::time::Duration;
+
+pub use failover::FailoverStrategy;
+pub use ha_client::SessionConfig;
+pub use restart::RestartStrategyConfig;
 
 /// How a value is written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -327,7 +333,7 @@ pub struct FlinkConfig {
     pub max_parallelism: Option<u32>,
     pub high_availability: HighAvailability,
     /// The `high-availability.zookeeper.client.*` keys.
-    pub ha_session: crate::external::ha::client::SessionConfig,
+    pub ha_session: SessionConfig,
     /// The raw restart-strategy keys, resolved into `restart_strategy` by `validate`.
     restart_keys: RestartKeys,
     /// The raw checkpointing keys, resolved into `checkpointing`.
@@ -403,7 +409,7 @@ impl Default for FlinkConfig {
             restart_strategy: RestartStrategyConfig::NoRestart,
             max_parallelism: None,
             high_availability: HighAvailability::None,
-            ha_session: crate::external::ha::client::SessionConfig::default(),
+            ha_session: SessionConfig::default(),
             restart_keys: RestartKeys {
                 kind: String::new(),
                 fixed_attempts: 0,
