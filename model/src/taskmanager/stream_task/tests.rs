@@ -11,7 +11,8 @@ use crate::protocol::obs::Obs;
 use crate::protocol::records::Record;
 use crate::protocol::rpc::OutputConfig;
 use crate::protocol::rpc::{CheckpointStorageRpc, JobMasterRpc};
-use sim::{Effect, Time, Timers};
+use sim::testing::Driver;
+use sim::Effect;
 
 const JM: NodeId = NodeId(0);
 /// The TaskExecutors of the upstream producers (one per input channel).
@@ -24,37 +25,34 @@ const JOB: JobId = 42;
 
 type Effects = Vec<Effect<Flink>>;
 
-/// Drives one StreamTask by hand in detached contexts and returns each step's effects.
+/// Drives one StreamTask by hand through the shared test driver and returns each step's
+/// effects.
 struct Harness {
-    task: StreamTask,
-    rng: sim::Rng,
-    timers: Timers,
-    now: Time,
+    task: Driver<Flink, StreamTask>,
 }
 
 impl Harness {
     /// A task of vertex 1, subtask 0, with `inputs` input channels (none: a source).
     fn new(cfg: StreamConfig, inputs: usize, bugs: Bugs) -> Harness {
+        let task = StreamTask::new(
+            me(),
+            JOB,
+            0,
+            Arc::new(cfg),
+            UPSTREAM[..inputs].to_vec(),
+            inputs == 0,
+            None,
+            JM,
+            bugs,
+            Duration::from_secs(10),
+        );
         let mut h = Harness {
-            task: StreamTask::new(
-                me(),
-                JOB,
-                0,
-                Arc::new(cfg),
-                UPSTREAM[..inputs].to_vec(),
-                inputs == 0,
-                None,
-                JM,
-                bugs,
-                Duration::from_secs(10),
-            ),
-            rng: sim::rng::stream(7, "stream-task-test", 0),
-            timers: Timers::default(),
-            now: Time::ZERO,
+            task: Driver::new(ME, task, 7, "stream-task-test"),
         };
         let (out, initialized) = h.step(|t, ctx| t.start_initialize(ctx));
         let has_2pc_writer = h
             .task
+            .component
             .writer
             .as_ref()
             .is_some_and(|w| w.kind == SinkKind::TwoPhaseCommit);
@@ -81,11 +79,7 @@ impl Harness {
         &mut self,
         f: impl FnOnce(&mut StreamTask, &mut Ctx<'_, Flink>) -> R,
     ) -> (Effects, R) {
-        let mut out = Vec::new();
-        let r = {
-            let mut ctx = Ctx::detached(ME, self.now, &mut self.rng, &mut self.timers, &mut out);
-            f(&mut self.task, &mut ctx)
-        };
+        let (out, r) = self.task.step(f);
         assert!(
             !out.iter().any(|e| matches!(e, Effect::SetTimer { .. })),
             "the stream side sets no timers (the task owns the tick)"
@@ -387,7 +381,11 @@ fn exactly_once_alignment_holds_post_barrier_records_out_of_the_snapshot() {
 
         let out = h.written(handle(1));
         assert_eq!(acks(&out), vec![1], "{what}");
-        assert_eq!(h.task.counts.len(), 3, "{what}: every record counted once");
+        assert_eq!(
+            h.task.component.counts.len(),
+            3,
+            "{what}: every record counted once"
+        );
         // A repeated answer does not acknowledge twice.
         assert!(h.written(handle(1)).is_empty(), "{what}");
     }
@@ -498,7 +496,7 @@ fn output_sends_at_most_the_credit_per_consumer() {
             .0;
         assert_eq!(seqs(&out), expected, "progress {c} {received}/{consumed}");
     }
-    assert!(!h.task.output_pending());
+    assert!(!h.task.component.output_pending());
     // Progress from an attempt that did not request the subpartition is ignored.
     let stranger = ExecutionAttemptId {
         attempt: 1,
@@ -516,7 +514,7 @@ fn tick_resends_unacknowledged_buffers_of_channels_without_progress() {
     let input: Vec<StreamElement> = (0..4 * BATCH_MAX as u64).map(r).collect();
     let out = h.batch(0, 0, &input);
     assert_eq!(seqs(&out), vec![(0, 0), (0, 1), (1, 0), (1, 1)]);
-    assert!(h.task.needs_tick());
+    assert!(h.task.component.needs_tick());
 
     // (progress before the tick as (consumer, buffers received), buffers the tick re-sends)
     let table: &[(Option<BufferId>, &[BufferId])] = &[
@@ -536,7 +534,7 @@ fn tick_resends_unacknowledged_buffers_of_channels_without_progress() {
         let out = h.step(|t, ctx| t.tick(ctx)).0;
         assert_eq!(seqs(&out), resent, "after {before:?}");
     }
-    assert!(!h.task.needs_tick());
+    assert!(!h.task.component.needs_tick());
 }
 
 fn two_phase_commit_task(bugs: Bugs) -> (Harness, TxnId) {
@@ -557,7 +555,7 @@ fn two_phase_commit_task(bugs: Bugs) -> (Harness, TxnId) {
     );
     let (out, initialized) = h.step(|t, ctx| t.on_transactions_initialized(ctx, 3));
     assert!(initialized);
-    assert!(h.task.is_initialized());
+    assert!(h.task.component.is_initialized());
     assert!(out.is_empty(), "{out:?}");
     let txn = TxnId {
         job_id: JOB,
@@ -634,7 +632,7 @@ fn two_phase_commit_acks_after_pre_commit_and_state_and_commits_on_notify() {
         let out = h.step(|t, ctx| t.on_notify_complete(ctx, 1)).0;
         assert_eq!(to_sink(&out), vec![&SinkRpc::Commit { writer: me(), txn }]);
         h.step(|t, ctx| t.on_committed(ctx, txn));
-        assert!(h.task.writer.as_ref().unwrap().pending.is_empty());
+        assert!(h.task.component.writer.as_ref().unwrap().pending.is_empty());
     }
 }
 

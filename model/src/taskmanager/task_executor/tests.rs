@@ -17,8 +17,8 @@ use crate::taskmanager::task::{
     PARTITION_REQUEST_BACKOFF_INITIAL, PARTITION_REQUEST_BACKOFF_MAX,
     PARTITION_REQUEST_RESEND_INTERVAL, TASK_DEPLOY_DURATION,
 };
-use sim::{Effect, Time, Timers};
-use std::time::Duration;
+use sim::testing::Driver;
+use sim::Effect;
 
 const RM: NodeId = NodeId(0);
 /// The JobMaster runs in the JobManager process, with the ResourceManager.
@@ -32,42 +32,34 @@ const JM_ID: JobMasterId = 900;
 
 type Effects = Vec<Effect<Flink>>;
 
-/// Drives one TaskExecutor by hand: every handler runs in a detached context, armed timers
-/// are remembered so a test can fire them, and the effects are returned for inspection.
-struct Harness {
-    te: TaskExecutor,
-    rng: sim::Rng,
-    timers: Timers,
-    now: Time,
-    pending: Vec<(Time, TimerId, Duration, Timer)>,
+/// Drives one TaskExecutor by hand through the shared test driver: every handler runs in a
+/// detached context, armed timers are remembered so a test can fire them, and the effects are
+/// returned for inspection.
+struct Harness(Driver<Flink, TaskExecutor>);
+
+impl std::ops::Deref for Harness {
+    type Target = Driver<Flink, TaskExecutor>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Harness {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
 }
 
 impl Harness {
     fn new(bugs: Bugs) -> Harness {
         let mut config = FlinkConfig::default();
         config.set("taskmanager.numberOfTaskSlots", "2").unwrap();
-        Harness {
-            te: TaskExecutor::new(TE, RM, &config, bugs),
-            rng: sim::rng::stream(7, "task-executor-test", 0),
-            timers: Timers::default(),
-            now: Time::ZERO,
-            pending: Vec::new(),
-        }
+        let te = TaskExecutor::new(TE, RM, &config, bugs);
+        Harness(Driver::new(TE, te, 7, "task-executor-test"))
     }
 
     fn step(&mut self, f: impl FnOnce(&mut TaskExecutor, &mut Ctx<'_, Flink>)) -> Effects {
-        let mut out = Vec::new();
-        {
-            let mut ctx = Ctx::detached(TE, self.now, &mut self.rng, &mut self.timers, &mut out);
-            f(&mut self.te, &mut ctx);
-        }
-        for e in &out {
-            if let Effect::SetTimer { id, after, tag } = e {
-                self.pending
-                    .push((self.now + *after, *id, *after, tag.clone()));
-            }
-        }
-        out
+        self.0.step(f).0
     }
 
     fn rpc(&mut self, from: NodeId, rpc: TaskExecutorRpc) -> Effects {
@@ -78,33 +70,11 @@ impl Harness {
         self.step(|te, ctx| te.on_unreachable(ctx, to, &msg))
     }
 
-    /// The armed timers matching `pred`, as (delay they were armed with, tag).
-    fn armed(&mut self, pred: impl Fn(&Timer) -> bool) -> Vec<(Duration, Timer)> {
-        let timers = &self.timers;
-        self.pending.retain(|(_, id, _, _)| timers.is_armed(*id));
-        self.pending
-            .iter()
-            .filter(|(_, _, _, t)| pred(t))
-            .map(|(_, _, after, t)| (*after, t.clone()))
-            .collect()
-    }
-
     /// Fires the earliest armed timer matching `pred`, as the kernel would when it pops.
     fn fire(&mut self, pred: impl Fn(&Timer) -> bool) -> Effects {
-        let timers = &self.timers;
-        self.pending.retain(|(_, id, _, _)| timers.is_armed(*id));
-        let i = self
-            .pending
-            .iter()
-            .enumerate()
-            .filter(|(_, (_, _, _, t))| pred(t))
-            .min_by_key(|(_, (at, _, _, _))| *at)
-            .map(|(i, _)| i)
-            .expect("an armed timer matches");
-        let (at, id, _, tag) = self.pending.remove(i);
-        self.now = self.now.max(at);
-        assert!(self.timers.cancel(id));
-        self.step(|te, ctx| te.on_timer(ctx, id, tag))
+        self.0
+            .fire(pred, |te, ctx, id, tag| te.on_timer(ctx, id, tag))
+            .0
     }
 
     fn fire_step(&mut self, attempt: ExecutionAttemptId) -> Effects {
@@ -112,7 +82,10 @@ impl Harness {
     }
 
     fn state_of(&self, attempt: ExecutionAttemptId) -> Option<ExecutionState> {
-        self.te.tasks().find(|(a, _)| *a == attempt).map(|(_, s)| s)
+        self.component
+            .tasks()
+            .find(|(a, _)| *a == attempt)
+            .map(|(_, s)| s)
     }
 }
 
@@ -238,7 +211,7 @@ fn registered(bugs: Bugs) -> Harness {
             },
         },
     );
-    assert_eq!(h.te.connected_instance(), Some(INSTANCE));
+    assert_eq!(h.component.connected_instance(), Some(INSTANCE));
     h
 }
 
@@ -409,7 +382,7 @@ fn request_slot_allocates_acks_and_registers_at_the_job_master() {
     }));
     assert!(registration_attempt(&out).is_some());
     assert_eq!(
-        h.te.slots().collect::<Vec<_>>(),
+        h.component.slots().collect::<Vec<_>>(),
         vec![(0, None), (1, Some((100, JOB, false)))]
     );
     assert_eq!(
@@ -421,7 +394,7 @@ fn request_slot_allocates_acks_and_registers_at_the_job_master() {
             }
         ))[0]
             .0,
-        h.te.config.taskmanager_slot_timeout
+        h.component.config.taskmanager_slot_timeout
     );
     // The RM heartbeat carries the allocation.
     let out = h.rpc(
@@ -469,7 +442,10 @@ fn request_slot_for_an_occupied_slot_is_refused() {
     let out = request_slot(&mut h, 0, 200);
     assert_eq!(request_slot_answer(&out), Some((200, false)));
     assert!(traces(&out).is_empty());
-    assert_eq!(h.te.slots().next(), Some((0, Some((100, JOB, false)))));
+    assert_eq!(
+        h.component.slots().next(),
+        Some((0, Some((100, JOB, false))))
+    );
 }
 
 #[test]
@@ -517,7 +493,7 @@ fn request_slot_is_refused_unless_connected_to_that_resource_manager() {
         )],
         "not the RM"
     );
-    assert!(h.te.slots().all(|(_, s)| s.is_none()));
+    assert!(h.component.slots().all(|(_, s)| s.is_none()));
 }
 
 #[test]
@@ -536,7 +512,10 @@ fn planted_slot_double_allocation_reassigns_an_occupied_slot() {
         !t.iter().any(|o| matches!(o, Obs::SlotFreed { .. })),
         "silently"
     );
-    assert_eq!(h.te.slots().next(), Some((0, Some((200, JOB, false)))));
+    assert_eq!(
+        h.component.slots().next(),
+        Some((0, Some((200, JOB, false))))
+    );
 }
 
 // ---- JobMaster connection and offers ----
@@ -544,8 +523,11 @@ fn planted_slot_double_allocation_reassigns_an_occupied_slot() {
 #[test]
 fn accepted_offer_activates_the_slot() {
     let h = connected(100, true);
-    assert_eq!(h.te.slots().next(), Some((0, Some((100, JOB, true)))));
-    assert_eq!(h.te.job_manager_connection(JOB), Some(JM_ID));
+    assert_eq!(
+        h.component.slots().next(),
+        Some((0, Some((100, JOB, true))))
+    );
+    assert_eq!(h.component.job_manager_connection(JOB), Some(JM_ID));
 }
 
 #[test]
@@ -591,7 +573,7 @@ fn rejected_offer_frees_the_slot_and_closes_the_job() {
         None,
         "no slots: no re-registration"
     );
-    assert_eq!(h.te.job_manager_connection(JOB), None);
+    assert_eq!(h.component.job_manager_connection(JOB), None);
 }
 
 #[test]
@@ -611,7 +593,10 @@ fn only_the_latest_offer_is_answered() {
         out.is_empty(),
         "FLINK-21859: a superseded answer is ignored"
     );
-    assert_eq!(h.te.slots().next(), Some((0, Some((100, JOB, false)))));
+    assert_eq!(
+        h.component.slots().next(),
+        Some((0, Some((100, JOB, false))))
+    );
     let out = offer_response(&mut h, second, vec![100]);
     assert!(traces(&out).contains(&&Obs::SlotActivated { allocation_id: 100 }));
 }
@@ -633,7 +618,7 @@ fn registration_rejection_releases_the_jobs_slots() {
         slot_index: 0,
         allocation_id: 100
     }));
-    assert!(h.te.slots().all(|(_, s)| s.is_none()));
+    assert!(h.component.slots().all(|(_, s)| s.is_none()));
     assert!(h
         .armed(|t| matches!(
             t,
@@ -671,7 +656,7 @@ fn unreachable_job_master_registration_retries_after_the_error_delay() {
         )
     });
     assert_eq!(retry.len(), 1);
-    assert_eq!(retry[0].0, h.te.config.registration_error_delay);
+    assert_eq!(retry[0].0, h.component.config.registration_error_delay);
     let out = h.fire(|t| matches!(t, Timer::RegistrationRetry { .. }));
     assert!(registration_attempt(&out).is_some_and(|id| id != attempt_id));
 }
@@ -684,7 +669,7 @@ fn submit_task_is_refused_without_a_job_master_connection() {
     request_slot(&mut h, 0, 100);
     let out = submit(&mut h, source_tdd(attempt(0, 0), 100), JM_ID);
     assert_eq!(submit_answer(&out), Some(false));
-    assert_eq!(h.te.tasks().count(), 0);
+    assert_eq!(h.component.tasks().count(), 0);
 }
 
 #[test]
@@ -692,7 +677,7 @@ fn submit_task_is_refused_for_another_job_master_id() {
     let mut h = connected(100, true);
     let out = submit(&mut h, source_tdd(attempt(0, 0), 100), JM_ID + 1);
     assert_eq!(submit_answer(&out), Some(false));
-    assert_eq!(h.te.tasks().count(), 0);
+    assert_eq!(h.component.tasks().count(), 0);
 }
 
 #[test]
@@ -717,7 +702,7 @@ fn submit_task_is_refused_for_a_slot_the_job_does_not_hold() {
     assert_eq!(request_slot_answer(&out), Some((200, true)));
     let out = submit(&mut h, source_tdd(attempt(0, 0), 200), JM_ID);
     assert_eq!(submit_answer(&out), Some(false), "another job's slot");
-    assert_eq!(h.te.tasks().count(), 0);
+    assert_eq!(h.component.tasks().count(), 0);
 }
 
 #[test]
@@ -729,7 +714,10 @@ fn submit_task_activates_an_allocated_slot_whose_acceptance_was_lost() {
     assert!(h
         .armed(|t| matches!(t, Timer::SlotTimeout { .. }))
         .is_empty());
-    assert_eq!(h.te.slots().next(), Some((0, Some((100, JOB, true)))));
+    assert_eq!(
+        h.component.slots().next(),
+        Some((0, Some((100, JOB, true))))
+    );
 }
 
 #[test]
@@ -791,7 +779,10 @@ fn task_lifecycle_is_reported_in_order() {
     );
     assert_eq!(h.state_of(a), Some(ExecutionState::Finished));
     // The slot stays ACTIVE: the JobMaster frees slots.
-    assert_eq!(h.te.slots().next(), Some((0, Some((100, JOB, true)))));
+    assert_eq!(
+        h.component.slots().next(),
+        Some((0, Some((100, JOB, true))))
+    );
 }
 
 #[test]
@@ -895,7 +886,7 @@ fn job_master_heartbeat_is_answered_with_the_deployed_attempts() {
         slot_index: 0,
         allocation_id: 100
     }));
-    assert_eq!(h.te.tasks().count(), 0);
+    assert_eq!(h.component.tasks().count(), 0);
 }
 
 #[test]
@@ -932,7 +923,10 @@ fn job_master_heartbeat_loss_fails_tasks_and_parks_slots() {
     assert!(t.contains(&&Obs::JobManagerDisconnected { job_id: JOB }));
     assert_eq!(reports(&out), vec![(a, ExecutionState::Failed)]);
     assert_eq!(h.state_of(a), Some(ExecutionState::Failed));
-    assert_eq!(h.te.slots().next(), Some((0, Some((100, JOB, false)))));
+    assert_eq!(
+        h.component.slots().next(),
+        Some((0, Some((100, JOB, false))))
+    );
     assert!(registration_attempt(&out).is_some(), "re-registers");
     assert!(
         to_job_master(&out).contains(&&JobMasterRpc::DisconnectTaskManager {
@@ -946,8 +940,8 @@ fn job_master_heartbeat_loss_fails_tasks_and_parks_slots() {
         slot_index: 0,
         allocation_id: 100
     }));
-    assert!(h.te.slots().all(|(_, s)| s.is_none()));
-    assert_eq!(h.te.tasks().count(), 0);
+    assert!(h.component.slots().all(|(_, s)| s.is_none()));
+    assert_eq!(h.component.tasks().count(), 0);
 }
 
 #[test]
@@ -1020,8 +1014,11 @@ fn losing_the_resource_manager_leaves_tasks_running() {
         resource_manager: RM
     }));
     assert_eq!(h.state_of(a), Some(ExecutionState::Running));
-    assert_eq!(h.te.slots().next(), Some((0, Some((100, JOB, true)))));
-    assert_eq!(h.te.job_manager_connection(JOB), Some(JM_ID));
+    assert_eq!(
+        h.component.slots().next(),
+        Some((0, Some((100, JOB, true))))
+    );
+    assert_eq!(h.component.job_manager_connection(JOB), Some(JM_ID));
 }
 
 // ---- freeing ----
@@ -1046,7 +1043,7 @@ fn slot_timeout_frees_an_unaccepted_slot_and_notifies_the_resource_manager() {
             allocation_id: 100
         }]
     );
-    assert!(h.te.slots().all(|(_, s)| s.is_none()));
+    assert!(h.component.slots().all(|(_, s)| s.is_none()));
     // The job left: its registration stops.
     assert!(h
         .armed(|t| matches!(
@@ -1089,8 +1086,8 @@ fn free_slot_fails_its_tasks_and_closes_the_job() {
             ..
         }
     )));
-    assert_eq!(h.te.tasks().count(), 0);
-    assert_eq!(h.te.job_manager_connection(JOB), None);
+    assert_eq!(h.component.tasks().count(), 0);
+    assert_eq!(h.component.job_manager_connection(JOB), None);
 }
 
 // ---- data plane ----
@@ -1381,7 +1378,10 @@ fn a_job_leader_change_closes_the_old_connection_and_registers_at_the_new_leader
             }
         )));
     // ... the slot is parked for the new leader, and the TE registers there.
-    assert_eq!(h.te.slots().next(), Some((0, Some((100, JOB, false)))));
+    assert_eq!(
+        h.component.slots().next(),
+        Some((0, Some((100, JOB, false))))
+    );
     assert!(sent(&out).iter().any(|(to, m)| *to == NEW_JM
         && matches!(
             m,
@@ -1390,11 +1390,11 @@ fn a_job_leader_change_closes_the_old_connection_and_registers_at_the_new_leader
                 ..
             }
         )));
-    assert_eq!(h.te.job_manager_connection(JOB), None);
+    assert_eq!(h.component.job_manager_connection(JOB), None);
     // A late call of the deposed JobMaster is refused.
     let out = submit(&mut h, source_tdd(attempt(0, 0), 100), JM_ID);
     assert_eq!(submit_answer(&out), Some(false));
-    assert_eq!(h.te.tasks().count(), 0);
+    assert_eq!(h.component.tasks().count(), 0);
 }
 
 #[test]
@@ -1403,10 +1403,10 @@ fn the_planted_bugs_keep_the_deposed_job_master() {
     let mut h = connected_with(Bugs::NONE.with(Bug::TmIgnoresLeaderChange), 100, true);
     let out = new_job_leader(&mut h);
     assert!(sent(&out).is_empty(), "{out:?}");
-    assert_eq!(h.te.job_manager_connection(JOB), Some(JM_ID));
+    assert_eq!(h.component.job_manager_connection(JOB), Some(JM_ID));
     // no-fencing-check: a submission under another JobMasterId is taken.
     let mut h = connected_with(Bugs::NONE.with(Bug::NoFencingCheck), 100, true);
     let out = submit(&mut h, source_tdd(attempt(0, 0), 100), JM_ID + 1);
     assert_eq!(submit_answer(&out), Some(true));
-    assert_eq!(h.te.tasks().count(), 1);
+    assert_eq!(h.component.tasks().count(), 1);
 }
