@@ -93,3 +93,7 @@ impl Dispatcher {
         self.results.get(&job_id).copied()
     }
 }
+
+#[cfg(test)]
+#[path = "dispatcher_tests.rs"]
+mod tests;

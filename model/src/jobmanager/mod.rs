@@ -6,3 +6,5 @@ pub mod dispatcher;
 pub mod job_master;
 pub mod process;
 pub mod resource_manager;
+#[cfg(test)]
+mod test_support;

@@ -29,6 +29,8 @@ pub mod restart_strategy;
 mod scheduler;
 mod slot_pool;
 mod task_manager_registration;
+#[cfg(test)]
+mod tests;
 
 use crate::checking::bugs::{Bug, Bugs};
 use crate::jobmanager::job_master::checkpoint_coordinator::{

@@ -33,6 +33,8 @@
 
 mod ha_stores;
 mod leadership;
+#[cfg(test)]
+mod tests;
 
 use crate::client::job_id_of;
 use crate::external::ha::client::{Effect, HaClient};

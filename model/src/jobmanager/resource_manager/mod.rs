@@ -12,6 +12,8 @@
 //! bookkeeping and decisions live in `slot_manager`.
 
 mod slot_manager;
+#[cfg(test)]
+mod tests;
 
 use crate::checking::bugs::{Bug, Bugs};
 use crate::process::ClusterSetup;
