@@ -56,6 +56,9 @@ impl Client {
     }
 
     pub fn on_start(&mut self, ctx: &mut Ctx<'_, Flink>) {
+        assert!(!self.due && !self.acknowledged, "a client starts fresh");
+        // Without HA the Dispatcher's address is known up front; with HA it is retrieved.
+        assert_eq!(self.dispatcher.is_some(), self.ha.is_none());
         if let Some((_, _, at)) = &self.job {
             ctx.set_timer(*at, Timer::SubmitJob);
         }
@@ -82,6 +85,7 @@ impl Client {
     fn on_ha_effects(&mut self, ctx: &mut Ctx<'_, Flink>, effects: Vec<Effect>) {
         for e in effects {
             if let Effect::LeaderChanged { leader, .. } = e {
+                assert!(self.ha.is_some(), "leader retrieval runs with HA only");
                 self.dispatcher = leader.map(|l| l.address);
                 // A new leader: submit to it now rather than at the next retry.
                 if self.dispatcher.is_some() && self.due && !self.acknowledged {
@@ -94,6 +98,9 @@ impl Client {
     pub fn on_rpc(&mut self, ctx: &mut Ctx<'_, Flink>, _from: NodeId, rpc: ClientRpc) {
         match rpc {
             ClientRpc::SubmitJobResponse { job_id, duplicate } => {
+                // Only a submitted job is answered, and only after its submission time.
+                assert_eq!(self.job.as_ref().map(|(id, _, _)| *id), Some(job_id));
+                assert!(self.due, "an answer before the first submission");
                 if !self.acknowledged {
                     self.acknowledged = true;
                     ctx.trace(Obs::JobSubmissionAcknowledged { job_id, duplicate });
@@ -115,6 +122,7 @@ impl Client {
 
     fn submit(&mut self, ctx: &mut Ctx<'_, Flink>) {
         let (job_id, spec, _) = self.job.as_ref().expect("a submit timer without a job");
+        assert!(self.due && !self.acknowledged);
         if let Some(dispatcher) = self.dispatcher {
             ctx.send(
                 dispatcher,

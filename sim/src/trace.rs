@@ -2,7 +2,7 @@
 //! to observers, and (on request) written as JSON lines.
 //!
 //! The hash covers each event's index, true time, kind, nodes and payload (messages, timer tags,
-//! observations, faults) through [`StableHasher`](crate::hash::StableHasher). Two runs have the
+//! observations, faults) through [`crate::hash::StableHasher`]. Two runs have the
 //! same hash exactly when they traced the same events in the same order.
 
 use crate::actor::{NodeId, Vocabulary};

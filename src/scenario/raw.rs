@@ -1,5 +1,5 @@
 //! The raw spec: what the file says, field by field (serde), with source spans. Validation
-//! (`super::validate`) turns it into a [`super::Scenario`].
+//! (`crate::scenario`) turns it into a [`crate::scenario::Scenario`].
 
 use serde::Deserialize;
 use std::collections::BTreeMap;

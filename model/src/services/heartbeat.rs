@@ -119,6 +119,7 @@ impl HeartbeatManager {
     /// The sender loop fired: re-arms it. The caller then requests a heartbeat from each of
     /// [`targets`](Self::targets).
     pub fn on_tick(&self, ctx: &mut Ctx<'_, Flink>) {
+        assert_eq!(self.role, Role::Sender, "only a sender loops");
         self.start(ctx);
     }
 
@@ -136,7 +137,8 @@ impl HeartbeatManager {
             ctx.cancel_timer(old.timer);
         }
         let timer = self.arm(ctx, target);
-        self.monitors.insert(target, Monitor { timer, failures: 0 });
+        let previous = self.monitors.insert(target, Monitor { timer, failures: 0 });
+        assert!(previous.is_none(), "the old monitor was removed first");
         ctx.trace(Obs::HeartbeatMonitorStarted {
             observer: self.observer,
             target: self.target_endpoint(target),
@@ -157,6 +159,7 @@ impl HeartbeatManager {
     }
 
     fn arm(&self, ctx: &mut Ctx<'_, Flink>, target: NodeId) -> TimerId {
+        assert!(!self.timeout.is_zero(), "heartbeat.timeout is positive");
         ctx.set_timer(
             self.timeout,
             Timer::HeartbeatTimeout {
@@ -198,6 +201,10 @@ impl HeartbeatManager {
             return false;
         };
         m.failures += 1;
+        assert!(
+            self.failure_threshold != Some(0),
+            "heartbeat.rpc-failure-threshold is positive or off"
+        );
         match self.failure_threshold {
             Some(threshold) => m.failures >= threshold,
             None => false,
@@ -213,7 +220,9 @@ impl HeartbeatManager {
     pub fn unmonitor_all(&mut self, ctx: &mut Ctx<'_, Flink>) {
         let targets: Vec<NodeId> = self.monitors.keys().copied().collect();
         for t in targets {
-            self.unmonitor_target(ctx, t);
+            let was_monitored = self.unmonitor_target(ctx, t);
+            assert!(was_monitored);
         }
+        assert!(self.monitors.is_empty());
     }
 }

@@ -48,6 +48,8 @@ impl RetryingRegistration {
             timer: None,
         };
         let id = r.attempt_now(1, config.registration_initial_timeout, next_attempt_id, ctx);
+        assert_eq!(r.attempt, 1);
+        assert!(r.is_current(id));
         (r, id)
     }
 
@@ -58,6 +60,11 @@ impl RetryingRegistration {
         next_attempt_id: &mut u64,
         ctx: &mut Ctx<'_, Flink>,
     ) -> u64 {
+        assert!(attempt >= 1);
+        assert!(
+            *next_attempt_id >= self.attempt_id,
+            "attempt ids are unique per process: the counter never falls behind"
+        );
         *next_attempt_id += 1;
         self.attempt = attempt;
         self.timeout = timeout;
@@ -100,7 +107,14 @@ impl RetryingRegistration {
         }
         self.timer = None;
         let timeout = (self.timeout * 2).min(self.max_timeout);
-        Some(self.attempt_now(self.attempt + 1, timeout, next_attempt_id, ctx))
+        assert!(
+            timeout >= self.timeout.min(self.max_timeout),
+            "the timeout never shrinks"
+        );
+        let previous = self.attempt;
+        let id = self.attempt_now(previous + 1, timeout, next_attempt_id, ctx);
+        assert_eq!(self.attempt, previous + 1);
+        Some(id)
     }
 
     /// The current attempt was declined: retry from attempt 1 after the refused delay.
@@ -136,7 +150,12 @@ impl RetryingRegistration {
             return None;
         }
         self.timer = None;
-        Some(self.attempt_now(1, self.initial_timeout, next_attempt_id, ctx))
+        let id = self.attempt_now(1, self.initial_timeout, next_attempt_id, ctx);
+        assert!(
+            self.is_current(id) && id != attempt_id,
+            "a retry is a new attempt"
+        );
+        Some(id)
     }
 
     /// Stops all timers (success or abandonment).

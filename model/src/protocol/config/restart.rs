@@ -8,7 +8,8 @@ use std::time::Duration;
 /// The restart strategy a job runs with (`restart-strategy.type` and its options).
 ///
 /// Durations count in whole milliseconds, as Flink's options are read with `toMillis()`; any
-/// sub-millisecond part is dropped by [`RestartBackoffTimeStrategy::new`].
+/// sub-millisecond part is dropped by
+/// [`RestartBackoffTimeStrategy::new`](crate::jobmanager::job_master::restart_strategy::RestartBackoffTimeStrategy::new).
 #[derive(Clone, Debug, PartialEq)]
 pub enum RestartStrategyConfig {
     /// `none` / `off` / `disable`: the first failure fails the job.
