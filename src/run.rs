@@ -4,14 +4,14 @@
 //! The seed draws every random knob (clock drift and offset per node) from its own stream, so
 //! the same scenario and seed give the same run, bit for bit.
 
-use crate::scenario::{FaultAction, Scenario};
+use crate::scenario::{FaultAction, NodeLayout, Scenario};
 use crate::summary::{
     CheckpointFigures, FaultOut, Knobs, Loss, NodeClock, StatusAt, Summary, Verdict, ViolationOut,
 };
 use model::checking::bugs::{Bug, Bugs};
 use model::checking::oracle::{Oracles, Setup, Violation};
 use model::checking::reference::ReferenceOutput;
-use model::process::{ClusterSetup, Process, Submission};
+use model::process::{ClusterSetup, Process, Submission, Topology};
 use model::protocol::job_graph::JobSpec;
 use model::protocol::obs::{Endpoint, Obs};
 use model::protocol::Flink;
@@ -185,37 +185,10 @@ pub fn run(scenario: &Scenario, mut options: RunOptions) -> RunResult {
     let topology = layout.topology();
 
     // Knobs drawn from the seed, each from its own stream.
-    let mut clock_rng = sim::rng::stream(seed, "clocks", 0);
-    let (dlo, dhi) = scenario.clocks.drift_ppm;
-    let (olo, ohi) = scenario.clocks.offset_ns;
-    let clocks: Vec<Clock> = names
-        .iter()
-        .map(|_| {
-            let drift = clock_rng.random_range(dlo..=dhi);
-            let offset = clock_rng.random_range(olo..=ohi);
-            Clock::new(drift, offset)
-        })
-        .collect();
+    let clocks = draw_clocks(scenario, names.len(), seed);
 
-    let mut net = NetConfig {
-        latency: latency(scenario.network.latency),
-        loss: scenario.network.loss,
-        duplicate: scenario.network.duplicate,
-        reorder: scenario.network.reorder,
-        ..NetConfig::default()
-    };
-    for (a, b, l) in &scenario.network.links {
-        net.link_latency
-            .insert((layout.id(a), layout.id(b)), latency(*l));
-        net.link_latency
-            .insert((layout.id(b), layout.id(a)), latency(*l));
-    }
+    let net = net_config(scenario, &layout, &topology);
     let latency_max = net.latency_max();
-    // RPCs between endpoints of one JobManager process (RM, Dispatcher, JobMasters) are local.
-    for j in &topology.jobmanagers {
-        net.link_latency
-            .insert((*j, *j), Latency::Fixed(LOCAL_RPC_LATENCY));
-    }
 
     let nodes = names
         .iter()
@@ -247,68 +220,7 @@ pub fn run(scenario: &Scenario, mut options: RunOptions) -> RunResult {
     }
     world.tap_trace(std::mem::take(&mut options.tap));
 
-    for f in &scenario.faults {
-        let at = Time::ZERO + f.at;
-        let groups = |g: &Vec<Vec<String>>| -> Vec<Vec<NodeId>> {
-            g.iter()
-                .map(|grp| grp.iter().map(|n| layout.id(n)).collect())
-                .collect()
-        };
-        match &f.action {
-            FaultAction::Kill(n) => world.schedule(at, Fault::Kill(layout.id(n))),
-            FaultAction::Start(n) => world.schedule(at, Fault::Start(layout.id(n))),
-            FaultAction::Pause { node, resume_after } => {
-                world.schedule(at, Fault::Pause(layout.id(node)));
-                if let Some(d) = resume_after {
-                    world.schedule(at + *d, Fault::Resume(layout.id(node)));
-                }
-            }
-            FaultAction::Resume(n) => world.schedule(at, Fault::Resume(layout.id(n))),
-            FaultAction::Partition {
-                groups: g,
-                one_way,
-                heal_after,
-            } => world.schedule(
-                at,
-                Fault::Partition {
-                    groups: groups(g),
-                    one_way: *one_way,
-                    heal_after: *heal_after,
-                },
-            ),
-            FaultAction::Heal => world.schedule(at, Fault::HealAll),
-            FaultAction::Clog {
-                groups: g,
-                one_way,
-                extra,
-                clear_after,
-            } => world.schedule(
-                at,
-                Fault::Clog {
-                    groups: groups(g),
-                    one_way: *one_way,
-                    extra: *extra,
-                    clear_after: *clear_after,
-                },
-            ),
-            FaultAction::ClockJump { node, by_ns } => world.schedule(
-                at,
-                Fault::ClockJump {
-                    node: layout.id(node),
-                    by_ns: *by_ns,
-                },
-            ),
-            FaultAction::FailTask {
-                vertex, subtask, ..
-            } => {
-                // The user code of that task throws, wherever it runs at that moment.
-                let code = model::taskmanager::task_executor::fail_task_signal(*vertex, *subtask);
-                for tm in &topology.taskmanagers {
-                    world.schedule(at, Fault::Signal { node: *tm, code });
-                }
-            }
-        }
-    }
+    schedule_faults(&mut world, scenario, &layout, &topology);
 
     let job = scenario.job.as_ref().map(|j| Arc::new(j.spec.clone()));
     let setup = Setup {
@@ -338,52 +250,7 @@ pub fn run(scenario: &Scenario, mut options: RunOptions) -> RunResult {
     let mut violations = std::mem::take(&mut watch.oracles.violations);
     // Scenario expectations, judged only when the run is otherwise clean.
     if violations.is_empty() {
-        if let Some(expected) = scenario.expect.job_status {
-            let got = watch.recorder.job_status;
-            if got != Some(expected) {
-                violations.push(Violation {
-                    invariant: "expect",
-                    at: end,
-                    node: None,
-                    message: format!(
-                        "expected the job to end {}, it is {}",
-                        expected.name(),
-                        got.map_or("not submitted", |s| s.name())
-                    ),
-                });
-            }
-        }
-        if let Some(n) = scenario.expect.taskmanagers_lost {
-            let seen = watch
-                .recorder
-                .losses
-                .iter()
-                .filter(|l| l.observer == "resourcemanager")
-                .count() as u32;
-            if seen != n {
-                violations.push(Violation {
-                    invariant: "expect",
-                    at: end,
-                    node: None,
-                    message: format!(
-                        "expected the ResourceManager to declare {n} TaskManager loss(es), it declared {seen}"
-                    ),
-                });
-            }
-        }
-        if let Some(n) = scenario.expect.min_completed_checkpoints {
-            let seen = watch.recorder.checkpointing.checkpoints_completed;
-            if seen < n {
-                violations.push(Violation {
-                    invariant: "expect",
-                    at: end,
-                    node: None,
-                    message: format!(
-                        "expected at least {n} completed checkpoint(s), the job completed {seen}"
-                    ),
-                });
-            }
-        }
+        violations = expectation_violations(scenario, &watch.recorder, end);
     }
     if outcome.reason == sim::StopReason::EventBudget
         || outcome.reason == sim::StopReason::QueueOverflow
@@ -461,6 +328,166 @@ pub fn run(scenario: &Scenario, mut options: RunOptions) -> RunResult {
         violations,
         tap,
     }
+}
+
+/// Each node's clock: drift and offset drawn from the seed's `clocks` stream, in node order.
+fn draw_clocks(scenario: &Scenario, nodes: usize, seed: u64) -> Vec<Clock> {
+    let mut clock_rng = sim::rng::stream(seed, "clocks", 0);
+    let (dlo, dhi) = scenario.clocks.drift_ppm;
+    let (olo, ohi) = scenario.clocks.offset_ns;
+    (0..nodes)
+        .map(|_| {
+            let drift = clock_rng.random_range(dlo..=dhi);
+            let offset = clock_rng.random_range(olo..=ohi);
+            Clock::new(drift, offset)
+        })
+        .collect()
+}
+
+/// The network of the scenario: default latency, loss, duplication and reordering, per-link
+/// latencies both ways, and local RPCs inside each JobManager process.
+fn net_config(scenario: &Scenario, layout: &NodeLayout, topology: &Topology) -> NetConfig {
+    let mut net = NetConfig {
+        latency: latency(scenario.network.latency),
+        loss: scenario.network.loss,
+        duplicate: scenario.network.duplicate,
+        reorder: scenario.network.reorder,
+        ..NetConfig::default()
+    };
+    for (a, b, l) in &scenario.network.links {
+        net.link_latency
+            .insert((layout.id(a), layout.id(b)), latency(*l));
+        net.link_latency
+            .insert((layout.id(b), layout.id(a)), latency(*l));
+    }
+    // RPCs between endpoints of one JobManager process (RM, Dispatcher, JobMasters) are local.
+    for j in &topology.jobmanagers {
+        net.link_latency
+            .insert((*j, *j), Latency::Fixed(LOCAL_RPC_LATENCY));
+    }
+    net
+}
+
+/// Schedules the scenario's scripted faults (nemesis faults were resolved into them).
+fn schedule_faults(
+    world: &mut World<Process>,
+    scenario: &Scenario,
+    layout: &NodeLayout,
+    topology: &Topology,
+) {
+    for f in &scenario.faults {
+        let at = Time::ZERO + f.at;
+        let groups = |g: &Vec<Vec<String>>| -> Vec<Vec<NodeId>> {
+            g.iter()
+                .map(|grp| grp.iter().map(|n| layout.id(n)).collect())
+                .collect()
+        };
+        match &f.action {
+            FaultAction::Kill(n) => world.schedule(at, Fault::Kill(layout.id(n))),
+            FaultAction::Start(n) => world.schedule(at, Fault::Start(layout.id(n))),
+            FaultAction::Pause { node, resume_after } => {
+                world.schedule(at, Fault::Pause(layout.id(node)));
+                if let Some(d) = resume_after {
+                    world.schedule(at + *d, Fault::Resume(layout.id(node)));
+                }
+            }
+            FaultAction::Resume(n) => world.schedule(at, Fault::Resume(layout.id(n))),
+            FaultAction::Partition {
+                groups: g,
+                one_way,
+                heal_after,
+            } => world.schedule(
+                at,
+                Fault::Partition {
+                    groups: groups(g),
+                    one_way: *one_way,
+                    heal_after: *heal_after,
+                },
+            ),
+            FaultAction::Heal => world.schedule(at, Fault::HealAll),
+            FaultAction::Clog {
+                groups: g,
+                one_way,
+                extra,
+                clear_after,
+            } => world.schedule(
+                at,
+                Fault::Clog {
+                    groups: groups(g),
+                    one_way: *one_way,
+                    extra: *extra,
+                    clear_after: *clear_after,
+                },
+            ),
+            FaultAction::ClockJump { node, by_ns } => world.schedule(
+                at,
+                Fault::ClockJump {
+                    node: layout.id(node),
+                    by_ns: *by_ns,
+                },
+            ),
+            FaultAction::FailTask {
+                vertex, subtask, ..
+            } => {
+                // The user code of that task throws, wherever it runs at that moment.
+                let code = model::taskmanager::task_executor::fail_task_signal(*vertex, *subtask);
+                for tm in &topology.taskmanagers {
+                    world.schedule(at, Fault::Signal { node: *tm, code });
+                }
+            }
+        }
+    }
+}
+
+/// What `[expect]` asks of the run that it did not get (judged only when no oracle failed).
+fn expectation_violations(scenario: &Scenario, recorder: &Recorder, end: Time) -> Vec<Violation> {
+    let mut violations = Vec::new();
+    if let Some(expected) = scenario.expect.job_status {
+        let got = recorder.job_status;
+        if got != Some(expected) {
+            violations.push(Violation {
+                invariant: "expect",
+                at: end,
+                node: None,
+                message: format!(
+                    "expected the job to end {}, it is {}",
+                    expected.name(),
+                    got.map_or("not submitted", |s| s.name())
+                ),
+            });
+        }
+    }
+    if let Some(n) = scenario.expect.taskmanagers_lost {
+        let seen = recorder
+            .losses
+            .iter()
+            .filter(|l| l.observer == "resourcemanager")
+            .count() as u32;
+        if seen != n {
+            violations.push(Violation {
+                invariant: "expect",
+                at: end,
+                node: None,
+                message: format!(
+                    "expected the ResourceManager to declare {n} TaskManager loss(es), it declared {seen}"
+                ),
+            });
+        }
+    }
+    if let Some(n) = scenario.expect.min_completed_checkpoints {
+        let seen = recorder.checkpointing.checkpoints_completed;
+        if seen < n {
+            violations.push(Violation {
+                invariant: "expect",
+                at: end,
+                node: None,
+                message: format!(
+                    "expected at least {n} completed checkpoint(s), the job completed {seen}"
+                ),
+            });
+        }
+    }
+    violations
 }
 
 /// The fault-free reference output of `spec`, computed once per spec for all the runs of this
