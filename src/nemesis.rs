@@ -279,222 +279,37 @@ impl Nemesis {
         duration: Duration,
         scripted: &[FaultSpec],
     ) -> Vec<Drawn> {
-        let mut rng = sim::rng::stream(seed, "nemesis", 0);
-        let mut out = Vec::new();
-        // Per node, the closed intervals during which it is down or paused.
-        let mut busy: BTreeMap<String, Vec<(Duration, Duration)>> = BTreeMap::new();
-        for (i, f) in scripted.iter().enumerate() {
-            // Until the scripted start (resume) of the node, or the end of the run.
-            let until = |back_up: &dyn Fn(&FaultAction) -> bool| {
-                scripted[i + 1..]
-                    .iter()
-                    .find(|g| g.at >= f.at && back_up(&g.action))
-                    .map_or(duration, |g| g.at)
-            };
-            match &f.action {
-                FaultAction::Kill(n) => {
-                    let end = until(&|a| matches!(a, FaultAction::Start(m) if m == n));
-                    busy.entry(n.clone()).or_default().push((f.at, end));
-                }
-                FaultAction::Pause { node, resume_after } => {
-                    let end = match resume_after {
-                        Some(d) => f.at + *d,
-                        None => until(&|a| matches!(a, FaultAction::Resume(m) if m == node)),
-                    };
-                    busy.entry(node.clone()).or_default().push((f.at, end));
-                }
-                _ => {}
-            }
-        }
-        let free = |busy: &BTreeMap<String, Vec<(Duration, Duration)>>,
-                    node: &str,
-                    from: Duration,
-                    to: Duration| {
-            busy.get(node)
-                .is_none_or(|v| v.iter().all(|&(s, e)| to < s || from > e))
+        let mut d = Drawing {
+            rng: sim::rng::stream(seed, "nemesis", 0),
+            out: Vec::new(),
+            busy: scripted_busy(scripted, duration),
+            quiet_after: self.quiet_after,
+            duration,
         };
-
-        let outages =
-            |o: &Outage,
-             targets: &[String],
-             rng: &mut sim::rng::Rng,
-             out: &mut Vec<Drawn>,
-             busy: &mut BTreeMap<String, Vec<(Duration, Duration)>>| {
-                let mut t = Duration::ZERO;
-                loop {
-                    t += uniform(rng, o.every);
-                    if t >= self.quiet_after {
-                        break;
-                    }
-                    let up_at = (t + uniform(rng, o.down)).min(duration);
-                    let candidates: Vec<&String> =
-                        targets.iter().filter(|n| free(busy, n, t, up_at)).collect();
-                    if candidates.is_empty() {
-                        continue;
-                    }
-                    let chosen: Vec<String> = if o.nodes == (1, 1) {
-                        vec![candidates[rng.random_range(0..candidates.len())].clone()]
-                    } else {
-                        let k = rng.random_range(o.nodes.0..=o.nodes.1) as usize;
-                        let mut c: Vec<String> = candidates
-                            .choose_multiple(rng, k.min(candidates.len()))
-                            .map(|n| (*n).clone())
-                            .collect();
-                        c.sort();
-                        c
-                    };
-                    for node in &chosen {
-                        busy.entry(node.clone()).or_default().push((t, up_at));
-                        out.push((t, FaultAction::Kill(node.clone())));
-                    }
-                    for node in chosen {
-                        out.push((up_at, FaultAction::Start(node)));
-                    }
-                }
-            };
-
+        // The order of the entries is the order of the draws: it fixes what each seed means.
         if let Some(o) = &self.kill_taskmanager {
-            outages(o, taskmanagers, &mut rng, &mut out, &mut busy);
+            d.outages(o, taskmanagers);
         }
         if let Some(e) = &self.partition {
-            let mut t = Duration::ZERO;
-            loop {
-                t += uniform(&mut rng, e.every);
-                if t >= self.quiet_after {
-                    break;
-                }
-                let lasting = uniform(&mut rng, e.lasting);
-                if nodes.len() < 2 {
-                    continue;
-                }
-                let shape = rng.random_range(0..3u32);
-                let (halves, one_way) = match shape {
-                    0 => (true, false),
-                    1 => (false, false),
-                    _ => (rng.random_bool(0.5), true),
-                };
-                let groups = split(&mut rng, nodes, halves);
-                out.push((
-                    t,
-                    FaultAction::Partition {
-                        groups,
-                        one_way,
-                        heal_after: Some(lasting),
-                    },
-                ));
-            }
+            d.partitions(e, nodes);
         }
-        let pauses = |e: &Episode,
-                      targets: &[String],
-                      rng: &mut sim::rng::Rng,
-                      out: &mut Vec<Drawn>,
-                      busy: &mut BTreeMap<String, Vec<(Duration, Duration)>>| {
-            let mut t = Duration::ZERO;
-            loop {
-                t += uniform(rng, e.every);
-                if t >= self.quiet_after {
-                    break;
-                }
-                let lasting = uniform(rng, e.lasting);
-                let candidates: Vec<&String> = targets
-                    .iter()
-                    .filter(|n| free(busy, n, t, t + lasting))
-                    .collect();
-                if candidates.is_empty() {
-                    continue;
-                }
-                let node = candidates[rng.random_range(0..candidates.len())].clone();
-                busy.entry(node.clone()).or_default().push((t, t + lasting));
-                out.push((
-                    t,
-                    FaultAction::Pause {
-                        node,
-                        resume_after: Some(lasting),
-                    },
-                ));
-            }
-        };
         if let Some(e) = &self.pause {
-            pauses(e, taskmanagers, &mut rng, &mut out, &mut busy);
+            d.pauses(e, taskmanagers);
         }
         if let Some(o) = &self.kill_sink {
-            outages(o, &["sink".to_string()], &mut rng, &mut out, &mut busy);
+            d.outages(o, &["sink".to_string()]);
         }
         if let Some(o) = &self.kill_checkpoint_storage {
-            outages(
-                o,
-                &["checkpoint-storage".to_string()],
-                &mut rng,
-                &mut out,
-                &mut busy,
-            );
+            d.outages(o, &["checkpoint-storage".to_string()]);
         }
         if let Some(c) = &self.clog {
-            let mut t = Duration::ZERO;
-            loop {
-                t += uniform(&mut rng, c.every);
-                if t >= self.quiet_after {
-                    break;
-                }
-                let lasting = uniform(&mut rng, c.lasting);
-                let extra = uniform(&mut rng, c.extra);
-                if nodes.len() < 2 {
-                    continue;
-                }
-                let halves = rng.random_bool(0.5);
-                out.push((
-                    t,
-                    FaultAction::Clog {
-                        groups: split(&mut rng, nodes, halves),
-                        one_way: false,
-                        extra,
-                        clear_after: Some(lasting),
-                    },
-                ));
-            }
+            d.clogs(c, nodes);
         }
         if let Some(j) = &self.clock_jump {
-            let cluster: Vec<&String> = nodes
-                .iter()
-                .filter(|n| n.starts_with("jobmanager-") || n.starts_with("taskmanager-"))
-                .collect();
-            let mut t = Duration::ZERO;
-            loop {
-                t += uniform(&mut rng, j.every);
-                if t >= self.quiet_after {
-                    break;
-                }
-                let by_ns = rng.random_range(j.by_ns.0..=j.by_ns.1);
-                // Whole milliseconds, so the resolved file reads naturally.
-                let by_ns = by_ns / 1_000_000 * 1_000_000;
-                if cluster.is_empty() {
-                    continue;
-                }
-                let node = cluster[rng.random_range(0..cluster.len())].clone();
-                out.push((t, FaultAction::ClockJump { node, by_ns }));
-            }
+            d.clock_jumps(j, nodes);
         }
         if let Some(f) = &self.fail_task {
-            let mut t = Duration::ZERO;
-            loop {
-                t += uniform(&mut rng, f.every);
-                if t >= self.quiet_after {
-                    break;
-                }
-                if f.targets.is_empty() {
-                    continue;
-                }
-                let target = &f.targets[rng.random_range(0..f.targets.len())];
-                let subtask = rng.random_range(0..target.parallelism.max(1));
-                out.push((
-                    t,
-                    FaultAction::FailTask {
-                        operator: target.operator.clone(),
-                        vertex: target.vertex,
-                        subtask,
-                    },
-                ));
-            }
+            d.task_failures(f);
         }
         let jobmanagers: Vec<String> = nodes
             .iter()
@@ -502,15 +317,219 @@ impl Nemesis {
             .cloned()
             .collect();
         if let Some(o) = &self.kill_jobmanager {
-            outages(o, &jobmanagers, &mut rng, &mut out, &mut busy);
+            d.outages(o, &jobmanagers);
         }
         if let Some(e) = &self.pause_jobmanager {
-            pauses(e, &jobmanagers, &mut rng, &mut out, &mut busy);
+            d.pauses(e, &jobmanagers);
         }
         if let Some(o) = &self.kill_ha {
-            outages(o, &["ha".to_string()], &mut rng, &mut out, &mut busy);
+            d.outages(o, &["ha".to_string()]);
         }
-        out
+        d.out
+    }
+}
+
+/// Per node, the closed intervals during which it is down or paused.
+type Busy = BTreeMap<String, Vec<(Duration, Duration)>>;
+
+/// The intervals the scripted faults keep nodes down or paused: a kill until the node's next
+/// scripted start, a pause until its resume, either at the latest until the end of the run.
+fn scripted_busy(scripted: &[FaultSpec], duration: Duration) -> Busy {
+    let mut busy = Busy::new();
+    for (i, f) in scripted.iter().enumerate() {
+        // Until the scripted start (resume) of the node, or the end of the run.
+        let until = |back_up: &dyn Fn(&FaultAction) -> bool| {
+            scripted[i + 1..]
+                .iter()
+                .find(|g| g.at >= f.at && back_up(&g.action))
+                .map_or(duration, |g| g.at)
+        };
+        match &f.action {
+            FaultAction::Kill(n) => {
+                let end = until(&|a| matches!(a, FaultAction::Start(m) if m == n));
+                busy.entry(n.clone()).or_default().push((f.at, end));
+            }
+            FaultAction::Pause { node, resume_after } => {
+                let end = match resume_after {
+                    Some(d) => f.at + *d,
+                    None => until(&|a| matches!(a, FaultAction::Resume(m) if m == node)),
+                };
+                busy.entry(node.clone()).or_default().push((f.at, end));
+            }
+            _ => {}
+        }
+    }
+    busy
+}
+
+/// Whether `node` is neither down nor paused anywhere in `from..=to`.
+fn free(busy: &Busy, node: &str, from: Duration, to: Duration) -> bool {
+    busy.get(node)
+        .is_none_or(|v| v.iter().all(|&(s, e)| to < s || from > e))
+}
+
+/// One seed's drawing of a nemesis schedule: the random stream, the faults drawn so far and
+/// the intervals nodes are already busy (so two outages never overlap on one node).
+struct Drawing {
+    rng: sim::rng::Rng,
+    out: Vec<Drawn>,
+    busy: Busy,
+    quiet_after: Duration,
+    duration: Duration,
+}
+
+impl Drawing {
+    /// Advances `t` by a gap drawn from `every`; false once it reaches the quiet phase.
+    fn next(&mut self, t: &mut Duration, every: DurationRange) -> bool {
+        *t += uniform(&mut self.rng, every);
+        *t < self.quiet_after
+    }
+
+    /// Outages of `o` (kill, then start again) on free nodes among `targets`.
+    fn outages(&mut self, o: &Outage, targets: &[String]) {
+        let mut t = Duration::ZERO;
+        while self.next(&mut t, o.every) {
+            let up_at = (t + uniform(&mut self.rng, o.down)).min(self.duration);
+            let candidates: Vec<&String> = targets
+                .iter()
+                .filter(|n| free(&self.busy, n, t, up_at))
+                .collect();
+            if candidates.is_empty() {
+                continue;
+            }
+            let chosen: Vec<String> = if o.nodes == (1, 1) {
+                vec![candidates[self.rng.random_range(0..candidates.len())].clone()]
+            } else {
+                let k = self.rng.random_range(o.nodes.0..=o.nodes.1) as usize;
+                let mut c: Vec<String> = candidates
+                    .choose_multiple(&mut self.rng, k.min(candidates.len()))
+                    .map(|n| (*n).clone())
+                    .collect();
+                c.sort();
+                c
+            };
+            for node in &chosen {
+                self.busy.entry(node.clone()).or_default().push((t, up_at));
+                self.out.push((t, FaultAction::Kill(node.clone())));
+            }
+            for node in chosen {
+                self.out.push((up_at, FaultAction::Start(node)));
+            }
+        }
+    }
+
+    /// Partitions of the `nodes`: halves, an isolated node, or either one way.
+    fn partitions(&mut self, e: &Episode, nodes: &[String]) {
+        let mut t = Duration::ZERO;
+        while self.next(&mut t, e.every) {
+            let lasting = uniform(&mut self.rng, e.lasting);
+            if nodes.len() < 2 {
+                continue;
+            }
+            let shape = self.rng.random_range(0..3u32);
+            let (halves, one_way) = match shape {
+                0 => (true, false),
+                1 => (false, false),
+                _ => (self.rng.random_bool(0.5), true),
+            };
+            let groups = split(&mut self.rng, nodes, halves);
+            self.out.push((
+                t,
+                FaultAction::Partition {
+                    groups,
+                    one_way,
+                    heal_after: Some(lasting),
+                },
+            ));
+        }
+    }
+
+    /// Pauses of one free node among `targets` at a time.
+    fn pauses(&mut self, e: &Episode, targets: &[String]) {
+        let mut t = Duration::ZERO;
+        while self.next(&mut t, e.every) {
+            let lasting = uniform(&mut self.rng, e.lasting);
+            let candidates: Vec<&String> = targets
+                .iter()
+                .filter(|n| free(&self.busy, n, t, t + lasting))
+                .collect();
+            if candidates.is_empty() {
+                continue;
+            }
+            let node = candidates[self.rng.random_range(0..candidates.len())].clone();
+            self.busy
+                .entry(node.clone())
+                .or_default()
+                .push((t, t + lasting));
+            self.out.push((
+                t,
+                FaultAction::Pause {
+                    node,
+                    resume_after: Some(lasting),
+                },
+            ));
+        }
+    }
+
+    /// Clogged links between two groups of the `nodes`.
+    fn clogs(&mut self, c: &Clog, nodes: &[String]) {
+        let mut t = Duration::ZERO;
+        while self.next(&mut t, c.every) {
+            let lasting = uniform(&mut self.rng, c.lasting);
+            let extra = uniform(&mut self.rng, c.extra);
+            if nodes.len() < 2 {
+                continue;
+            }
+            let halves = self.rng.random_bool(0.5);
+            self.out.push((
+                t,
+                FaultAction::Clog {
+                    groups: split(&mut self.rng, nodes, halves),
+                    one_way: false,
+                    extra,
+                    clear_after: Some(lasting),
+                },
+            ));
+        }
+    }
+
+    /// Clock jumps of one JobManager or TaskManager at a time.
+    fn clock_jumps(&mut self, j: &ClockJumps, nodes: &[String]) {
+        let cluster: Vec<&String> = nodes
+            .iter()
+            .filter(|n| n.starts_with("jobmanager-") || n.starts_with("taskmanager-"))
+            .collect();
+        let mut t = Duration::ZERO;
+        while self.next(&mut t, j.every) {
+            let by_ns = self.rng.random_range(j.by_ns.0..=j.by_ns.1);
+            // Whole milliseconds, so the resolved file reads naturally.
+            let by_ns = by_ns / 1_000_000 * 1_000_000;
+            if cluster.is_empty() {
+                continue;
+            }
+            let node = cluster[self.rng.random_range(0..cluster.len())].clone();
+            self.out.push((t, FaultAction::ClockJump { node, by_ns }));
+        }
+    }
+
+    /// Failures of one subtask of one of the target operators at a time.
+    fn task_failures(&mut self, f: &TaskFailures) {
+        let mut t = Duration::ZERO;
+        while self.next(&mut t, f.every) {
+            if f.targets.is_empty() {
+                continue;
+            }
+            let target = &f.targets[self.rng.random_range(0..f.targets.len())];
+            let subtask = self.rng.random_range(0..target.parallelism.max(1));
+            self.out.push((
+                t,
+                FaultAction::FailTask {
+                    operator: target.operator.clone(),
+                    vertex: target.vertex,
+                    subtask,
+                },
+            ));
+        }
     }
 }
 
