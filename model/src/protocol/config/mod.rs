@@ -451,7 +451,7 @@ impl FlinkConfig {
         // A deprecated key sets its current key; messages name the key as written.
         let deprecated = DEPRECATED_KEYS.iter().find(|(old, _)| *old == key);
         let canonical = deprecated.map_or(key, |(_, new)| *new);
-        let option = OPTIONS.iter().find(|o| o.key == canonical).ok_or_else(|| {
+        OPTIONS.iter().find(|o| o.key == canonical).ok_or_else(|| {
             if NOT_YET_SUPPORTED.contains(&key) {
                 format!("Flink key `{key}` is not supported by flinksim yet")
             } else {
@@ -461,27 +461,28 @@ impl FlinkConfig {
                 )
             }
         })?;
-        let duration = || parse_duration(value).map_err(|e| format!("`{key}`: {e}"));
-        let int = || {
-            value
-                .trim()
-                .parse::<i64>()
-                .map_err(|_| format!("`{key}`: expected an integer, got `{value}`"))
-        };
-        let count = |min: i64| -> Result<u32, String> {
-            let v = int()?;
-            if !(min..=i64::from(u32::MAX)).contains(&v) {
-                return Err(format!(
-                    "`{key}`: expected an integer of at least {min}, got {v}"
-                ));
-            }
-            Ok(v as u32)
-        };
+        let v = Value { key, value };
+        if canonical.starts_with("restart-strategy.") {
+            self.set_restart(canonical, v)?;
+        } else if canonical.starts_with("high-availability.") {
+            self.set_ha(canonical, v)?;
+        } else if canonical.starts_with("execution.checkpointing.") {
+            self.set_checkpointing(canonical, v, deprecated.is_some())?;
+        } else {
+            self.set_cluster(canonical, v)?;
+        }
+        self.checkpointing = self.checkpoint_keys.resolve();
+        Ok(())
+    }
+
+    /// Sets one of the heartbeats, registration, timeouts, failover, parallelism and slots keys (`canonical` is its current name; messages name it as written).
+    fn set_cluster(&mut self, canonical: &str, v: Value<'_>) -> Result<(), String> {
+        let Value { key, value } = v;
         match canonical {
-            "heartbeat.interval" => self.heartbeat_interval = positive(key, duration()?)?,
-            "heartbeat.timeout" => self.heartbeat_timeout = positive(key, duration()?)?,
+            "heartbeat.interval" => self.heartbeat_interval = positive(key, v.duration()?)?,
+            "heartbeat.timeout" => self.heartbeat_timeout = positive(key, v.duration()?)?,
             "heartbeat.rpc-failure-threshold" => {
-                let v = int()?;
+                let v = v.int()?;
                 self.heartbeat_rpc_failure_threshold = match v {
                     -1 => None,
                     1..=1_000_000 => Some(v as u32),
@@ -493,31 +494,55 @@ impl FlinkConfig {
                 }
             }
             "cluster.registration.initial-timeout" => {
-                self.registration_initial_timeout = positive(key, duration()?)?
+                self.registration_initial_timeout = positive(key, v.duration()?)?
             }
             "cluster.registration.max-timeout" => {
-                self.registration_max_timeout = positive(key, duration()?)?
+                self.registration_max_timeout = positive(key, v.duration()?)?
             }
             "cluster.registration.refused-registration-delay" => {
-                self.registration_refused_delay = duration()?
+                self.registration_refused_delay = v.duration()?
             }
-            "cluster.registration.error-delay" => self.registration_error_delay = duration()?,
+            "cluster.registration.error-delay" => self.registration_error_delay = v.duration()?,
             "taskmanager.registration.timeout" => {
-                self.taskmanager_registration_timeout = positive(key, duration()?)?
+                self.taskmanager_registration_timeout = positive(key, v.duration()?)?
             }
-            "pekko.ask.timeout" => self.ask_timeout = positive(key, duration()?)?,
-            "slot.request.timeout" => self.slot_request_timeout = positive(key, duration()?)?,
-            "slot.idle.timeout" => self.slot_idle_timeout = positive(key, duration()?)?,
+            "pekko.ask.timeout" => self.ask_timeout = positive(key, v.duration()?)?,
+            "slot.request.timeout" => self.slot_request_timeout = positive(key, v.duration()?)?,
+            "slot.idle.timeout" => self.slot_idle_timeout = positive(key, v.duration()?)?,
             "taskmanager.slot.timeout" => {
-                self.taskmanager_slot_timeout = positive(key, duration()?)?
+                self.taskmanager_slot_timeout = positive(key, v.duration()?)?
             }
             "resourcemanager.taskmanager-timeout" => {
-                self.resourcemanager_taskmanager_timeout = positive(key, duration()?)?
+                self.resourcemanager_taskmanager_timeout = positive(key, v.duration()?)?
             }
             "jobmanager.execution.failover-strategy" => {
                 self.failover_strategy = FailoverStrategy::from_name(value.trim())
                     .ok_or_else(|| format!("`{key}`: expected `region` or `full`, got `{value}`"))?
             }
+            "pipeline.max-parallelism" => {
+                let v = v.int()?;
+                self.max_parallelism = match v {
+                    -1 => None,
+                    1..=32768 => Some(v as u32),
+                    _ => return Err(format!("`{key}`: expected -1 or 1..=32768, got {v}")),
+                };
+            }
+            "taskmanager.numberOfTaskSlots" => {
+                let v = v.int()?;
+                if !(1..=1024).contains(&v) {
+                    return Err(format!("`{key}`: expected 1..=1024, got {v}"));
+                }
+                self.number_of_task_slots = v as u32;
+            }
+            _ => unreachable!("option {canonical} has no setter"),
+        }
+        Ok(())
+    }
+
+    /// Sets one of the `restart-strategy.*` keys (`canonical` is its current name; messages name it as written).
+    fn set_restart(&mut self, canonical: &str, v: Value<'_>) -> Result<(), String> {
+        let Value { key, value } = v;
+        match canonical {
             "restart-strategy.type" => {
                 let v = value.trim().to_ascii_lowercase();
                 let canonical = match v.as_str() {
@@ -534,21 +559,21 @@ impl FlinkConfig {
                 self.restart_keys.kind = canonical.to_string();
             }
             "restart-strategy.fixed-delay.attempts" => {
-                self.restart_keys.fixed_attempts = non_negative_u32(key, int()?)?
+                self.restart_keys.fixed_attempts = non_negative_u32(key, v.int()?)?
             }
-            "restart-strategy.fixed-delay.delay" => self.restart_keys.fixed_delay = duration()?,
+            "restart-strategy.fixed-delay.delay" => self.restart_keys.fixed_delay = v.duration()?,
             "restart-strategy.failure-rate.max-failures-per-interval" => {
-                self.restart_keys.rate_max_failures = non_negative_u32(key, int()?)?
+                self.restart_keys.rate_max_failures = non_negative_u32(key, v.int()?)?
             }
             "restart-strategy.failure-rate.failure-rate-interval" => {
-                self.restart_keys.rate_interval = positive(key, duration()?)?
+                self.restart_keys.rate_interval = positive(key, v.duration()?)?
             }
-            "restart-strategy.failure-rate.delay" => self.restart_keys.rate_delay = duration()?,
+            "restart-strategy.failure-rate.delay" => self.restart_keys.rate_delay = v.duration()?,
             "restart-strategy.exponential-delay.initial-backoff" => {
-                self.restart_keys.exp_initial = positive(key, duration()?)?
+                self.restart_keys.exp_initial = positive(key, v.duration()?)?
             }
             "restart-strategy.exponential-delay.max-backoff" => {
-                self.restart_keys.exp_max = positive(key, duration()?)?
+                self.restart_keys.exp_max = positive(key, v.duration()?)?
             }
             "restart-strategy.exponential-delay.backoff-multiplier" => {
                 let f = float(key, value)?;
@@ -558,7 +583,7 @@ impl FlinkConfig {
                 self.restart_keys.exp_multiplier = f;
             }
             "restart-strategy.exponential-delay.reset-backoff-threshold" => {
-                self.restart_keys.exp_reset = positive(key, duration()?)?
+                self.restart_keys.exp_reset = positive(key, v.duration()?)?
             }
             "restart-strategy.exponential-delay.jitter-factor" => {
                 let f = float(key, value)?;
@@ -568,20 +593,21 @@ impl FlinkConfig {
                 self.restart_keys.exp_jitter = f;
             }
             "restart-strategy.exponential-delay.attempts-before-reset-backoff" => {
-                let v = int()?;
+                let v = v.int()?;
                 self.restart_keys.exp_attempts = match v {
                     -1 => None,
                     v => Some(non_negative_u32(key, v)?),
                 };
             }
-            "pipeline.max-parallelism" => {
-                let v = int()?;
-                self.max_parallelism = match v {
-                    -1 => None,
-                    1..=32768 => Some(v as u32),
-                    _ => return Err(format!("`{key}`: expected -1 or 1..=32768, got {v}")),
-                };
-            }
+            _ => unreachable!("option {canonical} has no setter"),
+        }
+        Ok(())
+    }
+
+    /// Sets one of the `high-availability.*` keys (`canonical` is its current name; messages name it as written).
+    fn set_ha(&mut self, canonical: &str, v: Value<'_>) -> Result<(), String> {
+        let Value { key, value } = v;
+        match canonical {
             "high-availability.type" => {
                 self.high_availability = match value.trim().to_ascii_uppercase().as_str() {
                     "NONE" => HighAvailability::None,
@@ -599,14 +625,14 @@ impl FlinkConfig {
                 }
             }
             "high-availability.zookeeper.client.session-timeout" => {
-                let d = duration()?;
+                let d = v.duration()?;
                 if d < Duration::from_millis(300) {
                     return Err(format!("`{key}`: expected at least 300 ms, got `{value}`"));
                 }
                 self.ha_session.session_timeout = d;
             }
             "high-availability.zookeeper.client.retry-wait" => {
-                self.ha_session.retry_wait = positive(key, duration()?)?
+                self.ha_session.retry_wait = positive(key, v.duration()?)?
             }
             "high-availability.zookeeper.client.tolerate-suspended-connections" => {
                 self.ha_session.tolerate_suspended_connections =
@@ -616,15 +642,22 @@ impl FlinkConfig {
                         _ => return Err(format!("`{key}`: expected true or false, got `{value}`")),
                     }
             }
-            "taskmanager.numberOfTaskSlots" => {
-                let v = int()?;
-                if !(1..=1024).contains(&v) {
-                    return Err(format!("`{key}`: expected 1..=1024, got {v}"));
-                }
-                self.number_of_task_slots = v as u32;
-            }
+            _ => unreachable!("option {canonical} has no setter"),
+        }
+        Ok(())
+    }
+
+    /// Sets one of the `execution.checkpointing.*` keys (`canonical` is its current name; messages name it as written).
+    fn set_checkpointing(
+        &mut self,
+        canonical: &str,
+        v: Value<'_>,
+        deprecated: bool,
+    ) -> Result<(), String> {
+        let Value { key, value } = v;
+        match canonical {
             "execution.checkpointing.interval" => {
-                self.checkpoint_keys.interval = Some(checkpoint_time(key, duration()?)?)
+                self.checkpoint_keys.interval = Some(checkpoint_time(key, v.duration()?)?)
             }
             "execution.checkpointing.mode" => {
                 // Flink reads enum options case-insensitively.
@@ -639,28 +672,27 @@ impl FlinkConfig {
                 }
             }
             "execution.checkpointing.timeout" => {
-                self.checkpoint_keys.timeout = checkpoint_time(key, duration()?)?
+                self.checkpoint_keys.timeout = checkpoint_time(key, v.duration()?)?
             }
-            "execution.checkpointing.min-pause" => self.checkpoint_keys.min_pause = duration()?,
+            "execution.checkpointing.min-pause" => self.checkpoint_keys.min_pause = v.duration()?,
             "execution.checkpointing.max-concurrent-checkpoints" => {
-                self.checkpoint_keys.max_concurrent = count(1)?
+                self.checkpoint_keys.max_concurrent = v.count(1)?
             }
             "execution.checkpointing.tolerable-failed-checkpoints" => {
-                self.checkpoint_keys.tolerable_failed = count(0)?
+                self.checkpoint_keys.tolerable_failed = v.count(0)?
             }
             "execution.checkpointing.num-retained" => {
-                let v = count(1)?;
+                let v = v.count(1)?;
                 // Flink reads a deprecated key only when its current key is absent.
-                if deprecated.is_none() || !self.checkpoint_keys.num_retained_set {
+                if !deprecated || !self.checkpoint_keys.num_retained_set {
                     self.checkpoint_keys.num_retained = v;
                 }
-                if deprecated.is_none() {
+                if !deprecated {
                     self.checkpoint_keys.num_retained_set = true;
                 }
             }
-            _ => unreachable!("option {} has no setter", option.key),
+            _ => unreachable!("option {canonical} has no setter"),
         }
-        self.checkpointing = self.checkpoint_keys.resolve();
         Ok(())
     }
 
@@ -715,6 +747,39 @@ impl FlinkConfig {
             );
         }
         Ok(())
+    }
+}
+
+/// A value as written for a key, with the parsers every key's setter shares; errors name the
+/// key as written.
+#[derive(Clone, Copy)]
+struct Value<'a> {
+    key: &'a str,
+    value: &'a str,
+}
+
+impl Value<'_> {
+    fn duration(self) -> Result<Duration, String> {
+        parse_duration(self.value).map_err(|e| format!("`{}`: {e}", self.key))
+    }
+
+    fn int(self) -> Result<i64, String> {
+        self.value
+            .trim()
+            .parse::<i64>()
+            .map_err(|_| format!("`{}`: expected an integer, got `{}`", self.key, self.value))
+    }
+
+    /// An integer of at least `min` that fits a u32.
+    fn count(self, min: i64) -> Result<u32, String> {
+        let v = self.int()?;
+        if !(min..=i64::from(u32::MAX)).contains(&v) {
+            return Err(format!(
+                "`{}`: expected an integer of at least {min}, got {v}",
+                self.key
+            ));
+        }
+        Ok(v as u32)
     }
 }
 
