@@ -48,42 +48,80 @@ impl Validator<'_> {
         duration: Duration,
     ) -> Result<Option<Nemesis>, ScenarioError> {
         let r = n.get_ref();
-        let has_job = graph.is_some();
-        let outage = |o: &Option<Spanned<raw::Outage>>,
-                      key: &str,
-                      targets: u32|
-         -> Result<Option<Outage>, ScenarioError> {
-            o.as_ref()
-                .map(|o| {
-                    let o = o.get_ref();
-                    let nodes = match &o.nodes {
-                        None => (1, 1),
-                        Some(v) => {
-                            self.count_range(v, &format!("`nemesis.{key}.nodes`"), targets)?
-                        }
-                    };
-                    Ok(Outage {
-                        every: self.nemesis_range(&o.every, &format!("`nemesis.{key}.every`"))?,
-                        down: self.nemesis_range(&o.down, &format!("`nemesis.{key}.down`"))?,
-                        nodes,
-                    })
-                })
-                .transpose()
+        // Checked in this order, so a file with several problems always reports the same one.
+        self.nemesis_targets_exist(r, cluster, nodes, graph.is_some())?;
+        let kill_taskmanager = self.outage(
+            &r.kill_taskmanager,
+            "kill_taskmanager",
+            cluster.taskmanagers,
+        )?;
+        let partition = self.episode(&r.partition, "partition")?;
+        let pause = self.episode(&r.pause, "pause")?;
+        let kill_sink = self.outage(&r.kill_sink, "kill_sink", 1)?;
+        let kill_checkpoint_storage =
+            self.outage(&r.kill_checkpoint_storage, "kill_checkpoint_storage", 1)?;
+        let clog = r
+            .clog
+            .as_ref()
+            .map(|c| self.clog(c.get_ref()))
+            .transpose()?;
+        let clock_jump = r
+            .clock_jump
+            .as_ref()
+            .map(|j| self.clock_jump(j.get_ref()))
+            .transpose()?;
+        let fail_task = match (&r.fail_task, graph) {
+            (None, _) => None,
+            (Some(f), None) => {
+                return Err(self.err(f.span(), "`nemesis.fail_task` needs a [job]"));
+            }
+            (Some(f), Some(graph)) => Some(self.fail_task_entry(f.get_ref(), graph)?),
         };
-        let episode = |e: &Option<Spanned<raw::Episode>>,
-                       key: &str|
-         -> Result<Option<Episode>, ScenarioError> {
-            e.as_ref()
-                .map(|e| {
-                    let e = e.get_ref();
-                    Ok(Episode {
-                        every: self.nemesis_range(&e.every, &format!("`nemesis.{key}.every`"))?,
-                        lasting: self
-                            .nemesis_range(&e.lasting, &format!("`nemesis.{key}.lasting`"))?,
-                    })
-                })
-                .transpose()
-        };
+        self.nemesis_needs_ha(r, nodes)?;
+        let kill_jobmanager =
+            self.outage(&r.kill_jobmanager, "kill_jobmanager", cluster.jobmanagers)?;
+        let pause_jobmanager = self.episode(&r.pause_jobmanager, "pause_jobmanager")?;
+        let kill_ha = self.outage(&r.kill_ha, "kill_ha", 1)?;
+        let any = kill_taskmanager.is_some()
+            || partition.is_some()
+            || pause.is_some()
+            || kill_sink.is_some()
+            || kill_checkpoint_storage.is_some()
+            || clog.is_some()
+            || clock_jump.is_some()
+            || fail_task.is_some()
+            || kill_jobmanager.is_some()
+            || pause_jobmanager.is_some()
+            || kill_ha.is_some();
+        let quiet_after = self.quiet_after(n, any, duration)?;
+        if !any {
+            return Ok(None);
+        }
+        Ok(Some(Nemesis {
+            kill_taskmanager,
+            partition,
+            pause,
+            kill_sink,
+            kill_checkpoint_storage,
+            clog,
+            clock_jump,
+            fail_task,
+            kill_jobmanager,
+            pause_jobmanager,
+            kill_ha,
+            swarm: r.swarm.as_ref().is_some_and(|s| *s.get_ref()),
+            quiet_after,
+        }))
+    }
+
+    /// The nodes the job-, TaskManager- and link-level entries aim at exist in this scenario.
+    fn nemesis_targets_exist(
+        &self,
+        r: &raw::Nemesis,
+        cluster: &Cluster,
+        nodes: &[String],
+        has_job: bool,
+    ) -> Result<(), ScenarioError> {
         let needs_job = |o: &Option<Spanned<raw::Outage>>, key: &str, node: &str| {
             match o {
                 Some(o) if !has_job => Err(self.err(
@@ -128,75 +166,12 @@ impl Validator<'_> {
                 return Err(self.err(c.span(), "`nemesis.clog` needs at least two nodes to split"));
             }
         }
-        let kill_taskmanager = outage(
-            &r.kill_taskmanager,
-            "kill_taskmanager",
-            cluster.taskmanagers,
-        )?;
-        let partition = episode(&r.partition, "partition")?;
-        let pause = episode(&r.pause, "pause")?;
-        let kill_sink = outage(&r.kill_sink, "kill_sink", 1)?;
-        let kill_checkpoint_storage =
-            outage(&r.kill_checkpoint_storage, "kill_checkpoint_storage", 1)?;
-        let clog = r
-            .clog
-            .as_ref()
-            .map(|c| {
-                let c = c.get_ref();
-                Ok::<_, ScenarioError>(crate::nemesis::Clog {
-                    every: self.nemesis_range(&c.every, "`nemesis.clog.every`")?,
-                    lasting: self.nemesis_range(&c.lasting, "`nemesis.clog.lasting`")?,
-                    extra: self.nemesis_range(&c.extra, "`nemesis.clog.extra`")?,
-                })
-            })
-            .transpose()?;
-        let clock_jump = r
-            .clock_jump
-            .as_ref()
-            .map(|j| {
-                let j = j.get_ref();
-                let text = j.by.get_ref();
-                // "-30s..30s": the first ".." that is not part of a sign.
-                let (a, b) = text.split_once("..").unwrap_or((text, text));
-                let part = |t: &str| {
-                    self.signed_duration(
-                        &Spanned::new(j.by.span(), t.to_string()),
-                        "`nemesis.clock_jump.by`",
-                    )
-                };
-                let (lo, hi) = (part(a)?, part(b)?);
-                if lo > hi {
-                    return Err(self.err(
-                        j.by.span(),
-                        format!("`nemesis.clock_jump.by`: range `{text}` is empty (low > high)"),
-                    ));
-                }
-                Ok(crate::nemesis::ClockJumps {
-                    every: self.nemesis_range(&j.every, "`nemesis.clock_jump.every`")?,
-                    by_ns: (lo, hi),
-                })
-            })
-            .transpose()?;
-        let fail_task = match (&r.fail_task, graph) {
-            (None, _) => None,
-            (Some(f), None) => {
-                return Err(self.err(f.span(), "`nemesis.fail_task` needs a [job]"));
-            }
-            (Some(f), Some(graph)) => Some(crate::nemesis::TaskFailures {
-                every: self.nemesis_range(&f.get_ref().every, "`nemesis.fail_task.every`")?,
-                targets: graph
-                    .vertices
-                    .iter()
-                    .map(|v| crate::nemesis::TaskTarget {
-                        operator: v.operators[0].name.clone(),
-                        vertex: v.id,
-                        parallelism: v.parallelism,
-                    })
-                    .collect(),
-            }),
-        };
-        // The JobManager and `ha` entries need high availability (a second JobManager to take
-        // over, and the `ha` node).
+        Ok(())
+    }
+
+    /// The JobManager and `ha` entries need high availability (a second JobManager to take
+    /// over, and the `ha` node).
+    fn nemesis_needs_ha(&self, r: &raw::Nemesis, nodes: &[String]) -> Result<(), ScenarioError> {
         let ha = nodes.iter().any(|n| n == "ha");
         for (key, span) in [
             (
@@ -216,21 +191,108 @@ impl Validator<'_> {
                 ));
             }
         }
-        let kill_jobmanager = outage(&r.kill_jobmanager, "kill_jobmanager", cluster.jobmanagers)?;
-        let pause_jobmanager = episode(&r.pause_jobmanager, "pause_jobmanager")?;
-        let kill_ha = outage(&r.kill_ha, "kill_ha", 1)?;
-        let any = kill_taskmanager.is_some()
-            || partition.is_some()
-            || pause.is_some()
-            || kill_sink.is_some()
-            || kill_checkpoint_storage.is_some()
-            || clog.is_some()
-            || clock_jump.is_some()
-            || fail_task.is_some()
-            || kill_jobmanager.is_some()
-            || pause_jobmanager.is_some()
-            || kill_ha.is_some();
-        let quiet_after = match &r.quiet_after {
+        Ok(())
+    }
+
+    /// An outage entry `nemesis.{key}` over `targets` candidate nodes.
+    fn outage(
+        &self,
+        o: &Option<Spanned<raw::Outage>>,
+        key: &str,
+        targets: u32,
+    ) -> Result<Option<Outage>, ScenarioError> {
+        o.as_ref()
+            .map(|o| {
+                let o = o.get_ref();
+                let nodes = match &o.nodes {
+                    None => (1, 1),
+                    Some(v) => self.count_range(v, &format!("`nemesis.{key}.nodes`"), targets)?,
+                };
+                Ok(Outage {
+                    every: self.nemesis_range(&o.every, &format!("`nemesis.{key}.every`"))?,
+                    down: self.nemesis_range(&o.down, &format!("`nemesis.{key}.down`"))?,
+                    nodes,
+                })
+            })
+            .transpose()
+    }
+
+    /// An episode entry `nemesis.{key}` (partitions, pauses).
+    fn episode(
+        &self,
+        e: &Option<Spanned<raw::Episode>>,
+        key: &str,
+    ) -> Result<Option<Episode>, ScenarioError> {
+        e.as_ref()
+            .map(|e| {
+                let e = e.get_ref();
+                Ok(Episode {
+                    every: self.nemesis_range(&e.every, &format!("`nemesis.{key}.every`"))?,
+                    lasting: self.nemesis_range(&e.lasting, &format!("`nemesis.{key}.lasting`"))?,
+                })
+            })
+            .transpose()
+    }
+
+    fn clog(&self, c: &raw::Clog) -> Result<crate::nemesis::Clog, ScenarioError> {
+        Ok(crate::nemesis::Clog {
+            every: self.nemesis_range(&c.every, "`nemesis.clog.every`")?,
+            lasting: self.nemesis_range(&c.lasting, "`nemesis.clog.lasting`")?,
+            extra: self.nemesis_range(&c.extra, "`nemesis.clog.extra`")?,
+        })
+    }
+
+    fn clock_jump(&self, j: &raw::ClockJump) -> Result<crate::nemesis::ClockJumps, ScenarioError> {
+        let text = j.by.get_ref();
+        // "-30s..30s": the first ".." that is not part of a sign.
+        let (a, b) = text.split_once("..").unwrap_or((text, text));
+        let part = |t: &str| {
+            self.signed_duration(
+                &Spanned::new(j.by.span(), t.to_string()),
+                "`nemesis.clock_jump.by`",
+            )
+        };
+        let (lo, hi) = (part(a)?, part(b)?);
+        if lo > hi {
+            return Err(self.err(
+                j.by.span(),
+                format!("`nemesis.clock_jump.by`: range `{text}` is empty (low > high)"),
+            ));
+        }
+        Ok(crate::nemesis::ClockJumps {
+            every: self.nemesis_range(&j.every, "`nemesis.clock_jump.every`")?,
+            by_ns: (lo, hi),
+        })
+    }
+
+    /// `nemesis.fail_task`: failures of any subtask of any vertex of the job.
+    fn fail_task_entry(
+        &self,
+        f: &raw::Every,
+        graph: &model::protocol::job_graph::JobGraph,
+    ) -> Result<crate::nemesis::TaskFailures, ScenarioError> {
+        Ok(crate::nemesis::TaskFailures {
+            every: self.nemesis_range(&f.every, "`nemesis.fail_task.every`")?,
+            targets: graph
+                .vertices
+                .iter()
+                .map(|v| crate::nemesis::TaskTarget {
+                    operator: v.operators[0].name.clone(),
+                    vertex: v.id,
+                    parallelism: v.parallelism,
+                })
+                .collect(),
+        })
+    }
+
+    /// `nemesis.quiet_after`: required with any entry, and before the end of the run.
+    fn quiet_after(
+        &self,
+        n: &Spanned<raw::Nemesis>,
+        any: bool,
+        duration: Duration,
+    ) -> Result<Duration, ScenarioError> {
+        Ok(match &n.get_ref().quiet_after {
             Some(q) => {
                 let d = self.duration(q, "`nemesis.quiet_after`")?;
                 if d >= duration {
@@ -250,24 +312,6 @@ impl Validator<'_> {
                 ))
             }
             None => Duration::ZERO,
-        };
-        if !any {
-            return Ok(None);
-        }
-        Ok(Some(Nemesis {
-            kill_taskmanager,
-            partition,
-            pause,
-            kill_sink,
-            kill_checkpoint_storage,
-            clog,
-            clock_jump,
-            fail_task,
-            kill_jobmanager,
-            pause_jobmanager,
-            kill_ha,
-            swarm: r.swarm.as_ref().is_some_and(|s| *s.get_ref()),
-            quiet_after,
-        }))
+        })
     }
 }
