@@ -272,8 +272,19 @@ pub fn render(
 ) -> String {
     let mut md = String::new();
     let _ = writeln!(md, "# {}, seed {}\n", s.scenario, s.seed);
+    verdict_section(&mut md, s, trace);
+    violations_section(&mut md, s);
+    scenario_section(&mut md, scenario, s);
+    faults_section(&mut md, scenario);
+    timeline_section(&mut md, scenario, s, trace);
+    figures_section(&mut md, s, trace);
+    reproduce_section(&mut md, dir, s);
+    files_section(&mut md, s, trace, diagram);
+    md
+}
 
-    // Verdict.
+/// The verdict line, what the run expected, the planted bug and trace warnings.
+fn verdict_section(md: &mut String, s: &Summary, trace: Option<&Trace>) {
     let verdict = if s.passed() { "PASS" } else { "FAIL" };
     let what = match s.violations.first() {
         Some(v) => format!(
@@ -333,8 +344,10 @@ pub fn render(
             );
         }
     }
+}
 
-    // Violations.
+/// One subsection per violation: the invariant in plain words, when, where, what.
+fn violations_section(md: &mut String, s: &Summary) {
     if !s.violations.is_empty() {
         md.push_str("## Violations\n\n");
         for (i, v) in s.violations.iter().enumerate() {
@@ -358,8 +371,10 @@ pub fn render(
             let _ = writeln!(md, "- **What the oracle saw:** {}\n", v.message);
         }
     }
+}
 
-    // Scenario and knobs.
+/// The scenario and the knobs drawn from the seed.
+fn scenario_section(md: &mut String, scenario: &Scenario, s: &Summary) {
     md.push_str("## Scenario\n\n");
     if !scenario.description.is_empty() {
         let _ = writeln!(md, "{}\n", scenario.description.trim());
@@ -390,8 +405,10 @@ pub fn render(
         }
         md.push('\n');
     }
+}
 
-    // Fault schedule.
+/// The fault schedule: scripted faults and those drawn from the seed.
+fn faults_section(md: &mut String, scenario: &Scenario) {
     md.push_str("## Fault schedule\n\n");
     if scenario.faults.is_empty() {
         md.push_str("No scripted or drawn faults.\n\n");
@@ -408,8 +425,10 @@ pub fn render(
         }
         md.push('\n');
     }
+}
 
-    // Timeline.
+/// The timeline of the run (at most `TIMELINE_MAX` rows).
+fn timeline_section(md: &mut String, scenario: &Scenario, s: &Summary, trace: Option<&Trace>) {
     md.push_str("## Timeline\n\n");
     let rows = timeline_table(&timeline(scenario, s, trace));
     if rows.is_empty() {
@@ -429,8 +448,10 @@ pub fn render(
         }
         md.push('\n');
     }
+}
 
-    // Figures.
+/// The run's figures.
+fn figures_section(md: &mut String, s: &Summary, trace: Option<&Trace>) {
     md.push_str("## Figures\n\n| | |\n|---|---|\n");
     let lost = s
         .taskmanagers_lost
@@ -468,8 +489,10 @@ pub fn render(
         let _ = writeln!(md, "| trace end | {} |", secs_ns(t.end_ns));
     }
     md.push('\n');
+}
 
-    // Commands.
+/// The commands that replay, shrink and re-run this run.
+fn reproduce_section(md: &mut String, dir: &Path, s: &Summary) {
     let d = dir.display().to_string();
     let scenario_file = dir.join("scenario.toml").display().to_string();
     let bug = s
@@ -495,8 +518,10 @@ pub fn render(
         s.seed
     );
     md.push_str("```\n\n");
+}
 
-    // Diagram and files.
+/// The sequence diagram, if any, and the files of the report folder.
+fn files_section(md: &mut String, s: &Summary, trace: Option<&Trace>, diagram: Option<&str>) {
     if let Some(diagram) = diagram {
         let caption = if s.violations.is_empty() {
             "The last control-plane messages of the run"
@@ -517,7 +542,6 @@ pub fn render(
         md.push_str("- [trace.perfetto.json](trace.perfetto.json): the trace for <https://ui.perfetto.dev> (Open trace file): a track per node, message flows, checkpoints, faults\n");
         md.push_str("- [sequence.mmd](sequence.mmd): the sequence diagram above, for <https://mermaid.live>\n");
     }
-    md
 }
 
 #[cfg(test)]
