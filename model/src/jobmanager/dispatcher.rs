@@ -51,6 +51,8 @@ impl Dispatcher {
                     return None;
                 }
                 self.running.insert(job_id);
+                // A job runs or has a result, never both.
+                debug_assert!(self.running.iter().all(|j| !self.results.contains_key(j)));
                 ctx.trace(Obs::JobSubmitted { job_id });
                 Some(JobMaster::new(ctx, self.me, job_id, spec, &self.setup))
             }
@@ -66,7 +68,11 @@ impl Dispatcher {
     ) {
         assert!(status.is_globally_terminal(), "{status:?}");
         assert!(self.running.remove(&job_id));
-        self.results.insert(job_id, status);
+        let earlier = self.results.insert(job_id, status);
+        assert!(
+            earlier.is_none(),
+            "a job reaches one globally terminal state"
+        );
     }
 
     /// Whether the job runs here or has a result (a submission of it is a duplicate).
@@ -76,16 +82,22 @@ impl Dispatcher {
 
     /// HA: the job is being submitted or recovered.
     pub fn mark_running(&mut self, job_id: JobId) {
+        // Callers reject known jobs first: a job runs once and never after its result.
+        assert!(!self.is_known(job_id), "job {job_id} marked twice");
         self.running.insert(job_id);
     }
 
     /// HA: the submission or recovery of the job did not go through.
     pub fn unmark(&mut self, job_id: JobId) {
-        self.running.remove(&job_id);
+        assert!(!self.results.contains_key(&job_id));
+        let was = self.running.remove(&job_id);
+        assert!(was, "job {job_id} was not being submitted or recovered");
     }
 
     /// HA: a result found in the JobResultStore.
     pub fn record_result(&mut self, job_id: JobId, status: JobStatus) {
+        assert!(status.is_globally_terminal(), "{status:?}");
+        assert!(!self.is_known(job_id), "job {job_id} already known");
         self.results.insert(job_id, status);
     }
 

@@ -8,6 +8,10 @@
 //! tasks exist or run (the JobMaster passes a [`Plan`]), nor telling tasks about completions
 //! (the JobMaster sends `notifyCheckpointComplete` to the current attempts), nor failing the
 //! job (it returns [`Outcome::FailJob`]).
+//!
+//! `check_invariants` states what holds between any two steps (pending and completed ids
+//! disjoint and ordered, at most `max-concurrent` in flight, at most `num-retained` retained);
+//! every public step checks it on return (debug builds: it scans every checkpoint).
 
 use crate::checking::bugs::{Bug, Bugs};
 use crate::protocol::checkpoint::CompletedCheckpoint;
@@ -121,6 +125,8 @@ impl CheckpointCoordinator {
         bugs: Bugs,
         storage: Option<NodeId>,
     ) -> Self {
+        assert!(config.max_concurrent >= 1, "max-concurrent-checkpoints");
+        assert!(config.num_retained >= 1, "num-retained");
         CheckpointCoordinator {
             job_id,
             config,
@@ -148,24 +154,87 @@ impl CheckpointCoordinator {
         ha: HaCheckpointing,
         recovered: Option<CompletedCheckpoint>,
     ) -> CheckpointCoordinator {
+        // Only a fresh coordinator becomes an HA leader's.
+        assert!(self.ha.is_none());
+        assert!(self.pending.is_empty() && self.finalizing.is_empty());
+        assert!(self.completed.is_empty() && self.last_succeeded == 0);
         self.ha = Some(ha);
         if let Some(cp) = recovered {
             // Ids come from the `ha` store's counter (or, with the planted bug, from 1 again).
             self.last_succeeded = cp.id;
             self.completed.push_back(cp);
         }
+        self.check_invariants();
         self
+    }
+
+    /// Whether a planted bug lets checkpoint ids repeat or go backwards: a new leader that
+    /// counts from 1 again re-uses ids below (or equal to) the recovered checkpoint's.
+    fn ids_may_repeat(&self) -> bool {
+        self.bugs.has(Bug::CheckpointIdCounterNotPersisted)
+    }
+
+    /// What holds between any two steps of the coordinator (see the module documentation).
+    fn check_invariants(&self) {
+        let in_flight = self.pending.len() + self.finalizing.len();
+        assert!(in_flight <= self.config.max_concurrent as usize);
+        assert!(self.completed.len() <= self.config.num_retained as usize);
+        assert!(self.consecutive_failures <= self.config.tolerable_failed);
+        assert_eq!(
+            self.completed.back().map_or(0, |c| c.id),
+            self.last_succeeded,
+            "the latest completed checkpoint is the last that succeeded"
+        );
+        // Pending checkpoints exist only while the periodic trigger runs.
+        assert!(self.trigger_timer.is_some() || self.pending.is_empty());
+        assert!(!self.awaiting_id || self.ha.is_some_and(|h| h.external_ids));
+        assert!(self.finalizing.is_empty() || self.ha.is_some_and(|h| h.pointer_before_notify));
+        assert!(self.pointer_ops.is_empty() || self.ha.is_some());
+        debug_assert!(self
+            .pending
+            .keys()
+            .chain(self.finalizing.keys())
+            .all(|id| *id < self.next_id));
+        debug_assert!(
+            self.pending
+                .keys()
+                .all(|id| !self.finalizing.contains_key(id)),
+            "a checkpoint is pending or finalizing, not both"
+        );
+        debug_assert!(self.pending.values().all(|p| p
+            .acknowledged
+            .keys()
+            .all(|a| !p.not_yet_acknowledged.contains(a))));
+        if !self.ids_may_repeat() {
+            debug_assert!(
+                self.completed
+                    .iter()
+                    .all(|c| !self.pending.contains_key(&c.id)
+                        && !self.finalizing.contains_key(&c.id)),
+                "pending, finalizing and completed ids are disjoint"
+            );
+            debug_assert!(
+                self.completed
+                    .iter()
+                    .zip(self.completed.iter().skip(1))
+                    .all(|(a, b)| a.id < b.id),
+                "retained checkpoints are ordered by id"
+            );
+        }
     }
 
     /// Whether a completed checkpoint's pointer is being written. A restore waits for it: the
     /// checkpoint may be in the store already, and restoring an older one would abort the
     /// transactions a new leader will commit.
     pub fn is_finalizing(&self) -> bool {
+        assert!(self.finalizing.is_empty() || self.ha.is_some_and(|h| h.pointer_before_notify));
         !self.finalizing.is_empty()
     }
 
     /// The pointer changes to carry out in the `ha` store.
     pub fn take_pointer_ops(&mut self) -> Vec<PointerOp> {
+        // Pointers live in the `ha` store: without HA there is nothing to write.
+        assert!(self.pointer_ops.is_empty() || self.ha.is_some());
         std::mem::take(&mut self.pointer_ops)
     }
 
@@ -174,6 +243,10 @@ impl CheckpointCoordinator {
     }
 
     pub fn latest_completed(&self) -> Option<&CompletedCheckpoint> {
+        assert_eq!(
+            self.completed.back().map_or(0, |c| c.id),
+            self.last_succeeded
+        );
         self.completed.back()
     }
 
@@ -187,13 +260,18 @@ impl CheckpointCoordinator {
         if self.trigger_timer.is_some() {
             return;
         }
+        // Stopping the trigger aborted every pending checkpoint.
+        assert!(self.pending.is_empty());
         let lo = self.config.min_pause.min(self.config.interval).as_nanos() as u64;
         let hi = self.config.interval.as_nanos() as u64;
         let delay = ctx.rng().random_range(lo..=hi);
         self.arm_trigger(ctx, Duration::from_nanos(delay));
+        self.check_invariants();
     }
 
     fn arm_trigger(&mut self, ctx: &mut Ctx<'_, Flink>, after: Duration) {
+        // A trigger is never further away than one interval or one minimum pause.
+        assert!(after <= self.config.interval.max(self.config.min_pause));
         self.scheduler_version += 1;
         self.trigger_timer = Some(ctx.set_timer(
             after,
@@ -214,6 +292,8 @@ impl CheckpointCoordinator {
         for id in &ids {
             self.abort(ctx, *id, "CHECKPOINT_COORDINATOR_SUSPEND");
         }
+        assert!(self.pending.is_empty() && self.trigger_timer.is_none());
+        self.check_invariants();
         ids
     }
 
@@ -260,6 +340,8 @@ impl CheckpointCoordinator {
         let id = self.next_id;
         self.next_id += 1;
         self.start_checkpoint(ctx, id, plan);
+        assert!(self.pending.contains_key(&id));
+        self.check_invariants();
         false
     }
 
@@ -284,9 +366,34 @@ impl CheckpointCoordinator {
         }
         self.next_id = self.next_id.max(id + 1);
         self.start_checkpoint(ctx, id, plan);
+        assert!(self.pending.contains_key(&id));
+        self.check_invariants();
     }
 
     fn start_checkpoint(&mut self, ctx: &mut Ctx<'_, Flink>, id: CheckpointId, plan: Plan) {
+        assert!(self.is_scheduler_running());
+        assert!(!plan.trigger.is_empty() && !plan.wait_for.is_empty());
+        assert!(
+            self.pending.len() + self.finalizing.len() < self.config.max_concurrent as usize,
+            "max-concurrent-checkpoints"
+        );
+        // A new checkpoint id is above every pending one and above the latest completed.
+        assert!(self
+            .pending
+            .keys()
+            .next_back()
+            .is_none_or(|last| *last < id));
+        assert!(!self.finalizing.contains_key(&id));
+        if !self.ids_may_repeat() {
+            assert!(
+                id > self.last_succeeded,
+                "checkpoint {id} after {}",
+                self.last_succeeded
+            );
+            debug_assert!(self.finalizing.keys().all(|f| *f < id));
+        }
+        // Triggered tasks are among those the checkpoint waits for.
+        debug_assert!(plan.trigger.iter().all(|(a, _)| plan.wait_for.contains(a)));
         let timeout = ctx.set_timer(
             self.config.timeout,
             Timer::CheckpointTimeout {
@@ -345,21 +452,39 @@ impl CheckpointCoordinator {
             }
             return Outcome::Nothing;
         }
+        // A task acknowledges a checkpoint once: it waited for it, so it had not acknowledged.
+        assert!(!p.acknowledged.contains_key(&attempt));
+        assert_eq!(
+            handle.attempt, attempt,
+            "a task acknowledges with its own state"
+        );
+        assert_eq!(handle.checkpoint_id, id);
         p.acknowledged.insert(attempt, handle);
         let missing = p.not_yet_acknowledged.len();
         let complete = missing == 0
             || (self.bugs.has(Bug::CompleteWithMissingAck)
                 && missing == 1
                 && !p.acknowledged.is_empty());
-        if complete {
+        let outcome = if complete {
             self.complete(ctx, id)
         } else {
             Outcome::Nothing
-        }
+        };
+        assert!(!complete || !self.pending.contains_key(&id));
+        self.check_invariants();
+        outcome
     }
 
     fn complete(&mut self, ctx: &mut Ctx<'_, Flink>, id: CheckpointId) -> Outcome {
         let p = self.pending.remove(&id).expect("pending");
+        // Every task the checkpoint waited for acknowledged (the planted bug: all but one).
+        assert!(
+            p.not_yet_acknowledged.is_empty()
+                || (self.bugs.has(Bug::CompleteWithMissingAck)
+                    && p.not_yet_acknowledged.len() == 1)
+        );
+        assert!(!p.acknowledged.is_empty());
+        assert!(!self.finalizing.contains_key(&id));
         ctx.cancel_timer(p.timeout);
         let handles: Vec<StateHandleId> = p.acknowledged.values().copied().collect();
         let checkpoint = CompletedCheckpoint {
@@ -404,6 +529,10 @@ impl CheckpointCoordinator {
         let Some(checkpoint) = self.finalizing.remove(&id) else {
             return Outcome::Nothing;
         };
+        // Only awaited pointer writes finalize a checkpoint.
+        assert!(self.ha.is_some_and(|h| h.pointer_before_notify));
+        assert_eq!(checkpoint.id, id);
+        assert!(!self.pending.contains_key(&id));
         if !ok {
             ctx.trace(Obs::CheckpointAborted {
                 job_id: self.job_id,
@@ -412,7 +541,9 @@ impl CheckpointCoordinator {
             });
             return Outcome::Aborted(id);
         }
-        self.finish_completion(ctx, checkpoint)
+        let outcome = self.finish_completion(ctx, checkpoint);
+        self.check_invariants();
+        outcome
     }
 
     fn finish_completion(
@@ -421,6 +552,11 @@ impl CheckpointCoordinator {
         checkpoint: CompletedCheckpoint,
     ) -> Outcome {
         let id = checkpoint.id;
+        assert!(!self.pending.contains_key(&id) && !self.finalizing.contains_key(&id));
+        if !self.ids_may_repeat() {
+            // A completed checkpoint never replaces one with the same id.
+            debug_assert!(self.completed.iter().all(|c| c.id != id));
+        }
         ctx.trace(Obs::CheckpointCompleted {
             job_id: self.job_id,
             checkpoint_id: id,
@@ -443,6 +579,9 @@ impl CheckpointCoordinator {
         for old in older {
             self.abort(ctx, old, "CHECKPOINT_SUBSUMED");
         }
+        assert!(self.completed.len() <= self.config.num_retained as usize);
+        assert_eq!(self.completed.back().map(|c| c.id), Some(id));
+        assert!(self.pending.keys().next().is_none_or(|first| *first > id));
         Outcome::Completed(id)
     }
 
@@ -462,7 +601,10 @@ impl CheckpointCoordinator {
             "CHECKPOINT_DECLINED_INPUT_END_OF_STREAM" => "CHECKPOINT_DECLINED_INPUT_END_OF_STREAM",
             _ => "CHECKPOINT_DECLINED",
         };
-        self.fail_pending(ctx, id, reason)
+        let outcome = self.fail_pending(ctx, id, reason);
+        assert!(!self.pending.contains_key(&id));
+        self.check_invariants();
+        outcome
     }
 
     /// The checkpoint's timeout fired.
@@ -470,7 +612,10 @@ impl CheckpointCoordinator {
         if !self.pending.contains_key(&id) {
             return Outcome::Nothing;
         }
-        self.fail_pending(ctx, id, "CHECKPOINT_EXPIRED")
+        let outcome = self.fail_pending(ctx, id, "CHECKPOINT_EXPIRED");
+        assert!(!self.pending.contains_key(&id));
+        self.check_invariants();
+        outcome
     }
 
     fn fail_pending(
@@ -479,6 +624,7 @@ impl CheckpointCoordinator {
         id: CheckpointId,
         reason: &'static str,
     ) -> Outcome {
+        assert!(self.pending.contains_key(&id));
         self.abort(ctx, id, reason);
         if counted(reason) && id > self.last_succeeded {
             self.consecutive_failures += 1;
@@ -487,6 +633,7 @@ impl CheckpointCoordinator {
                 return Outcome::FailJob;
             }
         }
+        assert!(self.consecutive_failures <= self.config.tolerable_failed);
         Outcome::Aborted(id)
     }
 
@@ -494,6 +641,8 @@ impl CheckpointCoordinator {
         let Some(p) = self.pending.remove(&id) else {
             return;
         };
+        // An aborted checkpoint never completed: its state belongs to no retained checkpoint.
+        assert!(!self.finalizing.contains_key(&id));
         ctx.cancel_timer(p.timeout);
         ctx.trace(Obs::CheckpointAborted {
             job_id: self.job_id,
@@ -507,6 +656,15 @@ impl CheckpointCoordinator {
         if handles.is_empty() {
             return;
         }
+        if !self.ids_may_repeat() {
+            // State a retained checkpoint may restore is never discarded.
+            debug_assert!(
+                handles
+                    .iter()
+                    .all(|h| self.completed.iter().all(|c| !c.handles.contains(h))),
+                "discarding state of a retained checkpoint"
+            );
+        }
         if let Some(storage) = self.storage {
             ctx.send(
                 storage,
@@ -518,6 +676,8 @@ impl CheckpointCoordinator {
     /// The checkpoint a restore uses: the latest completed one (with the planted bug, the
     /// oldest retained).
     pub fn checkpoint_to_restore(&self) -> Option<&CompletedCheckpoint> {
+        // Nothing finalizing is restored around (the scheduler waits for it).
+        debug_assert!(self.finalizing.is_empty());
         if self.bugs.has(Bug::RestoreOlderCheckpoint) {
             self.completed.front()
         } else {
@@ -535,6 +695,7 @@ pub fn assign_state(
     ev: ExecutionVertexId,
 ) -> TaskRestore {
     let v = graph.vertex(ev.vertex);
+    assert!(ev.subtask < v.parallelism, "{ev:?}");
     let own = key_group_range(v.max_parallelism, v.parallelism, ev.subtask);
     let handles = checkpoint
         .handles
@@ -550,7 +711,9 @@ pub fn assign_state(
             }
         })
         .copied()
-        .collect();
+        .collect::<Vec<_>>();
+    // The state of a checkpoint is the state it took.
+    debug_assert!(handles.iter().all(|h| h.checkpoint_id == checkpoint.id));
     TaskRestore {
         checkpoint_id: checkpoint.id,
         handles,

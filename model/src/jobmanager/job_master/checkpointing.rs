@@ -20,6 +20,8 @@ use sim::Ctx;
 impl JobMaster {
     /// The work this JobMaster has for the `ha` store since the last call.
     pub fn take_ha_calls(&mut self) -> Vec<JobMasterHaCall> {
+        // Only a checkpointing JobMaster has work for the `ha` store.
+        assert!(self.ha_calls.is_empty() || self.coordinator.is_some());
         let mut calls = std::mem::take(&mut self.ha_calls);
         if let Some(c) = self.coordinator.as_mut() {
             calls.extend(
@@ -33,6 +35,8 @@ impl JobMaster {
 
     /// The `ha` store's checkpoint id counter answered (`None`: it failed).
     pub fn on_checkpoint_id(&mut self, ctx: &mut Ctx<'_, Flink>, id: Option<CheckpointId>) {
+        // The CheckpointIDCounter counts from 1 (0 means: no checkpoint).
+        assert!(id.is_none_or(|id| id >= 1));
         let plan = self.checkpoint_plan();
         if let Some(c) = self.coordinator.as_mut() {
             c.on_checkpoint_id(ctx, id, plan);
@@ -50,6 +54,8 @@ impl JobMaster {
         id: CheckpointId,
         written: Option<bool>,
     ) {
+        // Only a checkpointing JobMaster writes pointers.
+        assert!(self.coordinator.is_some());
         let Some(ok) = written else {
             return;
         };
@@ -68,6 +74,7 @@ impl JobMaster {
         checkpoint_id: CheckpointId,
         handle: StateHandleId,
     ) {
+        assert_eq!(handle.job_id, self.job_id, "state of this job");
         if let Some(c) = self.coordinator.as_mut() {
             let outcome = c.on_acknowledge(ctx, attempt, checkpoint_id, handle);
             self.on_checkpoint_outcome(ctx, outcome);
@@ -121,6 +128,7 @@ impl JobMaster {
                 }
                 _ => return None,
             }
+            assert_eq!(e.attempt.vertex, *ev);
             plan.wait_for.push(e.attempt);
             let inputs = self.graph.inputs(*ev);
             if inputs
@@ -131,6 +139,12 @@ impl JobMaster {
                 plan.trigger.push((e.attempt, tm));
             }
         }
+        // Every execution is waited for or finished; a job with a RUNNING task triggers one.
+        assert_eq!(
+            plan.wait_for.len() + plan.finished.len(),
+            self.executions.len()
+        );
+        assert!(plan.wait_for.is_empty() || !plan.trigger.is_empty());
         Some(plan)
     }
 
@@ -143,6 +157,11 @@ impl JobMaster {
             Outcome::Completed(id) => (true, id),
             Outcome::Aborted(id) => (false, id),
         };
+        let c = self.coordinator.as_ref().expect("a checkpoint outcome");
+        if complete {
+            assert_eq!(c.latest_completed().map(|c| c.id), Some(id));
+        }
+        debug_assert!(!c.pending_ids().contains(&id));
         for e in self.executions.values() {
             if e.state != ExecutionState::Running {
                 continue;

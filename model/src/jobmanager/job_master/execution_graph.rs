@@ -44,7 +44,7 @@ impl JobMaster {
         }
         let graph =
             JobGraph::from_spec(&spec_resolved).expect("job spec validated by the scenario");
-        let regions = graph
+        let regions: Vec<Vec<ExecutionVertexId>> = graph
             .pipelined_regions()
             .into_iter()
             .map(|r| r.vertices)
@@ -55,6 +55,12 @@ impl JobMaster {
             .map(|v| v.parallelism)
             .max()
             .unwrap_or(0);
+        assert!(group_count >= 1, "a job has at least one subtask");
+        // The pipelined regions partition the execution vertices.
+        debug_assert_eq!(
+            regions.iter().map(Vec::len).sum::<usize>(),
+            graph.execution_vertices().len()
+        );
         (graph, regions, group_count)
     }
 
@@ -65,6 +71,12 @@ impl JobMaster {
         }
         if from != JobStatus::Initializing {
             assert!(from.can_transition_to(to), "JobStatus {from:?} -> {to:?}");
+        } else {
+            // A JobMaster that never started is only created or suspended.
+            assert!(
+                matches!(to, JobStatus::Created | JobStatus::Suspended),
+                "{to:?}"
+            );
         }
         self.status = to;
         ctx.trace(Obs::JobStatusChanged {
@@ -80,6 +92,7 @@ impl JobMaster {
             } else {
                 c.stop_scheduler(ctx);
             }
+            assert_eq!(c.is_scheduler_running(), to == JobStatus::Running);
         }
     }
 
@@ -90,6 +103,11 @@ impl JobMaster {
         to: ExecutionState,
     ) {
         let e = self.executions.get_mut(&ev).expect("known vertex");
+        assert_eq!(e.attempt.vertex, ev);
+        assert_eq!(e.attempt.graph, self.graph_id, "an attempt of this graph");
+        // A deployment goes to the slot of the vertex's sharing group; RUNNING needs a slot.
+        assert!(to != ExecutionState::Deploying || self.groups.contains_key(&ev.subtask));
+        assert!(to != ExecutionState::Running || e.slot.is_some());
         let from = e.state;
         assert!(
             from.can_transition_to(to),
@@ -130,6 +148,10 @@ impl JobMaster {
             }
             _ => {}
         }
+        assert!(
+            !matches!(self.status, JobStatus::Finished | JobStatus::Failed) || self.shut_down,
+            "a globally terminal job shuts down"
+        );
     }
 
     pub(super) fn on_update_task_execution_state(
@@ -158,6 +180,9 @@ impl JobMaster {
         if !current {
             return;
         }
+        // Reports come from attempts this graph created: never a future attempt.
+        assert_eq!(attempt.graph, self.graph_id);
+        assert!(attempt.attempt <= self.executions[&ev].attempt.attempt);
         let now = self.executions[&ev].state;
         use ExecutionState as S;
         match (now, state) {
@@ -194,6 +219,12 @@ pub(super) fn stream_configs(
     config: &FlinkConfig,
     topology: &crate::process::Topology,
 ) -> Vec<Arc<StreamConfig>> {
+    // Deployments index the configurations by job vertex id.
+    debug_assert!(graph
+        .vertices
+        .iter()
+        .enumerate()
+        .all(|(i, v)| v.id.0 as usize == i));
     graph
         .vertices
         .iter()

@@ -158,6 +158,8 @@ impl JobMaster {
         recovered: Option<CompletedCheckpoint>,
         recovering: bool,
     ) -> JobMaster {
+        // Only a recovered job starts from a checkpoint.
+        assert!(recovering || recovered.is_none());
         let (graph, regions, group_count) = Self::graph_of(&spec, &setup.config);
         let mut jm = Self::build(
             ctx,
@@ -179,6 +181,8 @@ impl JobMaster {
         if let Some(c) = jm.coordinator.take() {
             jm.coordinator = Some(c.with_ha(ha, recovered));
         }
+        // The fencing token is the leader session id.
+        assert_eq!(jm.id(), token);
         jm
     }
 
@@ -198,6 +202,7 @@ impl JobMaster {
         let stream_configs = stream_configs(&graph, &spec, &setup.config, &setup.topology);
         let graph_id = ctx.rng().random::<u64>();
         let bugs = setup.bugs;
+        assert_eq!(stream_configs.len(), graph.vertices.len());
         JobMaster {
             me,
             job_id,
@@ -271,6 +276,11 @@ impl JobMaster {
         if self.status.can_transition_to(JobStatus::Suspended) {
             self.set_status(ctx, JobStatus::Suspended);
         }
+        // A suspended job triggers no more checkpoints.
+        assert!(!self
+            .coordinator
+            .as_ref()
+            .is_some_and(|c| c.is_scheduler_running()));
         for e in self.executions.values() {
             if let Some((_, tm)) = e.slot {
                 if e.submitted && !e.state.is_terminal() {
@@ -311,6 +321,12 @@ impl JobMaster {
 
     /// `startJobExecution`: heartbeats, the RM connection, then scheduling.
     pub fn on_start(&mut self, ctx: &mut Ctx<'_, Flink>) {
+        assert_eq!(
+            self.status,
+            JobStatus::Initializing,
+            "a JobMaster starts once"
+        );
+        assert!(self.executions.is_empty() && self.slots.is_empty() && self.rm.is_none());
         self.set_status(ctx, JobStatus::Created);
         for ev in self.graph.execution_vertices() {
             let attempt = ExecutionAttemptId {
@@ -363,6 +379,7 @@ impl JobMaster {
         // startScheduling: CREATED -> RUNNING, then every region is scheduled.
         self.set_status(ctx, JobStatus::Running);
         let all: Vec<ExecutionVertexId> = self.executions.keys().copied().collect();
+        assert_eq!(all.len(), self.graph.execution_vertices().len());
         self.schedule(ctx, &all);
     }
 
@@ -391,6 +408,7 @@ impl JobMaster {
                 }),
             );
         }
+        assert!(self.groups.is_empty() || self.bugs.has(Bug::SlotDoubleAllocation));
         self.task_managers.clear();
         self.tm_heartbeats.unmonitor_all(ctx);
         self.rm_heartbeats.unmonitor_all(ctx);
@@ -403,6 +421,10 @@ impl JobMaster {
         {
             ctx.cancel_timer(t);
         }
+        assert!(!self
+            .coordinator
+            .as_ref()
+            .is_some_and(|c| c.is_scheduler_running()));
         self.shut_down = true;
     }
 

@@ -23,6 +23,9 @@ pub(super) enum RmConnection {
 
 impl JobMaster {
     pub(super) fn connect_to_resource_manager(&mut self, ctx: &mut Ctx<'_, Flink>) {
+        // The previous connection (and its retrying registration) is gone.
+        assert!(self.rm.is_none());
+        assert!(!self.rm_heartbeats.is_monitored(self.resource_manager));
         let (registration, attempt_id) = RetryingRegistration::start(
             RegistrationTarget::ResourceManagerForJob(self.job_id),
             &self.config,
@@ -34,6 +37,8 @@ impl JobMaster {
     }
 
     pub(super) fn send_registration(&self, ctx: &mut Ctx<'_, Flink>, attempt_id: u64) {
+        assert!(matches!(self.rm, Some(RmConnection::Registering(_))));
+        assert!(!self.shut_down);
         ctx.send(
             self.resource_manager,
             Msg::ResourceManager(ResourceManagerRpc::RegisterJobMaster {
@@ -64,6 +69,7 @@ impl JobMaster {
             r.cancel(ctx);
         }
         self.connect_to_resource_manager(ctx);
+        assert!(matches!(self.rm, Some(RmConnection::Registering(_))));
     }
 
     pub(super) fn on_register_job_master_response(
@@ -85,6 +91,9 @@ impl JobMaster {
                 self.rm_heartbeats
                     .monitor_target(ctx, self.resource_manager);
                 self.declare_required_resources(ctx);
+                // Connected: the RM is monitored and a requirement declaration is in flight.
+                assert!(self.rm_heartbeats.is_monitored(self.resource_manager));
+                assert!(self.declare_timer.is_some());
             }
             JobMasterRegistration::Failure => {
                 reg.on_declined(attempt_id, ctx);
@@ -121,6 +130,9 @@ impl JobMaster {
         from: NodeId,
     ) {
         if self.rm_heartbeats.report_heartbeat(ctx, from) {
+            // Only the connected ResourceManager is monitored.
+            assert_eq!(from, self.resource_manager);
+            assert!(matches!(self.rm, Some(RmConnection::Connected)));
             ctx.send(
                 from,
                 Msg::ResourceManager(ResourceManagerRpc::HeartbeatFromJobManager {
@@ -139,6 +151,7 @@ impl JobMaster {
         if self.rm_heartbeats.on_timeout(timer, target)
             && !self.bugs.has(Bug::HeartbeatTimeoutIgnored)
         {
+            assert_eq!(target, self.resource_manager);
             self.reconnect_to_resource_manager(ctx, Some(LossCause::HeartbeatTimeout));
         }
     }

@@ -40,6 +40,10 @@ impl JobMaster {
 
     /// Moves `vertices` from CREATED to SCHEDULED and tries to deploy.
     pub(super) fn schedule(&mut self, ctx: &mut Ctx<'_, Flink>, vertices: &[ExecutionVertexId]) {
+        // Only fresh attempts are scheduled (the start, or a restart's new attempts).
+        debug_assert!(vertices
+            .iter()
+            .all(|ev| self.executions[ev].state == ExecutionState::Created));
         for ev in vertices {
             if self.executions[ev].state == ExecutionState::Created {
                 self.transition(ctx, *ev, ExecutionState::Scheduled);
@@ -76,6 +80,8 @@ impl JobMaster {
         for g in waiting {
             let next = if unchecked { first } else { free.next() };
             let Some(allocation_id) = next else { break };
+            // A slot serves one sharing group (the planted bug hands out a busy one).
+            assert!(unchecked || self.slots[&allocation_id].group.is_none());
             self.slots.get_mut(&allocation_id).expect("found").group = Some(g);
             self.groups.insert(g, allocation_id);
         }
@@ -92,11 +98,19 @@ impl JobMaster {
             }
         }
         self.update_slot_request_timer(ctx);
+        self.check_slots();
     }
 
     pub(super) fn deploy(&mut self, ctx: &mut Ctx<'_, Flink>, ev: ExecutionVertexId) {
         let allocation_id = self.groups[&ev.subtask];
         let task_manager = self.slots[&allocation_id].task_manager;
+        // A deployment goes to a pool slot of a registered TaskExecutor that serves the group.
+        assert!(self.task_managers.contains_key(&task_manager));
+        assert!(
+            self.slots[&allocation_id].group == Some(ev.subtask)
+                || self.bugs.has(Bug::SlotDoubleAllocation)
+        );
+        assert!(self.executions[&ev].submit_timer.is_none() && !self.executions[&ev].submitted);
         self.transition(ctx, ev, ExecutionState::Deploying);
         let attempt = self.executions[&ev].attempt;
         ctx.trace(Obs::ExecutionDeployed {
@@ -181,6 +195,12 @@ impl JobMaster {
         if let Some(t) = e.submit_timer.take() {
             ctx.cancel_timer(t);
         }
+        // Only a deployed attempt is submitted: it has a slot.
+        assert!(e.slot.is_some());
+        assert!(!matches!(
+            e.state,
+            ExecutionState::Created | ExecutionState::Scheduled
+        ));
         if ok {
             e.submitted = true;
         } else if !e.state.is_terminal() {
@@ -203,6 +223,10 @@ impl JobMaster {
         if stale {
             return;
         }
+        assert!(
+            self.executions[&ev].slot.is_some(),
+            "a submitted attempt has a slot"
+        );
         self.executions.get_mut(&ev).expect("known").submit_timer = None;
         if !self.executions[&ev].submitted {
             self.fail_execution(ctx, ev);
@@ -217,6 +241,8 @@ impl JobMaster {
         tm: NodeId,
         deployed: &[ExecutionAttemptId],
     ) {
+        // Only registered (monitored) TaskExecutors report their deployments.
+        assert!(self.task_managers.contains_key(&tm));
         for attempt in deployed {
             let known = self
                 .executions
@@ -258,6 +284,8 @@ impl JobMaster {
     /// An execution failed (already marked FAILED): ask the restart strategy, then restart the
     /// failover strategy's vertices after the backoff, or fail the job.
     pub(super) fn handle_task_failure(&mut self, ctx: &mut Ctx<'_, Flink>, ev: ExecutionVertexId) {
+        // Called once the execution is marked FAILED.
+        assert_eq!(self.executions[&ev].state, ExecutionState::Failed);
         if matches!(self.status, JobStatus::Failing) || self.status.is_terminal() {
             self.check_terminal(ctx);
             return;
@@ -275,6 +303,8 @@ impl JobMaster {
         if matches!(self.status, JobStatus::Failing) || self.status.is_terminal() {
             return;
         }
+        assert!(!vertices.is_empty());
+        debug_assert!(vertices.iter().all(|ev| self.executions.contains_key(ev)));
         let now = Duration::from_nanos(ctx.mono_ns());
         self.restart_strategy.notify_failure(now, ctx.rng());
         let allowed =
@@ -321,6 +351,12 @@ impl JobMaster {
         for ev in &all {
             self.cancel_execution(ctx, *ev);
         }
+        // The vertices to restart are cancelled or already terminal; the job is not RUNNING.
+        debug_assert!(all.iter().all(|ev| {
+            let s = self.executions[ev].state;
+            s.is_terminal() || s == ExecutionState::Canceling
+        }));
+        assert!(self.status != JobStatus::Running);
         self.pending_restart = Some(PendingRestart {
             version,
             vertices: all,
@@ -357,10 +393,17 @@ impl JobMaster {
             }
             _ => {}
         }
+        let now = self.executions[&ev].state;
+        assert!(
+            now.is_terminal() || now == ExecutionState::Canceling,
+            "{now:?}"
+        );
     }
 
     pub(super) fn send_cancel(&mut self, ctx: &mut Ctx<'_, Flink>, ev: ExecutionVertexId) {
         let e = &self.executions[&ev];
+        // Only a cancelling execution is asked to cancel (and re-asked).
+        assert_eq!(e.state, ExecutionState::Canceling);
         let attempt = e.attempt;
         let Some((_, tm)) = e.slot else { return };
         ctx.send(
@@ -393,6 +436,7 @@ impl JobMaster {
         attempt: ExecutionAttemptId,
     ) {
         let ev = attempt.vertex;
+        assert!(self.owns_attempt(&attempt), "a retry timer of this graph");
         let e = &self.executions[&ev];
         if e.attempt == attempt
             && e.state == ExecutionState::Canceling
@@ -422,6 +466,12 @@ impl JobMaster {
             return;
         }
         let vertices: Vec<ExecutionVertexId> = p.vertices.iter().copied().collect();
+        // A restart happens while the job restarts (or runs, for a regional failover).
+        assert!(
+            matches!(self.status, JobStatus::Restarting | JobStatus::Running),
+            "{:?}",
+            self.status
+        );
         self.pending_restart = None;
         // Restore from the latest completed checkpoint (docs/flink-runtime.md §6.4, §7.7).
         if let Some(c) = &self.coordinator {
@@ -446,6 +496,9 @@ impl JobMaster {
         }
         for ev in &vertices {
             let e = self.executions.get_mut(ev).expect("known");
+            // A new attempt replaces a terminal one of this graph.
+            assert!(e.state.is_terminal());
+            assert!(e.submit_timer.is_none() && e.cancel_timer.is_none());
             let attempt = ExecutionAttemptId {
                 attempt: e.attempt.attempt + 1,
                 ..e.attempt
@@ -466,6 +519,7 @@ impl JobMaster {
         if self.status == JobStatus::Restarting {
             self.set_status(ctx, JobStatus::Running);
         }
+        assert_eq!(self.status, JobStatus::Running);
         self.schedule(ctx, &vertices);
     }
 
@@ -479,6 +533,14 @@ impl JobMaster {
         }
         self.declare_required_resources(ctx);
         self.check_terminal(ctx);
+        assert!(matches!(
+            self.status,
+            JobStatus::Failing | JobStatus::Failed
+        ));
+        debug_assert!(self
+            .executions
+            .values()
+            .all(|e| { e.state.is_terminal() || e.state == ExecutionState::Canceling }));
     }
 
     /// The JobMaster itself fails an execution (deployment failed or timed out, or the
@@ -490,6 +552,7 @@ impl JobMaster {
             s if s.is_terminal() => {}
             _ => {
                 let e = &self.executions[&ev];
+                assert!(!e.state.is_terminal());
                 if let Some((_, tm)) = e.slot {
                     let attempt = e.attempt;
                     ctx.send(
@@ -527,6 +590,8 @@ impl JobMaster {
                 }
                 _ => {}
             }
+            // The execution lost its slot: it cannot still be running in it.
+            assert!(self.executions[&ev].state.is_terminal());
         }
         self.try_restart(ctx);
         self.check_terminal(ctx);

@@ -6,8 +6,12 @@
 //!
 //! It does not decide which group a slot serves or when a region deploys (the scheduler does),
 //! nor which TaskExecutors are registered (`task_manager_registration` does).
+//!
+//! `check_slots` states how the pool, the sharing groups and the executions agree (debug
+//! builds: it scans every slot and execution).
 
 use super::{JobMaster, RmConnection};
+use crate::checking::bugs::Bug;
 use crate::protocol::ids::{AllocationId, JobMasterId};
 use crate::protocol::job_graph::ExecutionVertexId;
 use crate::protocol::obs::Obs;
@@ -28,7 +32,42 @@ pub(super) struct PoolSlot {
 }
 
 impl JobMaster {
+    /// The pool's invariants: every slot is of a registered TaskExecutor, groups and slots
+    /// name each other, and a live execution runs in a pool slot of its TaskExecutor.
+    pub(super) fn check_slots(&self) {
+        if self.shut_down {
+            return;
+        }
+        debug_assert!(self
+            .slots
+            .values()
+            .all(|s| self.task_managers.contains_key(&s.task_manager)));
+        if self.bugs.has(Bug::SlotDoubleAllocation) {
+            return; // a busy slot serves two groups
+        }
+        debug_assert!(self
+            .groups
+            .iter()
+            .all(|(g, a)| self.slots.get(a).is_some_and(|s| s.group == Some(*g))));
+        debug_assert!(self
+            .slots
+            .iter()
+            .all(|(a, s)| s.group.is_none_or(|g| self.groups.get(&g) == Some(a))));
+        if self.bugs.has(Bug::TmLossNotFailingTasks) {
+            return; // executions outlive their slots
+        }
+        debug_assert!(
+            self.executions.values().all(|e| e.state.is_terminal()
+                || e.slot.is_none_or(|(a, tm)| self
+                    .slots
+                    .get(&a)
+                    .is_some_and(|s| s.task_manager == tm))),
+            "a live execution runs in a slot of the pool"
+        );
+    }
+
     pub(super) fn required_slots(&self) -> u32 {
+        assert!(self.group_count >= 1);
         if self.shut_down || self.status.is_terminal() || self.status == JobStatus::Failing {
             0
         } else {
@@ -102,6 +141,8 @@ impl JobMaster {
             let now = ctx.mono_ns();
             for offer in &offers {
                 let known = self.slots.contains_key(&offer.allocation_id);
+                // A re-offered allocation comes from the TaskExecutor that first offered it.
+                assert!(!known || self.slots[&offer.allocation_id].task_manager == from);
                 let wanted = (self.slots.len() as u32) < self.required_slots()
                     || self.status == JobStatus::Restarting;
                 if known || wanted {
@@ -119,6 +160,11 @@ impl JobMaster {
                 }
             }
         }
+        // Only the fenced JobMaster of a registered TaskExecutor accepts, into the pool.
+        assert!(accepted.is_empty() || (job_master_id == self.id && !self.shut_down));
+        debug_assert!(accepted
+            .iter()
+            .all(|a| self.slots.get(a).is_some_and(|s| s.task_manager == from)));
         if !accepted.is_empty() {
             ctx.trace(Obs::SlotsAccepted {
                 job_id: self.job_id,
@@ -149,7 +195,8 @@ impl JobMaster {
             return;
         };
         if let Some(g) = slot.group {
-            self.groups.remove(&g);
+            let served = self.groups.remove(&g);
+            assert!(served == Some(allocation_id) || self.bugs.has(Bug::SlotDoubleAllocation));
         }
         if free {
             ctx.send(
@@ -175,6 +222,8 @@ impl JobMaster {
             self.release_slot(ctx, allocation_id, false);
             self.fail_executions_in_slot(ctx, allocation_id);
             self.assign_slots_and_deploy(ctx);
+            assert!(!self.slots.contains_key(&allocation_id));
+            self.check_slots();
         }
     }
 
@@ -196,11 +245,15 @@ impl JobMaster {
             .filter(|(_, s)| s.group.is_none() && now.saturating_sub(s.idle_since_ns) >= timeout)
             .map(|(a, _)| *a)
             .collect();
+        let before = self.slots.len();
         for allocation_id in idle {
             if self.slots.len() > required {
                 self.release_slot(ctx, allocation_id, true);
             }
         }
+        // Idle slots are released only beyond the requirement.
+        assert!(self.slots.len() >= required.min(before));
+        self.check_slots();
     }
 
     /// `slot.request.timeout` runs while some scheduled execution has no slot.
@@ -224,6 +277,7 @@ impl JobMaster {
             }
             _ => {}
         }
+        assert_eq!(self.slot_request_timer.is_some(), waiting);
     }
 
     /// `slot.request.timeout` passed with scheduled executions still without a slot.
@@ -242,6 +296,8 @@ impl JobMaster {
             .map(|(ev, _)| *ev)
             .collect();
         if let Some(first) = slotless.first().copied() {
+            // The timer runs only while the job runs.
+            assert!(!self.shut_down);
             for ev in &slotless {
                 self.transition(ctx, *ev, ExecutionState::Failed);
             }

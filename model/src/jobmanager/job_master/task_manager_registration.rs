@@ -33,6 +33,8 @@ impl JobMaster {
             }
             None => self.register_task_manager(ctx, from, session_id),
         }
+        assert_eq!(self.task_managers.get(&from), Some(&session_id));
+        assert!(self.tm_heartbeats.is_monitored(from));
         ctx.send(
             from,
             Msg::TaskExecutor(TaskExecutorRpc::RegisterTaskManagerResponse {
@@ -51,6 +53,9 @@ impl JobMaster {
         tm: NodeId,
         session_id: u64,
     ) {
+        // An older registration of the TaskManager is gone first, with its slots.
+        assert!(!self.task_managers.contains_key(&tm));
+        debug_assert!(self.slots.values().all(|s| s.task_manager != tm));
         self.task_managers.insert(tm, session_id);
         self.tm_heartbeats.monitor_target(ctx, tm);
     }
@@ -75,6 +80,7 @@ impl JobMaster {
             });
         }
         self.tm_heartbeats.unmonitor_target(ctx, tm);
+        assert!(!self.tm_heartbeats.is_monitored(tm));
         self.task_managers.remove(&tm);
         let lost: Vec<AllocationId> = self
             .slots
@@ -98,6 +104,10 @@ impl JobMaster {
             );
         }
         self.assign_slots_and_deploy(ctx);
+        // None of the TaskManager's slots stays in the pool.
+        assert!(!self.task_managers.contains_key(&tm));
+        debug_assert!(self.slots.values().all(|s| s.task_manager != tm));
+        self.check_slots();
     }
 
     /// A TaskExecutor's heartbeat response, with its `ExecutionDeploymentReport`.
@@ -116,6 +126,11 @@ impl JobMaster {
     /// (Flink's `AllocatedSlotReport`).
     pub(super) fn on_task_manager_heartbeat_tick(&mut self, ctx: &mut Ctx<'_, Flink>) {
         self.tm_heartbeats.on_tick(ctx);
+        // The JobMaster monitors exactly its registered TaskManagers.
+        debug_assert!(self
+            .tm_heartbeats
+            .targets()
+            .all(|tm| self.task_managers.contains_key(&tm)));
         for tm in self.tm_heartbeats.targets() {
             let allocated = self
                 .slots
@@ -144,6 +159,7 @@ impl JobMaster {
             && !self.bugs.has(Bug::HeartbeatTimeoutIgnored)
         {
             self.disconnect_task_manager(ctx, target, Some(LossCause::HeartbeatTimeout), true);
+            assert!(!self.task_managers.contains_key(&target));
         }
     }
 }

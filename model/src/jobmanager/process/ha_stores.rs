@@ -130,13 +130,16 @@ impl JobManagerProcess {
     ) -> Option<Vec<Effect>> {
         let (id, effects) = self.client_call(ctx, |c, now| c.submit(now, op));
         let id = id?;
-        self.ha.as_mut().expect("HA").calls.insert(id, call);
+        let earlier = self.ha.as_mut().expect("HA").calls.insert(id, call);
+        assert!(earlier.is_none(), "request ids are unique");
         Some(effects)
     }
 
     /// `op` in one transaction with a check that our latch node still exists: only the
     /// current leader's write succeeds.
     pub(super) fn guarded(&self, op: Op) -> Option<Op> {
+        // Guarded writes are a leader's.
+        assert!(self.components.is_some());
         let ha = self.ha.as_ref()?;
         let latch = ha.services.client().latch()?.node()?.to_string();
         debug_assert!(latch.starts_with(LATCH_PATH));
@@ -164,6 +167,8 @@ impl JobManagerProcess {
     // ------------------------------------------------------------------------------------
 
     pub(super) fn start_recovery(&mut self, ctx: &mut Ctx<'_, Flink>) -> Vec<Effect> {
+        // Only a leader recovers jobs.
+        assert!(self.leader_session_id().is_some());
         let op = Op::GetChildren {
             path: "/job-results".into(),
             watch: false,
@@ -260,6 +265,8 @@ impl JobManagerProcess {
                 c.dispatcher.record_result(job_id, status);
                 ctx.trace(Obs::JobResultFound { job_id, status });
             }
+            // A job with a result never runs here again.
+            assert!(c.dispatcher.result(job_id).is_some() || !c.job_masters.contains_key(&job_id));
         }
         Vec::new()
     }
@@ -281,6 +288,7 @@ impl JobManagerProcess {
                 continue;
             }
             c.dispatcher.mark_running(job_id);
+            assert!(!c.job_masters.contains_key(&job_id));
             let op = Op::GetData {
                 path: plan_path(job_id),
                 watch: false,
@@ -330,6 +338,8 @@ impl JobManagerProcess {
             .iter()
             .filter_map(|n| n.strip_prefix("checkpoint-")?.parse::<u64>().ok())
             .max();
+        // Checkpoint ids count from 1.
+        assert!(newest.is_none_or(|id| id >= 1));
         match newest {
             None => effects.extend(self.start_job(ctx, job_id, spec, None, true)),
             Some(id) => {
@@ -359,7 +369,12 @@ impl JobManagerProcess {
             Ok(OpResult::Data {
                 data: ZnodeData::CompletedCheckpoint(cp),
                 ..
-            }) => effects.extend(self.start_job(ctx, job_id, spec, Some((*cp).clone()), true)),
+            }) => {
+                // A pointer holds a checkpoint of this job.
+                assert!(cp.id >= 1);
+                debug_assert!(cp.handles.iter().all(|h| h.job_id == job_id));
+                effects.extend(self.start_job(ctx, job_id, spec, Some((*cp).clone()), true))
+            }
             // Subsumed meanwhile: list again.
             _ => effects.extend(self.list_checkpoints(ctx, job_id, spec)),
         }
@@ -376,6 +391,9 @@ impl JobManagerProcess {
         result: HaResult,
     ) -> Vec<Effect> {
         let mut effects = Vec::new();
+        // The submission marked the job running; it has no JobMaster yet.
+        let c = self.components.as_ref().expect("leading");
+        assert!(c.dispatcher.is_known(job_id) && !c.job_masters.contains_key(&job_id));
         let exists = op_failed_with(&result, HaError::NodeExists);
         if result.is_ok() || exists {
             answer_submission(ctx, client, job_id, false);
@@ -413,6 +431,7 @@ impl JobManagerProcess {
             Err(_) => Some(false),
         };
         let ok = written == Some(true);
+        assert!(checkpoint_id >= 1);
         if ok {
             ctx.trace(Obs::CheckpointPointerAdded {
                 job_id,
@@ -485,6 +504,10 @@ impl JobManagerProcess {
         job_id: JobId,
         spec: Arc<JobSpec>,
     ) -> Vec<Effect> {
+        // A job is recovered only while the Dispatcher marks it running.
+        assert!(self.components.as_ref().is_some_and(
+            |c| c.dispatcher.is_known(job_id) && c.dispatcher.result(job_id).is_none()
+        ));
         let op = Op::GetChildren {
             path: checkpoints_path(job_id),
             watch: false,
@@ -503,6 +526,12 @@ impl JobManagerProcess {
     ) -> Vec<Effect> {
         let mut effects = Vec::new();
         for (job_id, status) in finished {
+            // The Dispatcher recorded the result the store is about to get.
+            assert!(status.is_globally_terminal());
+            assert!(self
+                .components
+                .as_ref()
+                .is_some_and(|c| c.dispatcher.result(job_id) == Some(status)));
             let op = Op::Create {
                 path: result_path(job_id),
                 data: ZnodeData::JobResult {
@@ -530,6 +559,11 @@ impl JobManagerProcess {
                     awaited,
                 }) => {
                     let checkpoint_id = checkpoint.id;
+                    assert!(checkpoint_id >= 1);
+                    debug_assert!(checkpoint
+                        .handles
+                        .iter()
+                        .all(|h| h.job_id == job_id && h.checkpoint_id == checkpoint_id));
                     let op = Op::Create {
                         path: pointer_path(job_id, checkpoint_id),
                         data: ZnodeData::CompletedCheckpoint(Arc::new(checkpoint)),

@@ -134,6 +134,7 @@ impl JobManagerProcess {
         job: &str,
         f: impl FnOnce(&mut JobMaster, &mut Ctx<'_, Flink>),
     ) -> Vec<Effect> {
+        assert!(self.ha.is_some(), "job work from the `ha` store");
         let Ok(job_id) = job.parse::<JobId>() else {
             return Vec::new();
         };
@@ -144,13 +145,17 @@ impl JobManagerProcess {
         else {
             return Vec::new();
         };
+        assert_eq!(jm.job_id(), job_id);
         f(jm, ctx);
         self.after_step(ctx)
     }
 
     /// `grantLeadership`: new component instances under the new token.
     pub(super) fn grant(&mut self, ctx: &mut Ctx<'_, Flink>, token: u64) -> Vec<Effect> {
+        // A granted leader session is never older than the one it replaces.
+        assert!(self.leader_session_id().is_none_or(|old| old <= token));
         self.stop_components(ctx);
+        assert!(self.components.is_none());
         ctx.trace(Obs::LeadershipGranted {
             leader_session_id: token,
         });
@@ -162,6 +167,7 @@ impl JobManagerProcess {
             resource_manager,
             job_masters: BTreeMap::new(),
         });
+        assert_eq!(self.leader_session_id(), Some(token));
         let me = self.me;
         let mut effects = Vec::new();
         for component in [RESOURCE_MANAGER_COMPONENT, DISPATCHER_COMPONENT] {
@@ -184,6 +190,7 @@ impl JobManagerProcess {
             });
         }
         self.stop_components(ctx);
+        assert!(self.leader_session_id().is_none());
     }
 
     pub(super) fn stop_components(&mut self, ctx: &mut Ctx<'_, Flink>) {
@@ -199,7 +206,9 @@ impl JobManagerProcess {
             ha.recovery_started = false;
             ha.results.clear();
             ha.services.rearm(ctx);
+            assert!(ha.calls.is_empty() && !ha.recovery_started);
         }
+        assert!(self.components.is_none());
     }
 
     /// Creates and starts the job's JobMaster under the current leadership.
@@ -214,7 +223,10 @@ impl JobManagerProcess {
         let Some(token) = self.leader_session_id() else {
             return Vec::new();
         };
+        assert!(recovering || recovered.is_none());
         let c = self.components.as_ref().expect("leading");
+        // The Dispatcher marked the job running before its JobMaster starts.
+        assert!(c.dispatcher.is_known(job_id) && c.dispatcher.result(job_id).is_none());
         if c.job_masters.contains_key(&job_id) {
             return Vec::new();
         }
@@ -241,6 +253,8 @@ impl JobManagerProcess {
             recovering,
         );
         jm.on_start(ctx);
+        // The JobMaster is fenced by the leader session that started it.
+        assert_eq!(jm.id(), token);
         let c = self.components.as_mut().expect("leading");
         c.job_masters.insert(job_id, jm);
         let me = self.me;

@@ -107,6 +107,11 @@ impl JobManagerProcess {
 
     /// The leader session id this process leads under, if it leads (HA only).
     pub fn leader_session_id(&self) -> Option<u64> {
+        // Components carry a leader session id exactly with HA.
+        assert!(self
+            .components
+            .as_ref()
+            .is_none_or(|c| c.token.is_some() == self.ha.is_some()));
         self.components.as_ref().and_then(|c| c.token)
     }
 
@@ -114,9 +119,12 @@ impl JobManagerProcess {
         match self.ha.as_mut() {
             None => {
                 let c = self.components.as_mut().expect("without HA");
+                assert!(c.token.is_none() && c.job_masters.is_empty());
                 c.resource_manager.on_start(ctx);
             }
             Some(ha) => {
+                // With HA, components exist only once leadership is granted.
+                assert!(self.components.is_none());
                 let index = self
                     .setup
                     .topology
@@ -163,6 +171,7 @@ impl JobManagerProcess {
         }
         let DispatcherRpc::SubmitJob { job_id, spec } = rpc;
         debug_assert_eq!(job_id, job_id_of(&spec));
+        assert!(c.token.is_some(), "an HA Dispatcher leads under a session");
         if c.dispatcher.is_known(job_id) {
             answer_submission(ctx, from, job_id, true);
             ctx.trace(Obs::JobSubmissionRejected { job_id });
@@ -208,6 +217,11 @@ impl JobManagerProcess {
                 .job_reached_terminal_state(ctx, job_id, jm.status());
             finished.push((job_id, jm.status()));
         }
+        // Every JobMaster left runs, and runs for a job the Dispatcher knows as running.
+        debug_assert!(c.job_masters.iter().all(|(j, jm)| !jm.is_shut_down()
+            && jm.job_id() == *j
+            && c.dispatcher.is_known(*j)
+            && c.dispatcher.result(*j).is_none()));
         if self.ha.is_none() {
             return Vec::new();
         }

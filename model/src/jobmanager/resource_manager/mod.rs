@@ -105,6 +105,9 @@ impl ResourceManager {
 
     /// The ResourceManagerId (fencing token) of a leader session.
     pub fn with_id(mut self, id: ResourceManagerId) -> ResourceManager {
+        // A leader session's token is given to a fresh ResourceManager, never the default one.
+        assert_eq!(self.id, DEFAULT_LEADER_ID);
+        assert!(self.task_executors.is_empty() && self.job_masters.is_empty());
         self.id = id;
         self
     }
@@ -186,7 +189,13 @@ impl ResourceManager {
                 instance_id: old.instance_id,
             });
         }
+        debug_assert!(self.slots.keys().all(|s| s.task_manager != tm));
         let instance_id = ctx.rng().random::<u64>();
+        // A registration's instance id is unique among the registered TaskExecutors.
+        debug_assert!(self
+            .task_executors
+            .values()
+            .all(|r| r.instance_id != instance_id));
         self.task_executors.insert(
             tm,
             WorkerRegistration {
@@ -196,6 +205,7 @@ impl ResourceManager {
             },
         );
         self.heartbeats.monitor_target(ctx, tm);
+        assert!(self.heartbeats.is_monitored(tm));
         ctx.trace(Obs::TaskExecutorRegistered {
             task_executor: tm,
             instance_id,
@@ -222,6 +232,8 @@ impl ResourceManager {
     ) {
         let ok = match self.task_executors.get_mut(&tm) {
             Some(reg) if reg.instance_id == instance_id => {
+                // Slots register once per registration: none of this TE's are known before.
+                assert!(reg.slots_registered || self.slots.keys().all(|s| s.task_manager != tm));
                 if !reg.slots_registered {
                     reg.slots_registered = true;
                     ctx.trace(Obs::SlotsRegistered {
@@ -239,6 +251,10 @@ impl ResourceManager {
                     // New slots may fulfil requirements declared before they registered.
                     self.schedule_requirement_check(ctx);
                 }
+                debug_assert!(slot_report.iter().all(|s| self.slots.contains_key(&SlotId {
+                    task_manager: tm,
+                    slot_index: s.slot_index,
+                })));
                 self.report_slot_status(ctx, tm, &slot_report);
                 true
             }
@@ -304,6 +320,8 @@ impl ResourceManager {
         );
         heartbeats.start(ctx);
         heartbeats.monitor_target(ctx, from);
+        // One registration per job: the previous one went above.
+        assert!(!self.job_masters.contains_key(&job_id));
         self.job_masters.insert(
             job_id,
             JobManagerRegistration {
@@ -359,6 +377,11 @@ impl ResourceManager {
         if terminal {
             self.requirements.remove(&job_id);
         }
+        // The JobMaster named by the fencing token is no longer registered.
+        assert!(self
+            .job_masters
+            .get(&job_id)
+            .is_none_or(|r| r.job_master_id != job_master_id));
     }
 
     pub fn on_timer(&mut self, ctx: &mut Ctx<'_, Flink>, timer: TimerId, tag: Timer) {
@@ -451,6 +474,7 @@ impl ResourceManager {
             cause: LossCause::HeartbeatTimeout,
         });
         let mut reg = self.job_masters.remove(&job_id).expect("checked");
+        assert_eq!(reg.node, target, "a registration monitors its JobMaster");
         reg.heartbeats.unmonitor_all(ctx);
         ctx.send(
             reg.node,
@@ -509,6 +533,7 @@ impl ResourceManager {
             });
         }
         self.heartbeats.unmonitor_target(ctx, tm);
+        assert!(!self.heartbeats.is_monitored(tm));
         let reg = self.task_executors.remove(&tm).expect("checked above");
         self.unregister_slots(ctx, tm);
         ctx.trace(Obs::TaskExecutorUnregistered {
@@ -536,5 +561,7 @@ impl ResourceManager {
             tm,
             Msg::TaskExecutor(TaskExecutorRpc::DisconnectResourceManager { cause: disconnect }),
         );
+        assert!(!self.task_executors.contains_key(&tm));
+        self.check_slot_manager();
     }
 }

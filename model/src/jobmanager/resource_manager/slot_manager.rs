@@ -9,8 +9,12 @@
 //! ResourceManager endpoint in `mod.rs` does): it keeps each worker's idle time on its
 //! registration, and releases an idle worker through the endpoint's
 //! `close_task_manager_connection`.
+//!
+//! `check_slot_manager` states how the slots, the outstanding `requestSlot` calls and the
+//! registrations agree; every handler checks it on return (debug builds: it scans every slot).
 
 use super::ResourceManager;
+use crate::checking::bugs::Bug;
 use crate::protocol::ids::{AllocationId, InstanceId, JobId, JobMasterId, SlotId};
 use crate::protocol::obs::Obs;
 use crate::protocol::rpc::{JobMasterRpc, Msg, SlotReport, TaskExecutorRpc};
@@ -48,6 +52,43 @@ impl SlotState {
 }
 
 impl ResourceManager {
+    /// The SlotManager's invariants: every slot is of a registered TaskExecutor whose slots
+    /// are registered; the pending slots are exactly the outstanding `requestSlot` calls; an
+    /// allocation is in at most one slot.
+    pub(super) fn check_slot_manager(&self) {
+        debug_assert!(self.slots.keys().all(|s| self
+            .task_executors
+            .get(&s.task_manager)
+            .is_some_and(|r| r.slots_registered)));
+        debug_assert_eq!(
+            self.pending.len(),
+            self.slots
+                .values()
+                .filter(|s| matches!(s, SlotState::Pending { .. }))
+                .count(),
+            "pending slots and outstanding requestSlot calls"
+        );
+        debug_assert!(self.pending.iter().all(|(a, (slot_id, _))| matches!(
+            self.slots.get(slot_id),
+            Some(SlotState::Pending { allocation_id, .. }) if allocation_id == a
+        )));
+        if !self.bugs.has(Bug::SlotDoubleAllocation) {
+            let mut allocations: Vec<AllocationId> = self
+                .slots
+                .values()
+                .filter_map(|s| match s {
+                    SlotState::Free => None,
+                    SlotState::Pending { allocation_id, .. }
+                    | SlotState::Allocated { allocation_id, .. } => Some(*allocation_id),
+                })
+                .collect();
+            let n = allocations.len();
+            allocations.sort_unstable();
+            allocations.dedup();
+            debug_assert_eq!(allocations.len(), n, "an allocation in two slots");
+        }
+    }
+
     /// `declareRequiredResources`: the job's requirement replaces the previous one.
     pub(super) fn on_declare_required_resources(
         &mut self,
@@ -65,6 +106,8 @@ impl ResourceManager {
         if reg.job_master_id != job_master_id {
             return;
         }
+        // The fencing token names the registered JobMaster, at its node.
+        assert_eq!(reg.node, from);
         self.requirements.insert(job_id, (from, slots));
         ctx.send(
             from,
@@ -99,8 +142,10 @@ impl ResourceManager {
                     ctx.cancel_timer(t);
                 }
                 self.schedule_requirement_check(ctx);
+                assert!(!self.pending.contains_key(&allocation_id));
             }
         }
+        self.check_slot_manager();
     }
 
     /// The TaskExecutor's answer to `requestSlot`: the pending slot is allocated or free again.
@@ -114,6 +159,11 @@ impl ResourceManager {
             return; // no longer pending: a stale answer (FLINK-21874)
         };
         ctx.cancel_timer(timer);
+        // An outstanding request is for a registered slot that waits for it.
+        assert!(matches!(
+            self.slots.get(&slot_id),
+            Some(SlotState::Pending { allocation_id: a, .. }) if *a == allocation_id
+        ));
         let Some(state) = self.slots.get_mut(&slot_id) else {
             return;
         };
@@ -135,6 +185,7 @@ impl ResourceManager {
                 self.schedule_requirement_check(ctx);
             }
         }
+        self.check_slot_manager();
     }
 
     /// The ask timeout of `requestSlot`: a still pending slot is free again.
@@ -146,12 +197,17 @@ impl ResourceManager {
         let Some((slot_id, _)) = self.pending.remove(&allocation_id) else {
             return;
         };
+        assert!(matches!(
+            self.slots.get(&slot_id),
+            Some(SlotState::Pending { allocation_id: a, .. }) if *a == allocation_id
+        ));
         if let Some(state) = self.slots.get_mut(&slot_id) {
             if matches!(*state, SlotState::Pending { allocation_id: a, .. } if a == allocation_id) {
                 *state = SlotState::Free;
                 self.schedule_requirement_check(ctx);
             }
         }
+        self.check_slot_manager();
     }
 
     /// Flink's `reportSlotStatus`: the TaskExecutor's report is the truth for slots that are not
@@ -162,6 +218,11 @@ impl ResourceManager {
         tm: NodeId,
         report: &SlotReport,
     ) {
+        // Only registered slots are reconciled.
+        assert!(self
+            .task_executors
+            .get(&tm)
+            .is_some_and(|r| r.slots_registered));
         let mut changed = false;
         for s in report {
             let slot_id = SlotId {
@@ -212,6 +273,7 @@ impl ResourceManager {
         if changed {
             self.schedule_requirement_check(ctx);
         }
+        self.check_slot_manager();
     }
 
     pub(super) fn worker_is_busy(&self, tm: NodeId) -> bool {
@@ -229,6 +291,8 @@ impl ResourceManager {
 
     /// The batched requirement check is due.
     pub(super) fn on_requirement_check(&mut self, ctx: &mut Ctx<'_, Flink>) {
+        // One batched check is scheduled at a time.
+        assert!(self.check_scheduled);
         self.check_scheduled = false;
         self.check_resource_requirements(ctx);
     }
@@ -256,7 +320,13 @@ impl ResourceManager {
                     .find(|(_, s)| **s == SlotState::Free)
                     .map(|(id, _)| *id);
                 let Some(slot_id) = free else { break };
+                assert!(self
+                    .task_executors
+                    .get(&slot_id.task_manager)
+                    .is_some_and(|r| r.slots_registered));
                 let allocation_id = ctx.rng().random::<u64>();
+                // A fresh allocation: never one that is outstanding.
+                assert!(!self.pending.contains_key(&allocation_id));
                 self.slots.insert(
                     slot_id,
                     SlotState::Pending {
@@ -288,14 +358,18 @@ impl ResourceManager {
             }
             missing_total += missing;
         }
+        // Slots are missing only when no slot is free.
+        assert!(missing_total == 0 || self.slots.values().all(|s| *s != SlotState::Free));
         if missing_total > 0 {
             self.start_workers(ctx, missing_total);
         }
+        self.check_slot_manager();
     }
 
     /// Active resource management: start enough spare TaskManagers for `missing` slots, counting
     /// those already started but not yet registered.
     pub(super) fn start_workers(&mut self, ctx: &mut Ctx<'_, Flink>, missing: u32) {
+        assert!(missing > 0);
         let per_worker = self.config.number_of_task_slots.max(1);
         let pending_workers = self
             .started
@@ -320,6 +394,8 @@ impl ResourceManager {
             ctx.trace(Obs::TaskManagerRequested { task_manager: n });
             ctx.start_node(n);
         }
+        // Only spare TaskManagers are started.
+        debug_assert!(self.started.iter().all(|n| self.spares.contains(n)));
     }
 
     pub(super) fn unregister_slots(&mut self, ctx: &mut Ctx<'_, Flink>, tm: NodeId) {
@@ -336,6 +412,9 @@ impl ResourceManager {
                 }
             }
         }
+        // None of the TaskExecutor's slots, nor a request for one, is left.
+        debug_assert!(self.slots.keys().all(|s| s.task_manager != tm));
+        debug_assert!(self.pending.values().all(|(s, _)| s.task_manager != tm));
         self.schedule_requirement_check(ctx);
     }
 
@@ -345,6 +424,8 @@ impl ResourceManager {
 
     /// The periodic check for idle started TaskManagers.
     pub(super) fn on_task_manager_idle_check(&mut self, ctx: &mut Ctx<'_, Flink>) {
+        // The check runs only with spare TaskManagers to release.
+        assert!(!self.spares.is_empty());
         ctx.set_timer(self.idle_check_interval(), Timer::TaskManagerIdleCheck);
         self.release_idle_workers(ctx);
     }
@@ -381,6 +462,8 @@ impl ResourceManager {
             self.close_task_manager_connection(ctx, n, None);
             self.started.remove(&n);
             ctx.stop_node(n);
+            assert!(!self.task_executors.contains_key(&n));
         }
+        self.check_slot_manager();
     }
 }
