@@ -24,10 +24,14 @@ pub type Blobs = BTreeMap<StateHandleId, Arc<TaskStateSnapshot>>;
 pub fn apply(blobs: &mut Blobs, op: BlobOp) {
     match op {
         BlobOp::Put(handle, state) => {
+            // A handle is written once: a repeated write carries the same state.
+            debug_assert!(blobs.get(&handle).is_none_or(|s| **s == *state));
             blobs.insert(handle, state);
         }
         BlobOp::Delete(handle) => {
-            blobs.remove(&handle);
+            let deleted = blobs.remove(&handle);
+            // Only stored handles are deleted (a discard of a missing one changes nothing).
+            assert!(deleted.is_some());
         }
     }
 }
@@ -54,15 +58,24 @@ impl CheckpointStorage {
     }
 
     fn change(&mut self, ctx: &mut Ctx<'_, Flink>, op: BlobOp) {
+        let (handle, put) = match &op {
+            BlobOp::Put(handle, _) => (*handle, true),
+            BlobOp::Delete(handle) => (*handle, false),
+        };
         apply(&mut self.blobs, op.clone());
+        assert_eq!(self.blobs.contains_key(&handle), put);
         ctx.persist(DurableOp::Blob(op));
     }
 
     pub fn on_rpc(&mut self, ctx: &mut Ctx<'_, Flink>, from: NodeId, rpc: CheckpointStorageRpc) {
         match rpc {
             CheckpointStorageRpc::Write { handle, state } => {
+                // Checkpoint ids start at 1.
+                assert!(handle.checkpoint_id > 0);
                 // A repeated write of the same handle stores the same bytes again.
                 self.change(ctx, BlobOp::Put(handle, state));
+                // Durable before it is answered.
+                assert!(self.blobs.contains_key(&handle));
                 ctx.trace(Obs::StateStored { handle });
                 ctx.send(
                     from,
@@ -81,12 +94,13 @@ impl CheckpointStorage {
                 );
             }
             CheckpointStorageRpc::Delete { handles } => {
-                for handle in handles {
+                for &handle in &handles {
                     if self.blobs.contains_key(&handle) {
                         self.change(ctx, BlobOp::Delete(handle));
                         ctx.trace(Obs::StateDiscarded { handle });
                     }
                 }
+                debug_assert!(handles.iter().all(|h| !self.blobs.contains_key(h)));
             }
         }
     }

@@ -81,6 +81,9 @@ impl SinkData {
                 epoch,
                 writer,
             } => {
+                // Epochs only grow, and a writer gets one.
+                assert!(epoch > self.epoch(job_id, subtask));
+                assert!(!self.inits.contains_key(&writer));
                 self.epochs.insert((job_id, subtask), epoch);
                 self.inits.insert(writer, epoch);
             }
@@ -89,6 +92,12 @@ impl SinkData {
                 txn,
                 records,
             } => {
+                // A writer flushes only a non-empty buffer.
+                assert!(!records.is_empty());
+                if let Some(t) = txn {
+                    // Writes go into open transactions only (fenced and aborted ones refuse).
+                    assert!(self.txns.get(&t).is_none_or(|x| x.state == TxnState::Open));
+                }
                 *self.writers.entry(writer).or_insert(0) += 1;
                 match txn {
                     Some(t) => self.txn_mut(t).records.push(records),
@@ -97,12 +106,19 @@ impl SinkData {
             }
             SinkOp::PreCommit { txn, checkpoint_id } => {
                 let t = self.txn_mut(txn);
+                // Pre-committed once, from open.
+                assert_eq!(t.state, TxnState::Open);
                 t.state = TxnState::PreCommitted(checkpoint_id);
                 // Checkpoint 0 is the end-of-input commit of a job without checkpoints.
                 t.checkpoint_id = (checkpoint_id > 0).then_some(checkpoint_id);
             }
             SinkOp::Commit { txn } => {
                 let t = self.txn_mut(txn);
+                // Committed once; an aborted transaction's data is gone.
+                assert!(matches!(
+                    t.state,
+                    TxnState::Open | TxnState::PreCommitted(_)
+                ));
                 t.state = TxnState::Committed;
                 let n = t.len() as u64;
                 // Committed records are the external system's output now: the store need not
@@ -112,6 +128,11 @@ impl SinkData {
             }
             SinkOp::Abort { txn } => {
                 let t = self.txn_mut(txn);
+                // A committed transaction is never aborted (nor re-opened).
+                assert!(matches!(
+                    t.state,
+                    TxnState::Open | TxnState::PreCommitted(_)
+                ));
                 t.state = TxnState::Aborted;
                 t.records = Vec::new();
             }
@@ -139,6 +160,11 @@ pub struct SinkStore {
 impl SinkStore {
     /// The node as it (re)starts from its durable state.
     pub fn new(durable: &ProcessDurable) -> SinkStore {
+        // The durable content is consistent: a settled transaction keeps no records.
+        let data = &durable.sink;
+        debug_assert!(data.txns.values().all(|t| {
+            matches!(t.state, TxnState::Open | TxnState::PreCommitted(_)) || t.records.is_empty()
+        }));
         SinkStore {
             data: durable.sink.clone(),
         }
@@ -149,7 +175,10 @@ impl SinkStore {
     }
 
     fn change(&mut self, ctx: &mut Ctx<'_, Flink>, op: SinkOp) {
+        let committed = self.data.committed;
         self.data.apply(op.clone());
+        // Output once committed stays committed.
+        assert!(self.data.committed >= committed);
         ctx.persist(DurableOp::Sink(op));
     }
 
@@ -179,6 +208,8 @@ impl SinkStore {
                     .map_or_else(|| Arc::from([]), |t| Arc::from(t.all_records()));
                 self.change(ctx, SinkOp::Commit { txn });
                 let t = &self.data.txns[&txn];
+                // The committed records are the output now, no longer the transaction's.
+                assert!(t.state == TxnState::Committed && t.records.is_empty());
                 ctx.trace(Obs::TransactionCommitted {
                     txn,
                     checkpoint_id: t.checkpoint_id,
@@ -198,7 +229,11 @@ impl SinkStore {
                 commit,
                 abort_lingering,
             } => {
+                // Restored transactions belong to completed checkpoints (never the
+                // checkpoint-less end-of-input commit).
+                debug_assert!(commit.iter().all(|(c, _)| *c > 0));
                 if let Some(&epoch) = self.data.inits.get(&writer) {
+                    assert!(epoch <= self.data.epoch(job_id, subtask));
                     // A re-sent request (its answer was lost): the same answer, nothing redone.
                     return Self::reply(
                         ctx,
@@ -213,6 +248,16 @@ impl SinkStore {
                     self.abort_lingering(ctx, job_id, subtask);
                 }
                 self.start_epoch(ctx, from, writer, job_id, subtask);
+                // The new writer holds the subtask's current epoch.
+                assert_eq!(
+                    self.data.inits.get(&writer).copied(),
+                    Some(self.data.epoch(job_id, subtask))
+                );
+                // The restored transactions are settled: committed, or aborted earlier.
+                debug_assert!(commit.iter().all(|(_, t)| matches!(
+                    self.data.txns.get(t).map(|x| x.state),
+                    Some(TxnState::Committed | TxnState::Aborted)
+                )));
             }
             SinkRpc::Write {
                 writer,
@@ -223,6 +268,8 @@ impl SinkStore {
                 records,
             } => {
                 if let Some(t) = txn {
+                    // A writer's transactions are its job's.
+                    assert_eq!(t.job_id, job_id);
                     let aborted = self
                         .data
                         .txns
@@ -235,6 +282,8 @@ impl SinkStore {
                 let next = self.data.writers.get(&writer).copied().unwrap_or(0);
                 if seq == next {
                     self.take_write(ctx, writer, job_id, txn, records);
+                    // Taken once, in sequence.
+                    assert_eq!(self.data.writers.get(&writer), Some(&(next + 1)));
                 }
                 // A repeat or a write after a gap: tell the writer where it stands.
                 let next_seq = self.data.writers.get(&writer).copied().unwrap_or(0);
@@ -254,6 +303,7 @@ impl SinkStore {
                     return Self::reply(ctx, from, TaskExecutorRpc::SinkFenced { writer });
                 }
                 let ok = self.commit(ctx, txn);
+                assert!(!ok || self.data.txns[&txn].state == TxnState::Committed);
                 Self::reply(ctx, from, TaskExecutorRpc::Committed { writer, txn, ok });
             }
         }
@@ -277,6 +327,9 @@ impl SinkStore {
             self.change(ctx, SinkOp::Abort { txn });
             ctx.trace(Obs::TransactionAborted { txn });
         }
+        debug_assert!(self.data.txns.iter().all(|(t, x)| t.job_id != job_id
+            || t.subtask != subtask
+            || matches!(x.state, TxnState::Committed | TxnState::Aborted)));
     }
 
     /// The end of `initTransactions`: the subtask's next producer epoch, given to `writer`.
@@ -288,6 +341,8 @@ impl SinkStore {
         job_id: JobId,
         subtask: u32,
     ) {
+        // Re-sent requests were answered before: a writer starts one epoch.
+        assert!(!self.data.inits.contains_key(&writer));
         let epoch = self.data.epoch(job_id, subtask) + 1;
         self.change(
             ctx,
@@ -354,13 +409,21 @@ impl SinkStore {
                     ctx.trace(Obs::TransactionBegun { txn });
                 }
                 self.change(ctx, SinkOp::PreCommit { txn, checkpoint_id });
+                assert_eq!(
+                    self.data.txns[&txn].state,
+                    TxnState::PreCommitted(checkpoint_id)
+                );
                 ctx.trace(Obs::TransactionPreCommitted { txn, checkpoint_id });
             }
             Some(TxnState::Aborted) => {
                 return Self::reply(ctx, from, TaskExecutorRpc::SinkFenced { writer });
             }
             // A repeated pre-commit, or one that crossed the commit.
-            Some(TxnState::PreCommitted(_)) | Some(TxnState::Committed) => {}
+            Some(TxnState::PreCommitted(c)) => {
+                // A transaction is pre-committed for one checkpoint.
+                assert_eq!(c, checkpoint_id);
+            }
+            Some(TxnState::Committed) => {}
         }
         Self::reply(ctx, from, TaskExecutorRpc::PreCommitted { writer, txn });
     }

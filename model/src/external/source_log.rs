@@ -44,8 +44,15 @@ impl SourceLog {
                     "fetch of unknown partition {partition}"
                 );
                 let end_offset = self.records_per_partition;
+                // A reader asks for something, from a position it reached within the log.
+                assert!(max_records > 0);
+                assert!(
+                    offset <= end_offset,
+                    "fetch beyond the end of partition {partition}"
+                );
                 let available = end_offset.saturating_sub(offset);
                 let count = available.min(max_records).min(FETCH_RECORDS_MAX);
+                assert!(offset + count <= end_offset);
                 ctx.send(
                     from,
                     Msg::TaskExecutor(TaskExecutorRpc::SourceRecords {

@@ -85,9 +85,11 @@ impl TaskSlotTable {
     }
 
     fn index_of(&self, allocation_id: AllocationId) -> Option<usize> {
-        self.slots
-            .iter()
-            .position(|s| s.as_ref().is_some_and(|s| s.allocation_id == allocation_id))
+        let holds =
+            |s: &Option<TaskSlot>| s.as_ref().is_some_and(|s| s.allocation_id == allocation_id);
+        // A slot is allocated to at most one allocation, and an allocation to at most one slot.
+        debug_assert!(self.slots.iter().filter(|s| holds(s)).count() <= 1);
+        self.slots.iter().position(holds)
     }
 
     /// Reserves `slot_index` for `allocation_id` of `job_id` (ALLOCATED, timeout armed) if it is
@@ -117,6 +119,7 @@ impl TaskSlotTable {
         // An allocation id lives in at most one slot.
         assert!(self.index_of(allocation_id).is_none());
         self.put(ctx, slot_index, job_id, allocation_id);
+        debug_assert_eq!(self.index_of(allocation_id), Some(slot_index as usize));
         AllocateOutcome::Allocated
     }
 
@@ -136,8 +139,10 @@ impl TaskSlotTable {
             if let Some(t) = old.timeout {
                 ctx.cancel_timer(t.timer);
             }
+            debug_assert!(self.index_of(old.allocation_id).is_none());
         }
         self.put(ctx, slot_index, job_id, allocation_id);
+        debug_assert_eq!(self.index_of(allocation_id), Some(slot_index as usize));
     }
 
     fn put(
@@ -149,6 +154,8 @@ impl TaskSlotTable {
     ) {
         assert!(self.slots[slot_index as usize].is_none());
         let timeout = self.arm_timeout(ctx, allocation_id);
+        // A fresh allocation carries the newest ticket: no earlier arm can free it.
+        assert_eq!(timeout.ticket, self.next_ticket);
         self.slots[slot_index as usize] = Some(TaskSlot {
             allocation_id,
             job_id,
@@ -167,6 +174,10 @@ impl TaskSlotTable {
         ctx: &mut Ctx<'_, Flink>,
         allocation_id: AllocationId,
     ) -> SlotTimeout {
+        // An allocation has at most one live timeout: it is armed only when not (yet) ALLOCATED.
+        debug_assert!(self
+            .slot_of(allocation_id)
+            .is_none_or(|s| s.state == TaskSlotState::Active && s.timeout.is_none()));
         self.next_ticket += 1;
         let ticket = self.next_ticket;
         let timer = ctx.set_timer(
@@ -195,12 +206,16 @@ impl TaskSlotTable {
             return false;
         }
         if slot.state == TaskSlotState::Active {
+            // An ACTIVE slot never times out.
+            assert!(slot.timeout.is_none());
             return true; // Flink's markSlotActive is idempotent
         }
         let timeout = slot
             .timeout
             .take()
             .expect("an ALLOCATED slot has a timeout");
+        // Only the current arm of the slot's timeout is cancelled here.
+        assert!(timeout.ticket <= self.next_ticket);
         ctx.cancel_timer(timeout.timer);
         slot.state = TaskSlotState::Active;
         ctx.trace(Obs::SlotActivated { allocation_id });
@@ -223,6 +238,7 @@ impl TaskSlotTable {
         let timeout = self.arm_timeout(ctx, allocation_id);
         let slot = self.slots[i].as_mut().expect("found");
         assert!(slot.timeout.is_none());
+        assert_eq!(slot.allocation_id, allocation_id);
         slot.state = TaskSlotState::Allocated;
         slot.timeout = Some(timeout);
         ctx.trace(Obs::SlotDeactivated { allocation_id });
@@ -237,11 +253,17 @@ impl TaskSlotTable {
     ) -> Option<(u32, JobId)> {
         let i = self.index_of(allocation_id)?;
         let slot = self.slots[i].take().expect("found");
+        // ALLOCATED exactly while the timeout is armed.
+        assert_eq!(
+            slot.timeout.is_some(),
+            slot.state == TaskSlotState::Allocated
+        );
         if let Some(t) = slot.timeout {
             assert_eq!(slot.state, TaskSlotState::Allocated);
             ctx.cancel_timer(t.timer);
         }
         let slot_index = i as u32;
+        debug_assert!(self.index_of(allocation_id).is_none());
         ctx.trace(Obs::SlotFreed {
             slot_index,
             allocation_id,
@@ -251,6 +273,8 @@ impl TaskSlotTable {
 
     /// Whether a `SlotTimeout` with `ticket` is the current arm of a still-ALLOCATED slot.
     pub fn is_valid_timeout(&self, allocation_id: AllocationId, ticket: u64) -> bool {
+        // Every ticket a timer carries was issued by this table.
+        assert!(ticket > 0 && ticket <= self.next_ticket);
         self.index_of(allocation_id).is_some_and(|i| {
             let slot = self.slots[i].as_ref().expect("found");
             slot.state == TaskSlotState::Allocated
@@ -291,9 +315,12 @@ impl TaskSlotTable {
     pub fn allocated_slots(&self, job_id: JobId) -> impl Iterator<Item = SlotOffer> + '_ {
         self.held()
             .filter(move |(_, s)| s.job_id == job_id && s.state == TaskSlotState::Allocated)
-            .map(|(slot_index, s)| SlotOffer {
-                allocation_id: s.allocation_id,
-                slot_index,
+            .map(|(slot_index, s)| {
+                debug_assert!(s.timeout.is_some());
+                SlotOffer {
+                    allocation_id: s.allocation_id,
+                    slot_index,
+                }
             })
     }
 
@@ -301,7 +328,10 @@ impl TaskSlotTable {
     pub fn active_allocations(&self, job_id: JobId) -> impl Iterator<Item = AllocationId> + '_ {
         self.held()
             .filter(move |(_, s)| s.job_id == job_id && s.state == TaskSlotState::Active)
-            .map(|(_, s)| s.allocation_id)
+            .map(|(_, s)| {
+                debug_assert!(s.timeout.is_none());
+                s.allocation_id
+            })
     }
 
     /// The allocation ids of every slot of `job_id`, whatever its state.
@@ -330,6 +360,9 @@ impl TaskSlotTable {
     /// Every slot: its index and, if held, (allocation, job, ACTIVE?).
     pub fn slots(&self) -> impl Iterator<Item = (u32, Option<(AllocationId, JobId, bool)>)> + '_ {
         self.slots.iter().enumerate().map(|(i, s)| {
+            debug_assert!(s
+                .as_ref()
+                .is_none_or(|s| s.timeout.is_some() == (s.state == TaskSlotState::Allocated)));
             (
                 i as u32,
                 s.as_ref()

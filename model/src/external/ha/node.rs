@@ -52,6 +52,8 @@ impl HaNode {
     }
 
     pub fn on_start(&mut self, ctx: &mut Ctx<'_, Flink>) {
+        // A (re)started node has no timer armed and has traced nothing yet.
+        assert!(self.expiry.is_none() && self.leader.is_none());
         let data = self.data.take().expect("started once");
         self.store = Some(HaStore::new(data, local_now(ctx)));
         self.after(ctx, HaOutput::default());
@@ -91,6 +93,11 @@ impl HaNode {
         if changed || self.leader.is_none() {
             let leader = latch_leader(store.data());
             if self.leader != Some(leader) {
+                // Latch nodes are sequential: a later leader's node, and so its leader session
+                // id, is newer.
+                if let (Some(Some((old, _))), Some((new, _))) = (self.leader, leader) {
+                    assert!(new > old);
+                }
                 self.leader = Some(leader);
                 ctx.trace(Obs::HaLeader {
                     leader_session_id: leader.map(|(id, _)| id),
@@ -108,6 +115,8 @@ impl HaNode {
                 self.expiry = Some((ctx.set_timer(after, Timer::HaExpiry), at));
             }
         }
+        // The expiry timer is armed exactly for the next session deadline.
+        assert_eq!(self.expiry.map(|(_, t)| t), next);
     }
 }
 
@@ -129,7 +138,10 @@ impl HaNode {
                 let ZnodeData::JobResult { status, .. } = &node.data else {
                     return;
                 };
+                // Job results outlive the session that wrote them.
+                assert!(node.stat.ephemeral_owner.is_none());
                 let job_id = path["/job-results/".len()..].parse().ok();
+                debug_assert!(job_id.is_some(), "malformed job result path {path}");
                 if let Some(job_id) = job_id {
                     if self.pointers.insert((path.clone(), node.stat.czxid)) {
                         ctx.trace(Obs::JobResultStored {
@@ -147,10 +159,13 @@ impl HaNode {
                 let ZnodeData::CompletedCheckpoint(cp) = &node.data else {
                     return;
                 };
+                // Checkpoint pointers outlive the session that wrote them.
+                assert!(node.stat.ephemeral_owner.is_none());
                 let job_id = path
                     .strip_prefix("/jobs/")
                     .and_then(|rest| rest.split('/').next())
                     .and_then(|j| j.parse().ok());
+                debug_assert!(job_id.is_some(), "malformed checkpoint path {path}");
                 if let Some(job_id) = job_id {
                     if self.pointers.insert((path.clone(), node.stat.czxid)) {
                         ctx.trace(Obs::CheckpointPointerStored {
@@ -179,6 +194,8 @@ pub fn latch_leader(data: &HaData) -> Option<(u64, NodeId)> {
         crate::external::ha::client::LATCH_PATH
     ))?;
     let owner = node.stat.ephemeral_owner?;
+    // Ephemeral nodes belong to live sessions.
+    debug_assert!(data.sessions.contains_key(&owner));
     let session = data.sessions.get(&owner)?;
     Some((node.stat.czxid, session.owner))
 }
@@ -206,6 +223,8 @@ impl HaServices {
     }
 
     pub fn start(&mut self, ctx: &mut Ctx<'_, Flink>) -> Vec<Effect> {
+        // Nothing is due before the session starts connecting.
+        assert!(self.tick.is_none());
         let now = local_now(ctx);
         let out = self.client.start(now);
         self.finish(ctx, out)
@@ -259,6 +278,8 @@ impl HaServices {
             let after = next.saturating_since(local_now(ctx));
             self.tick = Some((ctx.set_timer(after, Timer::HaTick), next));
         }
+        // The client's next tick is armed.
+        assert!(next == Time::MAX || self.tick.is_some_and(|(_, t)| t == next));
         rest
     }
 }

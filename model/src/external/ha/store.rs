@@ -67,6 +67,7 @@ pub fn is_valid_path(path: &str) -> bool {
 
 /// The last component of a non-root path.
 pub fn name(path: &str) -> &str {
+    debug_assert!(is_valid_path(path) && path != "/");
     &path[path.rfind('/').expect("absolute path") + 1..]
 }
 
@@ -77,6 +78,7 @@ impl HaData {
 
     /// The children's names of `path`, sorted.
     pub fn children(&self, path: &str) -> Vec<String> {
+        debug_assert!(is_valid_path(path));
         let prefix = if path == "/" {
             "/".to_string()
         } else {
@@ -92,6 +94,37 @@ impl HaData {
 
     /// Applies one change; see [`Applied`].
     pub fn apply(&mut self, op: HaDataOp) -> Applied {
+        let applied = self.apply_op(op);
+        // The tree stays consistent: every node but the root has a persistent parent that
+        // counts it, ephemeral nodes belong to live sessions, and no node was modified by a
+        // transaction after the last one.
+        debug_assert!(self.nodes.keys().all(|path| path == "/"
+            || self
+                .nodes
+                .get(parent(path))
+                .is_some_and(|p| p.stat.ephemeral_owner.is_none())));
+        debug_assert!(self
+            .nodes
+            .iter()
+            .all(|(path, n)| n.stat.num_children as usize == self.children(path).len()));
+        debug_assert!(self.nodes.values().all(|n| n
+            .stat
+            .ephemeral_owner
+            .is_none_or(|s| self.sessions.contains_key(&s))));
+        debug_assert!(self
+            .nodes
+            .values()
+            .all(|n| n.stat.czxid <= n.stat.mzxid && n.stat.mzxid <= self.zxid));
+        // Watches are held by live sessions, and session ids are never reused.
+        debug_assert!(self
+            .watches
+            .values()
+            .all(|s| !s.is_empty() && s.iter().all(|s| self.sessions.contains_key(s))));
+        debug_assert!(self.sessions.keys().all(|s| s.0 <= self.sessions_created));
+        applied
+    }
+
+    fn apply_op(&mut self, op: HaDataOp) -> Applied {
         match op {
             HaDataOp::SessionOpened {
                 session,
@@ -158,6 +191,10 @@ impl HaData {
         }
         self.watches.retain(|_, s| !s.is_empty());
         self.sessions.remove(&session);
+        debug_assert!(self
+            .nodes
+            .values()
+            .all(|n| n.stat.ephemeral_owner != Some(session)));
         Applied {
             result: None,
             events: self.fire(changes),
@@ -169,6 +206,10 @@ impl HaData {
         assert!(op.is_write());
         assert!(self.sessions.contains_key(&session));
         assert!(!self.sessions[&session].answers.contains_key(&request_id));
+        // Answers below the retry window are forgotten: such a request is never applied again.
+        assert!(self.sessions[&session]
+            .answers_forgotten_max
+            .is_none_or(|m| request_id > m));
         let mut changes = Vec::new();
         let result = self.execute_write(session, op, &mut changes);
         let events = self.fire(changes);
@@ -194,6 +235,7 @@ impl HaData {
         self.zxid += 1;
         let result = match op {
             Op::Multi(ops) => {
+                let count = ops.len();
                 // All or nothing: run on the live tree and roll back to a copy on failure. The
                 // tree is small (tens of znodes per job), so the copy is cheap enough.
                 let saved = self.nodes.clone();
@@ -217,7 +259,11 @@ impl HaData {
                     }
                 }
                 match failure {
-                    None => Ok(OpResult::Multi(results)),
+                    None => {
+                        // Every op of a committed multi was applied and answered.
+                        assert_eq!(results.len(), count);
+                        Ok(OpResult::Multi(results))
+                    }
                     Some(e) => {
                         self.nodes = saved;
                         changes.clear();
@@ -231,6 +277,9 @@ impl HaData {
             // Nothing changed (a failure or a lone check): the zxid is not used.
             self.zxid = zxid_before;
         }
+        // On failure nothing changes; a change takes exactly one new zxid.
+        assert!(result.is_ok() || changes.is_empty());
+        assert_eq!(self.zxid, zxid_before + u64::from(!changes.is_empty()));
         result
     }
 
@@ -252,6 +301,8 @@ impl HaData {
                 if expected_version.is_some_and(|v| v != node.stat.version) {
                     return Err(HaError::BadVersion);
                 }
+                // zxids grow: this transaction is newer than the node's last change.
+                assert!(zxid > node.stat.mzxid);
                 node.data = data;
                 node.stat.version += 1;
                 node.stat.mzxid = zxid;
@@ -349,8 +400,11 @@ impl HaData {
         zxid: u64,
         changes: &mut Vec<Change>,
     ) -> Stat {
+        // An ephemeral node belongs to a live session.
+        assert!(ephemeral_owner.is_none_or(|s| self.sessions.contains_key(&s)));
         let parent_node = self.nodes.get_mut(parent(&path)).expect("parent exists");
         assert!(parent_node.stat.ephemeral_owner.is_none());
+        assert!(parent_node.stat.czxid <= zxid);
         parent_node.stat.cversion += 1;
         parent_node.stat.num_children += 1;
         let stat = Stat {
@@ -371,6 +425,7 @@ impl HaData {
         let node = self.nodes.remove(path).expect("node exists");
         assert_eq!(node.stat.num_children, 0);
         let parent_node = self.nodes.get_mut(parent(path)).expect("parent exists");
+        assert!(parent_node.stat.num_children > 0);
         parent_node.stat.cversion += 1;
         parent_node.stat.num_children -= 1;
         changes.push(Change::Deleted(path.to_string()));
@@ -410,6 +465,8 @@ impl HaData {
                 }
             }
         }
+        // A watch entry goes whole once fired: no empty entries stay.
+        debug_assert!(self.watches.values().all(|s| !s.is_empty()));
         let mut events = Vec::new();
         for (session, path, kind) in fired {
             let record = self.sessions.get_mut(&session).expect("watching session");
@@ -441,13 +498,17 @@ impl HaData {
                 None => (Err(HaError::NoNode), None),
             },
             Op::GetChildren { path, watch } => match self.nodes.get(path) {
-                Some(n) => (
-                    Ok(OpResult::Children {
-                        children: self.children(path),
-                        stat: n.stat,
-                    }),
-                    watch.then(|| (path.clone(), WatchType::Children)),
-                ),
+                Some(n) => {
+                    let children = self.children(path);
+                    assert_eq!(children.len(), n.stat.num_children as usize);
+                    (
+                        Ok(OpResult::Children {
+                            children,
+                            stat: n.stat,
+                        }),
+                        watch.then(|| (path.clone(), WatchType::Children)),
+                    )
+                }
                 None => (Err(HaError::NoNode), None),
             },
             Op::Exists { path, watch } => (
@@ -479,6 +540,11 @@ impl HaStore {
     /// The node as it (re)starts at `now` from its durable content: every session gets a fresh
     /// deadline of one timeout from `now`.
     pub fn new(data: HaData, now: Time) -> HaStore {
+        // The durable content survived whole: ephemeral nodes of live sessions only.
+        debug_assert!(data.nodes.values().all(|n| n
+            .stat
+            .ephemeral_owner
+            .is_none_or(|s| data.sessions.contains_key(&s))));
         let last_heard = data.sessions.keys().map(|s| (*s, now)).collect();
         HaStore { data, last_heard }
     }
@@ -488,11 +554,16 @@ impl HaStore {
     }
 
     pub fn is_live(&self, session: SessionId) -> bool {
-        self.data.sessions.contains_key(&session)
+        let live = self.data.sessions.contains_key(&session);
+        // A live session has a deadline, and only a live one.
+        debug_assert_eq!(live, self.last_heard.contains_key(&session));
+        live
     }
 
     /// When the next session expires unless heard from.
     pub fn next_expiry(&self) -> Option<Time> {
+        // Every live session has a deadline, and only live sessions.
+        assert_eq!(self.last_heard.len(), self.data.sessions.len());
         self.last_heard
             .iter()
             .map(|(s, t)| *t + self.data.sessions[s].timeout)
@@ -500,7 +571,10 @@ impl HaStore {
     }
 
     fn change(&mut self, out: &mut HaOutput, op: HaDataOp) -> Option<HaResult> {
+        let write = matches!(op, HaDataOp::Write { .. });
         let applied = self.data.apply(op.clone());
+        // Exactly a write has an answer.
+        assert_eq!(applied.result.is_some(), write);
         out.persist.push(op);
         out.send.extend(applied.events);
         applied.result
@@ -520,6 +594,10 @@ impl HaStore {
             self.last_heard.remove(&session);
             self.change(&mut out, HaDataOp::SessionClosed { session });
         }
+        debug_assert!(self
+            .last_heard
+            .iter()
+            .all(|(s, t)| *t + self.data.sessions[s].timeout > now));
         out
     }
 
@@ -559,6 +637,7 @@ impl HaStore {
                 let result = if self.is_live(session) {
                     self.last_heard.remove(&session);
                     self.change(&mut out, HaDataOp::SessionClosed { session });
+                    assert!(!self.is_live(session));
                     Ok(OpResult::Closed)
                 } else {
                     Err(HaError::SessionExpired)
@@ -614,6 +693,7 @@ impl HaStore {
             },
         );
         self.last_heard.insert(session, now);
+        assert!(self.is_live(session));
         out.send.push((
             from,
             HaReply::Connected {
@@ -667,15 +747,22 @@ impl HaStore {
         {
             return Err(HaError::RequestTooOld);
         }
-        self.change(
-            out,
-            HaDataOp::Write {
-                session,
-                request_id,
-                op,
-            },
-        )
-        .expect("a write has an answer")
+        let result = self
+            .change(
+                out,
+                HaDataOp::Write {
+                    session,
+                    request_id,
+                    op,
+                },
+            )
+            .expect("a write has an answer");
+        // Remembered in the same change, so a retry gets the same answer.
+        debug_assert_eq!(
+            self.data.sessions[&session].answers.get(&request_id),
+            Some(&result)
+        );
+        result
     }
 }
 

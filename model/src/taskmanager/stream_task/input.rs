@@ -8,7 +8,7 @@
 //! writes (`snapshot`).
 
 use super::sink_writer::Pending;
-use super::StreamTask;
+use super::{StreamTask, BUFFERS_PER_CHANNEL};
 use crate::checking::bugs::Bug;
 use crate::protocol::checkpoint::{CheckpointId, CheckpointingMode, StreamElement};
 use crate::protocol::ids::ExecutionAttemptId;
@@ -59,6 +59,8 @@ impl InChannel {
                 self.queue.pop_front();
                 self.consumed += 1;
                 self.dirty = true;
+                // Only received buffers are recycled.
+                assert!(self.consumed <= self.expected);
                 true
             }
             _ => false,
@@ -77,10 +79,15 @@ impl StreamTask {
         elements: Arc<[StreamElement]>,
     ) {
         let ch = &mut self.ins[channel];
+        // A channel reads the partition of one producer attempt.
+        assert!(ch.producer.is_none_or(|p| p == producer));
         ch.producer = Some(producer);
         if seq == ch.expected {
             ch.queue.push_back((elements, 0));
             ch.expected += 1;
+            // Credit: the producer sends at most the channel's buffers ahead of what was
+            // recycled.
+            assert!(ch.expected <= ch.consumed + BUFFERS_PER_CHANNEL);
         }
         // A repeat or a buffer after a gap: the progress tells the producer where we stand.
         ch.dirty = true;
@@ -99,6 +106,8 @@ impl StreamTask {
             let Some(producer) = ch.producer else {
                 continue;
             };
+            // The producer's credit: never more recycled than received.
+            assert!(ch.consumed <= ch.expected);
             ctx.send(
                 ch.tm,
                 Msg::TaskExecutor(TaskExecutorRpc::ChannelProgress {
@@ -136,6 +145,12 @@ impl StreamTask {
                 }
             }
         }
+        // Stopped by backpressure, a failure, or input that is all consumed or blocked.
+        debug_assert!(
+            self.backpressured()
+                || self.failure.is_some()
+                || self.ins.iter().all(|ch| ch.blocked || ch.queue.is_empty())
+        );
         self.flush(ctx);
         self.report_progress(ctx);
     }
@@ -154,6 +169,8 @@ impl StreamTask {
                 }
             }
             StreamElement::EndOfPartition => {
+                // Buffers are taken once each, in sequence: one end of partition per channel.
+                assert!(!self.ins[c].end_of_partition);
                 self.ins[c].end_of_partition = true;
                 self.ins[c].blocked = false;
                 if let Some((id, _)) = self.aligning {
@@ -202,6 +219,11 @@ impl StreamTask {
             self.abort_alignment();
             self.snapshot(ctx, id, ts, None);
         }
+        // The blocked channels are among those that delivered the aligned barrier.
+        debug_assert!(self
+            .ins
+            .iter()
+            .all(|ch| !ch.blocked || self.aligning.is_some_and(|(a, _)| ch.barrier >= a)));
     }
 
     pub(super) fn abort_alignment(&mut self) {
@@ -212,6 +234,8 @@ impl StreamTask {
     }
 
     pub(super) fn end_input(&mut self, ctx: &mut Ctx<'_, Flink>) {
+        // End of data goes downstream once per attempt.
+        assert!(!self.end_of_data_sent);
         let restored_ended = self.end_of_input;
         self.end_of_input = true;
         self.end_of_data_sent = true;

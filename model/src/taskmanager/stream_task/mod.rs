@@ -116,6 +116,9 @@ impl StreamTask {
         bugs: Bugs,
         ask_timeout: Duration,
     ) -> StreamTask {
+        // A source reads the log, not input channels.
+        assert!(!is_source || input_tms.is_empty());
+        assert!(subtask < cfg.parallelism);
         let out = match &cfg.output {
             Some(o) => (0..o.consumer_parallelism)
                 .map(|_| Subpartition::default())
@@ -202,6 +205,7 @@ impl StreamTask {
 
     /// A source's restored read position, if it restored one.
     pub fn restored_offsets(&self) -> Option<&[(u32, u64)]> {
+        assert!(self.is_source || self.restored_offsets.is_none());
         self.restored_offsets.as_deref()
     }
 
@@ -222,6 +226,7 @@ impl StreamTask {
         offset: u64,
         count: u64,
     ) {
+        assert!(self.is_source && self.ins.is_empty());
         for o in offset..offset + count {
             let rec = Rec::Record(record_at(partition, o));
             self.process_rec(rec);
@@ -231,6 +236,7 @@ impl StreamTask {
 
     /// A source has read every partition to its end: end of data.
     pub fn source_end(&mut self, ctx: &mut Ctx<'_, Flink>) {
+        assert!(self.is_source);
         if !self.end_of_data_sent {
             self.end_input(ctx);
         }
@@ -291,6 +297,8 @@ impl StreamTask {
                 continue;
             };
             let stalled = s.received == s.received_at_tick && s.consumed == s.consumed_at_tick;
+            // The resend window is exactly the buffers sent and not yet received.
+            debug_assert_eq!(s.unacked.len() as u64, s.next_seq - s.received);
             if !s.unacked.is_empty() && stalled {
                 for (i, elements) in s.unacked.iter().enumerate() {
                     ctx.send(
@@ -307,6 +315,7 @@ impl StreamTask {
                 // Zero-window probe: everything sent was received, but the credit that would
                 // let more go may have been lost. An empty repeat of the last buffer makes the
                 // consumer announce its progress again.
+                assert!(s.next_seq > 0);
                 ctx.send(
                     tm,
                     Msg::TaskExecutor(TaskExecutorRpc::DataBatch {
@@ -332,6 +341,7 @@ impl StreamTask {
             if w.init_sent && w.epoch.is_none() {
                 Self::send_init(ctx, w, attempt, job_id, subtask, bugs);
             }
+            debug_assert_eq!(w.unacked.len() as u64, w.next_seq - w.acked);
             if !w.unacked.is_empty() && w.acked == w.acked_at_tick {
                 for (i, (txn, records)) in w.unacked.iter().enumerate() {
                     ctx.send(
@@ -418,6 +428,8 @@ impl StreamTask {
         }
         self.init.reads.clear();
         self.init.done = true;
+        // Released: nothing is left to re-send or time out.
+        debug_assert!(!self.needs_tick());
     }
 }
 

@@ -144,6 +144,7 @@ impl StreamTask {
             s.received += 1;
         }
         s.consumed = s.consumed.max(consumed.min(s.received));
+        debug_assert_eq!(s.unacked.len() as u64, s.next_seq - s.received);
         self.flush(ctx);
     }
 
@@ -170,12 +171,16 @@ impl StreamTask {
                 s.unacked.push_back(elements);
                 s.next_seq += 1;
             }
+            // Credit: never more buffers ahead of the consumer than it has.
+            assert!(s.next_seq <= s.consumed + BUFFERS_PER_CHANNEL);
         }
         self.flush_writer(ctx);
     }
 
     /// The task finished: end of partition to every consumer.
     pub fn finish(&mut self, ctx: &mut Ctx<'_, Flink>) {
+        // A task finishes only after the end of its input.
+        assert!(self.end_of_input);
         self.broadcast(StreamElement::EndOfPartition);
         self.flush(ctx);
     }

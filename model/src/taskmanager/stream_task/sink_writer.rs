@@ -62,6 +62,9 @@ impl StreamTask {
         subtask: u32,
         bugs: Bugs,
     ) {
+        // Only a 2PC writer waits for `initTransactions`, and only until it has an epoch.
+        assert!(w.init_sent && w.epoch.is_none());
+        assert_eq!(w.kind, SinkKind::TwoPhaseCommit);
         ctx.send(
             w.node,
             Msg::Sink(SinkRpc::InitTransactions {
@@ -82,6 +85,8 @@ impl StreamTask {
         if w.epoch.is_some() || !w.init_sent {
             return false;
         }
+        // The sink's epochs start at 1 (0 is the epoch-less writers').
+        assert!(epoch > 0);
         w.epoch = Some(epoch);
         // The restored pending transactions are committed now.
         w.restored = Vec::new();
@@ -132,6 +137,9 @@ impl StreamTask {
             }),
         );
         w.unacked.push_back((txn, records));
+        // Writes carry consecutive sequence numbers; the unacknowledged ones are the last.
+        assert_eq!(w.unacked.len() as u64, w.next_seq - w.acked);
+        debug_assert!(w.current.is_none_or(|(t, _)| Some(t.epoch) == w.epoch));
     }
 
     /// Moves the writer's pending transactions along: pre-commit once flushed, commit once
@@ -144,6 +152,12 @@ impl StreamTask {
         let Some(w) = &mut self.writer else {
             return;
         };
+        // A transaction is handed to one checkpoint only, so it is pre-committed once.
+        debug_assert!(w
+            .pending
+            .iter()
+            .enumerate()
+            .all(|(i, p)| w.pending[..i].iter().all(|q| q.1 != p.1)));
         for p in &mut w.pending {
             let (id, txn, last, stage) = *p;
             match stage {
@@ -182,6 +196,7 @@ impl StreamTask {
             w.unacked.pop_front();
             w.acked += 1;
         }
+        assert_eq!(w.unacked.len() as u64, w.next_seq - w.acked);
         self.advance_writer(ctx);
         self.try_acknowledge(ctx);
         self.process(ctx);
@@ -189,6 +204,8 @@ impl StreamTask {
 
     pub fn on_pre_committed(&mut self, ctx: &mut Ctx<'_, Flink>, txn: TxnId) {
         if let Some(w) = &mut self.writer {
+            // Only a 2PC writer pre-commits.
+            assert_eq!(w.kind, SinkKind::TwoPhaseCommit);
             for p in &mut w.pending {
                 if p.1 == txn && p.3 == Pending::PreCommitSent {
                     p.3 = Pending::PreCommitted;
@@ -201,6 +218,7 @@ impl StreamTask {
 
     pub fn on_committed(&mut self, _ctx: &mut Ctx<'_, Flink>, txn: TxnId) {
         if let Some(w) = &mut self.writer {
+            assert_eq!(w.kind, SinkKind::TwoPhaseCommit);
             w.pending
                 .retain(|p| !(p.1 == txn && p.3 == Pending::CommitSent));
         }
@@ -208,6 +226,8 @@ impl StreamTask {
 
     /// The sink fenced this writer: a newer attempt of the subtask took over.
     pub fn on_sink_fenced(&mut self) {
+        // Only a writer is fenced.
+        assert!(self.writer.is_some());
         self.fail("ProducerFencedException: a newer writer of the subtask took over".to_string());
     }
 }

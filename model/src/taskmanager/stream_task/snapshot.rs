@@ -47,6 +47,8 @@ impl StreamTask {
     /// INITIALIZING begins: read the restored state, if any. Returns true when initialisation
     /// is complete already.
     pub fn start_initialize(&mut self, ctx: &mut Ctx<'_, Flink>) -> bool {
+        // INITIALIZING is entered once.
+        assert!(!self.init.done && !self.init.applied && self.init.reads.is_empty());
         self.init.started_ns = ctx.mono_ns();
         if let Some(restore) = &self.restore {
             self.init.reads = restore.handles.clone();
@@ -56,6 +58,7 @@ impl StreamTask {
     }
 
     pub(super) fn send_reads(&self, ctx: &mut Ctx<'_, Flink>) {
+        assert!(!self.init.done);
         let Some(storage) = self.cfg.checkpoint_storage else {
             return;
         };
@@ -87,6 +90,8 @@ impl StreamTask {
         let Some(i) = self.init.reads.iter().position(|h| *h == handle) else {
             return false;
         };
+        // Only a restore reads state.
+        assert!(self.restore.is_some());
         let Some(state) = state else {
             self.fail(format!(
                 "could not restore: state of checkpoint {} is missing in checkpoint storage",
@@ -116,11 +121,16 @@ impl StreamTask {
                 return false;
             }
         }
+        // Initialised: the restored state is in and a 2PC writer has its epoch.
+        assert!(self.restore.is_none() || self.init.applied);
         self.init.done = true;
         true
     }
 
     fn apply_restored(&mut self, ctx: &mut Ctx<'_, Flink>) {
+        // Every restored handle was read, and nothing was processed yet.
+        assert!(self.init.reads.is_empty() && !self.init.done);
+        assert_eq!(self.last_checkpoint, 0);
         let Some(restore) = &self.restore else {
             return;
         };
@@ -202,6 +212,10 @@ impl StreamTask {
         offsets: Option<Vec<(u32, u64)>>,
     ) {
         assert!(id > self.last_checkpoint);
+        assert!(self.init.done);
+        // A task never snapshots a checkpoint at or below one it was told is complete (unless
+        // the planted bug completed one without its acknowledgement).
+        assert!(id > self.notified || self.bugs.has(Bug::CompleteWithMissingAck));
         self.last_checkpoint = id;
         // prepareSnapshotPreBarrier: what the operators emitted before the barrier goes into the
         // transaction (or write) the snapshot covers, not into the next one.
@@ -227,6 +241,11 @@ impl StreamTask {
                 SinkKind::Discard => {}
             }
         }
+        // Transactions are handed to checkpoints in order.
+        debug_assert!(self
+            .writer
+            .as_ref()
+            .is_none_or(|w| w.pending.iter().all(|p| p.0 <= id)));
         let pending_transactions = self
             .writer
             .as_ref()
@@ -317,6 +336,8 @@ impl StreamTask {
         id: CheckpointId,
         reason: &'static str,
     ) {
+        // A checkpoint is never both acknowledged and declined.
+        assert!(self.snapshots.get(&id).is_none_or(|s| !s.acked));
         self.snapshots.remove(&id);
         ctx.send(
             self.job_master,
@@ -352,6 +373,9 @@ impl StreamTask {
             if !sink_ready {
                 continue;
             }
+            // The snapshot's handle names this checkpoint of this attempt.
+            assert_eq!(s.handle.checkpoint_id, *id);
+            assert_eq!(s.handle.attempt, self.attempt);
             s.acked = true;
             ctx.send(
                 self.job_master,
@@ -371,6 +395,9 @@ impl StreamTask {
     pub fn on_notify_complete(&mut self, ctx: &mut Ctx<'_, Flink>, id: CheckpointId) {
         self.notified = self.notified.max(id);
         self.snapshots.retain(|k, _| *k > id);
+        if !self.bugs.has(Bug::CompleteWithMissingAck) {
+            debug_assert!(self.snapshots.keys().all(|k| *k > self.notified));
+        }
         self.advance_writer(ctx);
     }
 

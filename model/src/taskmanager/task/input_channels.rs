@@ -80,6 +80,10 @@ impl Task {
                 ChannelState::Idle | ChannelState::Finished => {}
             }
         }
+        debug_assert!(self
+            .inputs
+            .iter()
+            .all(|c| matches!(c.state, ChannelState::Idle | ChannelState::Finished)));
     }
 
     /// Input channel index of `producer`.
@@ -98,7 +102,10 @@ impl Task {
     }
 
     fn request_partition(&mut self, ctx: &mut Ctx<'_, Flink>, i: usize) {
+        // Only a RUNNING task requests, and never again after the end of partition.
+        assert_eq!(self.state, ExecutionState::Running);
         let ch = &mut self.inputs[i];
+        assert_ne!(ch.state, ChannelState::Finished);
         let resend = ctx.set_timer(
             PARTITION_REQUEST_RESEND_INTERVAL,
             Timer::PartitionRequestRetry {
@@ -180,6 +187,7 @@ impl Task {
                 return PartitionRetry::Exhausted;
             }
         };
+        assert!(next >= PARTITION_REQUEST_BACKOFF_INITIAL && next <= PARTITION_REQUEST_BACKOFF_MAX);
         ch.backoff = Some(next);
         let timer = ctx.set_timer(
             next,

@@ -97,6 +97,11 @@ impl Task {
         if tdd.source.is_some() {
             assert!(tdd.inputs.is_empty());
         }
+        // Inputs come from upstream vertices, never from the task's own vertex.
+        debug_assert!(tdd
+            .inputs
+            .iter()
+            .all(|c| c.producer.vertex.vertex != tdd.attempt.vertex.vertex));
         let inputs = tdd
             .inputs
             .iter()
@@ -259,6 +264,8 @@ impl Task {
         // The JobMaster sets CANCELING itself before it sends `cancelTask`, and Flink's
         // ExecutionGraph treats a CANCELING report as an illegal update; it is never reported.
         assert_ne!(self.state, ExecutionState::Canceling);
+        // DEPLOYING is answered by `submitTask` itself; the first report is a later state.
+        assert_ne!(self.state, ExecutionState::Deploying);
         ctx.send(
             self.job_master,
             Msg::JobMaster {
@@ -284,16 +291,24 @@ impl Task {
                 attempt: self.attempt,
             },
         ));
+        // INITIALIZING and RUNNING are the only non-terminal states reported, once each.
+        assert!(self.updates_in_flight <= 2);
     }
 
     /// The JobMaster acknowledged a state update.
     pub fn on_update_acknowledged(&mut self, ctx: &mut Ctx<'_, Flink>) {
+        // A terminal task waits for no acknowledgement.
+        if self.state.is_terminal() {
+            assert_eq!(self.updates_in_flight, 0);
+        }
         self.updates_in_flight = self.updates_in_flight.saturating_sub(1);
         if self.updates_in_flight == 0 {
             if let Some(t) = self.update_timeout.take() {
                 ctx.cancel_timer(t);
             }
         }
+        // The ask timeout is armed exactly while an update is unacknowledged.
+        assert_eq!(self.update_timeout.is_some(), self.updates_in_flight > 0);
     }
 
     /// Whether `timer` is the live ask timeout of an unacknowledged state update.
@@ -303,6 +318,11 @@ impl Task {
 
     /// Arms the stream's resend tick if it needs one and none is armed.
     pub fn arm_tick(&mut self, ctx: &mut Ctx<'_, Flink>) {
+        // A failed or cancelled task's stream is released: it sends nothing more.
+        assert!(!matches!(
+            self.state,
+            ExecutionState::Failed | ExecutionState::Canceled
+        ));
         if self.tick_timer.is_none() && self.stream.needs_tick() {
             self.tick_timer = Some(ctx.set_timer(
                 crate::taskmanager::stream_task::RESEND_INTERVAL,

@@ -22,7 +22,7 @@ pub const SOURCE_FETCH_INTERVAL: Duration = Duration::from_millis(100);
 /// The fetch size and interval that keep `rate_per_sec` per partition (unthrottled: the log's
 /// maximum every [`SOURCE_FETCH_INTERVAL`]).
 pub fn source_fetch_plan(rate_per_sec: Option<u64>) -> (u64, Duration) {
-    match rate_per_sec {
+    let plan = match rate_per_sec {
         Some(rate) => {
             let nanos = u128::from(rate) * SOURCE_FETCH_INTERVAL.as_nanos();
             let per_fetch = u64::try_from(nanos / 1_000_000_000).unwrap_or(u64::MAX);
@@ -37,7 +37,10 @@ pub fn source_fetch_plan(rate_per_sec: Option<u64>) -> (u64, Duration) {
             crate::external::source_log::FETCH_RECORDS_MAX,
             SOURCE_FETCH_INTERVAL,
         ),
-    }
+    };
+    // Every fetch asks for something, and fetches are spaced.
+    assert!(plan.0 >= 1 && !plan.1.is_zero());
+    plan
 }
 
 /// A source subtask's reader of its partitions of the `source` log.
@@ -64,6 +67,8 @@ impl Task {
     /// there is nothing to read (no partitions, or empty ones are only known after a fetch).
     pub fn start_reading(&mut self, ctx: &mut Ctx<'_, Flink>, ask_timeout: Duration) -> bool {
         assert_eq!(self.state, ExecutionState::Running);
+        // RUNNING is entered once: the reader starts once.
+        assert!(self.reader.is_none());
         let source = self.source.as_ref().expect("a source task");
         let (per_fetch, interval) = source_fetch_plan(source.rate_per_sec);
         let restored = self.stream.restored_offsets();
@@ -102,6 +107,7 @@ impl Task {
     /// The source's periodic fetch: one fetch per unfinished partition that has none in flight
     /// (or whose fetch went unanswered for the ask timeout), then the next tick.
     pub fn fetch_tick(&mut self, ctx: &mut Ctx<'_, Flink>, ask_timeout: Duration) {
+        assert_eq!(self.state, ExecutionState::Running);
         let attempt = self.attempt;
         let now = ctx.mono_ns();
         let timeout = u64::try_from(ask_timeout.as_nanos()).unwrap_or(u64::MAX);
@@ -151,6 +157,9 @@ impl Task {
         let Some(p) = reader.partitions.get_mut(&partition) else {
             return false;
         };
+        // Fetches ask from the read position, which only grows; answers are bounded.
+        assert!(offset <= p.next_offset);
+        assert!(count <= crate::external::source_log::FETCH_RECORDS_MAX);
         if offset == p.next_offset {
             p.next_offset += count;
             p.end_offset = Some(end);

@@ -233,6 +233,7 @@ impl TaskExecutor {
             }
             TaskExecutorRpc::StateWritten { handle } => {
                 self.with_running_stream(ctx, handle.attempt, |task, ctx| {
+                    assert_eq!(handle.job_id, task.job_id());
                     task.stream.on_state_written(ctx, handle)
                 });
             }
@@ -242,6 +243,8 @@ impl TaskExecutor {
                 state,
             } => {
                 if let Some(task) = self.tasks.get_mut(&reader) {
+                    // A task restores state of its own job.
+                    assert_eq!(handle.job_id, task.job_id());
                     if task.state() == ExecutionState::Initializing
                         && task.stream.on_state_read(ctx, handle, state)
                     {
@@ -371,6 +374,8 @@ impl TaskExecutor {
                 }
             }
             Timer::TaskExecutorRegistrationTimeout => {
+                // Stopping the registration timeout cancels it: only the armed one fires.
+                assert_eq!(self.registration_timeout, Some(timer));
                 self.registration_timeout = None;
                 if self.connected_instance().is_none() {
                     ctx.trace(Obs::RegistrationTimedOut);
@@ -455,6 +460,8 @@ impl TaskExecutor {
                 reader, partition, ..
             }) => {
                 if let Some(task) = self.tasks.get_mut(reader) {
+                    // Only a source's reader fetches from the log.
+                    assert!(task.is_source());
                     task.on_fetch_unreachable(*partition);
                 }
             }

@@ -92,6 +92,10 @@ impl TaskExecutor {
                 self.close_job_leader(ctx, job_id, job, None);
                 self.start_job_leader_registration(ctx, job_id, info.address);
             }
+            // The job now follows the retrieved leader.
+            if let Some(job) = self.jobs.get(&job_id) {
+                assert_eq!(job.job_master, info.address);
+            }
         }
     }
 
@@ -182,6 +186,10 @@ impl TaskExecutor {
         job_master: NodeId,
         attempt_id: u64,
     ) {
+        // Registering at the job's JobMaster only while not connected to it.
+        let job = self.jobs.get(&job_id).expect("a job with slots");
+        assert!(matches!(job.leader, JobLeader::Registering(_)));
+        assert_eq!(job.job_master, job_master);
         ctx.send(
             job_master,
             Msg::JobMaster {
@@ -233,6 +241,15 @@ impl TaskExecutor {
         job_id: JobId,
         job_master_id: JobMasterId,
     ) {
+        // While registering, no slot of the job is ACTIVE (losing the JobMaster parked them);
+        // only the planted fencing bug deploys into a slot of a registering job.
+        if !self.bugs.has(Bug::NoFencingCheck) {
+            debug_assert!(self
+                .task_slot_table
+                .active_allocations(job_id)
+                .next()
+                .is_none());
+        }
         let job = self.jobs.get_mut(&job_id).expect("registering");
         let JobLeader::Registering(reg) = &mut job.leader else {
             unreachable!("only a registration establishes a connection");
@@ -303,6 +320,8 @@ impl TaskExecutor {
         job_id: JobId,
         cause: LossCause,
     ) {
+        // Only a connected JobMaster can be lost.
+        assert!(self.job_manager_connection(job_id).is_some());
         let job_master = self.jobs[&job_id].job_master;
         // Declared before the monitor stops, so observers see the loss while it is monitored.
         ctx.trace(Obs::TargetLost {
@@ -357,6 +376,16 @@ impl TaskExecutor {
         if self.task_slot_table.has_allocations(job_id) {
             self.start_job_leader_registration(ctx, job_id, job_master);
         }
+        // Disconnected: no live task and no ACTIVE slot of the job remains.
+        debug_assert!(self
+            .tasks
+            .values()
+            .all(|t| t.job_id() != job_id || !t.can_fail()));
+        debug_assert!(self
+            .task_slot_table
+            .active_allocations(job_id)
+            .next()
+            .is_none());
     }
 
     /// Closes a job's JobMaster connection or registration (the entry is already out of the
@@ -368,6 +397,7 @@ impl TaskExecutor {
         job: Job,
         notify: Option<DisconnectCause>,
     ) {
+        assert!(!self.jobs.contains_key(&job_id));
         if let Some(offer) = job.offer {
             ctx.cancel_timer(offer.timeout);
         }
@@ -406,6 +436,10 @@ impl TaskExecutor {
             });
             self.job_leaders.remove(&job_id);
         }
+        // The job's tasks went with its slots (the planted slot bug drops slots under them).
+        if !self.bugs.has(Bug::SlotDoubleAllocation) {
+            debug_assert!(self.tasks.values().all(|t| t.job_id() != job_id));
+        }
     }
 
     /// Flink's `releaseJobResources`: frees every slot of the job (the last one closes it).
@@ -422,5 +456,7 @@ impl TaskExecutor {
         if self.jobs.contains_key(&job_id) {
             self.close_job(ctx, job_id);
         }
+        debug_assert!(!self.task_slot_table.has_allocations(job_id));
+        assert!(!self.jobs.contains_key(&job_id));
     }
 }

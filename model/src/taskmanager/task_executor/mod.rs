@@ -93,8 +93,14 @@ pub fn fail_task_of_signal(code: u64) -> Option<(JobVertexId, u32)> {
     }
     let vertex = (code >> SIGNAL_VERTEX_SHIFT) as u32;
     let subtask = (code & SIGNAL_SUBTASK_MASK) as u32;
+    // The decoding loses nothing: the fields fill the code exactly.
+    assert_eq!(fail_task_signal(JobVertexId(vertex), subtask), code);
     Some((JobVertexId(vertex), subtask))
 }
+
+/// How often release builds run [`TaskExecutor::check_invariants`]'s scans: every this-many-th
+/// call (debug builds: every call).
+const INVARIANT_CHECK_SAMPLE: u64 = 64;
 
 /// The error of a task failed by a `fail_task` signal.
 pub const INJECTED_FAILURE: &str = "injected failure (fail_task)";
@@ -127,11 +133,15 @@ pub struct TaskExecutor {
     resource_manager_token: Option<u64>,
     /// The retrieved leader of each job with slots here (HA).
     job_leaders: BTreeMap<JobId, LeaderInformation>,
+    /// How many times `check_invariants` ran: only its release-build sampling reads it.
+    invariant_checks: u64,
 }
 
 /// The leader retrieval component of a job's JobMaster.
 pub fn job_component(job_id: JobId) -> String {
-    format!("job-{job_id:020}")
+    let component = format!("job-{job_id:020}");
+    debug_assert_eq!(job_of_component(&component), Some(job_id));
+    component
 }
 
 fn job_of_component(component: &str) -> Option<JobId> {
@@ -145,6 +155,8 @@ impl TaskExecutor {
         config: &FlinkConfig,
         bugs: Bugs,
     ) -> TaskExecutor {
+        // The RM runs in a JobManager process, never in this TaskManager.
+        assert_ne!(me, resource_manager);
         TaskExecutor {
             me,
             resource_manager,
@@ -172,12 +184,15 @@ impl TaskExecutor {
             ha: None,
             resource_manager_token: None,
             job_leaders: BTreeMap::new(),
+            invariant_checks: 0,
         }
     }
 
     /// High availability: the RM and each job's JobMaster are found by leader retrieval from
     /// the `ha` node instead of the configured address.
     pub fn with_ha(mut self, store: NodeId) -> TaskExecutor {
+        // Configured once, before the process starts.
+        assert!(self.ha.is_none() && self.connection.is_none());
         let client = HaClient::new(store, self.config.ha_session)
             .with_leader_retrieval(RESOURCE_MANAGER_COMPONENT);
         self.ha = Some(HaServices::new(store, client));
@@ -211,6 +226,9 @@ impl TaskExecutor {
     }
 
     pub fn on_start(&mut self, ctx: &mut Ctx<'_, Flink>) {
+        // A (re)started process begins with nothing: no connection, job, slot or task.
+        assert!(self.connection.is_none() && self.registration_timeout.is_none());
+        assert!(self.jobs.is_empty() && self.tasks.is_empty());
         // A fresh session per process start lets the RM and JobMasters tell a restarted TE from
         // the old one.
         self.session_id = ctx.rng().random::<u64>();
@@ -281,17 +299,49 @@ impl TaskExecutor {
         for attempt in hit {
             self.fail_task(ctx, attempt, INJECTED_FAILURE.to_string());
         }
+        debug_assert!(self
+            .tasks
+            .values()
+            .all(|t| t.attempt().vertex != target || !t.can_fail()));
         self.check_invariants();
     }
 
-    /// Cross-structure invariants, checked after every event in debug builds. The planted slot
-    /// bug breaks the slot/task relation on purpose (oracles must catch it, not these asserts).
-    fn check_invariants(&self) {
-        // O(slots + tasks) after every event: debug builds (the tests) only.
-        if !cfg!(debug_assertions) {
+    /// Cross-structure invariants, checked after events. The checks scan every slot, job and
+    /// task (O(slots + jobs + tasks)), so debug builds (the tests) run them after every event
+    /// and release builds (explore, check) after every [`INVARIANT_CHECK_SAMPLE`]th call only.
+    /// The sampling counts the calls in `invariant_checks`, a plain counter that nothing else
+    /// reads: it draws no randomness and never influences the protocol, so traces are the same
+    /// with or without it. The planted slot bug breaks the slot/task relation on purpose, and
+    /// `NoFencingCheck` the connection/fencing relation (oracles must catch them, not these
+    /// asserts).
+    fn check_invariants(&mut self) {
+        self.invariant_checks = self.invariant_checks.wrapping_add(1);
+        if !cfg!(debug_assertions) && !self.invariant_checks.is_multiple_of(INVARIANT_CHECK_SAMPLE)
+        {
             return;
         }
         assert!(self.terminal_tasks.len() <= TERMINAL_TASKS_RETAINED_MAX);
+        // An established RM connection has stopped `taskmanager.registration.timeout`.
+        if matches!(self.connection, Some(RmConnection::Established { .. })) {
+            assert!(self.registration_timeout.is_none());
+        }
+        // The retained terminal tasks are exactly the terminal tasks kept.
+        for attempt in &self.terminal_tasks {
+            assert!(self.tasks[attempt].state().is_terminal());
+        }
+        assert_eq!(
+            self.tasks
+                .values()
+                .filter(|t| t.state().is_terminal())
+                .count(),
+            self.terminal_tasks.len()
+        );
+        for job in self.jobs.values() {
+            // Only a connected job leader has slot offers in flight.
+            if job.offer.is_some() {
+                assert!(matches!(job.leader, JobLeader::Connected(_)));
+            }
+        }
         // Every job with slots has a job leader entry; no entry outlives its slots.
         for (_, slot) in self.task_slot_table.slots() {
             if let Some((_, job_id, _)) = slot {
@@ -315,6 +365,24 @@ impl TaskExecutor {
                 assert!(self
                     .task_slot_table
                     .is_active(task.allocation_id(), task.job_id()));
+            }
+            // A live task runs under the JobMasterId of its job's connected leader: losing or
+            // changing the leader fails the job's tasks first. The planted fencing bug takes
+            // `submitTask` from any JobMaster.
+            if task.can_fail() && !self.bugs.has(Bug::NoFencingCheck) {
+                assert_eq!(
+                    self.job_manager_connection(task.job_id()),
+                    Some(task.job_master_id())
+                );
+            }
+        }
+        // An ACTIVE slot was accepted by (or deployed into by) the job's connected leader, and
+        // losing that leader parks the slot.
+        if !self.bugs.has(Bug::NoFencingCheck) {
+            for (_, slot) in self.task_slot_table.slots() {
+                if let Some((_, job_id, true)) = slot {
+                    assert!(self.job_manager_connection(job_id).is_some());
+                }
             }
         }
     }

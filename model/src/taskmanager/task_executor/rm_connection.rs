@@ -42,6 +42,8 @@ impl TaskExecutor {
         ctx: &mut Ctx<'_, Flink>,
         leader: Option<LeaderInformation>,
     ) {
+        // Only leader retrieval (high availability) moves the RM.
+        assert!(self.ha.is_some());
         let new = leader.map(|l| (l.address, l.leader_session_id.0));
         let old = self
             .resource_manager_token
@@ -58,6 +60,11 @@ impl TaskExecutor {
             }
             None => self.resource_manager_token = None,
         }
+        // Registering or registered exactly while an RM leader is known.
+        assert_eq!(
+            self.connection.is_some(),
+            self.resource_manager_token.is_some()
+        );
     }
 
     pub(super) fn connect_to_resource_manager(&mut self, ctx: &mut Ctx<'_, Flink>) {
@@ -76,9 +83,16 @@ impl TaskExecutor {
         );
         self.connection = Some(RmConnection::Registering(registration));
         self.send_registration(ctx, attempt_id);
+        // `taskmanager.registration.timeout` runs while the TE is not registered.
+        assert!(self.registration_timeout.is_some());
     }
 
     pub(super) fn send_registration(&self, ctx: &mut Ctx<'_, Flink>, attempt_id: u64) {
+        // Registering with the RM only while not registered.
+        assert!(matches!(
+            self.connection,
+            Some(RmConnection::Registering(_))
+        ));
         let registration = TaskExecutorRegistration {
             resource_id: self.me,
             session_id: self.session_id,
@@ -152,6 +166,8 @@ impl TaskExecutor {
         if !reg.is_current(attempt_id) {
             return; // an answer to an abandoned attempt
         }
+        // The current attempt went to the current RM: a new RM leader starts a new registration.
+        assert_eq!(from, self.resource_manager);
         match response {
             RegistrationResponse::Success {
                 instance_id,

@@ -68,6 +68,12 @@ impl TaskExecutor {
                 token: resource_manager_id,
             });
         }
+        // An established registration was answered under the retrieved RM leader session.
+        if connected {
+            assert!(self
+                .resource_manager_token
+                .is_none_or(|t| t == resource_manager_id));
+        }
         assert_eq!(slot_id.task_manager, self.me);
         assert!(slot_id.slot_index < self.task_slot_table.number_of_slots());
         let ok =
@@ -93,6 +99,7 @@ impl TaskExecutor {
         if !ok {
             return;
         }
+        debug_assert_eq!(self.task_slot_table.owning_job(allocation_id), Some(job_id));
         // Register the job with the job leader service on its first slot; offer now if the
         // JobMaster connection is already up.
         match self.jobs.get(&job_id).map(|j| &j.leader) {
@@ -116,6 +123,8 @@ impl TaskExecutor {
             Some(JobLeader::Connected(_)) => self.offer_slots(ctx, job_id),
             Some(JobLeader::Registering(_)) => {} // the slots are offered once connected
         }
+        // A job with a slot here has a job leader entry.
+        assert!(self.jobs.contains_key(&job_id));
     }
 
     fn answer_request_slot(
@@ -187,6 +196,18 @@ impl TaskExecutor {
         if !self.task_slot_table.has_allocations(job_id) {
             self.close_job(ctx, job_id);
         }
+        // The slot and its tasks are gone; the job entry lives exactly while it has slots.
+        debug_assert!(self.task_slot_table.owning_job(allocation_id).is_none());
+        debug_assert!(self
+            .tasks
+            .values()
+            .all(|t| t.allocation_id() != allocation_id));
+        if !self.bugs.has(Bug::SlotDoubleAllocation) {
+            debug_assert_eq!(
+                self.jobs.contains_key(&job_id),
+                self.task_slot_table.has_allocations(job_id)
+            );
+        }
     }
 
     /// Flink's `internalOfferSlotsToJobManager`: offers every ALLOCATED slot of the job under a
@@ -201,6 +222,8 @@ impl TaskExecutor {
             return;
         }
         if let Some(old) = job.offer.take() {
+            // Offer ids only grow, so a later offer supersedes every earlier one.
+            assert!(old.offer_id <= self.next_offer_id);
             ctx.cancel_timer(old.timeout);
         }
         self.next_offer_id += 1;
@@ -254,6 +277,11 @@ impl TaskExecutor {
             return; // a new JobMaster leader; it gets its own offer
         }
         let job_master = job.job_master;
+        // Allocation ids are minted per request: an offered one is the job's or nobody's.
+        debug_assert!(offer.offers.iter().all(|o| self
+            .task_slot_table
+            .owning_job(o.allocation_id)
+            .is_none_or(|j| j == job_id)));
         for o in offer.offers {
             if accepted.contains(&o.allocation_id) {
                 if !self
@@ -307,5 +335,10 @@ impl TaskExecutor {
         for allocation_id in unused {
             self.free_slot_internal(ctx, allocation_id, "the JobMaster no longer holds the slot");
         }
+        // Every ACTIVE slot left is one the JobMaster holds.
+        debug_assert!(self
+            .task_slot_table
+            .active_allocations(job_id)
+            .all(|a| allocated.contains(&a)));
     }
 }

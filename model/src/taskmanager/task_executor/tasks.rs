@@ -71,6 +71,11 @@ impl TaskExecutor {
                 token: job_master_id,
             });
         }
+        // Accepted only under the JobMasterId of the job's connected leader.
+        assert!(
+            self.bugs.has(Bug::NoFencingCheck)
+                || self.job_manager_connection(job_id) == Some(job_master_id)
+        );
         // Flink's `tryMarkSlotActive`: a JobMaster that deploys into a slot holds it, so an
         // ALLOCATED slot becomes ACTIVE here even if the answer to its offer was lost.
         if !self
@@ -87,6 +92,8 @@ impl TaskExecutor {
             self.bugs,
             self.config.ask_timeout,
         );
+        // A task is deployed into an ACTIVE slot of its job.
+        debug_assert!(self.task_slot_table.is_active(task.allocation_id(), job_id));
         self.tasks.insert(attempt, task);
         answer(ctx, true);
     }
@@ -103,6 +110,8 @@ impl TaskExecutor {
         if !task.is_step(timer) {
             return; // superseded (cancelled, failed)
         }
+        // Reaching a terminal state cancels the step timer.
+        assert!(!task.state().is_terminal());
         task.on_step_fired();
         match task.state() {
             ExecutionState::Deploying => {
@@ -145,6 +154,13 @@ impl TaskExecutor {
             || !task.stream.is_initialized()
         {
             return;
+        }
+        // A task starts running only in an ACTIVE slot (the planted slot bug may hand the slot
+        // to another allocation under it).
+        if !self.bugs.has(Bug::SlotDoubleAllocation) {
+            debug_assert!(self
+                .task_slot_table
+                .is_active(task.allocation_id(), task.job_id()));
         }
         self.transition_task(ctx, attempt, ExecutionState::Running, None);
         let task = self.tasks.get_mut(&attempt).expect("live");
@@ -246,6 +262,7 @@ impl TaskExecutor {
         if self.tasks.get(&attempt).is_some_and(Task::can_fail) {
             self.transition_task(ctx, attempt, ExecutionState::Failed, Some(error));
         }
+        assert!(!self.tasks.get(&attempt).is_some_and(Task::can_fail));
     }
 
     /// Moves a task to `to` and reports it to its JobMaster. A finishing producer first sends
@@ -258,6 +275,13 @@ impl TaskExecutor {
         error: Option<String>,
     ) {
         let task = self.tasks.get_mut(&attempt).expect("a known task");
+        // A task's slot outlives it: it changes state only while its slot is held (freeing a
+        // slot ends its tasks first). The planted slot bug drops slots under their tasks.
+        if !self.bugs.has(Bug::SlotDoubleAllocation) {
+            debug_assert!(self
+                .task_slot_table
+                .is_allocated(task.allocation_id(), task.job_id()));
+        }
         if to == ExecutionState::Finished {
             // End of partition travels in-band, behind the last buffers.
             task.stream.finish(ctx);
@@ -290,6 +314,8 @@ impl TaskExecutor {
         producer: ExecutionAttemptId,
         consumer: ExecutionAttemptId,
     ) {
+        // Chained operators share a task: a partition connects two different vertices.
+        assert_ne!(producer.vertex.vertex, consumer.vertex.vertex);
         let reply = match self.tasks.get_mut(&producer) {
             // Finished: the partition is still served until its consumer has it all.
             Some(t) if t.state() == ExecutionState::Finished => {

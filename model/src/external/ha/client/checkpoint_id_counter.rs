@@ -16,6 +16,7 @@ pub const INITIAL_CHECKPOINT_ID: u64 = 1;
 
 /// `/jobs/<job>/checkpoint_id_counter`.
 pub fn checkpoint_id_counter_path(job: &str) -> String {
+    debug_assert!(!job.is_empty() && !job.contains('/'));
     format!("/jobs/{job}/checkpoint_id_counter")
 }
 
@@ -66,9 +67,13 @@ impl CheckpointIdCounter {
         if self.step == CounterStep::Idle {
             self.read(now, session, out);
         }
+        assert!(self.queued <= COUNTER_QUEUE_MAX);
+        // A step in progress serves a queued increment.
+        assert!(self.step == CounterStep::Idle || self.queued > 0);
     }
 
     fn read(&mut self, now: Time, session: &mut Session, out: &mut Vec<Effect>) {
+        assert!(self.queued > 0);
         let op = Op::GetData {
             path: self.path.clone(),
             watch: false,
@@ -105,6 +110,8 @@ impl CheckpointIdCounter {
                     data: ZnodeData::Counter(value),
                     stat,
                 }) => {
+                    // The shared count starts at the initial id and only grows.
+                    assert!(*value >= INITIAL_CHECKPOINT_ID);
                     let op = Op::SetData {
                         path: self.path.clone(),
                         data: ZnodeData::Counter(value + 1),
@@ -161,5 +168,6 @@ impl CheckpointIdCounter {
             },
             _ => {}
         }
+        assert!(self.step == CounterStep::Idle || self.queued > 0);
     }
 }

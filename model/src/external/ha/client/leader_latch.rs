@@ -93,6 +93,8 @@ impl LeaderLatch {
     }
 
     fn list(&mut self, now: Time, session: &mut Session) {
+        // Only a latch with a node looks where it stands.
+        assert!(self.node.is_some());
         self.listing = session.submit(
             now,
             Op::GetChildren {
@@ -119,6 +121,8 @@ impl LeaderLatch {
             // Our node is gone (deleted, or our session expired unnoticed): start over.
             None => self.reset(now, session, out),
             Some(0) => {
+                // A held latch is held through this very node.
+                assert!(self.leader.is_none_or(|l| l.0 == czxid));
                 let suspended_revokes = session.state() == ConnectionState::Suspended
                     && !self.tolerate_suspended_connections;
                 if self.leader.is_none() && !suspended_revokes {
@@ -169,6 +173,8 @@ impl LeaderLatch {
         out: &mut Vec<Effect>,
     ) {
         let (component, leader_session_id, address, create) = publish.clone();
+        // A leader holds a latch node.
+        assert!(self.leader.is_none() || self.node.is_some());
         let node = self.node.as_ref().map(|(p, _)| p.clone());
         let request = match node {
             Some(latch) if self.leader == Some(leader_session_id) => {
@@ -256,6 +262,15 @@ impl LeaderLatch {
                 self.on_reply(now, session, request_id, result, out)
             }
         }
+        // Leadership is held through our latch node: its creation zxid is the leader session
+        // id. A create in flight has no node yet, and watching or listing needs one.
+        assert!(self
+            .leader
+            .is_none_or(|l| self.node.as_ref().is_some_and(|(_, czxid)| l.0 == *czxid)));
+        assert!(self.creating.is_none() || self.node.is_none());
+        assert!(self.watching.is_none() || self.node.is_some());
+        assert!(self.listing.is_none() || self.node.is_some());
+        assert!(self.creating.is_none_or(|c| !self.abandoned.contains(&c)));
     }
 
     /// The answer to one of the latch's requests (or to someone else's: then nothing).
@@ -267,6 +282,8 @@ impl LeaderLatch {
         result: &HaResult,
         out: &mut Vec<Effect>,
     ) {
+        // An abandoned create is never the current one.
+        assert!(self.creating.is_none_or(|c| !self.abandoned.contains(&c)));
         if self.abandoned.remove(request_id) {
             if let Ok(OpResult::Created { path, .. }) = result {
                 let path = path.clone();
@@ -280,12 +297,14 @@ impl LeaderLatch {
             }
         } else if self.creating == Some(*request_id) {
             self.creating = None;
+            assert!(self.node.is_none() && self.leader.is_none());
             if let Ok(OpResult::Created { path, stat }) = result {
                 self.node = Some((path.clone(), stat.czxid));
                 self.list(now, session);
             }
         } else if self.listing == Some(*request_id) {
             self.listing = None;
+            assert!(self.node.is_some());
             if let Ok(OpResult::Children { children, .. }) = result {
                 self.on_children(now, session, children.clone(), out);
             }
@@ -311,10 +330,14 @@ impl LeaderLatch {
     ) {
         let (component, leader_session_id, _, create) = publish.clone();
         match result {
-            Ok(_) => out.push(Effect::Published {
-                component,
-                leader_session_id,
-            }),
+            Ok(r) => {
+                // A publish is the latch check and the write, in one transaction.
+                assert!(matches!(r, OpResult::Multi(rs) if rs.len() == 2));
+                out.push(Effect::Published {
+                    component,
+                    leader_session_id,
+                })
+            }
             // connection_info is missing (first leader) or was just created by
             // someone else: switch between create and set.
             Err(HaError::MultiFailed { index: 1, cause })

@@ -26,7 +26,11 @@ impl LeaderRetrieval {
     pub fn new(component: &str, tolerate_suspended_connections: bool) -> LeaderRetrieval {
         LeaderRetrieval {
             component: component.to_string(),
-            path: connection_info_path(component),
+            path: {
+                let path = connection_info_path(component);
+                debug_assert!(crate::external::ha::store::is_valid_path(&path));
+                path
+            },
             clear_on_suspended: !tolerate_suspended_connections,
             reading: None,
             probing: None,
@@ -54,6 +58,8 @@ impl LeaderRetrieval {
     }
 
     fn notify(&mut self, leader: Option<LeaderInformation>, out: &mut Vec<Effect>) {
+        // Leader session ids are creation zxids of latch nodes, never 0.
+        assert!(leader.is_none_or(|l| l.leader_session_id.0 > 0));
         if self.notified != Some(leader) {
             self.notified = Some(leader);
             out.push(Effect::LeaderChanged {

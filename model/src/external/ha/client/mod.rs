@@ -47,6 +47,8 @@ use std::collections::BTreeSet;
 
 /// `/leader/<component>/connection_info`.
 pub fn connection_info_path(component: &str) -> String {
+    // A component is one path component.
+    debug_assert!(!component.is_empty() && !component.contains('/'));
     format!("/leader/{component}/connection_info")
 }
 
@@ -124,6 +126,8 @@ impl HaClient {
     /// `None`: not sent (no `Connected` session, or too many requests outstanding).
     pub fn submit(&mut self, now: Time, op: Op) -> (Option<u64>, Vec<Effect>) {
         let id = self.session.submit(now, op);
+        // Request ids are fresh.
+        assert!(id.is_none_or(|i| !self.submitted.contains(&i)));
         self.submitted.extend(id);
         (id, self.finish(Vec::new()))
     }
@@ -138,6 +142,13 @@ impl HaClient {
             }
             self.retrievals.push(r);
         }
+        debug_assert_eq!(
+            self.retrievals
+                .iter()
+                .filter(|r| r.component() == component)
+                .count(),
+            1
+        );
         self.finish(Vec::new())
     }
 
@@ -151,10 +162,12 @@ impl HaClient {
         if self.counters.iter().all(|c| c.job() != job) {
             self.counters.push(CheckpointIdCounter::new(job));
         }
+        debug_assert_eq!(self.counters.iter().filter(|c| c.job() == job).count(), 1);
     }
 
     /// Contend for leadership (process-wide, as since FLINK-24038).
     pub fn with_leader_latch(mut self) -> HaClient {
+        assert!(self.latch.is_none());
         self.latch = Some(LeaderLatch::new(
             self.session.config.tolerate_suspended_connections,
         ));
@@ -162,6 +175,8 @@ impl HaClient {
     }
 
     pub fn with_leader_retrieval(mut self, component: &str) -> HaClient {
+        // One retrieval per component.
+        assert!(self.retrievals.iter().all(|r| r.component() != component));
         let tolerate = self.session.config.tolerate_suspended_connections;
         self.retrievals
             .push(LeaderRetrieval::new(component, tolerate));
@@ -169,6 +184,8 @@ impl HaClient {
     }
 
     pub fn with_checkpoint_id_counter(mut self, job: &str) -> HaClient {
+        // One counter per job.
+        assert!(self.counters.iter().all(|c| c.job() != job));
         self.counters.push(CheckpointIdCounter::new(job));
         self
     }
@@ -267,6 +284,17 @@ impl HaClient {
                 _ => None,
             };
             out.extend(state.map(Effect::ConnectionStateChanged));
+            // A batch ends in the state its last transition made.
+            match event {
+                SessionEvent::Connected { session } => {
+                    assert_eq!(self.session.session_id(), Some(*session))
+                }
+                SessionEvent::Lost => assert!(self.session.session_id().is_none()),
+                SessionEvent::Reconnected => {
+                    assert_eq!(self.session.state(), ConnectionState::Connected)
+                }
+                _ => {}
+            }
             if let Some(latch) = self.latch.as_mut() {
                 latch.on_event(now, &mut self.session, event, &mut out);
             }
@@ -281,6 +309,8 @@ impl HaClient {
     }
 
     fn finish(&mut self, mut out: Vec<Effect>) -> Vec<Effect> {
+        // A submitted op is outstanding in the session until its answer was handed out.
+        assert!(self.submitted.len() <= self.session.outstanding());
         out.extend(self.session.take_outbox().into_iter().map(Effect::Send));
         out
     }

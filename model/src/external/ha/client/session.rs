@@ -161,6 +161,10 @@ impl Session {
     /// outstanding (the caller treats it as a failure).
     pub fn submit(&mut self, now: Time, op: Op) -> Option<u64> {
         let session = self.session?;
+        assert!(matches!(
+            self.state,
+            ConnectionState::Connected | ConnectionState::Suspended
+        ));
         if self.outstanding.len() >= OUTSTANDING_MAX {
             return None;
         }
@@ -188,6 +192,20 @@ impl Session {
 
     /// Time-driven transitions: `Connected` → `Suspended` → `Lost`.
     fn check(&mut self, now: Time, events: &mut Vec<SessionEvent>) {
+        // A session exists exactly while `Connected` or `Suspended`; without one nothing is in
+        // flight but connect attempts, and with one no connect is.
+        assert_eq!(
+            self.session.is_some(),
+            matches!(
+                self.state,
+                ConnectionState::Connected | ConnectionState::Suspended
+            )
+        );
+        if self.session.is_none() {
+            assert!(self.outstanding.is_empty() && self.pings.is_empty());
+        } else {
+            assert!(self.connects.is_empty());
+        }
         match self.state {
             ConnectionState::Connected if now >= self.last_ok + self.config.suspend_after() => {
                 self.state = ConnectionState::Suspended;
@@ -205,6 +223,10 @@ impl Session {
 
     fn lose(&mut self, now: Time, events: &mut Vec<SessionEvent>) {
         assert!(self.session.is_some());
+        assert!(matches!(
+            self.state,
+            ConnectionState::Connected | ConnectionState::Suspended
+        ));
         self.session = None;
         self.state = ConnectionState::Lost;
         self.pings.clear();
@@ -222,6 +244,9 @@ impl Session {
 
     /// The session answered a request sent at `sent`.
     fn heard(&mut self, now: Time, sent: Time, events: &mut Vec<SessionEvent>) {
+        // Only the live session is heard, about a request sent in the past.
+        assert!(self.session.is_some());
+        assert!(sent <= now);
         self.last_ok = self.last_ok.max(sent);
         if self.state == ConnectionState::Suspended
             && now < self.last_ok + self.config.suspend_after()
@@ -281,6 +306,8 @@ impl Session {
                 if self.session != Some(event.session) {
                     return events;
                 }
+                // The store numbers a session's watch events from 1.
+                assert!(event.seq > 0);
                 if event.seq > self.events_seen + 1 {
                     events.push(SessionEvent::Resync);
                 }
@@ -303,6 +330,12 @@ impl Session {
         assert_eq!(timeout, self.config.session_timeout);
         match self.connects.get(&request_id) {
             Some(&sent) if self.session.is_none() => {
+                // A new session follows none or a lost one, and starts with nothing in flight.
+                assert!(matches!(
+                    self.state,
+                    ConnectionState::Latent | ConnectionState::Lost
+                ));
+                assert!(self.outstanding.is_empty() && sent <= now);
                 self.connects.clear();
                 self.session = Some(session);
                 self.state = ConnectionState::Connected;
@@ -330,6 +363,8 @@ impl Session {
         let retry_wait = self.config.retry_wait;
         match self.session {
             None => {
+                // Without a session a connect is in flight, once started.
+                assert!(!self.connects.is_empty() || self.state == ConnectionState::Latent);
                 let last = self.connects.values().max().copied();
                 if last.is_some_and(|t| now >= t + retry_wait) {
                     self.connect(now);
@@ -353,6 +388,7 @@ impl Session {
                     });
                 }
                 for (request_id, o) in self.outstanding.iter_mut() {
+                    assert!(o.first_sent <= o.last_sent && o.last_sent <= now);
                     if now >= o.last_sent + retry_wait {
                         o.last_sent = now;
                         self.outbox.push(HaRequest::Op {
@@ -389,6 +425,9 @@ impl Session {
                 next.extend(self.outstanding.values().map(|o| o.last_sent + retry_wait));
             }
         }
-        next.into_iter().min().unwrap_or(Time::MAX)
+        let next = next.into_iter().min().unwrap_or(Time::MAX);
+        // A live session always has a ping due.
+        assert!(self.session.is_none() || next < Time::MAX);
+        next
     }
 }
