@@ -132,6 +132,26 @@ impl<V: Vocabulary, C> Driver<V, C> {
     }
 }
 
+/// The messages a step sent, in order, with their destinations.
+pub fn sent<V: Vocabulary>(out: &[Effect<V>]) -> Vec<(NodeId, &V::Msg)> {
+    out.iter()
+        .filter_map(|e| match e {
+            Effect::Send { to, msg } => Some((*to, msg)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The observations a step traced, in order.
+pub fn traces<V: Vocabulary>(out: &[Effect<V>]) -> Vec<&V::Obs> {
+    out.iter()
+        .filter_map(|e| match e {
+            Effect::Trace(o) => Some(o),
+            _ => None,
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,6 +183,8 @@ mod tests {
             late
         });
         assert_eq!(out.len(), 4);
+        assert_eq!(sent(&out), vec![(NodeId(1), &Ping)]);
+        assert!(traces(&out).is_empty());
         assert_eq!(
             d.armed(|t| *t != "other"),
             vec![

@@ -10,7 +10,6 @@ use crate::protocol::ids::JobId;
 use crate::protocol::job_graph::{
     JobSpec, OperatorKind, OperatorSpec, SinkKind, SinkSpec, SourceSpec,
 };
-use crate::protocol::obs::Obs;
 use crate::protocol::rpc::Msg;
 use crate::protocol::Flink;
 use sim::{Effect, NodeId};
@@ -80,14 +79,9 @@ pub fn job_id(spec: &JobSpec) -> JobId {
 }
 
 /// The messages sent, in order.
-pub fn sends(out: &Effects) -> Vec<(NodeId, &Msg)> {
-    out.iter()
-        .filter_map(|e| match e {
-            Effect::Send { to, msg } => Some((*to, msg)),
-            _ => None,
-        })
-        .collect()
-}
+pub use sim::testing::sent as sends;
+/// The observations traced, in order.
+pub use sim::testing::traces;
 
 /// The messages sent to `to`, in order.
 pub fn sends_to(out: &Effects, to: NodeId) -> Vec<&Msg> {
@@ -95,15 +89,5 @@ pub fn sends_to(out: &Effects, to: NodeId) -> Vec<&Msg> {
         .into_iter()
         .filter(|(n, _)| *n == to)
         .map(|(_, m)| m)
-        .collect()
-}
-
-/// The observations traced, in order.
-pub fn traces(out: &Effects) -> Vec<&Obs> {
-    out.iter()
-        .filter_map(|e| match e {
-            Effect::Trace(o) => Some(o),
-            _ => None,
-        })
         .collect()
 }

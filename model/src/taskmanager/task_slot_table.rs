@@ -375,16 +375,8 @@ impl TaskSlotTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sim::testing::traces as trace_of;
     use sim::{Effect, NodeId, Time, Timers};
-
-    fn trace_of(out: &[Effect<Flink>]) -> Vec<&Obs> {
-        out.iter()
-            .filter_map(|e| match e {
-                Effect::Trace(o) => Some(o),
-                _ => None,
-            })
-            .collect()
-    }
 
     fn slot_timeouts(out: &[Effect<Flink>]) -> Vec<(AllocationId, u64)> {
         out.iter()

@@ -7,6 +7,7 @@ use super::*;
 use crate::protocol::checkpoint::CheckpointId;
 use crate::protocol::ids::ExecutionAttemptId;
 use crate::protocol::job_graph::{ExecutionVertexId, JobVertexId};
+use sim::testing::traces;
 use sim::testing::Driver;
 use sim::{Durable, Effect};
 
@@ -101,15 +102,6 @@ fn sent(out: &Effects) -> Vec<&TaskExecutorRpc> {
                 Some(r)
             }
             Effect::Send { msg, .. } => panic!("unexpected message {msg:?}"),
-            _ => None,
-        })
-        .collect()
-}
-
-fn traces(out: &Effects) -> Vec<&Obs> {
-    out.iter()
-        .filter_map(|e| match e {
-            Effect::Trace(o) => Some(o),
             _ => None,
         })
         .collect()

@@ -7,6 +7,7 @@
 use super::*;
 use crate::protocol::job_graph::{ExecutionVertexId, JobVertexId};
 use crate::protocol::records::Record;
+use sim::testing::traces;
 use sim::testing::Driver;
 use sim::{Durable, Effect};
 
@@ -149,15 +150,6 @@ fn the_reply(out: &Effects) -> &TaskExecutorRpc {
     let r = replies(out);
     assert_eq!(r.len(), 1, "exactly one answer: {r:?}");
     r[0]
-}
-
-fn traces(out: &Effects) -> Vec<&Obs> {
-    out.iter()
-        .filter_map(|e| match e {
-            Effect::Trace(o) => Some(o),
-            _ => None,
-        })
-        .collect()
 }
 
 fn committed_traces(out: &Effects) -> Vec<(TxnId, Option<CheckpointId>, Vec<Rec>)> {

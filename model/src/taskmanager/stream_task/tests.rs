@@ -11,6 +11,7 @@ use crate::protocol::obs::Obs;
 use crate::protocol::records::Record;
 use crate::protocol::rpc::OutputConfig;
 use crate::protocol::rpc::{CheckpointStorageRpc, JobMasterRpc};
+use sim::testing::sent;
 use sim::testing::Driver;
 use sim::Effect;
 
@@ -183,15 +184,6 @@ fn counted(records: &[u64]) -> Vec<(u32, u64, u64)> {
         .collect();
     v.sort_unstable();
     v
-}
-
-fn sent(out: &Effects) -> Vec<(NodeId, &Msg)> {
-    out.iter()
-        .filter_map(|e| match e {
-            Effect::Send { to, msg } => Some((*to, msg)),
-            _ => None,
-        })
-        .collect()
 }
 
 fn to_job_master(out: &Effects) -> Vec<&JobMasterRpc> {

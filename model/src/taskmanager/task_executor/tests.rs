@@ -18,6 +18,7 @@ use crate::taskmanager::task::{
     PARTITION_REQUEST_RESEND_INTERVAL, TASK_DEPLOY_DURATION,
 };
 use sim::testing::Driver;
+use sim::testing::{sent, traces};
 use sim::Effect;
 
 const RM: NodeId = NodeId(0);
@@ -87,24 +88,6 @@ impl Harness {
             .find(|(a, _)| *a == attempt)
             .map(|(_, s)| s)
     }
-}
-
-fn sent(out: &Effects) -> Vec<(NodeId, &Msg)> {
-    out.iter()
-        .filter_map(|e| match e {
-            Effect::Send { to, msg } => Some((*to, msg)),
-            _ => None,
-        })
-        .collect()
-}
-
-fn traces(out: &Effects) -> Vec<&Obs> {
-    out.iter()
-        .filter_map(|e| match e {
-            Effect::Trace(o) => Some(o),
-            _ => None,
-        })
-        .collect()
 }
 
 fn to_job_master(out: &Effects) -> Vec<&JobMasterRpc> {

@@ -9,6 +9,7 @@
 use super::*;
 use crate::protocol::checkpoint::CheckpointingMode;
 use crate::protocol::job_graph::{JobVertex, JobVertexId, OperatorInfo};
+use sim::testing::traces;
 use sim::testing::Driver;
 use sim::Effect;
 
@@ -162,15 +163,6 @@ fn handle(attempt: ExecutionAttemptId, checkpoint_id: CheckpointId) -> StateHand
 
 fn handles_of(id: CheckpointId) -> Vec<StateHandleId> {
     plan().wait_for.into_iter().map(|a| handle(a, id)).collect()
-}
-
-fn traces(out: &Effects) -> Vec<&Obs> {
-    out.iter()
-        .filter_map(|e| match e {
-            Effect::Trace(o) => Some(o),
-            _ => None,
-        })
-        .collect()
 }
 
 fn triggered(out: &Effects) -> Vec<CheckpointId> {
