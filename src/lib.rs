@@ -36,6 +36,7 @@ pub mod check;
 pub mod cli;
 pub mod determinism;
 pub mod explore;
+pub mod fault_schedule;
 pub mod nemesis;
 pub mod report;
 pub mod run;

@@ -10,7 +10,7 @@
 //! earlier kill or pause of it is still in effect; an occurrence with no eligible node is
 //! skipped.
 
-use crate::scenario::{DurationRange, FaultAction, FaultSpec};
+use crate::scenario::{DurationRange, FaultAction, FaultSpec, MessageFault};
 use rand::seq::{IndexedRandom, SliceRandom};
 use rand::Rng as _;
 use std::collections::BTreeMap;
@@ -670,6 +670,51 @@ pub fn fault_table(at: Duration, action: &FaultAction) -> Option<toml::Table> {
                 Value::String(format!("{operator}[{subtask}]")),
             );
         }
+        FaultAction::Messages {
+            fault,
+            kinds,
+            from,
+            to,
+            count,
+            lasting,
+        } => {
+            let list = |v: &[String]| match v {
+                [one] => Value::String(one.clone()),
+                _ => Value::Array(v.iter().map(|x| Value::String(x.clone())).collect()),
+            };
+            let kinds = if kinds.is_empty() {
+                Value::String("*".into())
+            } else {
+                list(kinds)
+            };
+            t.insert(fault.key().into(), kinds);
+            if let MessageFault::Delay(by) = fault {
+                t.insert("by".into(), Value::String(duration_text(*by)));
+            }
+            if !from.is_empty() {
+                t.insert("from".into(), list(from));
+            }
+            if !to.is_empty() {
+                t.insert("to".into(), list(to));
+            }
+            if let Some(n) = count {
+                t.insert("count".into(), Value::Integer(i64::from(*n)));
+            }
+            if let Some(d) = lasting {
+                t.insert("lasting".into(), Value::String(duration_text(*d)));
+            }
+        }
+        FaultAction::Slow {
+            node,
+            per_event,
+            lasting,
+        } => {
+            t.insert("slow".into(), Value::String(node.clone()));
+            t.insert("per_event".into(), Value::String(duration_text(*per_event)));
+            if let Some(d) = lasting {
+                t.insert("lasting".into(), Value::String(duration_text(*d)));
+            }
+        }
     }
     Some(t)
 }
@@ -677,7 +722,7 @@ pub fn fault_table(at: Duration, action: &FaultAction) -> Option<toml::Table> {
 /// A fault in scenario syntax without its `at`, the action first, e.g.
 /// `partition = [["sink"], ["source"]], heal_after = "2s", one_way = false`.
 pub fn fault_syntax(action: &FaultAction) -> String {
-    const ACTIONS: [&str; 9] = [
+    const ACTIONS: [&str; 13] = [
         "kill",
         "start",
         "pause",
@@ -687,6 +732,10 @@ pub fn fault_syntax(action: &FaultAction) -> String {
         "clog",
         "clock_jump",
         "fail_task",
+        "delay",
+        "drop",
+        "drop_reply",
+        "slow",
     ];
     match fault_table(Duration::ZERO, action) {
         Some(t) => {

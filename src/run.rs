@@ -4,7 +4,8 @@
 //! The seed draws every random knob (clock drift and offset per node) from its own stream, so
 //! the same scenario and seed give the same run, bit for bit.
 
-use crate::scenario::{FaultAction, NodeLayout, Scenario};
+use crate::fault_schedule::{self, Deferred, Resolution, Resolver, TargetView};
+use crate::scenario::{NodeLayout, Scenario};
 use crate::summary::{
     CheckpointFigures, FaultOut, Knobs, Loss, NodeClock, StatusAt, Summary, Verdict, ViolationOut,
 };
@@ -105,6 +106,9 @@ impl Observer<Flink> for Recorder {
                     at_ms: ev.time.as_millis(),
                     fault: fault.name().to_string(),
                     node: fault.node().map(|n| census.name(n).to_string()),
+                    target: None,
+                    resolved: None,
+                    skipped: None,
                 });
             }
             EventKind::Obs {
@@ -140,6 +144,9 @@ impl Observer<Flink> for Recorder {
                 at_ms: ev.time.as_millis(),
                 fault: "exit".to_string(),
                 node: Some(census.name(*node).to_string()),
+                target: None,
+                resolved: None,
+                skipped: None,
             }),
             _ => {}
         }
@@ -151,6 +158,8 @@ struct Watch {
     oracles: Oracles,
     recorder: Recorder,
     probes: model::checking::probes::Probes,
+    /// Kept only when a fault names a role.
+    targets: Option<TargetView>,
 }
 
 impl Observer<Flink> for Watch {
@@ -158,6 +167,9 @@ impl Observer<Flink> for Watch {
         self.oracles.on_event(census, ev);
         self.recorder.on_event(census, ev);
         self.probes.observe(ev);
+        if let Some(t) = self.targets.as_mut() {
+            t.observe(ev);
+        }
     }
     fn wants_stop(&self) -> bool {
         self.oracles.wants_stop()
@@ -220,7 +232,7 @@ pub fn run(scenario: &Scenario, mut options: RunOptions) -> RunResult {
     }
     world.tap_trace(std::mem::take(&mut options.tap));
 
-    schedule_faults(&mut world, scenario, &layout, &topology);
+    let deferred = fault_schedule::schedule(&mut world, &scenario.faults, &layout, &topology);
 
     let job = scenario.job.as_ref().map(|j| Arc::new(j.spec.clone()));
     let setup = Setup {
@@ -234,12 +246,27 @@ pub fn run(scenario: &Scenario, mut options: RunOptions) -> RunResult {
         oracles: Oracles::new(&setup, scenario.expect.invariants.as_deref()),
         recorder: Recorder::default(),
         probes: model::checking::probes::Probes::new(&topology),
+        targets: (!deferred.is_empty()).then(TargetView::default),
     };
     let limits = Limits {
         time_max: Time::ZERO + scenario.duration,
         events_max: EVENTS_MAX,
     };
-    let outcome = world.run(limits, &mut watch);
+    let graph = scenario
+        .job
+        .as_ref()
+        .filter(|_| !deferred.is_empty())
+        .and_then(|j| model::protocol::job_graph::JobGraph::from_spec(&j.spec).ok());
+    let mut aimed = Aimed {
+        deferred: deferred.into(),
+        rng: sim::rng::stream(seed, "targets", 0),
+        resolutions: Vec::new(),
+        layout: &layout,
+        topology: &topology,
+        graph: graph.as_ref(),
+    };
+    let outcome = aimed.run(&mut world, limits, &mut watch);
+    let resolutions = std::mem::take(&mut aimed.resolutions);
     let end = outcome.time;
     if watch.oracles.violations.is_empty() {
         watch.oracles.finish(world.census(), end);
@@ -295,7 +322,7 @@ pub fn run(scenario: &Scenario, mut options: RunOptions) -> RunResult {
         expected_violation: scenario.expect.violation.clone(),
         stop_reason: format!("{:?}", outcome.reason),
         taskmanagers_lost: std::mem::take(&mut watch.recorder.losses),
-        faults: std::mem::take(&mut watch.recorder.faults),
+        faults: with_resolutions(std::mem::take(&mut watch.recorder.faults), &resolutions),
         probes: watch
             .probes
             .hits()
@@ -368,75 +395,118 @@ fn net_config(scenario: &Scenario, layout: &NodeLayout, topology: &Topology) -> 
     net
 }
 
-/// Schedules the scenario's scripted faults (nemesis faults were resolved into them).
-fn schedule_faults(
-    world: &mut World<Process>,
-    scenario: &Scenario,
-    layout: &NodeLayout,
-    topology: &Topology,
-) {
-    for f in &scenario.faults {
-        let at = Time::ZERO + f.at;
-        let groups = |g: &Vec<Vec<String>>| -> Vec<Vec<NodeId>> {
-            g.iter()
-                .map(|grp| grp.iter().map(|n| layout.id(n)).collect())
-                .collect()
-        };
-        match &f.action {
-            FaultAction::Kill(n) => world.schedule(at, Fault::Kill(layout.id(n))),
-            FaultAction::Start(n) => world.schedule(at, Fault::Start(layout.id(n))),
-            FaultAction::Pause { node, resume_after } => {
-                world.schedule(at, Fault::Pause(layout.id(node)));
-                if let Some(d) = resume_after {
-                    world.schedule(at + *d, Fault::Resume(layout.id(node)));
+/// Runs the world, stopping before each fault that names a role to resolve it.
+struct Aimed<'a> {
+    deferred: std::collections::VecDeque<Deferred>,
+    rng: sim::Rng,
+    resolutions: Vec<Resolution>,
+    layout: &'a NodeLayout,
+    topology: &'a Topology,
+    graph: Option<&'a model::protocol::job_graph::JobGraph>,
+}
+
+impl Aimed<'_> {
+    fn run(
+        &mut self,
+        world: &mut World<Process>,
+        limits: Limits,
+        watch: &mut Watch,
+    ) -> sim::Outcome {
+        loop {
+            let next = self.deferred.front().map(|d| d.at);
+            let Some(at) = next.filter(|t| *t <= limits.time_max) else {
+                return world.run(limits, watch);
+            };
+            if at > world.now() {
+                // Everything before `at` happens first; the fault then queues behind the events
+                // already due at `at`.
+                let before = Limits {
+                    time_max: Time::from_nanos(at.as_nanos() - 1),
+                    ..limits
+                };
+                let o = world.run(before, watch);
+                if !matches!(
+                    o.reason,
+                    sim::StopReason::TimeLimit | sim::StopReason::Quiescent
+                ) {
+                    return o;
                 }
             }
-            FaultAction::Resume(n) => world.schedule(at, Fault::Resume(layout.id(n))),
-            FaultAction::Partition {
-                groups: g,
-                one_way,
-                heal_after,
-            } => world.schedule(
-                at,
-                Fault::Partition {
-                    groups: groups(g),
-                    one_way: *one_way,
-                    heal_after: *heal_after,
-                },
-            ),
-            FaultAction::Heal => world.schedule(at, Fault::HealAll),
-            FaultAction::Clog {
-                groups: g,
-                one_way,
-                extra,
-                clear_after,
-            } => world.schedule(
-                at,
-                Fault::Clog {
-                    groups: groups(g),
-                    one_way: *one_way,
-                    extra: *extra,
-                    clear_after: *clear_after,
-                },
-            ),
-            FaultAction::ClockJump { node, by_ns } => world.schedule(
-                at,
-                Fault::ClockJump {
-                    node: layout.id(node),
-                    by_ns: *by_ns,
-                },
-            ),
-            FaultAction::FailTask {
-                vertex, subtask, ..
-            } => {
-                // The user code of that task throws, wherever it runs at that moment.
-                let code = model::taskmanager::task_executor::fail_task_signal(*vertex, *subtask);
-                for tm in &topology.taskmanagers {
-                    world.schedule(at, Fault::Signal { node: *tm, code });
-                }
+            while self.deferred.front().is_some_and(|d| d.at == at) {
+                let d = self.deferred.pop_front().expect("front");
+                self.fire(world, &d, watch);
             }
         }
     }
+
+    fn fire(&mut self, world: &mut World<Process>, d: &Deferred, watch: &Watch) {
+        let view = watch
+            .targets
+            .as_ref()
+            .expect("kept when a fault names a role");
+        let mut resolver = Resolver {
+            view,
+            census: world.census(),
+            layout: self.layout,
+            topology: self.topology,
+            graph: self.graph,
+            rng: &mut self.rng,
+        };
+        let written = crate::nemesis::fault_syntax(&d.action);
+        let kind = fault_schedule::kernel_name(&d.action);
+        match resolver.resolve(&d.action) {
+            Ok((action, nodes)) => {
+                fault_schedule::queue(world, d.at, &action, self.layout, self.topology);
+                self.resolutions.push(Resolution {
+                    at: d.at,
+                    written,
+                    nodes,
+                    resolved: Some(crate::nemesis::fault_syntax(&action)),
+                    kind,
+                    skipped: None,
+                });
+            }
+            Err(why) => self.resolutions.push(Resolution {
+                at: d.at,
+                written,
+                nodes: Vec::new(),
+                resolved: None,
+                kind,
+                skipped: Some(why),
+            }),
+        }
+    }
+}
+
+/// The summary's faults with each role's resolution: the fault it became names the fault as
+/// written; a fault whose role stood for no node is listed as skipped.
+fn with_resolutions(mut faults: Vec<FaultOut>, resolutions: &[Resolution]) -> Vec<FaultOut> {
+    for r in resolutions {
+        let at_ms = r.at.as_millis();
+        if let Some(why) = &r.skipped {
+            faults.push(FaultOut {
+                at_ms,
+                fault: r.kind.to_string(),
+                node: None,
+                target: Some(r.written.clone()),
+                resolved: None,
+                skipped: Some(why.clone()),
+            });
+            continue;
+        }
+        let hit = faults.iter_mut().find(|f| {
+            f.at_ms == at_ms
+                && f.fault == r.kind
+                && f.target.is_none()
+                && f.node.as_ref().is_none_or(|n| r.nodes.contains(n))
+        });
+        if let Some(f) = hit {
+            f.target = Some(r.written.clone());
+            f.resolved.clone_from(&r.resolved);
+        }
+    }
+    faults.sort_by_key(|f| f.at_ms);
+    faults
 }
 
 /// What `[expect]` asks of the run that it did not get (judged only when no oracle failed).

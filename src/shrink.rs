@@ -729,6 +729,9 @@ fn label((at, action): &Fault) -> String {
             .join(" | ")
     };
     let what = match action {
+        FaultAction::Messages { .. } | FaultAction::Slow { .. } => {
+            action.aimed_text().unwrap_or_default()
+        }
         FaultAction::Kill(n) => format!("kill {n}"),
         FaultAction::Start(n) => format!("start {n}"),
         FaultAction::Pause { node, .. } => format!("pause {node}"),

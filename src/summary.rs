@@ -132,6 +132,17 @@ pub struct FaultOut {
     pub at_ms: u64,
     pub fault: String,
     pub node: Option<String>,
+    /// For a fault that names a role: the fault as written (`kill = "leader"`); `node` is the
+    /// node it resolved to when it fired.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// For a fault that names a role: the fault it became when it fired
+    /// (`partition = [["jobmanager-2"], ["taskmanager-1"]]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved: Option<String>,
+    /// Why a fault that names a role did nothing (the role stood for no node then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]

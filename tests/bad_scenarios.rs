@@ -52,6 +52,48 @@ const CASES: &[(&str, &str, Option<usize>, &str)] = &[
         "unknown node `taskmanager-9`",
     ),
     (
+        "unknown message kind",
+        "name = \"x\"\nduration = \"30s\"\n[[faults]]\nat = \"5s\"\ndrop = \"submitTsk\"\n",
+        Some(5),
+        "unknown message kind `submitTsk`",
+    ),
+    (
+        "delay without by",
+        "name = \"x\"\nduration = \"30s\"\n[[faults]]\nat = \"5s\"\ndelay = \"submitTask.response\"\n",
+        Some(5),
+        "`delay` needs `by`",
+    ),
+    (
+        "drop_reply of a reply",
+        "name = \"x\"\nduration = \"30s\"\n[[faults]]\nat = \"5s\"\ndrop_reply = \"offerSlots.response\"\n",
+        Some(5),
+        "is itself a reply",
+    ),
+    (
+        "slow without per_event",
+        "name = \"x\"\nduration = \"30s\"\n[[faults]]\nat = \"5s\"\nslow = \"taskmanager-1\"\n",
+        Some(3),
+        "`slow` needs `per_event`",
+    ),
+    (
+        "count on a kill",
+        "name = \"x\"\nduration = \"30s\"\n[[faults]]\nat = \"5s\"\nkill = \"leader\"\ncount = 2\n",
+        Some(3),
+        "belongs to `delay, drop or drop_reply`",
+    ),
+    (
+        "taskmanager-of without a job",
+        "name = \"x\"\nduration = \"30s\"\n[[faults]]\nat = \"5s\"\nkill = \"taskmanager-of:count[1]\"\n",
+        Some(5),
+        "`taskmanager-of:` needs a [job]",
+    ),
+    (
+        "isolate_from an unknown node",
+        "name = \"x\"\nduration = \"30s\"\n[[faults]]\nat = \"5s\"\nisolate_from = \"zookeeper\"\n",
+        Some(5),
+        "unknown node `zookeeper`",
+    ),
+    (
         "fault with two actions",
         "name = \"x\"\nduration = \"30s\"\n[[faults]]\nat = \"5s\"\nkill = \"taskmanager-1\"\npause = \"taskmanager-1\"\n",
         Some(3),

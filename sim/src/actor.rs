@@ -43,6 +43,15 @@ impl NodeId {
 pub trait Message: Clone + Debug + Hash {
     /// A short static name for reports and diagrams (for example the RPC's name).
     fn name(&self) -> &'static str;
+    /// The endpoint kind that receives it (for example the RPC gateway), so that aimed message
+    /// faults can tell apart two messages of one name; empty when the model has none.
+    fn gateway(&self) -> &'static str {
+        ""
+    }
+    /// Whether it answers a request (aimed faults can drop the replies of requests they match).
+    fn is_reply(&self) -> bool {
+        self.name().ends_with(".response")
+    }
 }
 
 /// The part of a node's state that survives a crash, changed only through [`Ctx::persist`].

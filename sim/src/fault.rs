@@ -1,5 +1,6 @@
-//! Faults the kernel can inject: process faults (kill, start, pause, resume, exit), network
-//! faults (partition, heal, clog) and clock faults (wall-clock jumps).
+//! Faults the kernel can inject: process faults (kill, start, pause, resume, exit, slow),
+//! network faults (partition, heal, clog), message faults aimed at kinds of messages (delay,
+//! drop, drop the reply) and clock faults (wall-clock jumps).
 //!
 //! What a fault *means* for a node (volatile state lost, events parked) is carried out by the
 //! world; this module only names them.
@@ -40,6 +41,70 @@ pub enum Fault {
     /// Hands `code` to the actor of `node` (`Actor::on_signal`), if it is running; the model
     /// decides what it means (e.g. "the task of subtask 3 of vertex 1 throws").
     Signal { node: NodeId, code: u64 },
+    /// From now on, the messages `rule` matches are delayed, dropped, or have their replies
+    /// dropped (see [`MessageRule`]).
+    Messages(MessageRule),
+    /// The node's handlers take `per_event` each from now on: its events (messages, timers,
+    /// unreachable notices) are handled one after another, each `per_event` after the later of
+    /// its arrival and the end of the previous one. An overloaded or swapping process, not a
+    /// frozen one ([`Fault::Pause`]). `per_event` zero restores normal speed. The slowness
+    /// belongs to the machine: it outlives a restart of the process.
+    Slow { node: NodeId, per_event: Duration },
+}
+
+/// What happens to a message a [`MessageRule`] matches.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum MessageAction {
+    /// The sender hands it to the network `by` later (a reply computed slowly, a request stuck
+    /// in a sender's queue); it keeps its place in no queue, so later messages may overtake it.
+    Delay(Duration),
+    /// It vanishes, as if lost: the sender hears nothing.
+    Drop,
+    /// It is delivered and handled; whatever reply the receiver sends back to its sender while
+    /// handling it ([`Message::is_reply`](crate::Message::is_reply)) vanishes. The receiver
+    /// applied the request; the sender never learns that it did.
+    DropReply,
+}
+
+/// Which messages an aimed message fault acts on, what it does to them, and for how long.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct MessageRule {
+    /// Message names ([`Message::name`](crate::Message::name)), compared without regard to
+    /// case; `gateway.name` also matches the gateway ([`Message::gateway`](crate::Message::gateway)).
+    /// Empty: every message.
+    pub kinds: Vec<String>,
+    /// Senders the rule applies to; empty: any.
+    pub from: Vec<NodeId>,
+    /// Receivers the rule applies to; empty: any.
+    pub to: Vec<NodeId>,
+    pub action: MessageAction,
+    /// The rule acts on this many matching messages and ends; `None`: no limit.
+    pub count: Option<u32>,
+    /// The rule ends this long after it starts; `None`: no limit.
+    pub lasting: Option<Duration>,
+}
+
+impl MessageRule {
+    /// Whether the rule covers a message named `name` on `gateway` from `from` to `to`.
+    pub fn covers(&self, gateway: &str, name: &str, from: NodeId, to: NodeId) -> bool {
+        (self.from.is_empty() || self.from.contains(&from))
+            && (self.to.is_empty() || self.to.contains(&to))
+            && (self.kinds.is_empty() || self.kinds.iter().any(|k| kind_matches(k, gateway, name)))
+    }
+}
+
+/// `pattern` is `name` or `gateway.name`, without regard to case. Names may contain dots
+/// themselves (`submitTask.response`), so a qualified pattern is tried both ways.
+pub fn kind_matches(pattern: &str, gateway: &str, name: &str) -> bool {
+    if pattern.eq_ignore_ascii_case(name) {
+        return true;
+    }
+    match pattern.split_once('.') {
+        Some((g, n)) => {
+            !gateway.is_empty() && g.eq_ignore_ascii_case(gateway) && n.eq_ignore_ascii_case(name)
+        }
+        None => false,
+    }
 }
 
 impl Fault {
@@ -56,6 +121,13 @@ impl Fault {
             Fault::HealAll => "heal-all",
             Fault::ClockJump { .. } => "clock-jump",
             Fault::Signal { .. } => "signal",
+            Fault::Messages(r) => match r.action {
+                MessageAction::Delay(_) => "delay-messages",
+                MessageAction::Drop => "drop-messages",
+                MessageAction::DropReply => "drop-replies",
+            },
+            Fault::Slow { per_event, .. } if per_event.is_zero() => "slow-end",
+            Fault::Slow { .. } => "slow",
         }
     }
 
@@ -63,7 +135,9 @@ impl Fault {
     pub fn node(&self) -> Option<NodeId> {
         match self {
             Fault::Kill(n) | Fault::Start(n) | Fault::Pause(n) | Fault::Resume(n) => Some(*n),
-            Fault::ClockJump { node, .. } | Fault::Signal { node, .. } => Some(*node),
+            Fault::ClockJump { node, .. }
+            | Fault::Signal { node, .. }
+            | Fault::Slow { node, .. } => Some(*node),
             _ => None,
         }
     }

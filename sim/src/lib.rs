@@ -64,7 +64,7 @@ pub use actor::{
     Actor, Ctx, Durable, Effect, Message, Msg, NodeId, TimerId, TimerTag, Timers, Vocabulary,
 };
 pub use clock::Clock;
-pub use fault::Fault;
+pub use fault::{Fault, MessageAction, MessageRule};
 pub use hash::{stable_hash, StableHasher};
 pub use network::{Latency, NetConfig, RuleId};
 pub use rng::Rng;

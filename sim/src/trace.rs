@@ -29,6 +29,8 @@ pub enum DropReason {
     ParkedOverflow,
     /// The event queue was full.
     QueueFull,
+    /// An aimed message fault ([`Fault::Messages`](crate::Fault::Messages)) dropped it.
+    Rule,
 }
 
 impl DropReason {
@@ -41,6 +43,7 @@ impl DropReason {
             DropReason::SenderDied => "sender-died",
             DropReason::ParkedOverflow => "parked-overflow",
             DropReason::QueueFull => "queue-full",
+            DropReason::Rule => "fault-rule",
         }
     }
 }

@@ -6,11 +6,12 @@
 //! back to its sender as *unreachable*; a paused node's events wait and are handled in order when
 //! it resumes. It knows nothing of what the actors simulate.
 
+use crate::actor::Message;
 use crate::actor::{
     Actor, Ctx, Durable, Effect, Msg, NodeId, TimerId, TimerTag, Timers, Vocabulary,
 };
 use crate::clock::Clock;
-use crate::fault::Fault;
+use crate::fault::{Fault, MessageAction, MessageRule};
 use crate::network::{NetConfig, Network, Route};
 use crate::rng::{stream, Rng};
 use crate::scheduler::Scheduler;
@@ -93,6 +94,10 @@ struct NodeInfo {
     status: Status,
     /// Bumped every time the process stops; events of an older incarnation are stale.
     incarnation: u32,
+    /// How long each handler takes on this node ([`Fault::Slow`]); zero for a normal node.
+    slow: Duration,
+    /// When a slow node is done with the events it has taken on.
+    busy_until: Time,
 }
 
 /// Read-only facts about nodes, for observers.
@@ -165,6 +170,25 @@ enum Pending<A: Actor> {
     },
     /// Boxed: faults are rare, and a small payload keeps the queue compact.
     Fault(Box<Fault>),
+    /// A message an aimed fault delayed at its sender: it enters the network now.
+    Held(Box<Held<A>>),
+    /// An event a slow node handles now, at the end of its handling time.
+    Slowed(Box<Pending<A>>),
+}
+
+struct Held<A: Actor> {
+    from: NodeId,
+    to: NodeId,
+    sent: Time,
+    sender_incarnation: u32,
+    msg: Msg<A>,
+}
+
+/// An aimed message fault in force.
+struct ActiveRule {
+    rule: MessageRule,
+    remaining: Option<u32>,
+    until: Option<Time>,
 }
 
 struct Node<A: Actor> {
@@ -196,6 +220,11 @@ pub struct World<A: Actor> {
     trace: Trace,
     scratch: Vec<Effect<A::V>>,
     popped: u64,
+    /// Aimed message faults in force, oldest first.
+    rules: Vec<ActiveRule>,
+    /// While a node handles a request a `DropReply` rule matched: the requester, whose replies
+    /// from that handler vanish.
+    drop_replies_to: Option<NodeId>,
 }
 
 impl<A: Actor> World<A> {
@@ -219,6 +248,8 @@ impl<A: Actor> World<A> {
             trace: Trace::default(),
             scratch: Vec::new(),
             popped: 0,
+            rules: Vec::new(),
+            drop_replies_to: None,
         };
         for (i, spec) in nodes.into_iter().enumerate() {
             world.nodes.push(Node {
@@ -233,6 +264,8 @@ impl<A: Actor> World<A> {
                 clock: spec.clock,
                 status: Status::Down,
                 incarnation: 0,
+                slow: Duration::ZERO,
+                busy_until: Time::ZERO,
             });
             if spec.start {
                 world.schedule(Time::ZERO, Fault::Start(NodeId(i as u32)));
@@ -363,8 +396,48 @@ impl<A: Actor> World<A> {
 
     /// Handles one queue event. Returns false on queue overflow.
     fn dispatch(&mut self, pending: Pending<A>, observer: &mut dyn Observer<A::V>) -> bool {
+        self.dispatch_event(pending, observer, false)
+    }
+
+    /// A slow node takes on an event now and handles it at the end of its handling time: the
+    /// time it is handled at, or `None` when the node is not slow (or `slowed` says the event
+    /// has waited its turn already).
+    fn slow_turn(&mut self, node: NodeId, slowed: bool) -> Option<Time> {
+        let info = &mut self.census.info[node.index()];
+        if slowed || info.slow.is_zero() {
+            return None;
+        }
+        let done = info.busy_until.max(self.now) + info.slow;
+        info.busy_until = done;
+        Some(done)
+    }
+
+    /// Handles one queue event; `slowed`: a slow node's turn for it has come.
+    fn dispatch_event(
+        &mut self,
+        pending: Pending<A>,
+        observer: &mut dyn Observer<A::V>,
+        slowed: bool,
+    ) -> bool {
         match pending {
             Pending::Fault(fault) => self.apply_fault(*fault, observer),
+            Pending::Slowed(p) => self.dispatch_event(*p, observer, true),
+            Pending::Held(h) => {
+                let Held {
+                    from,
+                    to,
+                    sent,
+                    sender_incarnation,
+                    msg,
+                } = *h;
+                let sender = self.census.info[from.index()];
+                if sender.incarnation != sender_incarnation || sender.status == Status::Down {
+                    let reason = DropReason::SenderDied;
+                    self.emit_drop(from, to, &msg, reason, observer);
+                    return true;
+                }
+                self.route(from, to, sent, msg, observer)
+            }
             Pending::Deliver {
                 from,
                 to,
@@ -392,7 +465,7 @@ impl<A: Actor> World<A> {
                     // latency later, unless it is gone or cut off by now.
                     return self.bounce(from, sender_incarnation, to, msg, observer);
                 }
-                if info.status == Status::Paused {
+                if info.status == Status::Paused || info.slow > Duration::ZERO && !slowed {
                     let p = Pending::Deliver {
                         from,
                         to,
@@ -403,8 +476,12 @@ impl<A: Actor> World<A> {
                         arrived: true,
                         msg,
                     };
-                    self.park(to, p, observer);
-                    return true;
+                    if info.status == Status::Paused {
+                        self.park(to, p, observer);
+                        return true;
+                    }
+                    let at = self.slow_turn(to, slowed).expect("a slow node");
+                    return self.push(at, Pending::Slowed(Box::new(p)));
                 }
                 self.emit(
                     EventKind::Deliver {
@@ -415,7 +492,16 @@ impl<A: Actor> World<A> {
                     },
                     observer,
                 );
-                self.handle(to, observer, |a, ctx| a.on_message(ctx, from, msg))
+                if self.rules.is_empty() {
+                    return self.handle(to, observer, |a, ctx| a.on_message(ctx, from, msg));
+                }
+                // A request whose reply an aimed fault drops: the receiver applies it.
+                if self.take_rule(from, to, &msg, true).is_some() {
+                    self.drop_replies_to = Some(from);
+                }
+                let ok = self.handle(to, observer, |a, ctx| a.on_message(ctx, from, msg));
+                self.drop_replies_to = None;
+                ok
             }
             Pending::Unreachable {
                 from,
@@ -427,15 +513,19 @@ impl<A: Actor> World<A> {
                 if info.incarnation != incarnation || info.status == Status::Down {
                     return true; // the answer reached a dead connection
                 }
-                if info.status == Status::Paused {
+                if info.status == Status::Paused || info.slow > Duration::ZERO && !slowed {
                     let p = Pending::Unreachable {
                         from,
                         to,
                         incarnation,
                         msg,
                     };
-                    self.park(from, p, observer);
-                    return true;
+                    if info.status == Status::Paused {
+                        self.park(from, p, observer);
+                        return true;
+                    }
+                    let at = self.slow_turn(from, slowed).expect("a slow node");
+                    return self.push(at, Pending::Slowed(Box::new(p)));
                 }
                 self.emit(
                     EventKind::Unreachable {
@@ -458,15 +548,19 @@ impl<A: Actor> World<A> {
                 if info.incarnation != incarnation || !n.timers.is_armed(id) {
                     return true; // cancelled, or from a previous incarnation
                 }
-                if info.status == Status::Paused {
+                if info.status == Status::Paused || info.slow > Duration::ZERO && !slowed {
                     let p = Pending::Timer {
                         node,
                         incarnation,
                         id,
                         tag,
                     };
-                    self.park(node, p, observer);
-                    return true;
+                    if info.status == Status::Paused {
+                        self.park(node, p, observer);
+                        return true;
+                    }
+                    let at = self.slow_turn(node, slowed).expect("a slow node");
+                    return self.push(at, Pending::Slowed(Box::new(p)));
                 }
                 let fired = n.timers.take_firing(id);
                 assert!(fired);
@@ -523,7 +617,8 @@ impl<A: Actor> World<A> {
             Pending::Timer { node, id, .. } => {
                 self.nodes[node.index()].timers.cancel(id);
             }
-            Pending::Unreachable { .. } | Pending::Fault(_) => {}
+            Pending::Slowed(inner) => self.park(node, *inner, observer),
+            Pending::Unreachable { .. } | Pending::Fault(_) | Pending::Held(_) => {}
         }
     }
 
@@ -628,6 +723,68 @@ impl<A: Actor> World<A> {
     ) -> bool {
         assert!(to.index() < self.nodes.len(), "send to unknown node {to:?}");
         let now = self.now;
+        if self.drop_replies_to == Some(to) && msg.is_reply() {
+            self.emit_drop(from, to, &msg, DropReason::Rule, observer);
+            return true;
+        }
+        if !self.rules.is_empty() {
+            match self.take_rule(from, to, &msg, false) {
+                Some(MessageAction::Drop) => {
+                    self.emit_drop(from, to, &msg, DropReason::Rule, observer);
+                    return true;
+                }
+                Some(MessageAction::Delay(by)) => {
+                    let sender_incarnation = self.census.info[from.index()].incarnation;
+                    let held = Held {
+                        from,
+                        to,
+                        sent: now,
+                        sender_incarnation,
+                        msg,
+                    };
+                    return self.push(now + by, Pending::Held(Box::new(held)));
+                }
+                _ => {}
+            }
+        }
+        self.route(from, to, now, msg, observer)
+    }
+
+    /// The first rule in force that covers the message, counted as used; `on_delivery` picks
+    /// the `DropReply` rules (judged when the request is handled), otherwise the others (judged
+    /// when it is sent). Rules past their window or count end here.
+    fn take_rule(
+        &mut self,
+        from: NodeId,
+        to: NodeId,
+        msg: &Msg<A>,
+        on_delivery: bool,
+    ) -> Option<MessageAction> {
+        let now = self.now;
+        self.rules
+            .retain(|r| r.until.is_none_or(|u| now < u) && r.remaining != Some(0));
+        let (gateway, name) = (msg.gateway(), msg.name());
+        let r = self.rules.iter_mut().find(|r| {
+            (r.rule.action == MessageAction::DropReply) == on_delivery
+                && r.rule.covers(gateway, name, from, to)
+        })?;
+        if let Some(n) = r.remaining.as_mut() {
+            *n -= 1;
+        }
+        Some(r.rule.action.clone())
+    }
+
+    /// Hands a message sent at `sent` to the network (or, to a node that is down, has it
+    /// refused).
+    fn route(
+        &mut self,
+        from: NodeId,
+        to: NodeId,
+        sent: Time,
+        msg: Msg<A>,
+        observer: &mut dyn Observer<A::V>,
+    ) -> bool {
+        let now = self.now;
         if self.census.info[to.index()].status == Status::Down && !self.net.blocked(from, to) {
             // Connection refused: the answer takes a round trip.
             let there = self.net.sample_latency(from, to);
@@ -667,7 +824,7 @@ impl<A: Actor> World<A> {
                     let p = Pending::Deliver {
                         from,
                         to,
-                        sent: now,
+                        sent,
                         epoch,
                         incarnation,
                         sender_incarnation,
@@ -681,7 +838,7 @@ impl<A: Actor> World<A> {
                 let p = Pending::Deliver {
                     from,
                     to,
-                    sent: now,
+                    sent,
                     epoch,
                     incarnation,
                     sender_incarnation,
@@ -703,6 +860,7 @@ impl<A: Actor> World<A> {
         let info = &mut self.census.info[node.index()];
         info.incarnation += 1;
         info.status = Status::Down;
+        info.busy_until = self.now;
         for p in parked {
             if let Pending::Deliver {
                 from,
@@ -867,6 +1025,34 @@ impl<A: Actor> World<A> {
                     return true;
                 }
                 self.handle(node, observer, |a, ctx| a.on_signal(ctx, code))
+            }
+            Fault::Messages(rule) => {
+                self.rules.push(ActiveRule {
+                    rule: rule.clone(),
+                    remaining: rule.count,
+                    until: rule.lasting.map(|d| self.now + d),
+                });
+                self.emit(
+                    EventKind::Fault {
+                        fault: &fault,
+                        effective: true,
+                    },
+                    observer,
+                );
+                true
+            }
+            Fault::Slow { node, per_event } => {
+                let info = &mut self.census.info[node.index()];
+                info.slow = *per_event;
+                info.busy_until = info.busy_until.max(self.now);
+                self.emit(
+                    EventKind::Fault {
+                        fault: &fault,
+                        effective: true,
+                    },
+                    observer,
+                );
+                true
             }
             Fault::ClockJump { node, by_ns } => {
                 self.census.info[node.index()].clock.jump(*by_ns);

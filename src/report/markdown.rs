@@ -26,7 +26,11 @@ pub fn describe_fault(action: &FaultAction) -> String {
         d.map(|d| format!(" ({what} after {d:?})"))
             .unwrap_or_default()
     };
+    if let Some(text) = action.aimed_text() {
+        return text;
+    }
     match action {
+        FaultAction::Messages { .. } | FaultAction::Slow { .. } => unreachable!("aimed_text"),
         FaultAction::Kill(n) => format!("kill {n}"),
         FaultAction::Start(n) => format!("start {n}"),
         FaultAction::Pause { node, resume_after } => {

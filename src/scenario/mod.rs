@@ -224,6 +224,92 @@ pub struct FaultSpec {
     pub line: usize,
 }
 
+/// A node as a fault names it: by name, or by its role when the fault fires.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// `jobmanager-1`, `taskmanager-3`, `ha`, `sink`, ...
+    Node(String),
+    /// `leader`: the JobManager leading when the fault fires (with HA, the one most recently
+    /// granted leadership that still holds it; without HA the only one).
+    Leader,
+    /// `taskmanager-of:count[1]`: the TaskManager running (the newest live attempt of) that
+    /// subtask when the fault fires.
+    TaskManagerOf {
+        operator: String,
+        vertex: model::protocol::job_graph::JobVertexId,
+        subtask: u32,
+    },
+    /// `random-taskmanager`: a TaskManager drawn from the seed among those the fault can act on
+    /// (running ones; for `start`, stopped ones; for `resume`, paused ones).
+    RandomTaskManager,
+}
+
+impl Target {
+    pub const LEADER: &'static str = "leader";
+    pub const RANDOM_TASKMANAGER: &'static str = "random-taskmanager";
+    pub const TASKMANAGER_OF: &'static str = "taskmanager-of:";
+
+    /// Reads a target; `None` when the text is not a role (a node name, or a bad
+    /// `taskmanager-of:`, which the validator explains). `graph` resolves operator names.
+    pub fn role(
+        text: &str,
+        graph: Option<&model::protocol::job_graph::JobGraph>,
+    ) -> Option<Target> {
+        let text = text.trim();
+        if text == Target::LEADER {
+            return Some(Target::Leader);
+        }
+        if text == Target::RANDOM_TASKMANAGER {
+            return Some(Target::RandomTaskManager);
+        }
+        let (operator, subtask) = parse_subtask(text.strip_prefix(Target::TASKMANAGER_OF)?)?;
+        let graph = graph?;
+        let vertex = graph.find_vertex(operator)?;
+        (subtask < graph.vertex(vertex).parallelism).then(|| Target::TaskManagerOf {
+            operator: operator.to_string(),
+            vertex,
+            subtask,
+        })
+    }
+
+    /// Whether a node name is a role, resolved only when its fault fires.
+    pub fn is_role(text: &str) -> bool {
+        let text = text.trim();
+        text == Target::LEADER
+            || text == Target::RANDOM_TASKMANAGER
+            || text.starts_with(Target::TASKMANAGER_OF)
+    }
+}
+
+/// `"count[1]"` as (operator, subtask).
+pub fn parse_subtask(text: &str) -> Option<(&str, u32)> {
+    text.trim()
+        .strip_suffix(']')
+        .and_then(|x| x.split_once('['))
+        .and_then(|(op, idx)| idx.trim().parse::<u32>().ok().map(|i| (op.trim(), i)))
+}
+
+/// What an aimed message fault does to the messages it matches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MessageFault {
+    /// `delay = KINDS`, `by = "15s"`.
+    Delay(Duration),
+    /// `drop = KINDS`.
+    Drop,
+    /// `drop_reply = KINDS`: the receiver applies the request; its answer is lost.
+    DropReply,
+}
+
+impl MessageFault {
+    pub fn key(self) -> &'static str {
+        match self {
+            MessageFault::Delay(_) => "delay",
+            MessageFault::Drop => "drop",
+            MessageFault::DropReply => "drop_reply",
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub enum FaultAction {
     Kill(String),
@@ -256,6 +342,105 @@ pub enum FaultAction {
         vertex: model::protocol::job_graph::JobVertexId,
         subtask: u32,
     },
+    /// Messages of `kinds` (RPC names, `flinksim list rpcs`; empty: all) from `from` to `to`
+    /// (empty: any) are delayed, dropped or lose their reply, for the next `count` of them or
+    /// for `lasting`.
+    Messages {
+        fault: MessageFault,
+        kinds: Vec<String>,
+        from: Vec<String>,
+        to: Vec<String>,
+        count: Option<u32>,
+        lasting: Option<Duration>,
+    },
+    /// The node's handlers take `per_event` each, for `lasting` (or to the end).
+    Slow {
+        node: String,
+        per_event: Duration,
+        lasting: Option<Duration>,
+    },
+}
+
+impl FaultAction {
+    /// Every node name the action holds (roles included).
+    pub fn node_names(&self) -> Vec<&str> {
+        match self {
+            FaultAction::Kill(n) | FaultAction::Start(n) | FaultAction::Resume(n) => vec![n],
+            FaultAction::Pause { node, .. }
+            | FaultAction::ClockJump { node, .. }
+            | FaultAction::Slow { node, .. } => vec![node],
+            FaultAction::Partition { groups, .. } | FaultAction::Clog { groups, .. } => {
+                groups.iter().flatten().map(String::as_str).collect()
+            }
+            FaultAction::Messages { from, to, .. } => {
+                from.iter().chain(to).map(String::as_str).collect()
+            }
+            FaultAction::Heal | FaultAction::FailTask { .. } => Vec::new(),
+        }
+    }
+
+    /// Prose for the aimed faults (messages and slowness), e.g. `drop the reply of zk-multi
+    /// from leader (next 1)`; `None` for the others.
+    pub fn aimed_text(&self) -> Option<String> {
+        let list = |v: &[String], none: &str| {
+            if v.is_empty() {
+                none.to_string()
+            } else {
+                v.join(",")
+            }
+        };
+        let window = |count: &Option<u32>, lasting: &Option<Duration>| match (count, lasting) {
+            (Some(n), Some(d)) => format!(" (next {n}, within {d:?})"),
+            (Some(n), None) => format!(" (next {n})"),
+            (None, Some(d)) => format!(" (for {d:?})"),
+            (None, None) => String::new(),
+        };
+        match self {
+            FaultAction::Messages {
+                fault,
+                kinds,
+                from,
+                to,
+                count,
+                lasting,
+            } => {
+                let what = match fault {
+                    MessageFault::Delay(by) => {
+                        format!("delay {} by {by:?}", list(kinds, "every message"))
+                    }
+                    MessageFault::Drop => format!("drop {}", list(kinds, "every message")),
+                    MessageFault::DropReply => {
+                        format!("drop the reply of {}", list(kinds, "every request"))
+                    }
+                };
+                let from = if from.is_empty() {
+                    String::new()
+                } else {
+                    format!(" from {}", from.join(","))
+                };
+                let to = if to.is_empty() {
+                    String::new()
+                } else {
+                    format!(" to {}", to.join(","))
+                };
+                Some(format!("{what}{from}{to}{}", window(count, lasting)))
+            }
+            FaultAction::Slow {
+                node,
+                per_event,
+                lasting,
+            } => Some(format!(
+                "slow {node} ({per_event:?} per event){}",
+                window(&None, lasting)
+            )),
+            _ => None,
+        }
+    }
+
+    /// Whether it names a role (`leader`, ...) that is resolved only when it fires.
+    pub fn has_roles(&self) -> bool {
+        self.node_names().iter().any(|n| Target::is_role(n))
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Default)]

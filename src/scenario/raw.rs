@@ -118,6 +118,19 @@ pub struct Fault {
     pub clock_jump: Option<Spanned<String>>,
     pub by: Option<Spanned<String>>,
     pub fail_task: Option<Spanned<String>>,
+    /// Aimed message faults: RPC names (a string or a list).
+    pub delay: Option<Spanned<toml::Value>>,
+    pub drop: Option<Spanned<toml::Value>>,
+    pub drop_reply: Option<Spanned<toml::Value>>,
+    pub from: Option<Spanned<toml::Value>>,
+    pub to: Option<Spanned<toml::Value>>,
+    pub count: Option<Spanned<i64>>,
+    pub lasting: Option<Spanned<String>>,
+    pub slow: Option<Spanned<String>>,
+    pub per_event: Option<Spanned<String>>,
+    /// `isolate_from = "ha"` with `nodes` (default every JobManager and TaskManager).
+    pub isolate_from: Option<Spanned<String>>,
+    pub nodes: Option<Spanned<Vec<String>>>,
 }
 
 /// `[nemesis]`: random faults drawn from the seed.

@@ -164,6 +164,7 @@ impl Validator<'_> {
         &self,
         g: &Spanned<Vec<Vec<String>>>,
         nodes: &[String],
+        graph: Option<&model::protocol::job_graph::JobGraph>,
         what: &str,
     ) -> Result<Vec<Vec<String>>, ScenarioError> {
         let groups = g.get_ref();
@@ -176,7 +177,7 @@ impl Validator<'_> {
         let mut seen = Vec::new();
         for group in groups {
             for n in group {
-                self.node(&Spanned::new(g.span(), n.clone()), nodes)?;
+                self.target(&Spanned::new(g.span(), n.clone()), nodes, graph)?;
                 if seen.contains(n) {
                     return Err(self.err(g.span(), format!("{what}: node `{n}` is in two groups")));
                 }

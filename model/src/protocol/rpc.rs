@@ -543,7 +543,426 @@ pub enum Msg {
     HaReply(HaReply),
 }
 
+/// A kind of message, as aimed message faults name it (`rpc = "submitTask.response"`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RpcKind {
+    /// The endpoint kind that receives it ([`Message::gateway`]).
+    pub gateway: &'static str,
+    /// [`Message::name`]: Flink's RPC method name, `.response` for its answer.
+    pub name: &'static str,
+    /// Whether it answers a request ([`Message::is_reply`]).
+    pub reply: bool,
+}
+
+/// Every kind of message the model sends, by receiving gateway (`flinksim list rpcs`). A test
+/// checks that the names [`Message::name`] returns are all here.
+pub const RPC_KINDS: &[RpcKind] = &[
+    RpcKind {
+        gateway: "dispatcher",
+        name: "submitJob",
+        reply: false,
+    },
+    RpcKind {
+        gateway: "source",
+        name: "fetch",
+        reply: false,
+    },
+    RpcKind {
+        gateway: "client",
+        name: "submitJob.response",
+        reply: true,
+    },
+    RpcKind {
+        gateway: "checkpoint-storage",
+        name: "storage.write",
+        reply: false,
+    },
+    RpcKind {
+        gateway: "checkpoint-storage",
+        name: "storage.read",
+        reply: false,
+    },
+    RpcKind {
+        gateway: "checkpoint-storage",
+        name: "storage.delete",
+        reply: false,
+    },
+    RpcKind {
+        gateway: "sink",
+        name: "initTransactions",
+        reply: false,
+    },
+    RpcKind {
+        gateway: "sink",
+        name: "sink.write",
+        reply: false,
+    },
+    RpcKind {
+        gateway: "sink",
+        name: "preCommit",
+        reply: false,
+    },
+    RpcKind {
+        gateway: "sink",
+        name: "commit",
+        reply: false,
+    },
+    RpcKind {
+        gateway: "resourcemanager",
+        name: "registerTaskExecutor",
+        reply: false,
+    },
+    RpcKind {
+        gateway: "resourcemanager",
+        name: "sendSlotReport",
+        reply: false,
+    },
+    RpcKind {
+        gateway: "resourcemanager",
+        name: "heartbeatFromTaskManager",
+        reply: false,
+    },
+    RpcKind {
+        gateway: "resourcemanager",
+        name: "disconnectTaskManager",
+        reply: false,
+    },
+    RpcKind {
+        gateway: "resourcemanager",
+        name: "registerJobMaster",
+        reply: false,
+    },
+    RpcKind {
+        gateway: "resourcemanager",
+        name: "declareRequiredResources",
+        reply: false,
+    },
+    RpcKind {
+        gateway: "resourcemanager",
+        name: "heartbeatFromJobManager",
+        reply: false,
+    },
+    RpcKind {
+        gateway: "resourcemanager",
+        name: "notifySlotAvailable",
+        reply: false,
+    },
+    RpcKind {
+        gateway: "resourcemanager",
+        name: "requestSlot.response",
+        reply: true,
+    },
+    RpcKind {
+        gateway: "resourcemanager",
+        name: "disconnectJobManager",
+        reply: false,
+    },
+    RpcKind {
+        gateway: "jobmaster",
+        name: "registerTaskManager",
+        reply: false,
+    },
+    RpcKind {
+        gateway: "jobmaster",
+        name: "offerSlots",
+        reply: false,
+    },
+    RpcKind {
+        gateway: "jobmaster",
+        name: "updateTaskExecutionState",
+        reply: false,
+    },
+    RpcKind {
+        gateway: "jobmaster",
+        name: "heartbeatFromTaskManager",
+        reply: false,
+    },
+    RpcKind {
+        gateway: "jobmaster",
+        name: "heartbeatFromResourceManager",
+        reply: false,
+    },
+    RpcKind {
+        gateway: "jobmaster",
+        name: "failSlot",
+        reply: false,
+    },
+    RpcKind {
+        gateway: "jobmaster",
+        name: "disconnectTaskManager",
+        reply: false,
+    },
+    RpcKind {
+        gateway: "jobmaster",
+        name: "disconnectResourceManager",
+        reply: false,
+    },
+    RpcKind {
+        gateway: "jobmaster",
+        name: "registerJobMaster.response",
+        reply: true,
+    },
+    RpcKind {
+        gateway: "jobmaster",
+        name: "declareRequiredResources.response",
+        reply: true,
+    },
+    RpcKind {
+        gateway: "jobmaster",
+        name: "submitTask.response",
+        reply: true,
+    },
+    RpcKind {
+        gateway: "jobmaster",
+        name: "acknowledgeCheckpoint",
+        reply: false,
+    },
+    RpcKind {
+        gateway: "jobmaster",
+        name: "declineCheckpoint",
+        reply: false,
+    },
+    RpcKind {
+        gateway: "taskexecutor",
+        name: "registerTaskExecutor.response",
+        reply: true,
+    },
+    RpcKind {
+        gateway: "taskexecutor",
+        name: "sendSlotReport.response",
+        reply: true,
+    },
+    RpcKind {
+        gateway: "taskexecutor",
+        name: "heartbeatFromResourceManager",
+        reply: false,
+    },
+    RpcKind {
+        gateway: "taskexecutor",
+        name: "disconnectResourceManager",
+        reply: false,
+    },
+    RpcKind {
+        gateway: "taskexecutor",
+        name: "requestSlot",
+        reply: false,
+    },
+    RpcKind {
+        gateway: "taskexecutor",
+        name: "registerTaskManager.response",
+        reply: true,
+    },
+    RpcKind {
+        gateway: "taskexecutor",
+        name: "offerSlots.response",
+        reply: true,
+    },
+    RpcKind {
+        gateway: "taskexecutor",
+        name: "submitTask",
+        reply: false,
+    },
+    RpcKind {
+        gateway: "taskexecutor",
+        name: "cancelTask",
+        reply: false,
+    },
+    RpcKind {
+        gateway: "taskexecutor",
+        name: "freeSlot",
+        reply: false,
+    },
+    RpcKind {
+        gateway: "taskexecutor",
+        name: "heartbeatFromJobManager",
+        reply: false,
+    },
+    RpcKind {
+        gateway: "taskexecutor",
+        name: "disconnectJobManager",
+        reply: false,
+    },
+    RpcKind {
+        gateway: "taskexecutor",
+        name: "updateTaskExecutionState.response",
+        reply: true,
+    },
+    RpcKind {
+        gateway: "taskexecutor",
+        name: "requestSubpartition",
+        reply: false,
+    },
+    RpcKind {
+        gateway: "taskexecutor",
+        name: "partitionNotFound",
+        reply: false,
+    },
+    RpcKind {
+        gateway: "taskexecutor",
+        name: "fetch.response",
+        reply: true,
+    },
+    RpcKind {
+        gateway: "taskexecutor",
+        name: "triggerCheckpoint",
+        reply: false,
+    },
+    RpcKind {
+        gateway: "taskexecutor",
+        name: "notifyCheckpointComplete",
+        reply: false,
+    },
+    RpcKind {
+        gateway: "taskexecutor",
+        name: "notifyCheckpointAborted",
+        reply: false,
+    },
+    RpcKind {
+        gateway: "taskexecutor",
+        name: "buffer",
+        reply: false,
+    },
+    RpcKind {
+        gateway: "taskexecutor",
+        name: "credit",
+        reply: false,
+    },
+    RpcKind {
+        gateway: "taskexecutor",
+        name: "storage.write.response",
+        reply: true,
+    },
+    RpcKind {
+        gateway: "taskexecutor",
+        name: "storage.read.response",
+        reply: true,
+    },
+    RpcKind {
+        gateway: "taskexecutor",
+        name: "initTransactions.response",
+        reply: true,
+    },
+    RpcKind {
+        gateway: "taskexecutor",
+        name: "sink.write.response",
+        reply: true,
+    },
+    RpcKind {
+        gateway: "taskexecutor",
+        name: "producerFenced",
+        reply: true,
+    },
+    RpcKind {
+        gateway: "taskexecutor",
+        name: "preCommit.response",
+        reply: true,
+    },
+    RpcKind {
+        gateway: "taskexecutor",
+        name: "commit.response",
+        reply: true,
+    },
+    RpcKind {
+        gateway: "ha",
+        name: "zk-connect",
+        reply: false,
+    },
+    RpcKind {
+        gateway: "ha",
+        name: "zk-ping",
+        reply: false,
+    },
+    RpcKind {
+        gateway: "ha",
+        name: "zk-close",
+        reply: false,
+    },
+    RpcKind {
+        gateway: "ha",
+        name: "zk-create",
+        reply: false,
+    },
+    RpcKind {
+        gateway: "ha",
+        name: "zk-set-data",
+        reply: false,
+    },
+    RpcKind {
+        gateway: "ha",
+        name: "zk-delete",
+        reply: false,
+    },
+    RpcKind {
+        gateway: "ha",
+        name: "zk-check",
+        reply: false,
+    },
+    RpcKind {
+        gateway: "ha",
+        name: "zk-get-data",
+        reply: false,
+    },
+    RpcKind {
+        gateway: "ha",
+        name: "zk-get-children",
+        reply: false,
+    },
+    RpcKind {
+        gateway: "ha",
+        name: "zk-exists",
+        reply: false,
+    },
+    RpcKind {
+        gateway: "ha",
+        name: "zk-multi",
+        reply: false,
+    },
+    RpcKind {
+        gateway: "ha-client",
+        name: "zk-connected",
+        reply: true,
+    },
+    RpcKind {
+        gateway: "ha-client",
+        name: "zk-pong",
+        reply: true,
+    },
+    RpcKind {
+        gateway: "ha-client",
+        name: "zk-response",
+        reply: true,
+    },
+    RpcKind {
+        gateway: "ha-client",
+        name: "zk-watch-event",
+        reply: false,
+    },
+];
+
 impl Message for Msg {
+    fn gateway(&self) -> &'static str {
+        match self {
+            Msg::Dispatcher(_) => "dispatcher",
+            Msg::SourceLog(_) => "source",
+            Msg::Client(_) => "client",
+            Msg::ResourceManager(_) => "resourcemanager",
+            Msg::JobMaster { .. } => "jobmaster",
+            Msg::TaskExecutor(_) => "taskexecutor",
+            Msg::CheckpointStorage(_) => "checkpoint-storage",
+            Msg::Sink(_) => "sink",
+            Msg::Ha(_) => "ha",
+            Msg::HaReply(_) => "ha-client",
+        }
+    }
+
+    fn is_reply(&self) -> bool {
+        match self {
+            Msg::HaReply(r) => !matches!(r, crate::protocol::ha::HaReply::Watch(_)),
+            Msg::TaskExecutor(TaskExecutorRpc::SinkFenced { .. }) => true,
+            _ => self.name().ends_with(".response"),
+        }
+    }
+
     fn name(&self) -> &'static str {
         match self {
             Msg::Dispatcher(DispatcherRpc::SubmitJob { .. }) => "submitJob",
@@ -628,5 +1047,56 @@ impl Message for Msg {
                 TaskExecutorRpc::Committed { .. } => "commit.response",
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod rpc_kind_tests {
+    use super::*;
+
+    /// The names `Message::name` can return, read off its source (and HA's), against
+    /// `RPC_KINDS`: a message added without a catalogue entry could not be aimed at.
+    #[test]
+    fn every_message_name_is_in_the_catalogue() {
+        let sources = [include_str!("rpc.rs"), include_str!("ha.rs")];
+        let mut names = Vec::new();
+        for src in sources {
+            let src = &src[..src.find("#[cfg(test)]").unwrap_or(src.len())];
+            for fn_start in src.match_indices("fn name(&self) -> &'static str {") {
+                let body = &src[fn_start.0..];
+                let body = &body[..body.find("\n    }\n").expect("end of fn name")];
+                for piece in body.split('"').skip(1).step_by(2) {
+                    names.push(piece);
+                }
+            }
+        }
+        assert!(names.len() > 70, "read {} names", names.len());
+        for n in &names {
+            assert!(
+                RPC_KINDS.iter().any(|k| k.name == *n),
+                "`{n}` is missing from RPC_KINDS"
+            );
+        }
+        for k in RPC_KINDS {
+            assert!(
+                names.contains(&k.name),
+                "RPC_KINDS has `{}` no message returns",
+                k.name
+            );
+        }
+    }
+
+    #[test]
+    fn replies_and_gateways_agree_with_the_catalogue() {
+        let m = Msg::TaskExecutor(TaskExecutorRpc::FreeSlot { allocation_id: 1 });
+        assert!(!m.is_reply());
+        assert_eq!(m.gateway(), "taskexecutor");
+        let m = Msg::Client(ClientRpc::SubmitJobResponse {
+            job_id: JobId::default(),
+            duplicate: false,
+        });
+        let k = RPC_KINDS.iter().find(|k| k.name == m.name()).unwrap();
+        assert_eq!((k.gateway, k.reply), (m.gateway(), m.is_reply()));
+        assert!(m.is_reply());
     }
 }

@@ -55,6 +55,9 @@ impl Message for Msg {
             Kind::Pong => "pong",
         }
     }
+    fn is_reply(&self) -> bool {
+        self.kind == Kind::Pong
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
