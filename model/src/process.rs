@@ -1,6 +1,7 @@
 //! Simulated processes: a JobManager process (Dispatcher, ResourceManager and one JobMaster per
 //! job), a TaskManager process (a TaskExecutor), and the client that submits the job — each one
-//! `sim::Actor` that routes a message to the endpoint its gateway names.
+//! `sim::Actor` that routes a message to the endpoint its gateway names and a timer to the
+//! component its tag names.
 
 use crate::checking::bugs::Bugs;
 use crate::client::Client;
@@ -16,8 +17,6 @@ use crate::protocol::ha::HaData;
 use crate::protocol::ids::JobId;
 use crate::protocol::job_graph::JobSpec;
 use crate::protocol::rpc::Msg;
-use crate::protocol::timer::HeartbeatPair;
-use crate::protocol::timer::RegistrationTarget;
 use crate::protocol::timer::Timer;
 use crate::protocol::Flink;
 use crate::taskmanager::task_executor::TaskExecutor;
@@ -205,24 +204,25 @@ impl Actor for Process {
     }
 
     fn on_timer(&mut self, ctx: &mut Ctx<'_, Flink>, timer: TimerId, tag: Timer) {
-        match self {
-            Process::JobManager(jm) if tag == Timer::HaTick => jm.on_ha_tick(ctx, timer),
-            Process::JobManager(jm) => jm.step(ctx, |c, ctx| match job_of_timer(&tag) {
-                Some(job_id) => {
+        match (self, tag) {
+            (Process::JobManager(jm), Timer::HaTick) => jm.on_ha_tick(ctx, timer),
+            (Process::JobManager(jm), Timer::JobMaster { job_id, timer: tag }) => {
+                jm.step(ctx, |c, ctx| {
+                    // A timer of a finished (reaped) JobMaster finds no one.
                     if let Some(job_master) = c.job_masters.get_mut(&job_id) {
                         job_master.on_timer(ctx, timer, tag);
                     }
-                }
-                None => c.resource_manager.on_timer(ctx, timer, tag),
-            }),
-            Process::TaskManager(te) if tag == Timer::HaTick => te.on_ha_tick(ctx, timer),
-            Process::TaskManager(te) => te.on_timer(ctx, timer, tag),
-            Process::Client(c) if tag == Timer::HaTick => c.on_ha_tick(ctx, timer),
-            Process::Client(c) => c.on_timer(ctx, timer, tag),
-            Process::Ha(h) => h.on_expiry(ctx, timer),
-            Process::SourceLog(_) | Process::CheckpointStorage(_) | Process::Sink(_) => {
-                panic!("external systems set no timers: {tag:?}")
+                })
             }
+            (Process::JobManager(jm), Timer::ResourceManager(tag)) => {
+                jm.step(ctx, |c, ctx| c.resource_manager.on_timer(ctx, timer, tag))
+            }
+            (Process::TaskManager(te), Timer::HaTick) => te.on_ha_tick(ctx, timer),
+            (Process::TaskManager(te), Timer::TaskExecutor(tag)) => te.on_timer(ctx, timer, tag),
+            (Process::Client(c), Timer::HaTick) => c.on_ha_tick(ctx, timer),
+            (Process::Client(c), Timer::SubmitJob) => c.on_submit_timer(ctx),
+            (Process::Ha(h), Timer::HaExpiry) => h.on_expiry(ctx, timer),
+            (_, tag) => panic!("timer {tag:?} fired in a process without its owner"),
         }
     }
 
@@ -259,37 +259,6 @@ impl Actor for Process {
         if let Process::TaskManager(te) = self {
             te.on_signal(ctx, code);
         }
-    }
-}
-
-/// The job a JobManager-process timer belongs to (`None`: the ResourceManager's).
-fn job_of_timer(tag: &Timer) -> Option<JobId> {
-    match tag {
-        Timer::HeartbeatTick {
-            pair: HeartbeatPair::JobMasterTaskExecutor,
-            job,
-        } => *job,
-        Timer::HeartbeatTimeout {
-            pair, job, sender, ..
-        } => match (pair, sender) {
-            (HeartbeatPair::JobMasterTaskExecutor, true) => *job,
-            (HeartbeatPair::ResourceManagerJobMaster, false) => *job,
-            _ => None,
-        },
-        Timer::RegistrationAttemptTimeout { target, .. }
-        | Timer::RegistrationRetry { target, .. } => match target {
-            RegistrationTarget::ResourceManagerForJob(job) => Some(*job),
-            _ => None,
-        },
-        Timer::RestartDelay { job_id, .. }
-        | Timer::SlotRequestTimeout { job_id, .. }
-        | Timer::SlotIdleCheck { job_id }
-        | Timer::DeclareResourcesRetry { job_id, .. }
-        | Timer::SubmitTaskTimeout { job_id, .. }
-        | Timer::CancelTaskRetry { job_id, .. }
-        | Timer::CheckpointTrigger { job_id, .. }
-        | Timer::CheckpointTimeout { job_id, .. } => Some(*job_id),
-        _ => None,
     }
 }
 
