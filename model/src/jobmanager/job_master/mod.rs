@@ -315,10 +315,6 @@ impl JobMaster {
         attempt.graph == self.graph_id
     }
 
-    pub fn owns_allocation(&self, allocation_id: AllocationId) -> bool {
-        self.slots.contains_key(&allocation_id)
-    }
-
     /// `startJobExecution`: heartbeats, the RM connection, then scheduling.
     pub fn on_start(&mut self, ctx: &mut Ctx<'_, Flink>) {
         assert_eq!(
@@ -575,6 +571,8 @@ impl JobMaster {
         }
     }
 
+    /// An RPC of this JobMaster found `to` down. The process reports only the RPCs that name the
+    /// job; of these, a heartbeat request and `submitTask` are acted on.
     pub fn on_unreachable(&mut self, ctx: &mut Ctx<'_, Flink>, to: NodeId, msg: &Msg) {
         if self.shut_down {
             return;
