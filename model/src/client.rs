@@ -109,8 +109,8 @@ impl Client {
         }
     }
 
-    pub fn on_timer(&mut self, ctx: &mut Ctx<'_, Flink>, _timer: TimerId, tag: Timer) {
-        assert_eq!(tag, Timer::SubmitJob);
+    /// The submit timer ([`Timer::SubmitJob`], the client's only one) fired.
+    pub fn on_submit_timer(&mut self, ctx: &mut Ctx<'_, Flink>) {
         self.due = true;
         if self.acknowledged {
             return;

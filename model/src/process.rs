@@ -1,6 +1,8 @@
 //! Simulated processes: a JobManager process (Dispatcher, ResourceManager and one JobMaster per
 //! job), a TaskManager process (a TaskExecutor), and the client that submits the job — each one
-//! `sim::Actor` that routes a message to the endpoint its gateway names.
+//! `sim::Actor` that routes a message to the endpoint its gateway names, a timer to the
+//! component its tag names, and an unreachable notice back to the component that sent the message
+//! (where one acts on it).
 
 use crate::checking::bugs::Bugs;
 use crate::client::Client;
@@ -15,14 +17,11 @@ use crate::protocol::durable::DurableOp;
 use crate::protocol::ha::HaData;
 use crate::protocol::ids::JobId;
 use crate::protocol::job_graph::JobSpec;
-use crate::protocol::rpc::Msg;
-use crate::protocol::timer::HeartbeatPair;
-use crate::protocol::timer::RegistrationTarget;
+use crate::protocol::rpc::{Msg, ResourceManagerRpc as R, TaskExecutorRpc as T};
 use crate::protocol::timer::Timer;
 use crate::protocol::Flink;
 use crate::taskmanager::task_executor::TaskExecutor;
 use sim::{Actor, Ctx, NodeId, TimerId};
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -205,24 +204,25 @@ impl Actor for Process {
     }
 
     fn on_timer(&mut self, ctx: &mut Ctx<'_, Flink>, timer: TimerId, tag: Timer) {
-        match self {
-            Process::JobManager(jm) if tag == Timer::HaTick => jm.on_ha_tick(ctx, timer),
-            Process::JobManager(jm) => jm.step(ctx, |c, ctx| match job_of_timer(&tag) {
-                Some(job_id) => {
+        match (self, tag) {
+            (Process::JobManager(jm), Timer::HaTick) => jm.on_ha_tick(ctx, timer),
+            (Process::JobManager(jm), Timer::JobMaster { job_id, timer: tag }) => {
+                jm.step(ctx, |c, ctx| {
+                    // A timer of a finished (reaped) JobMaster finds no one.
                     if let Some(job_master) = c.job_masters.get_mut(&job_id) {
                         job_master.on_timer(ctx, timer, tag);
                     }
-                }
-                None => c.resource_manager.on_timer(ctx, timer, tag),
-            }),
-            Process::TaskManager(te) if tag == Timer::HaTick => te.on_ha_tick(ctx, timer),
-            Process::TaskManager(te) => te.on_timer(ctx, timer, tag),
-            Process::Client(c) if tag == Timer::HaTick => c.on_ha_tick(ctx, timer),
-            Process::Client(c) => c.on_timer(ctx, timer, tag),
-            Process::Ha(h) => h.on_expiry(ctx, timer),
-            Process::SourceLog(_) | Process::CheckpointStorage(_) | Process::Sink(_) => {
-                panic!("external systems set no timers: {tag:?}")
+                })
             }
+            (Process::JobManager(jm), Timer::ResourceManager(tag)) => {
+                jm.step(ctx, |c, ctx| c.resource_manager.on_timer(ctx, timer, tag))
+            }
+            (Process::TaskManager(te), Timer::HaTick) => te.on_ha_tick(ctx, timer),
+            (Process::TaskManager(te), Timer::TaskExecutor(tag)) => te.on_timer(ctx, timer, tag),
+            (Process::Client(c), Timer::HaTick) => c.on_ha_tick(ctx, timer),
+            (Process::Client(c), Timer::SubmitJob) => c.on_submit_timer(ctx),
+            (Process::Ha(h), Timer::HaExpiry) => h.on_expiry(ctx, timer),
+            (_, tag) => panic!("timer {tag:?} fired in a process without its owner"),
         }
     }
 
@@ -230,18 +230,42 @@ impl Actor for Process {
         match self {
             Process::JobManager(_) if matches!(msg, Msg::Ha(_) | Msg::Client(_)) => {}
             Process::JobManager(jm) => jm.step(ctx, |c, ctx| {
-                let job = match &msg {
-                    Msg::TaskExecutor(t) => job_of_rpc_to_task_executor(t, &c.job_masters),
-                    Msg::ResourceManager(r) => job_of_rpc_to_resource_manager(r),
-                    _ => None,
-                };
-                match job {
-                    Some(job_id) => {
-                        if let Some(job_master) = c.job_masters.get_mut(&job_id) {
-                            job_master.on_unreachable(ctx, to, &msg);
-                        }
+                let mut job_master = |job_id: &JobId| {
+                    // A finished (reaped) JobMaster hears nothing.
+                    if let Some(job_master) = c.job_masters.get_mut(job_id) {
+                        job_master.on_unreachable(ctx, to, &msg);
                     }
-                    None => c.resource_manager.on_unreachable(ctx, to, &msg),
+                };
+                match &msg {
+                    // A JobMaster's RPCs that name its job.
+                    Msg::TaskExecutor(
+                        T::RegisterTaskManagerResponse { job_id, .. }
+                        | T::OfferSlotsResponse { job_id, .. }
+                        | T::HeartbeatFromJobManager { job_id, .. }
+                        | T::DisconnectJobManager { job_id, .. },
+                    )
+                    | Msg::ResourceManager(
+                        R::RegisterJobMaster { job_id, .. }
+                        | R::DeclareRequiredResources { job_id, .. }
+                        | R::HeartbeatFromJobManager { job_id }
+                        | R::DisconnectJobManager { job_id, .. },
+                    ) => job_master(job_id),
+                    Msg::TaskExecutor(T::SubmitTask { tdd, .. }) => job_master(&tdd.job_id),
+                    // A JobMaster's RPCs that name no job (nor do Flink's `cancelTask`,
+                    // `freeSlot`, `triggerCheckpoint`, ...): no JobMaster reacts to their loss
+                    // (it re-sends `cancelTask` on a timer, times checkpoints out and hears of a
+                    // lost TaskExecutor from heartbeats), so no one is told.
+                    Msg::TaskExecutor(
+                        T::CancelTask { .. }
+                        | T::FreeSlot { .. }
+                        | T::UpdateTaskExecutionStateResponse { .. }
+                        | T::TriggerCheckpoint { .. }
+                        | T::NotifyCheckpointComplete { .. }
+                        | T::NotifyCheckpointAborted { .. },
+                    )
+                    | Msg::CheckpointStorage(_) => {}
+                    // Everything else the process sends is the ResourceManager's.
+                    _ => c.resource_manager.on_unreachable(ctx, to, &msg),
                 }
             }),
             Process::TaskManager(_) | Process::Client(_) if matches!(msg, Msg::Ha(_)) => {}
@@ -259,73 +283,5 @@ impl Actor for Process {
         if let Process::TaskManager(te) = self {
             te.on_signal(ctx, code);
         }
-    }
-}
-
-/// The job a JobManager-process timer belongs to (`None`: the ResourceManager's).
-fn job_of_timer(tag: &Timer) -> Option<JobId> {
-    match tag {
-        Timer::HeartbeatTick {
-            pair: HeartbeatPair::JobMasterTaskExecutor,
-            job,
-        } => *job,
-        Timer::HeartbeatTimeout {
-            pair, job, sender, ..
-        } => match (pair, sender) {
-            (HeartbeatPair::JobMasterTaskExecutor, true) => *job,
-            (HeartbeatPair::ResourceManagerJobMaster, false) => *job,
-            _ => None,
-        },
-        Timer::RegistrationAttemptTimeout { target, .. }
-        | Timer::RegistrationRetry { target, .. } => match target {
-            RegistrationTarget::ResourceManagerForJob(job) => Some(*job),
-            _ => None,
-        },
-        Timer::RestartDelay { job_id, .. }
-        | Timer::SlotRequestTimeout { job_id, .. }
-        | Timer::SlotIdleCheck { job_id }
-        | Timer::DeclareResourcesRetry { job_id, .. }
-        | Timer::SubmitTaskTimeout { job_id, .. }
-        | Timer::CancelTaskRetry { job_id, .. }
-        | Timer::CheckpointTrigger { job_id, .. }
-        | Timer::CheckpointTimeout { job_id, .. } => Some(*job_id),
-        _ => None,
-    }
-}
-
-fn job_of_rpc_to_task_executor(
-    rpc: &crate::protocol::rpc::TaskExecutorRpc,
-    job_masters: &BTreeMap<JobId, JobMaster>,
-) -> Option<JobId> {
-    use crate::protocol::rpc::TaskExecutorRpc as T;
-    match rpc {
-        T::RequestSlot { .. } => None,
-        T::RegisterTaskManagerResponse { job_id, .. }
-        | T::OfferSlotsResponse { job_id, .. }
-        | T::HeartbeatFromJobManager { job_id, .. }
-        | T::DisconnectJobManager { job_id, .. } => Some(*job_id),
-        T::SubmitTask { tdd, .. } => Some(tdd.job_id),
-        T::CancelTask { attempt } | T::UpdateTaskExecutionStateResponse { attempt, .. } => {
-            job_masters
-                .iter()
-                .find(|(_, jm)| jm.owns_attempt(attempt))
-                .map(|(id, _)| *id)
-        }
-        T::FreeSlot { allocation_id } => job_masters
-            .iter()
-            .find(|(_, jm)| jm.owns_allocation(*allocation_id))
-            .map(|(id, _)| *id),
-        _ => None,
-    }
-}
-
-fn job_of_rpc_to_resource_manager(rpc: &crate::protocol::rpc::ResourceManagerRpc) -> Option<JobId> {
-    use crate::protocol::rpc::ResourceManagerRpc as R;
-    match rpc {
-        R::RegisterJobMaster { job_id, .. }
-        | R::DeclareRequiredResources { job_id, .. }
-        | R::HeartbeatFromJobManager { job_id }
-        | R::DisconnectJobManager { job_id, .. } => Some(*job_id),
-        _ => None,
     }
 }

@@ -97,6 +97,21 @@ impl<V: Vocabulary, C> Driver<V, C> {
             .collect()
     }
 
+    /// [`armed`](Self::armed) for a component whose timers are one part of a nested tag: `own`
+    /// picks that part out of a tag (`None`: another component's timer), and the timers it picks
+    /// and `pred` accepts are returned as that part.
+    pub fn armed_own<T: Clone>(
+        &mut self,
+        own: impl Fn(&V::Timer) -> Option<&T>,
+        pred: impl Fn(&T) -> bool,
+    ) -> Vec<(Duration, T)> {
+        let armed = self.armed(|t| own(t).is_some_and(&pred));
+        armed
+            .into_iter()
+            .map(|(after, t)| (after, own(&t).expect("picked").clone()))
+            .collect()
+    }
+
     /// Disarms the first-armed timer whose tag matches `pred` and returns its tag, without
     /// running anything or moving the clock: for a test that pops a timer whenever it was due
     /// and then calls the handler itself. None if no armed timer matches.
@@ -129,6 +144,21 @@ impl<V: Vocabulary, C> Driver<V, C> {
         self.now = self.now.max(due);
         assert!(self.timers.take_firing(id), "the timer is armed");
         self.step(|c, ctx| f(c, ctx, id, tag))
+    }
+
+    /// [`fire`](Self::fire) for a component whose timers are one part of a nested tag (see
+    /// [`armed_own`](Self::armed_own)): `f` runs with that part.
+    pub fn fire_own<T: Clone, R>(
+        &mut self,
+        own: impl Fn(&V::Timer) -> Option<&T>,
+        pred: impl Fn(&T) -> bool,
+        f: impl FnOnce(&mut C, &mut Ctx<'_, V>, TimerId, T) -> R,
+    ) -> (Vec<Effect<V>>, R) {
+        let own = &own;
+        self.fire(
+            |t| own(t).is_some_and(&pred),
+            |c, ctx, id, tag| f(c, ctx, id, own(&tag).expect("picked").clone()),
+        )
     }
 }
 

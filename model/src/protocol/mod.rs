@@ -4,8 +4,8 @@
 //!
 //! It owns the RPC messages ([`rpc`]), observations ([`obs`]), identifiers ([`ids`]), the
 //! lifecycle states ([`states`]), checkpoint and data-plane types ([`checkpoint`]), the records
-//! of a job ([`records`]), the job's graph ([`job_graph`]) and the configuration ([`config`]).
-//! It does not own behaviour.
+//! of a job ([`records`]), the job's graph ([`job_graph`]), the configuration ([`config`]) and
+//! the timer tags, nested by the component that arms them ([`timer`]). It does not own behaviour.
 
 pub mod checkpoint;
 pub mod config;

@@ -12,8 +12,7 @@ use crate::checking::bugs::{Bug, Bugs};
 use crate::protocol::config::FlinkConfig;
 use crate::protocol::ids::JobId;
 use crate::protocol::obs::{Endpoint, Obs};
-use crate::protocol::timer::HeartbeatPair;
-use crate::protocol::timer::Timer;
+use crate::protocol::timer::{HeartbeatPair, HeartbeatTimer, Timer};
 use crate::protocol::Flink;
 use sim::{Ctx, NodeId, TimerId};
 use std::collections::BTreeMap;
@@ -34,7 +33,8 @@ struct Monitor {
 #[derive(Debug)]
 pub struct HeartbeatManager {
     pair: HeartbeatPair,
-    /// The job of a per-job pair (JobMaster ↔ TE, RM ↔ JobMaster); carried in timer tags.
+    /// The job of a per-job pair (JobMaster ↔ TE, RM ↔ JobMaster); it names the owner of its
+    /// timers.
     job: Option<JobId>,
     role: Role,
     observer: Endpoint,
@@ -66,9 +66,11 @@ impl HeartbeatManager {
         bugs: Bugs,
     ) -> HeartbeatManager {
         assert!(config.heartbeat_timeout >= config.heartbeat_interval);
-        if pair != HeartbeatPair::ResourceManagerTaskExecutor {
-            assert!(job.is_some(), "per-job heartbeat pair without a job");
-        }
+        assert_eq!(
+            job.is_some(),
+            pair != HeartbeatPair::ResourceManagerTaskExecutor,
+            "exactly the JobMaster pairs are per job"
+        );
         HeartbeatManager {
             pair,
             job,
@@ -107,13 +109,7 @@ impl HeartbeatManager {
     /// Starts the sender loop (senders only).
     pub fn start(&self, ctx: &mut Ctx<'_, Flink>) {
         assert_eq!(self.role, Role::Sender);
-        ctx.set_timer(
-            self.interval,
-            Timer::HeartbeatTick {
-                pair: self.pair,
-                job: self.job,
-            },
-        );
+        ctx.set_timer(self.interval, self.timer(HeartbeatTimer::Tick));
     }
 
     /// The sender loop fired: re-arms it. The caller then requests a heartbeat from each of
@@ -160,15 +156,12 @@ impl HeartbeatManager {
 
     fn arm(&self, ctx: &mut Ctx<'_, Flink>, target: NodeId) -> TimerId {
         assert!(!self.timeout.is_zero(), "heartbeat.timeout is positive");
-        ctx.set_timer(
-            self.timeout,
-            Timer::HeartbeatTimeout {
-                pair: self.pair,
-                job: self.job,
-                sender: self.role == Role::Sender,
-                target,
-            },
-        )
+        ctx.set_timer(self.timeout, self.timer(HeartbeatTimer::Timeout { target }))
+    }
+
+    /// `timer` as a timer of the endpoint this manager serves.
+    fn timer(&self, timer: HeartbeatTimer) -> Timer {
+        self.pair.timer(self.role == Role::Sender, self.job, timer)
     }
 
     /// A heartbeat (request or response) from `target` arrived. Resets its monitor and failure
@@ -176,19 +169,13 @@ impl HeartbeatManager {
     pub fn report_heartbeat(&mut self, ctx: &mut Ctx<'_, Flink>, target: NodeId) -> bool {
         let no_reset = self.bugs.has(Bug::HeartbeatTimeoutNotReset);
         let timeout = self.timeout;
-        let (pair, job, sender) = (self.pair, self.job, self.role == Role::Sender);
+        let tag = self.timer(HeartbeatTimer::Timeout { target });
         let Some(m) = self.monitors.get_mut(&target) else {
             return false;
         };
         m.failures = 0;
         if !no_reset {
             ctx.cancel_timer(m.timer);
-            let tag = Timer::HeartbeatTimeout {
-                pair,
-                job,
-                sender,
-                target,
-            };
             m.timer = ctx.set_timer(timeout, tag);
         }
         true

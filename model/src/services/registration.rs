@@ -8,8 +8,7 @@
 
 use crate::protocol::config::FlinkConfig;
 use crate::protocol::obs::Obs;
-use crate::protocol::timer::RegistrationTarget;
-use crate::protocol::timer::Timer;
+use crate::protocol::timer::{RegistrationTarget, RegistrationTimer};
 use crate::protocol::Flink;
 use sim::{Ctx, TimerId};
 use std::time::Duration;
@@ -72,8 +71,7 @@ impl RetryingRegistration {
         self.replace_timer(
             ctx,
             timeout,
-            Timer::RegistrationAttemptTimeout {
-                target: self.target,
+            RegistrationTimer::AttemptTimeout {
                 attempt_id: self.attempt_id,
             },
         );
@@ -84,11 +82,11 @@ impl RetryingRegistration {
         self.attempt_id
     }
 
-    fn replace_timer(&mut self, ctx: &mut Ctx<'_, Flink>, after: Duration, tag: Timer) {
+    fn replace_timer(&mut self, ctx: &mut Ctx<'_, Flink>, after: Duration, t: RegistrationTimer) {
         if let Some(t) = self.timer.take() {
             ctx.cancel_timer(t);
         }
-        self.timer = Some(ctx.set_timer(after, tag));
+        self.timer = Some(ctx.set_timer(after, self.target.timer(t)));
     }
 
     pub fn is_current(&self, attempt_id: u64) -> bool {
@@ -131,11 +129,7 @@ impl RetryingRegistration {
         if !self.is_current(attempt_id) {
             return false;
         }
-        let tag = Timer::RegistrationRetry {
-            target: self.target,
-            attempt_id,
-        };
-        self.replace_timer(ctx, delay, tag);
+        self.replace_timer(ctx, delay, RegistrationTimer::Retry { attempt_id });
         true
     }
 

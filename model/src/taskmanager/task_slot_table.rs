@@ -4,8 +4,8 @@
 //! A slot index is free (absent), ALLOCATED (reserved by the ResourceManager's `requestSlot` but
 //! not accepted by a JobMaster, armed with `taskmanager.slot.timeout`) or ACTIVE (accepted through
 //! `offerSlots`; no timeout). The table arms and cancels slot timeouts itself, and every arm
-//! carries a fresh ticket, so a `Timer::SlotTimeout` of an earlier arm is recognised as stale
-//! (Flink's `TimerService` tickets). Every state change is traced (`SlotAllocated`,
+//! carries a fresh ticket, so a `TaskExecutorTimer::SlotTimeout` of an earlier arm is recognised
+//! as stale (Flink's `TimerService` tickets). Every state change is traced (`SlotAllocated`,
 //! `SlotActivated`, `SlotDeactivated`, `SlotFreed`) and the slot report is derived from the table,
 //! so the ResourceManager always hears what the table holds.
 //!
@@ -15,7 +15,7 @@
 use crate::protocol::ids::{AllocationId, JobId};
 use crate::protocol::obs::Obs;
 use crate::protocol::rpc::{SlotOffer, SlotReport, SlotStatus};
-use crate::protocol::timer::Timer;
+use crate::protocol::timer::{TaskExecutorTimer, Timer};
 use crate::protocol::Flink;
 use sim::{Ctx, TimerId};
 use std::time::Duration;
@@ -182,10 +182,10 @@ impl TaskSlotTable {
         let ticket = self.next_ticket;
         let timer = ctx.set_timer(
             self.slot_timeout,
-            Timer::SlotTimeout {
+            Timer::TaskExecutor(TaskExecutorTimer::SlotTimeout {
                 allocation_id,
                 ticket,
-            },
+            }),
         );
         SlotTimeout { timer, ticket }
     }
@@ -383,10 +383,10 @@ mod tests {
             .filter_map(|e| match e {
                 Effect::SetTimer {
                     tag:
-                        Timer::SlotTimeout {
+                        Timer::TaskExecutor(TaskExecutorTimer::SlotTimeout {
                             allocation_id,
                             ticket,
-                        },
+                        }),
                     ..
                 } => Some((*allocation_id, *ticket)),
                 _ => None,

@@ -238,7 +238,7 @@ mod tests {
     use crate::protocol::config::FlinkConfig;
     use crate::protocol::job_graph::{ExecutionVertexId, JobVertexId};
     use crate::protocol::rpc::TaskDeploymentDescriptor;
-    use crate::protocol::timer::Timer;
+    use crate::protocol::timer::{JobMasterTimer, Timer};
     use ExecutionState as S;
 
     fn attempt(n: u32) -> ExecutionAttemptId {
@@ -382,9 +382,9 @@ mod tests {
                 3,
                 Step::Timer(
                     JM,
-                    Timer::RestartDelay {
+                    Timer::JobMaster {
                         job_id: 5,
-                        version: 1,
+                        timer: JobMasterTimer::RestartDelay { version: 1 },
                     },
                 ),
             ),

@@ -20,7 +20,7 @@ use crate::protocol::ids::{ExecutionAttemptId, JobId};
 use crate::protocol::job_graph::{key_group_range, ExecutionVertexId, JobGraph};
 use crate::protocol::obs::Obs;
 use crate::protocol::rpc::{CheckpointStorageRpc, Msg, TaskExecutorRpc};
-use crate::protocol::timer::Timer;
+use crate::protocol::timer::{JobMasterTimer, Timer};
 use crate::protocol::Flink;
 use rand::Rng as _;
 use sim::{Ctx, NodeId, TimerId};
@@ -275,9 +275,11 @@ impl CheckpointCoordinator {
         self.scheduler_version += 1;
         self.trigger_timer = Some(ctx.set_timer(
             after,
-            Timer::CheckpointTrigger {
+            Timer::JobMaster {
                 job_id: self.job_id,
-                version: self.scheduler_version,
+                timer: JobMasterTimer::CheckpointTrigger {
+                    version: self.scheduler_version,
+                },
             },
         ));
     }
@@ -396,9 +398,9 @@ impl CheckpointCoordinator {
         debug_assert!(plan.trigger.iter().all(|(a, _)| plan.wait_for.contains(a)));
         let timeout = ctx.set_timer(
             self.config.timeout,
-            Timer::CheckpointTimeout {
+            Timer::JobMaster {
                 job_id: self.job_id,
-                checkpoint_id: id,
+                timer: JobMasterTimer::CheckpointTimeout { checkpoint_id: id },
             },
         );
         ctx.trace(Obs::CheckpointTriggered {

@@ -50,8 +50,8 @@ use crate::protocol::rpc::{
     TaskManagerRegistration,
 };
 use crate::protocol::states::{ExecutionState, JobStatus};
-use crate::protocol::timer::HeartbeatPair;
 use crate::protocol::timer::Timer;
+use crate::protocol::timer::{HeartbeatPair, HeartbeatTimer, JobMasterTimer, RegistrationTimer};
 use crate::protocol::Flink;
 use crate::services::heartbeat::{HeartbeatManager, Role};
 use execution_graph::{stream_configs, Execution};
@@ -315,10 +315,6 @@ impl JobMaster {
         attempt.graph == self.graph_id
     }
 
-    pub fn owns_allocation(&self, allocation_id: AllocationId) -> bool {
-        self.slots.contains_key(&allocation_id)
-    }
-
     /// `startJobExecution`: heartbeats, the RM connection, then scheduling.
     pub fn on_start(&mut self, ctx: &mut Ctx<'_, Flink>) {
         assert_eq!(
@@ -372,8 +368,9 @@ impl JobMaster {
         self.connect_to_resource_manager(ctx);
         ctx.set_timer(
             self.config.slot_idle_timeout,
-            Timer::SlotIdleCheck {
+            Timer::JobMaster {
                 job_id: self.job_id,
+                timer: JobMasterTimer::SlotIdleCheck,
             },
         );
         // startScheduling: CREATED -> RUNNING, then every region is scheduled.
@@ -533,51 +530,49 @@ impl JobMaster {
     // Timers and unreachable targets
     // ------------------------------------------------------------------------------------
 
-    pub fn on_timer(&mut self, ctx: &mut Ctx<'_, Flink>, timer: TimerId, tag: Timer) {
+    pub fn on_timer(&mut self, ctx: &mut Ctx<'_, Flink>, timer: TimerId, tag: JobMasterTimer) {
         if self.shut_down {
             return;
         }
         match tag {
-            Timer::HeartbeatTick {
-                pair: HeartbeatPair::JobMasterTaskExecutor,
-                ..
-            } => self.on_task_manager_heartbeat_tick(ctx),
-            Timer::HeartbeatTimeout {
-                pair: HeartbeatPair::JobMasterTaskExecutor,
-                target,
-                ..
-            } => self.on_task_manager_heartbeat_timeout(ctx, timer, target),
-            Timer::HeartbeatTimeout {
-                pair: HeartbeatPair::ResourceManagerJobMaster,
-                target,
-                ..
-            } => self.on_resource_manager_heartbeat_timeout(ctx, timer, target),
-            Timer::RegistrationAttemptTimeout { attempt_id, .. } => {
-                self.on_registration_attempt_timeout(ctx, attempt_id)
+            JobMasterTimer::TaskManagerHeartbeat(HeartbeatTimer::Tick) => {
+                self.on_task_manager_heartbeat_tick(ctx)
             }
-            Timer::RegistrationRetry { attempt_id, .. } => {
-                self.on_registration_retry(ctx, attempt_id)
+            JobMasterTimer::TaskManagerHeartbeat(HeartbeatTimer::Timeout { target }) => {
+                self.on_task_manager_heartbeat_timeout(ctx, timer, target)
             }
-            Timer::CheckpointTrigger { version, .. } => self.on_checkpoint_trigger(ctx, version),
-            Timer::CheckpointTimeout { checkpoint_id, .. } => {
+            JobMasterTimer::ResourceManagerHeartbeatTimeout { target } => {
+                self.on_resource_manager_heartbeat_timeout(ctx, timer, target)
+            }
+            JobMasterTimer::ResourceManagerRegistration(RegistrationTimer::AttemptTimeout {
+                attempt_id,
+            }) => self.on_registration_attempt_timeout(ctx, attempt_id),
+            JobMasterTimer::ResourceManagerRegistration(RegistrationTimer::Retry {
+                attempt_id,
+            }) => self.on_registration_retry(ctx, attempt_id),
+            JobMasterTimer::CheckpointTrigger { version } => {
+                self.on_checkpoint_trigger(ctx, version)
+            }
+            JobMasterTimer::CheckpointTimeout { checkpoint_id } => {
                 self.on_checkpoint_timeout(ctx, checkpoint_id)
             }
-            Timer::RestartDelay { version, .. } => self.on_restart_delay(ctx, version),
-            Timer::SlotRequestTimeout { .. } => self.on_slot_request_timeout(ctx, timer),
-            Timer::SlotIdleCheck { .. } => self.on_slot_idle_check(ctx),
-            Timer::DeclareResourcesRetry { version, .. } => {
+            JobMasterTimer::RestartDelay { version } => self.on_restart_delay(ctx, version),
+            JobMasterTimer::SlotRequestTimeout { .. } => self.on_slot_request_timeout(ctx, timer),
+            JobMasterTimer::SlotIdleCheck => self.on_slot_idle_check(ctx),
+            JobMasterTimer::DeclareResourcesRetry { version } => {
                 self.on_declare_resources_retry(ctx, timer, version)
             }
-            Timer::SubmitTaskTimeout { attempt, .. } => {
+            JobMasterTimer::SubmitTaskTimeout { attempt } => {
                 self.on_submit_task_timeout(ctx, timer, attempt)
             }
-            Timer::CancelTaskRetry { attempt, .. } => {
+            JobMasterTimer::CancelTaskRetry { attempt } => {
                 self.on_cancel_task_retry(ctx, timer, attempt)
             }
-            other => panic!("JobMaster timer {other:?} has no handler"),
         }
     }
 
+    /// An RPC of this JobMaster found `to` down. The process reports only the RPCs that name the
+    /// job; of these, a heartbeat request and `submitTask` are acted on.
     pub fn on_unreachable(&mut self, ctx: &mut Ctx<'_, Flink>, to: NodeId, msg: &Msg) {
         if self.shut_down {
             return;

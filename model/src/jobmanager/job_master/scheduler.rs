@@ -19,7 +19,7 @@ use crate::protocol::rpc::{
     InputChannel, Msg, SourceAssignment, TaskDeploymentDescriptor, TaskExecutorRpc,
 };
 use crate::protocol::states::{ExecutionState, JobStatus};
-use crate::protocol::timer::Timer;
+use crate::protocol::timer::{JobMasterTimer, Timer};
 use crate::protocol::Flink;
 use sim::{Ctx, NodeId, TimerId};
 use std::collections::BTreeSet;
@@ -160,9 +160,9 @@ impl JobMaster {
         };
         let timer = ctx.set_timer(
             self.config.ask_timeout,
-            Timer::SubmitTaskTimeout {
+            Timer::JobMaster {
                 job_id: self.job_id,
-                attempt,
+                timer: JobMasterTimer::SubmitTaskTimeout { attempt },
             },
         );
         let e = self.executions.get_mut(&ev).expect("known");
@@ -364,9 +364,9 @@ impl JobMaster {
         });
         ctx.set_timer(
             backoff,
-            Timer::RestartDelay {
+            Timer::JobMaster {
                 job_id: self.job_id,
-                version,
+                timer: JobMasterTimer::RestartDelay { version },
             },
         );
     }
@@ -412,9 +412,9 @@ impl JobMaster {
         );
         let timer = ctx.set_timer(
             self.config.ask_timeout,
-            Timer::CancelTaskRetry {
+            Timer::JobMaster {
                 job_id: self.job_id,
-                attempt,
+                timer: JobMasterTimer::CancelTaskRetry { attempt },
             },
         );
         if let Some(old) = self

@@ -17,7 +17,7 @@ use crate::protocol::job_graph::ExecutionVertexId;
 use crate::protocol::obs::Obs;
 use crate::protocol::rpc::{Msg, ResourceManagerRpc, SlotOffer, TaskExecutorRpc};
 use crate::protocol::states::{ExecutionState, JobStatus};
-use crate::protocol::timer::Timer;
+use crate::protocol::timer::{JobMasterTimer, Timer};
 use crate::protocol::Flink;
 use sim::{Ctx, NodeId, TimerId};
 
@@ -96,9 +96,9 @@ impl JobMaster {
         }
         self.declare_timer = Some(ctx.set_timer(
             self.config.ask_timeout,
-            Timer::DeclareResourcesRetry {
+            Timer::JobMaster {
                 job_id: self.job_id,
-                version,
+                timer: JobMasterTimer::DeclareResourcesRetry { version },
             },
         ));
     }
@@ -232,8 +232,9 @@ impl JobMaster {
     pub(super) fn on_slot_idle_check(&mut self, ctx: &mut Ctx<'_, Flink>) {
         ctx.set_timer(
             self.config.slot_idle_timeout,
-            Timer::SlotIdleCheck {
+            Timer::JobMaster {
                 job_id: self.job_id,
+                timer: JobMasterTimer::SlotIdleCheck,
             },
         );
         let now = ctx.mono_ns();
@@ -265,9 +266,9 @@ impl JobMaster {
             (true, None) => {
                 self.slot_request_timer = Some(ctx.set_timer(
                     self.config.slot_request_timeout,
-                    Timer::SlotRequestTimeout {
+                    Timer::JobMaster {
                         job_id: self.job_id,
-                        version: 0,
+                        timer: JobMasterTimer::SlotRequestTimeout { version: 0 },
                     },
                 ));
             }

@@ -113,16 +113,34 @@ impl Harness {
     }
 
     /// Fires the earliest armed timer matching `pred`, as the kernel would.
-    fn pop(&mut self, pred: impl Fn(&Timer) -> bool) -> Effects {
+    fn pop(&mut self, pred: impl Fn(&JobMasterTimer) -> bool) -> Effects {
+        let job = self.job_id;
         self.d
-            .fire(pred, |jm, ctx, id, tag| jm.on_timer(ctx, id, tag))
+            .fire_own(
+                |t| own_timer(job, t),
+                pred,
+                |jm, ctx, id, t| jm.on_timer(ctx, id, t),
+            )
             .0
+    }
+
+    /// The armed timers matching `pred`, with their delays (every timer a JobMaster arms is
+    /// one of its job's).
+    fn armed(&mut self, pred: impl Fn(&JobMasterTimer) -> bool) -> Vec<(Duration, JobMasterTimer)> {
+        let job = self.job_id;
+        assert!(self.d.armed(|t| own_timer(job, t).is_none()).is_empty());
+        self.d.armed_own(|t| own_timer(job, t), pred)
     }
 
     /// The attempt id of the registration at the RM in flight.
     fn registration_attempt(&mut self) -> u64 {
-        match &self.armed(|t| matches!(t, Timer::RegistrationAttemptTimeout { .. }))[..] {
-            [(_, Timer::RegistrationAttemptTimeout { attempt_id, .. })] => *attempt_id,
+        match &self.armed(registration_attempt_timeout)[..] {
+            [(
+                _,
+                JobMasterTimer::ResourceManagerRegistration(RegistrationTimer::AttemptTimeout {
+                    attempt_id,
+                }),
+            )] => *attempt_id,
             other => panic!("one registration in flight: {other:?}"),
         }
     }
@@ -337,8 +355,23 @@ fn declarations(out: &Effects) -> Vec<(u32, u64)> {
         .collect()
 }
 
-fn restart_delay(t: &Timer) -> bool {
-    matches!(t, Timer::RestartDelay { .. })
+/// The timer `t` of the JobMaster of `job`, if it is one.
+fn own_timer(job: JobId, t: &Timer) -> Option<&JobMasterTimer> {
+    match t {
+        Timer::JobMaster { job_id, timer } if *job_id == job => Some(timer),
+        _ => None,
+    }
+}
+
+fn restart_delay(t: &JobMasterTimer) -> bool {
+    matches!(t, JobMasterTimer::RestartDelay { .. })
+}
+
+fn registration_attempt_timeout(t: &JobMasterTimer) -> bool {
+    matches!(
+        t,
+        JobMasterTimer::ResourceManagerRegistration(RegistrationTimer::AttemptTimeout { .. })
+    )
 }
 
 #[test]
@@ -379,12 +412,12 @@ fn start_registers_at_the_resource_manager_and_schedules_every_vertex() {
     // slot request timeout.
     assert!(declarations(&out).is_empty());
     assert_eq!(
-        h.armed(|t| matches!(t, Timer::RegistrationAttemptTimeout { .. }))[0].0,
+        h.armed(registration_attempt_timeout)[0].0,
         Duration::from_millis(100)
     );
     let timeout = h.config.slot_request_timeout;
     assert_eq!(
-        h.armed(|t| matches!(t, Timer::SlotRequestTimeout { .. }))[0].0,
+        h.armed(|t| matches!(t, JobMasterTimer::SlotRequestTimeout { .. }))[0].0,
         timeout
     );
 }
@@ -395,10 +428,8 @@ fn the_requirement_is_declared_once_connected_and_re_sent_until_acknowledged() {
     let out = h.connect_rm();
     // One slot per slot-sharing group: the highest parallelism.
     assert_eq!(declarations(&out), [(2, 1)]);
-    assert!(h
-        .armed(|t| matches!(t, Timer::RegistrationAttemptTimeout { .. }))
-        .is_empty());
-    let retry = |t: &Timer| matches!(t, Timer::DeclareResourcesRetry { .. });
+    assert!(h.armed(registration_attempt_timeout).is_empty());
+    let retry = |t: &JobMasterTimer| matches!(t, JobMasterTimer::DeclareResourcesRetry { .. });
     assert_eq!(h.armed(retry)[0].0, ASK_TIMEOUT);
 
     let out = h.pop(retry);
@@ -420,7 +451,7 @@ fn the_requirement_is_declared_once_connected_and_re_sent_until_acknowledged() {
 fn an_unanswered_registration_is_retried_with_a_doubled_timeout_and_late_answers_ignored() {
     let mut h = Harness::started(one_restart(), two_regions());
     let first = h.registration_attempt();
-    let out = h.pop(|t| matches!(t, Timer::RegistrationAttemptTimeout { .. }));
+    let out = h.pop(registration_attempt_timeout);
     let second = h.registration_attempt();
     assert_ne!(second, first);
     assert_eq!(
@@ -434,7 +465,7 @@ fn an_unanswered_registration_is_retried_with_a_doubled_timeout_and_late_answers
         )]
     );
     assert_eq!(
-        h.armed(|t| matches!(t, Timer::RegistrationAttemptTimeout { .. }))[0].0,
+        h.armed(registration_attempt_timeout)[0].0,
         Duration::from_millis(200)
     );
     // The answer to the abandoned attempt connects nothing; the current one does.
@@ -465,15 +496,10 @@ fn slot_offers_are_accepted_only_from_registered_task_managers_under_the_current
         )]
     );
     // The JobMaster is the heartbeat sender towards the TaskExecutor.
-    let job = h.job_id;
     assert_eq!(
-        h.armed(|t| *t
-            == Timer::HeartbeatTimeout {
-                pair: HeartbeatPair::JobMasterTaskExecutor,
-                job: Some(job),
-                sender: true,
-                target: TM1,
-            })
+        h.armed(
+            |t| *t == JobMasterTimer::TaskManagerHeartbeat(HeartbeatTimer::Timeout { target: TM1 })
+        )
         .len(),
         1
     );
@@ -513,7 +539,9 @@ fn offered_slots_deploy_each_pipelined_region_by_submit_task() {
     );
     let attempt = d.tdd.attempt;
     assert_eq!(
-        h.armed(|t| matches!(t, Timer::SubmitTaskTimeout { attempt: a, .. } if *a == attempt))[0].0,
+        h.armed(|t| matches!(t, JobMasterTimer::SubmitTaskTimeout { attempt: a } if *a == attempt))
+            [0]
+        .0,
         ASK_TIMEOUT
     );
 
@@ -526,7 +554,7 @@ fn offered_slots_deploy_each_pipelined_region_by_submit_task() {
     assert_eq!(deployed[0].tdd.allocation_id, 12);
     // Every execution has its slot: the slot request timeout stops.
     assert!(h
-        .armed(|t| matches!(t, Timer::SlotRequestTimeout { .. }))
+        .armed(|t| matches!(t, JobMasterTimer::SlotRequestTimeout { .. }))
         .is_empty());
 }
 
@@ -619,7 +647,7 @@ fn the_job_finishes_when_every_task_finished_and_the_job_master_shuts_down() {
         [(late, false)]
     );
     assert!(h
-        .pop(|t| matches!(t, Timer::HeartbeatTick { .. }))
+        .pop(|t| *t == JobMasterTimer::TaskManagerHeartbeat(HeartbeatTimer::Tick))
         .is_empty());
 }
 
@@ -729,7 +757,7 @@ fn when_the_restart_strategy_refuses_the_job_fails_after_cancelling_its_tasks() 
     assert_eq!(declarations(&out).last().map(|d| d.0), Some(0));
     assert!(!h.component.is_shut_down());
     assert_eq!(
-        h.armed(|t| matches!(t, Timer::CancelTaskRetry { attempt, .. } if *attempt == other))
+        h.armed(|t| matches!(t, JobMasterTimer::CancelTaskRetry { attempt } if *attempt == other))
             .len(),
         1,
         "cancelTask is re-sent until the task reports"
@@ -759,12 +787,7 @@ fn a_task_manager_heartbeat_timeout_fails_its_tasks_and_releases_its_slots() {
     }
     let job = h.job_id;
     let out = h.pop(|t| {
-        *t == Timer::HeartbeatTimeout {
-            pair: HeartbeatPair::JobMasterTaskExecutor,
-            job: Some(job),
-            sender: true,
-            target: TM1,
-        }
+        *t == JobMasterTimer::TaskManagerHeartbeat(HeartbeatTimer::Timeout { target: TM1 })
     });
     let obs = traces(&out);
     assert!(obs.contains(&&Obs::TargetLost {
@@ -798,7 +821,7 @@ fn a_task_manager_heartbeat_timeout_fails_its_tasks_and_releases_its_slots() {
     let out = h.pop(restart_delay);
     assert!(deployments(&out).is_empty());
     assert_eq!(
-        h.armed(|t| matches!(t, Timer::SlotRequestTimeout { .. }))
+        h.armed(|t| matches!(t, JobMasterTimer::SlotRequestTimeout { .. }))
             .len(),
         1
     );
@@ -858,7 +881,7 @@ fn the_slot_request_timeout_fails_executions_without_a_slot() {
     // No restarts: the timeout fails the job.
     let mut h = Harness::started(test_support::setup(&[]), two_regions());
     let timeout = h.config.slot_request_timeout;
-    let out = h.pop(|t| matches!(t, Timer::SlotRequestTimeout { .. }));
+    let out = h.pop(|t| matches!(t, JobMasterTimer::SlotRequestTimeout { .. }));
     assert_eq!(h.now(), Time::ZERO + timeout);
     let failed: Vec<_> = transitions(&out)
         .into_iter()
@@ -894,7 +917,7 @@ fn the_slot_request_timeout_restarts_every_region_without_a_slot() {
         ]),
         two_regions(),
     );
-    h.pop(|t| matches!(t, Timer::SlotRequestTimeout { .. }));
+    h.pop(|t| matches!(t, JobMasterTimer::SlotRequestTimeout { .. }));
     let mut recreated = Vec::new();
     while !h.armed(restart_delay).is_empty() {
         recreated.extend(created(&h.pop(restart_delay)));

@@ -27,7 +27,7 @@ use crate::protocol::rpc::{
     TaskExecutorRpc,
 };
 use crate::protocol::states::JobStatus;
-use crate::protocol::timer::Timer;
+use crate::protocol::timer::{HeartbeatTimer, JobMasterTimer, ResourceManagerTimer, Timer};
 use crate::taskmanager::task_executor::job_component;
 use sim::testing::Driver;
 use std::collections::VecDeque;
@@ -240,13 +240,21 @@ impl Cluster {
     /// restart strategy) fails the job.
     fn fail_job(&mut self, job_id: JobId) -> Effects {
         let (out, ()) = self.jm.fire(
-            |t| matches!(t, Timer::SlotRequestTimeout { .. }),
+            |t| {
+                matches!(t, Timer::JobMaster {
+                    job_id: job,
+                    timer: JobMasterTimer::SlotRequestTimeout { .. },
+                } if *job == job_id)
+            },
             |p, ctx, id, tag| {
+                let Timer::JobMaster { timer, .. } = tag else {
+                    unreachable!("matched")
+                };
                 p.step(ctx, |c, ctx| {
                     c.job_masters
                         .get_mut(&job_id)
                         .expect("the job's JobMaster")
-                        .on_timer(ctx, id, tag)
+                        .on_timer(ctx, id, timer)
                 })
             },
         );
@@ -290,7 +298,11 @@ fn without_ha_the_components_exist_from_the_start() {
     assert!(c.components().token.is_none());
     let out = c.step(|p, ctx| p.on_start(ctx));
     // The ResourceManager's heartbeat loop runs; there is no HA traffic.
-    let ticks = c.jm.armed(|t| matches!(t, Timer::HeartbeatTick { .. }));
+    let ticks = c.jm.armed(|t| {
+        *t == Timer::ResourceManager(ResourceManagerTimer::TaskManagerHeartbeat(
+            HeartbeatTimer::Tick,
+        ))
+    });
     assert_eq!(ticks.len(), 1);
     assert!(sends(&out).is_empty());
     assert_eq!(

@@ -26,8 +26,7 @@ use crate::protocol::rpc::{
     DisconnectCause, JobMasterRegistration, JobMasterRpc, Msg, RegistrationResponse,
     ResourceManagerRpc, SlotReport, TaskExecutorRpc,
 };
-use crate::protocol::timer::HeartbeatPair;
-use crate::protocol::timer::Timer;
+use crate::protocol::timer::{HeartbeatPair, HeartbeatTimer, ResourceManagerTimer, Timer};
 use crate::protocol::Flink;
 use crate::services::heartbeat::{HeartbeatManager, Role};
 use rand::Rng as _;
@@ -115,7 +114,10 @@ impl ResourceManager {
     pub fn on_start(&mut self, ctx: &mut Ctx<'_, Flink>) {
         self.heartbeats.start(ctx);
         if !self.spares.is_empty() {
-            ctx.set_timer(self.idle_check_interval(), Timer::TaskManagerIdleCheck);
+            ctx.set_timer(
+                self.idle_check_interval(),
+                Timer::ResourceManager(ResourceManagerTimer::TaskManagerIdleCheck),
+            );
         }
     }
 
@@ -386,33 +388,31 @@ impl ResourceManager {
             .is_none_or(|r| r.job_master_id != job_master_id));
     }
 
-    pub fn on_timer(&mut self, ctx: &mut Ctx<'_, Flink>, timer: TimerId, tag: Timer) {
+    pub fn on_timer(
+        &mut self,
+        ctx: &mut Ctx<'_, Flink>,
+        timer: TimerId,
+        tag: ResourceManagerTimer,
+    ) {
+        use ResourceManagerTimer as R;
         match tag {
-            Timer::HeartbeatTick {
-                pair: HeartbeatPair::ResourceManagerTaskExecutor,
-                ..
-            } => self.on_heartbeat_tick(ctx),
-            Timer::HeartbeatTimeout {
-                pair: HeartbeatPair::ResourceManagerTaskExecutor,
-                target,
-                ..
-            } => self.on_heartbeat_timeout(ctx, timer, target),
-            Timer::HeartbeatTick {
-                pair: HeartbeatPair::ResourceManagerJobMaster,
-                job: Some(job_id),
+            R::TaskManagerHeartbeat(HeartbeatTimer::Tick) => self.on_heartbeat_tick(ctx),
+            R::TaskManagerHeartbeat(HeartbeatTimer::Timeout { target }) => {
+                self.on_heartbeat_timeout(ctx, timer, target)
+            }
+            R::JobManagerHeartbeat {
+                job_id,
+                timer: HeartbeatTimer::Tick,
             } => self.on_job_master_heartbeat_tick(ctx, job_id),
-            Timer::HeartbeatTimeout {
-                pair: HeartbeatPair::ResourceManagerJobMaster,
-                job: Some(job_id),
-                target,
-                ..
+            R::JobManagerHeartbeat {
+                job_id,
+                timer: HeartbeatTimer::Timeout { target },
             } => self.on_job_master_heartbeat_timeout(ctx, timer, job_id, target),
-            Timer::RequirementCheck => self.on_requirement_check(ctx),
-            Timer::RequestSlotTimeout { allocation_id } => {
+            R::RequirementCheck => self.on_requirement_check(ctx),
+            R::RequestSlotTimeout { allocation_id } => {
                 self.on_request_slot_timeout(ctx, allocation_id)
             }
-            Timer::TaskManagerIdleCheck => self.on_task_manager_idle_check(ctx),
-            other => panic!("ResourceManager timer {other:?} has no handler"),
+            R::TaskManagerIdleCheck => self.on_task_manager_idle_check(ctx),
         }
     }
 

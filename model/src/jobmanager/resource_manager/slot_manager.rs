@@ -18,7 +18,7 @@ use crate::checking::bugs::Bug;
 use crate::protocol::ids::{AllocationId, InstanceId, JobId, JobMasterId, SlotId};
 use crate::protocol::obs::Obs;
 use crate::protocol::rpc::{JobMasterRpc, Msg, SlotReport, TaskExecutorRpc};
-use crate::protocol::timer::Timer;
+use crate::protocol::timer::{ResourceManagerTimer, Timer};
 use crate::protocol::Flink;
 use rand::Rng as _;
 use sim::{Ctx, NodeId};
@@ -286,7 +286,10 @@ impl ResourceManager {
     pub(super) fn schedule_requirement_check(&mut self, ctx: &mut Ctx<'_, Flink>) {
         if !self.check_scheduled {
             self.check_scheduled = true;
-            ctx.set_timer(REQUIREMENT_CHECK_DELAY, Timer::RequirementCheck);
+            ctx.set_timer(
+                REQUIREMENT_CHECK_DELAY,
+                Timer::ResourceManager(ResourceManagerTimer::RequirementCheck),
+            );
         }
     }
 
@@ -337,7 +340,9 @@ impl ResourceManager {
                 );
                 let timer = ctx.set_timer(
                     self.config.ask_timeout,
-                    Timer::RequestSlotTimeout { allocation_id },
+                    Timer::ResourceManager(ResourceManagerTimer::RequestSlotTimeout {
+                        allocation_id,
+                    }),
                 );
                 self.pending.insert(allocation_id, (slot_id, timer));
                 ctx.trace(Obs::SlotRequested {
@@ -427,7 +432,10 @@ impl ResourceManager {
     pub(super) fn on_task_manager_idle_check(&mut self, ctx: &mut Ctx<'_, Flink>) {
         // The check runs only with spare TaskManagers to release.
         assert!(!self.spares.is_empty());
-        ctx.set_timer(self.idle_check_interval(), Timer::TaskManagerIdleCheck);
+        ctx.set_timer(
+            self.idle_check_interval(),
+            Timer::ResourceManager(ResourceManagerTimer::TaskManagerIdleCheck),
+        );
         self.release_idle_workers(ctx);
     }
 

@@ -54,10 +54,20 @@ impl Harness {
     }
 
     /// Fires the earliest armed timer matching `pred`, as the kernel would.
-    fn pop(&mut self, pred: impl Fn(&Timer) -> bool) -> Effects {
+    fn pop(&mut self, pred: impl Fn(&ResourceManagerTimer) -> bool) -> Effects {
         self.0
-            .fire(pred, |rm, ctx, id, tag| rm.on_timer(ctx, id, tag))
+            .fire_own(own_timer, pred, |rm, ctx, id, t| rm.on_timer(ctx, id, t))
             .0
+    }
+
+    /// The armed timers matching `pred`, with their delays (every timer the ResourceManager
+    /// arms is its own).
+    fn armed(
+        &mut self,
+        pred: impl Fn(&ResourceManagerTimer) -> bool,
+    ) -> Vec<(Duration, ResourceManagerTimer)> {
+        assert!(self.0.armed(|t| own_timer(t).is_none()).is_empty());
+        self.0.armed_own(own_timer, pred)
     }
 
     fn register_te_raw(&mut self, tm: NodeId, attempt_id: u64) -> Effects {
@@ -135,7 +145,7 @@ impl Harness {
 
     /// The batched requirement check runs.
     fn check(&mut self) -> Effects {
-        self.pop(|t| *t == Timer::RequirementCheck)
+        self.pop(|t| *t == ResourceManagerTimer::RequirementCheck)
     }
 
     fn answer(&mut self, tm: NodeId, allocation_id: AllocationId, ok: bool) -> Effects {
@@ -199,19 +209,22 @@ fn slot_requests(out: &Effects) -> Vec<SlotRequest> {
         .collect()
 }
 
-fn is_te_timeout(tm: NodeId) -> impl Fn(&Timer) -> bool {
-    move |t| {
-        *t == Timer::HeartbeatTimeout {
-            pair: HeartbeatPair::ResourceManagerTaskExecutor,
-            job: None,
-            sender: true,
-            target: tm,
-        }
+/// The timer `t` of the ResourceManager, if it is one.
+fn own_timer(t: &Timer) -> Option<&ResourceManagerTimer> {
+    match t {
+        Timer::ResourceManager(timer) => Some(timer),
+        _ => None,
     }
 }
 
-fn is_request_timeout(allocation_id: AllocationId) -> impl Fn(&Timer) -> bool {
-    move |t| *t == Timer::RequestSlotTimeout { allocation_id }
+fn is_te_timeout(tm: NodeId) -> impl Fn(&ResourceManagerTimer) -> bool {
+    move |t| {
+        *t == ResourceManagerTimer::TaskManagerHeartbeat(HeartbeatTimer::Timeout { target: tm })
+    }
+}
+
+fn is_request_timeout(allocation_id: AllocationId) -> impl Fn(&ResourceManagerTimer) -> bool {
+    move |t| *t == ResourceManagerTimer::RequestSlotTimeout { allocation_id }
 }
 
 #[test]
@@ -261,7 +274,9 @@ fn slots_are_registered_by_the_first_slot_report_of_the_current_registration_onl
         })]
     );
     assert!(traces(&out).is_empty());
-    assert!(h.armed(|t| *t == Timer::RequirementCheck).is_empty());
+    assert!(h
+        .armed(|t| *t == ResourceManagerTimer::RequirementCheck)
+        .is_empty());
 
     let out = h.report_slots(TM1, instance_id, free_slots(2));
     assert_eq!(
@@ -302,8 +317,11 @@ fn a_declared_requirement_is_served_from_free_slots_by_request_slot() {
     // Checked after `slotmanager.requirement-check.delay`, not at once.
     assert!(slot_requests(&out).is_empty());
     assert_eq!(
-        h.armed(|t| *t == Timer::RequirementCheck),
-        [(REQUIREMENT_CHECK_DELAY, Timer::RequirementCheck)]
+        h.armed(|t| *t == ResourceManagerTimer::RequirementCheck),
+        [(
+            REQUIREMENT_CHECK_DELAY,
+            ResourceManagerTimer::RequirementCheck
+        )]
     );
 
     let out = h.check();
@@ -327,7 +345,7 @@ fn a_declared_requirement_is_served_from_free_slots_by_request_slot() {
         h.armed(is_request_timeout(r.allocation_id)),
         [(
             ASK_TIMEOUT,
-            Timer::RequestSlotTimeout {
+            ResourceManagerTimer::RequestSlotTimeout {
                 allocation_id: r.allocation_id
             }
         )]
@@ -342,7 +360,11 @@ fn requirements_are_whole_declarations_checked_in_one_batch() {
     h.declare(JM, JM_ID, 2, 1);
     h.declare(JM, JM_ID, 1, 2);
     // One check for both changes; the later declaration replaces the earlier (not a delta).
-    assert_eq!(h.armed(|t| *t == Timer::RequirementCheck).len(), 1);
+    assert_eq!(
+        h.armed(|t| *t == ResourceManagerTimer::RequirementCheck)
+            .len(),
+        1
+    );
     let requests = slot_requests(&h.check());
     assert_eq!(requests.len(), 1);
 
@@ -367,7 +389,9 @@ fn declarations_are_fenced_by_the_registered_job_master_id() {
     h.register_jm(JM, JM_ID);
     // Another JobMasterId than the registered one: ignored, not acknowledged.
     assert!(h.declare(JM, JM_ID + 1, 1, 1).is_empty());
-    assert!(h.armed(|t| *t == Timer::RequirementCheck).is_empty());
+    assert!(h
+        .armed(|t| *t == ResourceManagerTimer::RequirementCheck)
+        .is_empty());
     assert_eq!(sends_to(&h.declare(JM, JM_ID, 1, 2), JM).len(), 1);
 }
 
@@ -388,11 +412,9 @@ fn a_newer_job_master_replaces_the_registered_one_which_is_disconnected() {
         }]
     );
     // The RM is the heartbeat sender towards the JobMaster.
-    let jm_timeout = |target| Timer::HeartbeatTimeout {
-        pair: HeartbeatPair::ResourceManagerJobMaster,
-        job: Some(JOB),
-        sender: true,
-        target,
+    let jm_timeout = |target| ResourceManagerTimer::JobManagerHeartbeat {
+        job_id: JOB,
+        timer: HeartbeatTimer::Timeout { target },
     };
     assert_eq!(h.armed(|t| *t == jm_timeout(JM)).len(), 1);
 
@@ -431,7 +453,7 @@ fn a_failed_request_slot_frees_the_slot_and_the_check_runs_again() {
     assert!(out.iter().any(|e| matches!(
         e,
         Effect::SetTimer {
-            tag: Timer::RequirementCheck,
+            tag: Timer::ResourceManager(ResourceManagerTimer::RequirementCheck),
             ..
         }
     )));
@@ -489,7 +511,7 @@ fn a_slot_report_showing_an_allocated_slot_free_frees_it_but_leaves_pending_ones
     assert!(out.iter().any(|e| matches!(
         e,
         Effect::SetTimer {
-            tag: Timer::RequirementCheck,
+            tag: Timer::ResourceManager(ResourceManagerTimer::RequirementCheck),
             ..
         }
     )));
@@ -518,7 +540,9 @@ fn notify_slot_available_frees_a_slot_only_for_its_current_allocation_and_regist
     assert!(h
         .rpc(TM1, notify(instance_id + 1, a.allocation_id))
         .is_empty());
-    assert!(h.armed(|t| *t == Timer::RequirementCheck).is_empty());
+    assert!(h
+        .armed(|t| *t == ResourceManagerTimer::RequirementCheck)
+        .is_empty());
 
     h.rpc(TM1, notify(instance_id, a.allocation_id));
     let again = slot_requests(&h.check());
@@ -558,7 +582,7 @@ fn a_task_executor_registering_again_replaces_its_old_registration() {
 fn heartbeats_are_requested_every_interval_and_a_response_resets_the_monitor() {
     let mut h = Harness::new();
     h.register_te(TM1);
-    let out = h.pop(|t| matches!(t, Timer::HeartbeatTick { .. }));
+    let out = h.pop(|t| *t == ResourceManagerTimer::TaskManagerHeartbeat(HeartbeatTimer::Tick));
     assert_eq!(h.now(), sim::Time::from_secs(10));
     assert_eq!(
         sends_to(&out, TM1),
@@ -567,7 +591,8 @@ fn heartbeats_are_requested_every_interval_and_a_response_resets_the_monitor() {
         )]
     );
     assert_eq!(
-        h.armed(|t| matches!(t, Timer::HeartbeatTick { .. })).len(),
+        h.armed(|t| *t == ResourceManagerTimer::TaskManagerHeartbeat(HeartbeatTimer::Tick))
+            .len(),
         1,
         "the loop re-arms"
     );
@@ -640,8 +665,8 @@ fn a_job_master_heartbeat_timeout_disconnects_it_but_keeps_its_requirement() {
     let out = h.pop(|t| {
         matches!(
             t,
-            Timer::HeartbeatTimeout {
-                pair: HeartbeatPair::ResourceManagerJobMaster,
+            ResourceManagerTimer::JobManagerHeartbeat {
+                timer: HeartbeatTimer::Timeout { .. },
                 ..
             }
         )

@@ -12,7 +12,7 @@ use super::Task;
 use crate::protocol::ids::ExecutionAttemptId;
 use crate::protocol::rpc::{InputChannel, Msg, TaskExecutorRpc};
 use crate::protocol::states::ExecutionState;
-use crate::protocol::timer::Timer;
+use crate::protocol::timer::{TaskExecutorTimer, Timer};
 use crate::protocol::Flink;
 use sim::{Ctx, TimerId};
 use std::time::Duration;
@@ -108,10 +108,10 @@ impl Task {
         assert_ne!(ch.state, ChannelState::Finished);
         let resend = ctx.set_timer(
             PARTITION_REQUEST_RESEND_INTERVAL,
-            Timer::PartitionRequestRetry {
+            Timer::TaskExecutor(TaskExecutorTimer::PartitionRequestRetry {
                 consumer: self.attempt,
                 producer: ch.channel.producer,
-            },
+            }),
         );
         ch.state = ChannelState::Requested { resend };
         ctx.send(
@@ -191,10 +191,10 @@ impl Task {
         ch.backoff = Some(next);
         let timer = ctx.set_timer(
             next,
-            Timer::PartitionRequestRetry {
+            Timer::TaskExecutor(TaskExecutorTimer::PartitionRequestRetry {
                 consumer: self.attempt,
                 producer,
-            },
+            }),
         );
         ch.state = ChannelState::Backoff { timer };
         PartitionRetry::Scheduled

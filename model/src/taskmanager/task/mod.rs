@@ -24,7 +24,7 @@ use crate::protocol::job_graph::UPPER_BOUND_MAX_PARALLELISM;
 use crate::protocol::obs::Obs;
 use crate::protocol::rpc::{JobMasterRpc, Msg, SourceAssignment, TaskDeploymentDescriptor};
 use crate::protocol::states::ExecutionState;
-use crate::protocol::timer::Timer;
+use crate::protocol::timer::{TaskExecutorTimer, Timer};
 use crate::protocol::Flink;
 use crate::taskmanager::stream_task::StreamTask;
 use input_channels::{ChannelState, InputChannelState};
@@ -67,14 +67,14 @@ pub struct Task {
     reader: Option<SourceReader>,
     /// Consumers that requested this task's partition: (consumer attempt, its TaskExecutor).
     consumers: Vec<(ExecutionAttemptId, NodeId)>,
-    /// The next lifecycle step (`Timer::TaskStep`).
+    /// The next lifecycle step (`TaskExecutorTimer::TaskStep`).
     step_timer: Option<TimerId>,
     /// The ask timeout of the latest `updateTaskExecutionState`; see `updates_in_flight`.
     update_timeout: Option<TimerId>,
     updates_in_flight: u32,
     /// The records, state and checkpoints of the task.
     pub stream: StreamTask,
-    /// The stream's resend tick (`Timer::TaskTick`).
+    /// The stream's resend tick (`TaskExecutorTimer::TaskTick`).
     tick_timer: Option<TimerId>,
     /// INITIALIZING's minimum duration has passed (RUNNING follows once the stream is
     /// initialised too).
@@ -200,9 +200,9 @@ impl Task {
         }
         self.step_timer = Some(ctx.set_timer(
             after,
-            Timer::TaskStep {
+            Timer::TaskExecutor(TaskExecutorTimer::TaskStep {
                 attempt: self.attempt,
-            },
+            }),
         ));
     }
 
@@ -287,9 +287,9 @@ impl Task {
         self.updates_in_flight += 1;
         self.update_timeout = Some(ctx.set_timer(
             ask_timeout,
-            Timer::UpdateTaskStateTimeout {
+            Timer::TaskExecutor(TaskExecutorTimer::UpdateTaskStateTimeout {
                 attempt: self.attempt,
-            },
+            }),
         ));
         // INITIALIZING and RUNNING are the only non-terminal states reported, once each.
         assert!(self.updates_in_flight <= 2);
@@ -326,9 +326,9 @@ impl Task {
         if self.tick_timer.is_none() && self.stream.needs_tick() {
             self.tick_timer = Some(ctx.set_timer(
                 crate::taskmanager::stream_task::RESEND_INTERVAL,
-                Timer::TaskTick {
+                Timer::TaskExecutor(TaskExecutorTimer::TaskTick {
                     attempt: self.attempt,
-                },
+                }),
             ));
         }
     }

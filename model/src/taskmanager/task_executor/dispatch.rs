@@ -16,9 +16,7 @@ use crate::protocol::rpc::{
     CheckpointStorageRpc, Msg, ResourceManagerRpc, SourceLogRpc, TaskExecutorRpc,
 };
 use crate::protocol::states::ExecutionState;
-use crate::protocol::timer::HeartbeatPair;
-use crate::protocol::timer::RegistrationTarget;
-use crate::protocol::timer::Timer;
+use crate::protocol::timer::{RegistrationTimer, TaskExecutorTimer};
 use crate::protocol::Flink;
 use crate::taskmanager::task::PartitionRetry;
 use sim::{Ctx, NodeId, TimerId};
@@ -284,13 +282,15 @@ impl TaskExecutor {
         }
     }
 
-    pub(super) fn handle_timer(&mut self, ctx: &mut Ctx<'_, Flink>, timer: TimerId, tag: Timer) {
+    pub(super) fn handle_timer(
+        &mut self,
+        ctx: &mut Ctx<'_, Flink>,
+        timer: TimerId,
+        tag: TaskExecutorTimer,
+    ) {
+        use TaskExecutorTimer as T;
         match tag {
-            Timer::HeartbeatTimeout {
-                pair: HeartbeatPair::ResourceManagerTaskExecutor,
-                target,
-                ..
-            } => {
+            T::ResourceManagerHeartbeatTimeout { target } => {
                 if !self.resource_manager_heartbeats.on_timeout(timer, target) {
                     return;
                 }
@@ -302,12 +302,7 @@ impl TaskExecutor {
                     self.reconnect_to_resource_manager(ctx, Some(LossCause::HeartbeatTimeout));
                 }
             }
-            Timer::HeartbeatTimeout {
-                pair: HeartbeatPair::JobMasterTaskExecutor,
-                job: Some(job_id),
-                target,
-                ..
-            } => {
+            T::JobManagerHeartbeatTimeout { job_id, target } => {
                 let current = match self.jobs.get(&job_id).map(|j| &j.leader) {
                     Some(JobLeader::Connected(c)) => c.heartbeats.on_timeout(timer, target),
                     _ => false,
@@ -316,10 +311,7 @@ impl TaskExecutor {
                     self.job_manager_lost(ctx, job_id, LossCause::HeartbeatTimeout);
                 }
             }
-            Timer::RegistrationAttemptTimeout {
-                target: RegistrationTarget::ResourceManager,
-                attempt_id,
-            } => {
+            T::ResourceManagerRegistration(RegistrationTimer::AttemptTimeout { attempt_id }) => {
                 let Some(RmConnection::Registering(reg)) = self.connection.as_mut() else {
                     return;
                 };
@@ -331,10 +323,7 @@ impl TaskExecutor {
                     self.send_registration(ctx, id);
                 }
             }
-            Timer::RegistrationRetry {
-                target: RegistrationTarget::ResourceManager,
-                attempt_id,
-            } => {
+            T::ResourceManagerRegistration(RegistrationTimer::Retry { attempt_id }) => {
                 let Some(RmConnection::Registering(reg)) = self.connection.as_mut() else {
                     return;
                 };
@@ -342,9 +331,9 @@ impl TaskExecutor {
                     self.send_registration(ctx, id);
                 }
             }
-            Timer::RegistrationAttemptTimeout {
-                target: RegistrationTarget::JobMaster(job_id),
-                attempt_id,
+            T::JobManagerRegistration {
+                job_id,
+                timer: RegistrationTimer::AttemptTimeout { attempt_id },
             } => {
                 let Some(job) = self.jobs.get_mut(&job_id) else {
                     return;
@@ -358,9 +347,9 @@ impl TaskExecutor {
                     self.send_job_master_registration(ctx, job_id, job_master, id);
                 }
             }
-            Timer::RegistrationRetry {
-                target: RegistrationTarget::JobMaster(job_id),
-                attempt_id,
+            T::JobManagerRegistration {
+                job_id,
+                timer: RegistrationTimer::Retry { attempt_id },
             } => {
                 let Some(job) = self.jobs.get_mut(&job_id) else {
                     return;
@@ -373,7 +362,7 @@ impl TaskExecutor {
                     self.send_job_master_registration(ctx, job_id, job_master, id);
                 }
             }
-            Timer::TaskExecutorRegistrationTimeout => {
+            T::RegistrationTimeout => {
                 // Stopping the registration timeout cancels it: only the armed one fires.
                 assert_eq!(self.registration_timeout, Some(timer));
                 self.registration_timeout = None;
@@ -382,7 +371,7 @@ impl TaskExecutor {
                     ctx.exit();
                 }
             }
-            Timer::SlotReportTimeout { instance_id } => {
+            T::SlotReportTimeout { instance_id } => {
                 if let Some(RmConnection::Established {
                     instance_id: current,
                     slot_report_timeout,
@@ -395,7 +384,7 @@ impl TaskExecutor {
                     }
                 }
             }
-            Timer::SlotTimeout {
+            T::SlotTimeout {
                 allocation_id,
                 ticket,
             } => {
@@ -405,8 +394,8 @@ impl TaskExecutor {
                     self.free_slot_internal(ctx, allocation_id, "the slot timed out");
                 }
             }
-            Timer::TaskStep { attempt } => self.on_task_step(ctx, attempt, timer),
-            Timer::TaskTick { attempt } => {
+            T::TaskStep { attempt } => self.on_task_step(ctx, attempt, timer),
+            T::TaskTick { attempt } => {
                 let Some(task) = self.tasks.get_mut(&attempt) else {
                     return;
                 };
@@ -415,12 +404,12 @@ impl TaskExecutor {
                     self.after_stream(ctx, attempt);
                 }
             }
-            Timer::PartitionRequestRetry { consumer, producer } => {
+            T::PartitionRequestRetry { consumer, producer } => {
                 if let Some(task) = self.tasks.get_mut(&consumer) {
                     task.on_partition_request_retry(ctx, producer, timer);
                 }
             }
-            Timer::OfferSlotsTimeout { job_id, offer_id } => {
+            T::OfferSlotsTimeout { job_id, offer_id } => {
                 let Some(job) = self.jobs.get_mut(&job_id) else {
                     return;
                 };
@@ -435,7 +424,7 @@ impl TaskExecutor {
                     self.offer_slots(ctx, job_id);
                 }
             }
-            Timer::UpdateTaskStateTimeout { attempt } => {
+            T::UpdateTaskStateTimeout { attempt } => {
                 let live = self
                     .tasks
                     .get(&attempt)
@@ -450,7 +439,6 @@ impl TaskExecutor {
                     );
                 }
             }
-            other => unreachable!("timer {other:?} is not a TaskExecutor's"),
         }
     }
 

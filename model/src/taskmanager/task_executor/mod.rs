@@ -49,7 +49,7 @@ use crate::protocol::obs::Endpoint;
 use crate::protocol::rpc::{Msg, TaskExecutorRpc};
 use crate::protocol::states::ExecutionState;
 use crate::protocol::timer::HeartbeatPair;
-use crate::protocol::timer::Timer;
+use crate::protocol::timer::TaskExecutorTimer;
 use crate::protocol::Flink;
 use crate::services::heartbeat::{HeartbeatManager, Role};
 use crate::taskmanager::task::Task;
@@ -273,7 +273,7 @@ impl TaskExecutor {
         self.check_invariants();
     }
 
-    pub fn on_timer(&mut self, ctx: &mut Ctx<'_, Flink>, timer: TimerId, tag: Timer) {
+    pub fn on_timer(&mut self, ctx: &mut Ctx<'_, Flink>, timer: TimerId, tag: TaskExecutorTimer) {
         self.handle_timer(ctx, timer, tag);
         self.check_invariants();
     }

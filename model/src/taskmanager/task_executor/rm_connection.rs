@@ -15,7 +15,7 @@ use crate::protocol::rpc::{
     DisconnectCause, Msg, RegistrationResponse, ResourceManagerRpc, TaskExecutorRegistration,
 };
 use crate::protocol::timer::RegistrationTarget;
-use crate::protocol::timer::Timer;
+use crate::protocol::timer::{TaskExecutorTimer, Timer};
 use crate::protocol::Flink;
 use crate::services::registration::RetryingRegistration;
 use sim::{Ctx, NodeId, TimerId};
@@ -72,7 +72,7 @@ impl TaskExecutor {
         if self.registration_timeout.is_none() {
             self.registration_timeout = Some(ctx.set_timer(
                 self.config.taskmanager_registration_timeout,
-                Timer::TaskExecutorRegistrationTimeout,
+                Timer::TaskExecutor(TaskExecutorTimer::RegistrationTimeout),
             ));
         }
         let (registration, attempt_id) = RetryingRegistration::start(
@@ -185,7 +185,7 @@ impl TaskExecutor {
                 // registration timeout.
                 let slot_report_timeout = Some(ctx.set_timer(
                     self.config.ask_timeout,
-                    Timer::SlotReportTimeout { instance_id },
+                    Timer::TaskExecutor(TaskExecutorTimer::SlotReportTimeout { instance_id }),
                 ));
                 self.connection = Some(RmConnection::Established {
                     instance_id,

@@ -18,7 +18,7 @@ use crate::protocol::ids::{
 use crate::protocol::obs::Obs;
 use crate::protocol::rpc::{JobMasterRpc, Msg, ResourceManagerRpc, SlotOffer};
 use crate::protocol::states::ExecutionState;
-use crate::protocol::timer::Timer;
+use crate::protocol::timer::{TaskExecutorTimer, Timer};
 use crate::protocol::Flink;
 use crate::taskmanager::task::Task;
 use crate::taskmanager::task_slot_table::AllocateOutcome;
@@ -230,7 +230,7 @@ impl TaskExecutor {
         let offer_id = self.next_offer_id;
         let timeout = ctx.set_timer(
             self.config.ask_timeout,
-            Timer::OfferSlotsTimeout { job_id, offer_id },
+            Timer::TaskExecutor(TaskExecutorTimer::OfferSlotsTimeout { job_id, offer_id }),
         );
         ctx.send(
             job.job_master,

@@ -12,7 +12,7 @@ use crate::protocol::rpc::{
     SourceLogRpc, TaskDeploymentDescriptor, TaskManagerRegistration,
 };
 use crate::protocol::rpc::{InputChannel, SlotStatus, SourceAssignment, StreamConfig};
-use crate::protocol::timer::RegistrationTarget;
+use crate::protocol::timer::{RegistrationTimer, Timer};
 use crate::taskmanager::task::{
     PARTITION_REQUEST_BACKOFF_INITIAL, PARTITION_REQUEST_BACKOFF_MAX,
     PARTITION_REQUEST_RESEND_INTERVAL, TASK_DEPLOY_DURATION,
@@ -20,6 +20,7 @@ use crate::taskmanager::task::{
 use sim::testing::Driver;
 use sim::testing::{sent, traces};
 use sim::Effect;
+use std::time::Duration;
 
 const RM: NodeId = NodeId(0);
 /// The JobMaster runs in the JobManager process, with the ResourceManager.
@@ -72,14 +73,22 @@ impl Harness {
     }
 
     /// Fires the earliest armed timer matching `pred`, as the kernel would when it pops.
-    fn fire(&mut self, pred: impl Fn(&Timer) -> bool) -> Effects {
+    fn fire(&mut self, pred: impl Fn(&TaskExecutorTimer) -> bool) -> Effects {
         self.0
-            .fire(pred, |te, ctx, id, tag| te.on_timer(ctx, id, tag))
+            .fire_own(own_timer, pred, |te, ctx, id, t| te.on_timer(ctx, id, t))
             .0
     }
 
+    /// The armed TaskExecutor timers matching `pred`, with their delays.
+    fn armed(
+        &mut self,
+        pred: impl Fn(&TaskExecutorTimer) -> bool,
+    ) -> Vec<(Duration, TaskExecutorTimer)> {
+        self.0.armed_own(own_timer, pred)
+    }
+
     fn fire_step(&mut self, attempt: ExecutionAttemptId) -> Effects {
-        self.fire(|t| *t == Timer::TaskStep { attempt })
+        self.fire(|t| *t == TaskExecutorTimer::TaskStep { attempt })
     }
 
     fn state_of(&self, attempt: ExecutionAttemptId) -> Option<ExecutionState> {
@@ -88,6 +97,26 @@ impl Harness {
             .find(|(a, _)| *a == attempt)
             .map(|(_, s)| s)
     }
+}
+
+/// The timer `t` of the TaskExecutor, if it is one.
+fn own_timer(t: &Timer) -> Option<&TaskExecutorTimer> {
+    match t {
+        Timer::TaskExecutor(timer) => Some(timer),
+        _ => None,
+    }
+}
+
+/// A retry of a registration, at the ResourceManager or at a JobMaster.
+fn is_registration_retry(t: &TaskExecutorTimer) -> bool {
+    matches!(
+        t,
+        TaskExecutorTimer::ResourceManagerRegistration(RegistrationTimer::Retry { .. })
+            | TaskExecutorTimer::JobManagerRegistration {
+                timer: RegistrationTimer::Retry { .. },
+                ..
+            }
+    )
 }
 
 fn to_job_master(out: &Effects) -> Vec<&JobMasterRpc> {
@@ -371,7 +400,7 @@ fn request_slot_allocates_acks_and_registers_at_the_job_master() {
     assert_eq!(
         h.armed(|t| matches!(
             t,
-            Timer::SlotTimeout {
+            TaskExecutorTimer::SlotTimeout {
                 allocation_id: 100,
                 ..
             }
@@ -527,10 +556,10 @@ fn duplicate_registration_success_is_ignored() {
 fn rejected_offer_frees_the_slot_and_closes_the_job() {
     let mut h = connected(100, false);
     let (offer_id, _) = h
-        .armed(|t| matches!(t, Timer::OfferSlotsTimeout { .. }))
+        .armed(|t| matches!(t, TaskExecutorTimer::OfferSlotsTimeout { .. }))
         .into_iter()
         .find_map(|(_, t)| match t {
-            Timer::OfferSlotsTimeout { offer_id, .. } => Some((offer_id, ())),
+            TaskExecutorTimer::OfferSlotsTimeout { offer_id, .. } => Some((offer_id, ())),
             _ => None,
         })
         .unwrap();
@@ -562,12 +591,12 @@ fn rejected_offer_frees_the_slot_and_closes_the_job() {
 #[test]
 fn only_the_latest_offer_is_answered() {
     let mut h = connected(100, false);
-    let first = match &h.armed(|t| matches!(t, Timer::OfferSlotsTimeout { .. }))[0].1 {
-        Timer::OfferSlotsTimeout { offer_id, .. } => *offer_id,
+    let first = match &h.armed(|t| matches!(t, TaskExecutorTimer::OfferSlotsTimeout { .. }))[0].1 {
+        TaskExecutorTimer::OfferSlotsTimeout { offer_id, .. } => *offer_id,
         _ => unreachable!(),
     };
     // The ask times out: the slots are offered again under a new id.
-    let out = h.fire(|t| matches!(t, Timer::OfferSlotsTimeout { .. }));
+    let out = h.fire(|t| matches!(t, TaskExecutorTimer::OfferSlotsTimeout { .. }));
     let (second, offers) = offer(&out).expect("re-offers");
     assert_ne!(first, second);
     assert_eq!(offers.len(), 1);
@@ -605,11 +634,8 @@ fn registration_rejection_releases_the_jobs_slots() {
     assert!(h
         .armed(|t| matches!(
             t,
-            Timer::RegistrationRetry { .. }
-                | Timer::RegistrationAttemptTimeout {
-                    target: RegistrationTarget::JobMaster(_),
-                    ..
-                }
+            TaskExecutorTimer::ResourceManagerRegistration(RegistrationTimer::Retry { .. })
+                | TaskExecutorTimer::JobManagerRegistration { .. }
         ))
         .is_empty());
 }
@@ -632,15 +658,15 @@ fn unreachable_job_master_registration_retries_after_the_error_delay() {
     let retry = h.armed(|t| {
         matches!(
             t,
-            Timer::RegistrationRetry {
-                target: RegistrationTarget::JobMaster(JOB),
-                ..
+            TaskExecutorTimer::JobManagerRegistration {
+                job_id: JOB,
+                timer: RegistrationTimer::Retry { .. },
             }
         )
     });
     assert_eq!(retry.len(), 1);
     assert_eq!(retry[0].0, h.component.config.registration_error_delay);
-    let out = h.fire(|t| matches!(t, Timer::RegistrationRetry { .. }));
+    let out = h.fire(is_registration_retry);
     assert!(registration_attempt(&out).is_some_and(|id| id != attempt_id));
 }
 
@@ -695,7 +721,7 @@ fn submit_task_activates_an_allocated_slot_whose_acceptance_was_lost() {
     assert_eq!(submit_answer(&out), Some(true));
     assert!(traces(&out).contains(&&Obs::SlotActivated { allocation_id: 100 }));
     assert!(h
-        .armed(|t| matches!(t, Timer::SlotTimeout { .. }))
+        .armed(|t| matches!(t, TaskExecutorTimer::SlotTimeout { .. }))
         .is_empty());
     assert_eq!(
         h.component.slots().next(),
@@ -710,7 +736,7 @@ fn task_lifecycle_is_reported_in_order() {
     let mut out = submit(&mut h, source_tdd(a, 100), JM_ID);
     assert_eq!(submit_answer(&out), Some(true));
     assert_eq!(
-        h.armed(|t| *t == Timer::TaskStep { attempt: a })[0].0,
+        h.armed(|t| *t == TaskExecutorTimer::TaskStep { attempt: a })[0].0,
         TASK_DEPLOY_DURATION
     );
     out.extend(h.fire_step(a));
@@ -718,7 +744,7 @@ fn task_lifecycle_is_reported_in_order() {
     // RUNNING: each partition is fetched from the log, one interval's worth at a time
     // (100 records/s for 100 ms = 10 records).
     assert_eq!(
-        h.armed(|t| *t == Timer::TaskStep { attempt: a })[0].0,
+        h.armed(|t| *t == TaskExecutorTimer::TaskStep { attempt: a })[0].0,
         crate::taskmanager::task::SOURCE_FETCH_INTERVAL
     );
     for partition in [0, 1] {
@@ -781,7 +807,9 @@ fn an_unknown_attempt_answer_fails_the_task() {
         },
     );
     assert_eq!(reports(&out), vec![(a, ExecutionState::Failed)]);
-    assert!(h.armed(|t| *t == Timer::TaskStep { attempt: a }).is_empty());
+    assert!(h
+        .armed(|t| *t == TaskExecutorTimer::TaskStep { attempt: a })
+        .is_empty());
 }
 
 #[test]
@@ -877,15 +905,7 @@ fn job_master_heartbeat_loss_fails_tasks_and_parks_slots() {
     let mut h = connected(100, true);
     let a = attempt(0, 0);
     running(&mut h, source_tdd(a, 100));
-    let out = h.fire(|t| {
-        matches!(
-            t,
-            Timer::HeartbeatTimeout {
-                pair: HeartbeatPair::JobMasterTaskExecutor,
-                ..
-            }
-        )
-    });
+    let out = h.fire(|t| matches!(t, TaskExecutorTimer::JobManagerHeartbeatTimeout { .. }));
     let t = traces(&out);
     let lost = t
         .iter()
@@ -918,7 +938,7 @@ fn job_master_heartbeat_loss_fails_tasks_and_parks_slots() {
         })
     );
     // The parked slot times out unless a new leader accepts it.
-    let out = h.fire(|t| matches!(t, Timer::SlotTimeout { .. }));
+    let out = h.fire(|t| matches!(t, TaskExecutorTimer::SlotTimeout { .. }));
     assert!(traces(&out).contains(&&Obs::SlotFreed {
         slot_index: 0,
         allocation_id: 100
@@ -984,15 +1004,7 @@ fn losing_the_resource_manager_leaves_tasks_running() {
     let mut h = connected(100, true);
     let a = attempt(0, 0);
     running(&mut h, source_tdd(a, 100));
-    let out = h.fire(|t| {
-        matches!(
-            t,
-            Timer::HeartbeatTimeout {
-                pair: HeartbeatPair::ResourceManagerTaskExecutor,
-                ..
-            }
-        )
-    });
+    let out = h.fire(|t| matches!(t, TaskExecutorTimer::ResourceManagerHeartbeatTimeout { .. }));
     assert!(traces(&out).contains(&&Obs::ResourceManagerDisconnected {
         resource_manager: RM
     }));
@@ -1010,7 +1022,7 @@ fn losing_the_resource_manager_leaves_tasks_running() {
 fn slot_timeout_frees_an_unaccepted_slot_and_notifies_the_resource_manager() {
     let mut h = registered(Bugs::NONE);
     request_slot(&mut h, 1, 100);
-    let out = h.fire(|t| matches!(t, Timer::SlotTimeout { .. }));
+    let out = h.fire(|t| matches!(t, TaskExecutorTimer::SlotTimeout { .. }));
     assert!(traces(&out).contains(&&Obs::SlotFreed {
         slot_index: 1,
         allocation_id: 100
@@ -1031,8 +1043,8 @@ fn slot_timeout_frees_an_unaccepted_slot_and_notifies_the_resource_manager() {
     assert!(h
         .armed(|t| matches!(
             t,
-            Timer::RegistrationAttemptTimeout {
-                target: RegistrationTarget::JobMaster(_),
+            TaskExecutorTimer::JobManagerRegistration {
+                timer: RegistrationTimer::AttemptTimeout { .. },
                 ..
             }
         ))
@@ -1043,7 +1055,7 @@ fn slot_timeout_frees_an_unaccepted_slot_and_notifies_the_resource_manager() {
 fn an_accepted_slot_does_not_time_out() {
     let mut h = connected(100, true);
     assert!(h
-        .armed(|t| matches!(t, Timer::SlotTimeout { .. }))
+        .armed(|t| matches!(t, TaskExecutorTimer::SlotTimeout { .. }))
         .is_empty());
 }
 
@@ -1253,10 +1265,10 @@ fn partition_not_found_backs_off_then_fails_the_consumer() {
         }
         // A duplicate of the same answer does not double the backoff again.
         assert!(h.rpc(OTHER_TE, not_found.clone()).is_empty());
-        let retry = h.armed(|t| matches!(t, Timer::PartitionRequestRetry { .. }));
+        let retry = h.armed(|t| matches!(t, TaskExecutorTimer::PartitionRequestRetry { .. }));
         assert_eq!(retry.len(), 1);
         backoffs.push(retry[0].0);
-        let out = h.fire(|t| matches!(t, Timer::PartitionRequestRetry { .. }));
+        let out = h.fire(|t| matches!(t, TaskExecutorTimer::PartitionRequestRetry { .. }));
         assert_eq!(
             sent(&out),
             vec![(
@@ -1292,10 +1304,10 @@ fn an_unanswered_partition_request_is_repeated_until_the_partition_ends() {
         Msg::TaskExecutor(TaskExecutorRpc::RequestSubpartition { producer, consumer }),
     );
     for _ in 0..3 {
-        let resend = h.armed(|t| matches!(t, Timer::PartitionRequestRetry { .. }));
+        let resend = h.armed(|t| matches!(t, TaskExecutorTimer::PartitionRequestRetry { .. }));
         assert_eq!(resend.len(), 1);
         assert_eq!(resend[0].0, PARTITION_REQUEST_RESEND_INTERVAL);
-        let out = h.fire(|t| matches!(t, Timer::PartitionRequestRetry { .. }));
+        let out = h.fire(|t| matches!(t, TaskExecutorTimer::PartitionRequestRetry { .. }));
         assert_eq!(sent(&out), vec![(request.0, &request.1)]);
     }
     h.rpc(
@@ -1309,7 +1321,7 @@ fn an_unanswered_partition_request_is_repeated_until_the_partition_ends() {
     );
     assert_eq!(h.state_of(consumer), Some(ExecutionState::Finished));
     assert!(h
-        .armed(|t| matches!(t, Timer::PartitionRequestRetry { .. }))
+        .armed(|t| matches!(t, TaskExecutorTimer::PartitionRequestRetry { .. }))
         .is_empty());
 }
 

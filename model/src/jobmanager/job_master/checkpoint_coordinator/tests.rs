@@ -48,15 +48,22 @@ impl Harness {
         Harness(Driver::new(JM, cc, seed, "checkpoint-coordinator-test"))
     }
 
-    /// The armed timers, as (delay they were armed with, tag).
-    fn armed_all(&mut self) -> Vec<(Duration, Timer)> {
+    /// The armed timers, as (delay they were armed with, tag); all are timers of JOB's
+    /// JobMaster.
+    fn armed_all(&mut self) -> Vec<(Duration, JobMasterTimer)> {
         self.armed(|_| true)
+            .into_iter()
+            .map(|(d, t)| match t {
+                Timer::JobMaster { job_id: JOB, timer } => (d, timer),
+                other => panic!("not a timer of JOB's JobMaster: {other:?}"),
+            })
+            .collect()
     }
 
     fn armed_triggers(&mut self) -> Vec<Duration> {
         self.armed_all()
             .into_iter()
-            .filter(|(_, t)| matches!(t, Timer::CheckpointTrigger { .. }))
+            .filter(|(_, t)| matches!(t, JobMasterTimer::CheckpointTrigger { .. }))
             .map(|(d, _)| d)
             .collect()
     }
@@ -65,13 +72,7 @@ impl Harness {
         self.armed_all()
             .into_iter()
             .filter_map(|(d, t)| match t {
-                Timer::CheckpointTimeout {
-                    job_id,
-                    checkpoint_id,
-                } => {
-                    assert_eq!(job_id, JOB);
-                    Some((d, checkpoint_id))
-                }
+                JobMasterTimer::CheckpointTimeout { checkpoint_id } => Some((d, checkpoint_id)),
                 _ => None,
             })
             .collect()
@@ -80,8 +81,21 @@ impl Harness {
     /// The periodic trigger fires: the armed trigger timer pops (as the kernel would pop
     /// it, whenever it was due), then the coordinator runs with `plan`.
     fn trigger(&mut self, plan: Option<Plan>) -> Effects {
-        if let Some(tag) = self.disarm(|t| matches!(t, Timer::CheckpointTrigger { .. })) {
-            let Timer::CheckpointTrigger { version, .. } = tag else {
+        let is_trigger = |t: &Timer| {
+            matches!(
+                t,
+                Timer::JobMaster {
+                    job_id: JOB,
+                    timer: JobMasterTimer::CheckpointTrigger { .. },
+                }
+            )
+        };
+        if let Some(tag) = self.disarm(is_trigger) {
+            let Timer::JobMaster {
+                timer: JobMasterTimer::CheckpointTrigger { version },
+                ..
+            } = tag
+            else {
                 unreachable!()
             };
             assert!(
@@ -258,10 +272,9 @@ fn start_scheduler_arms_the_first_trigger_within_min_pause_and_interval() {
                 *after >= Duration::from_millis(lo) && *after <= Duration::from_millis(hi),
                 "min_pause {min_pause} interval {interval}: first trigger after {after:?}"
             );
-            let Timer::CheckpointTrigger { job_id, version } = *tag else {
+            let JobMasterTimer::CheckpointTrigger { version } = *tag else {
                 panic!("{tag:?}");
             };
-            assert_eq!(job_id, JOB);
             assert!(h.component.is_scheduler_running());
             assert!(h.component.is_trigger(version));
             assert!(!h.component.is_trigger(version + 1));
@@ -640,7 +653,7 @@ fn stop_scheduler_aborts_pending_as_suspended_and_does_not_count() {
     );
     h.step(|cc, ctx| cc.start_scheduler(ctx));
     let version = match h.armed_all()[0].1 {
-        Timer::CheckpointTrigger { version, .. } => version,
+        JobMasterTimer::CheckpointTrigger { version } => version,
         ref t => panic!("{t:?}"),
     };
     let (one, two) = (h.trigger_one(), h.trigger_one());
