@@ -142,6 +142,18 @@ pub const CASES: &[Case] = &[
         "leader-fencing",
         500,
     ),
+    case(
+        Bug::RestartBeforeCancellation,
+        "nemesis/nemesis-swarm",
+        "attempt-order",
+        50,
+    ),
+    case(
+        Bug::CommitOnlyNotifiedCheckpoint,
+        "nemesis/nemesis-checkpointing",
+        "commits-cover-completed",
+        50,
+    ),
 ];
 
 /// What the self-test found for one case.

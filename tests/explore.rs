@@ -3,7 +3,9 @@
 
 mod common;
 
-use common::{scenario, CHECKPOINTING_BUGS, CONTROL_PLANE_BUGS, HA_BUGS, HEARTBEAT_BUGS};
+use common::{
+    scenario, CHECKPOINTING_BUGS, CONTROL_PLANE_BUGS, HA_BUGS, HEARTBEAT_BUGS, NEMESIS_BUGS,
+};
 use flinksim::explore::{explore, Exploration, SeedRange, Shard};
 use model::checking::bugs::Bug;
 
@@ -115,6 +117,7 @@ fn every_bug() -> impl Iterator<Item = &'static (Bug, &'static str, &'static str
         .chain(CONTROL_PLANE_BUGS)
         .chain(CHECKPOINTING_BUGS)
         .chain(HA_BUGS)
+        .chain(NEMESIS_BUGS)
 }
 
 #[test]
@@ -181,4 +184,25 @@ fn sharded_exploration_records_merge_into_the_whole() {
     assert!(merge(&[records[0].clone(), records[0].clone()])
         .unwrap_err()
         .contains("appears twice"));
+}
+
+/// The nemesis scenarios that catch the cluster-wide oracles' bugs hold those oracles on the
+/// seeds that catch the bugs, without the bug: the failure is the bug's, not the scenario's.
+#[test]
+fn nemesis_seeds_that_catch_a_bug_hold_every_invariant_without_it() {
+    for (bug, name, invariant) in NEMESIS_BUGS {
+        let s = scenario(name);
+        let caught = (0..16)
+            .map(|seed| (seed, common::run_seed(&s, seed, Some(*bug)).summary))
+            .find(|(_, r)| !r.violations.is_empty())
+            .unwrap_or_else(|| panic!("{bug:?} not caught in 16 seeds of {name}"));
+        let (seed, r) = caught;
+        assert_eq!(r.violations[0].invariant, *invariant, "{bug:?} on {name}");
+        let clean = common::run_seed(&s, seed, None).summary;
+        assert!(
+            clean.violations.is_empty(),
+            "{name} seed {seed} without {bug:?}: {:?}",
+            clean.violations
+        );
+    }
 }

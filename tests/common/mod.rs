@@ -152,6 +152,21 @@ pub const CHECKPOINTING_BUGS: &[(Bug, &str, &str)] = &[
     ),
 ];
 
+/// and the bugs the general nemesis scenarios find in their first seeds (the cluster-wide
+/// oracles' bugs), with the bug switched on from outside (`--bug`).
+pub const NEMESIS_BUGS: &[(Bug, &str, &str)] = &[
+    (
+        Bug::RestartBeforeCancellation,
+        "nemesis-swarm",
+        "attempt-order",
+    ),
+    (
+        Bug::CommitOnlyNotifiedCheckpoint,
+        "nemesis-checkpointing",
+        "commits-cover-completed",
+    ),
+];
+
 /// and the high-availability bugs, each with its negative scenario.
 pub const HA_BUGS: &[(Bug, &str, &str)] = &[
     (

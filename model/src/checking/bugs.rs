@@ -59,6 +59,14 @@ pub enum Bug {
     /// A TaskExecutor ignores the job leader changes that leader retrieval reports and keeps
     /// its connection to the old JobMaster (cf. FLINK-18677).
     TmIgnoresLeaderChange,
+    /// A restart creates and deploys the new attempts as soon as the restart backoff passed,
+    /// without waiting for the cancelled old attempts to be CANCELED (the JobMaster then runs
+    /// two attempts of a subtask; cf. the concurrent-restart races behind FLINK-7216 / FLINK-9788).
+    RestartBeforeCancellation,
+    /// `notifyCheckpointComplete(n)` commits only the transaction pre-committed for checkpoint
+    /// n: an earlier pending one (its notification lost, or its checkpoint expired and n carried
+    /// it) stays pre-committed.
+    CommitOnlyNotifiedCheckpoint,
 }
 
 impl Bug {
@@ -81,6 +89,8 @@ impl Bug {
         Bug::CheckpointIdCounterNotPersisted,
         Bug::RecoverFromStaleCheckpointPointer,
         Bug::TmIgnoresLeaderChange,
+        Bug::RestartBeforeCancellation,
+        Bug::CommitOnlyNotifiedCheckpoint,
     ];
 
     pub fn name(self) -> &'static str {
@@ -103,6 +113,8 @@ impl Bug {
             Bug::CheckpointIdCounterNotPersisted => "checkpoint-id-counter-not-persisted",
             Bug::RecoverFromStaleCheckpointPointer => "recover-from-stale-checkpoint-pointer",
             Bug::TmIgnoresLeaderChange => "tm-ignores-leader-change",
+            Bug::RestartBeforeCancellation => "restart-before-cancellation",
+            Bug::CommitOnlyNotifiedCheckpoint => "commit-only-notified-checkpoint",
         }
     }
 
@@ -161,6 +173,12 @@ impl Bug {
             }
             Bug::TmIgnoresLeaderChange => {
                 "TaskExecutors ignore job leader changes and stay connected to the old JobMaster (FLINK-18677 class)"
+            }
+            Bug::RestartBeforeCancellation => {
+                "a restart deploys new attempts once the backoff passed, while the old attempts are still CANCELING (FLINK-7216 / FLINK-9788 class)"
+            }
+            Bug::CommitOnlyNotifiedCheckpoint => {
+                "notifyCheckpointComplete(n) commits only checkpoint n's transaction: earlier pending ones (lost notification, expired checkpoint) stay pre-committed (notifications are not guaranteed, cf. FLINK-10377)"
             }
         }
     }

@@ -458,10 +458,13 @@ impl JobMaster {
         if !p.delay_passed {
             return;
         }
-        if !p
-            .vertices
-            .iter()
-            .all(|ev| self.executions[ev].state.is_terminal())
+        // The planted bug restarts as soon as the backoff passed, old attempts still cancelling.
+        let waits_for_cancellation = !self.bugs.has(Bug::RestartBeforeCancellation);
+        if waits_for_cancellation
+            && !p
+                .vertices
+                .iter()
+                .all(|ev| self.executions[ev].state.is_terminal())
         {
             return;
         }
@@ -497,8 +500,16 @@ impl JobMaster {
         for ev in &vertices {
             let e = self.executions.get_mut(ev).expect("known");
             // A new attempt replaces a terminal one of this graph.
-            assert!(e.state.is_terminal());
-            assert!(e.submit_timer.is_none() && e.cancel_timer.is_none());
+            if waits_for_cancellation {
+                assert!(e.state.is_terminal());
+                assert!(e.submit_timer.is_none() && e.cancel_timer.is_none());
+            }
+            if let Some(t) = e.cancel_timer.take() {
+                ctx.cancel_timer(t);
+            }
+            if let Some(t) = e.submit_timer.take() {
+                ctx.cancel_timer(t);
+            }
             let attempt = ExecutionAttemptId {
                 attempt: e.attempt.attempt + 1,
                 ..e.attempt

@@ -149,6 +149,7 @@ impl StreamTask {
         let notified = self.notified;
         let no_checkpoints = self.checkpointing().is_none();
         let commit_on_barrier = self.bugs.has(Bug::SinkCommitOnBarrier);
+        let commit_only_notified = self.bugs.has(Bug::CommitOnlyNotifiedCheckpoint);
         let Some(w) = &mut self.writer else {
             return;
         };
@@ -172,7 +173,13 @@ impl StreamTask {
                         }),
                     );
                 }
-                Pending::PreCommitted if id <= notified || no_checkpoints || commit_on_barrier => {
+                // Every pending transaction up to the notified checkpoint commits: the
+                // notifications of earlier checkpoints may have been lost or skipped.
+                Pending::PreCommitted
+                    if (id <= notified && !(commit_only_notified && id < notified))
+                        || no_checkpoints
+                        || commit_on_barrier =>
+                {
                     p.3 = Pending::CommitSent;
                     ctx.send(
                         w.node,
