@@ -186,6 +186,8 @@ pub enum ListWhat {
     Config,
     /// Coverage probes: situations the bundled suite must reach (`scenarios/probes.toml`).
     Probes,
+    /// Message kinds aimed message faults (`delay`, `drop`, `drop_reply`) can name.
+    Rpcs,
 }
 
 /// A failure to do what was asked (exit 2).
@@ -1118,6 +1120,12 @@ fn list(what: ListWhat) {
         ListWhat::Bugs => {
             for b in Bug::ALL {
                 say!("{:<34} {}", b.name(), b.description());
+            }
+        }
+        ListWhat::Rpcs => {
+            for k in model::protocol::rpc::RPC_KINDS {
+                let reply = if k.reply { "reply" } else { "" };
+                say!("{:<36} {:<20} {}", k.name, k.gateway, reply);
             }
         }
         ListWhat::Config => {
