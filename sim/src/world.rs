@@ -184,6 +184,12 @@ struct Held<A: Actor> {
     msg: Msg<A>,
 }
 
+/// Whether an event for a node in state `info` waits instead of being handled now: the node
+/// is paused, or slow and the event has not waited its turn yet (`slowed`).
+fn must_wait(info: &NodeInfo, slowed: bool) -> bool {
+    info.status == Status::Paused || !info.slow.is_zero() && !slowed
+}
+
 /// An aimed message fault in force.
 struct ActiveRule {
     rule: MessageRule,
@@ -399,17 +405,30 @@ impl<A: Actor> World<A> {
         self.dispatch_event(pending, observer, false)
     }
 
-    /// A slow node takes on an event now and handles it at the end of its handling time: the
-    /// time it is handled at, or `None` when the node is not slow (or `slowed` says the event
-    /// has waited its turn already).
-    fn slow_turn(&mut self, node: NodeId, slowed: bool) -> Option<Time> {
+    /// A slow node takes on an event now: the time it is handled at, the end of its handling
+    /// time after the events it has taken on already.
+    fn slow_turn(&mut self, node: NodeId) -> Time {
         let info = &mut self.census.info[node.index()];
-        if slowed || info.slow.is_zero() {
-            return None;
-        }
+        debug_assert!(!info.slow.is_zero(), "a slow node");
         let done = info.busy_until.max(self.now) + info.slow;
         info.busy_until = done;
-        Some(done)
+        done
+    }
+
+    /// An event that must wait: a paused node parks it, a slow node handles it at the end of
+    /// its handling time.
+    fn wait_turn(
+        &mut self,
+        node: NodeId,
+        p: Pending<A>,
+        observer: &mut dyn Observer<A::V>,
+    ) -> bool {
+        if self.census.info[node.index()].status == Status::Paused {
+            self.park(node, p, observer);
+            return true;
+        }
+        let at = self.slow_turn(node);
+        self.push(at, Pending::Slowed(Box::new(p)))
     }
 
     /// Handles one queue event; `slowed`: a slow node's turn for it has come.
@@ -465,7 +484,7 @@ impl<A: Actor> World<A> {
                     // latency later, unless it is gone or cut off by now.
                     return self.bounce(from, sender_incarnation, to, msg, observer);
                 }
-                if info.status == Status::Paused || info.slow > Duration::ZERO && !slowed {
+                if must_wait(&info, slowed) {
                     let p = Pending::Deliver {
                         from,
                         to,
@@ -476,12 +495,7 @@ impl<A: Actor> World<A> {
                         arrived: true,
                         msg,
                     };
-                    if info.status == Status::Paused {
-                        self.park(to, p, observer);
-                        return true;
-                    }
-                    let at = self.slow_turn(to, slowed).expect("a slow node");
-                    return self.push(at, Pending::Slowed(Box::new(p)));
+                    return self.wait_turn(to, p, observer);
                 }
                 self.emit(
                     EventKind::Deliver {
@@ -513,19 +527,14 @@ impl<A: Actor> World<A> {
                 if info.incarnation != incarnation || info.status == Status::Down {
                     return true; // the answer reached a dead connection
                 }
-                if info.status == Status::Paused || info.slow > Duration::ZERO && !slowed {
+                if must_wait(&info, slowed) {
                     let p = Pending::Unreachable {
                         from,
                         to,
                         incarnation,
                         msg,
                     };
-                    if info.status == Status::Paused {
-                        self.park(from, p, observer);
-                        return true;
-                    }
-                    let at = self.slow_turn(from, slowed).expect("a slow node");
-                    return self.push(at, Pending::Slowed(Box::new(p)));
+                    return self.wait_turn(from, p, observer);
                 }
                 self.emit(
                     EventKind::Unreachable {
@@ -548,19 +557,14 @@ impl<A: Actor> World<A> {
                 if info.incarnation != incarnation || !n.timers.is_armed(id) {
                     return true; // cancelled, or from a previous incarnation
                 }
-                if info.status == Status::Paused || info.slow > Duration::ZERO && !slowed {
+                if must_wait(&info, slowed) {
                     let p = Pending::Timer {
                         node,
                         incarnation,
                         id,
                         tag,
                     };
-                    if info.status == Status::Paused {
-                        self.park(node, p, observer);
-                        return true;
-                    }
-                    let at = self.slow_turn(node, slowed).expect("a slow node");
-                    return self.push(at, Pending::Slowed(Box::new(p)));
+                    return self.wait_turn(node, p, observer);
                 }
                 let fired = n.timers.take_firing(id);
                 assert!(fired);

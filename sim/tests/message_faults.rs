@@ -14,22 +14,17 @@ fn fixed(v: u64) -> NetConfig {
     }
 }
 
-/// A sends data with seqs 1, 2, … at the given milliseconds.
-fn a_sends(times: &'static [u64]) -> impl Fn(NodeId, u64) -> Script + 'static {
+/// A sends `step(seq)` to B at the given milliseconds, seqs 1, 2, ….
+fn a_script(
+    times: &'static [u64],
+    step: fn(u64) -> Step,
+) -> impl Fn(NodeId, u64) -> Script + 'static {
     move |id, boots| {
         if id == A && boots == 0 {
             times
                 .iter()
                 .enumerate()
-                .map(|(i, t)| {
-                    (
-                        ms(*t),
-                        Step::Send {
-                            to: B,
-                            seq: i as u64 + 1,
-                        },
-                    )
-                })
+                .map(|(i, t)| (ms(*t), step(i as u64 + 1)))
                 .collect()
         } else {
             Vec::new()
@@ -37,27 +32,14 @@ fn a_sends(times: &'static [u64]) -> impl Fn(NodeId, u64) -> Script + 'static {
     }
 }
 
+/// A sends data with seqs 1, 2, … at the given milliseconds.
+fn a_sends(times: &'static [u64]) -> impl Fn(NodeId, u64) -> Script + 'static {
+    a_script(times, |seq| Step::Send { to: B, seq })
+}
+
 /// A pings B at the given milliseconds (B answers with a pong, a reply).
 fn a_pings(times: &'static [u64]) -> impl Fn(NodeId, u64) -> Script + 'static {
-    move |id, boots| {
-        if id == A && boots == 0 {
-            times
-                .iter()
-                .enumerate()
-                .map(|(i, t)| {
-                    (
-                        ms(*t),
-                        Step::Ping {
-                            to: B,
-                            seq: i as u64 + 1,
-                        },
-                    )
-                })
-                .collect()
-        } else {
-            Vec::new()
-        }
-    }
+    a_script(times, |seq| Step::Ping { to: B, seq })
 }
 
 fn rule(kinds: &[&str], action: MessageAction) -> MessageRule {
