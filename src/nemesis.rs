@@ -4,13 +4,14 @@
 //! Everything is drawn from one seeded stream, `sim::rng::stream(seed, "nemesis", 0)`, entry
 //! kind by entry kind in a fixed order (`ENTRIES`: kill_taskmanager, partition, pause, kill_sink,
 //! kill_checkpoint_storage, clog, clock_jump, fail_task, kill_jobmanager, pause_jobmanager,
-//! kill_ha). For each kind, time walks from 0 in gaps drawn from `every`; an
+//! kill_ha, delay_messages, drop_messages, drop_replies, isolate, slow, kill_leader,
+//! pause_leader). For each kind, time walks from 0 in gaps drawn from `every`; an
 //! occurrence at or after `quiet_after` ends that kind. A killed node is started again after
 //! `down` (clamped to the scenario's duration), and a node is never killed or paused while an
 //! earlier kill or pause of it is still in effect; an occurrence with no eligible node is
 //! skipped.
 
-use crate::scenario::{DurationRange, FaultAction, FaultSpec, MessageFault};
+use crate::scenario::{DurationRange, FaultAction, FaultSpec, MessageFault, Target};
 use rand::seq::{IndexedRandom, SliceRandom};
 use rand::Rng as _;
 use std::collections::BTreeMap;
@@ -70,6 +71,43 @@ pub struct Episode {
     pub lasting: DurationRange,
 }
 
+/// `{ every, kinds, count, lasting }` (+ `by` for delays): each occurrence aims a message
+/// fault at one RPC kind drawn from `kinds`, for the next `count` matching messages and/or
+/// within `lasting`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MessageFaults {
+    pub every: DurationRange,
+    /// The RPC kinds (`flinksim list rpcs`) one is drawn from per occurrence.
+    pub kinds: Vec<String>,
+    /// How many matching messages an occurrence acts on (`None`: all within `lasting`).
+    pub count: Option<(u32, u32)>,
+    /// The window an occurrence acts within (`None`: until `count` messages matched).
+    pub lasting: Option<DurationRange>,
+    /// Delays only: how long each message is held.
+    pub by: Option<DurationRange>,
+}
+
+/// `{ every, lasting, from }`: a random subset of the JobManagers and TaskManagers (with high
+/// availability, possibly the leader of the moment) cut from one node of `from` only,
+/// symmetric or one way, healed after `lasting`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Isolations {
+    pub every: DurationRange,
+    pub lasting: DurationRange,
+    /// The nodes a subset is cut from (`ha`, `checkpoint-storage`, `sink`, `source`).
+    pub from: Vec<String>,
+}
+
+/// `{ every, lasting, per_event }`: one JobManager or TaskManager (with high availability,
+/// possibly the leader of the moment) handles its events one after another, each taking
+/// `per_event`, for `lasting`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Slowness {
+    pub every: DurationRange,
+    pub lasting: DurationRange,
+    pub per_event: DurationRange,
+}
+
 /// A validated `[nemesis]` with at least one entry.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Nemesis {
@@ -88,6 +126,21 @@ pub struct Nemesis {
     pub pause_jobmanager: Option<Episode>,
     /// With high availability: the `ha` node killed (ZooKeeper unavailable).
     pub kill_ha: Option<Outage>,
+    /// Messages of one RPC kind held for `by` (an answer arriving after its ask timeout).
+    pub delay_messages: Option<MessageFaults>,
+    /// Messages of one RPC kind lost.
+    pub drop_messages: Option<MessageFaults>,
+    /// Requests of one RPC kind applied by their receiver, their answers lost.
+    pub drop_replies: Option<MessageFaults>,
+    /// A subset of the cluster cut from one external node only.
+    pub isolate: Option<Isolations>,
+    /// A slow process (long handlers), distinct from a pause.
+    pub slow: Option<Slowness>,
+    /// With high availability: the leader of the moment killed (every JobManager is started
+    /// again after `down`).
+    pub kill_leader: Option<Outage>,
+    /// With high availability: the leader of the moment paused for `lasting`.
+    pub pause_leader: Option<Episode>,
     /// Swarm testing: each seed keeps a random subset of the entries (each with probability
     /// 1/2, at least one), drawn from its own stream before the faults.
     pub swarm: bool,
@@ -96,7 +149,7 @@ pub struct Nemesis {
 }
 
 /// The entry names of a `[nemesis]`, in draw order.
-pub const ENTRIES: [&str; 11] = [
+pub const ENTRIES: [&str; 18] = [
     "kill_taskmanager",
     "partition",
     "pause",
@@ -108,7 +161,38 @@ pub const ENTRIES: [&str; 11] = [
     "kill_jobmanager",
     "pause_jobmanager",
     "kill_ha",
+    "delay_messages",
+    "drop_messages",
+    "drop_replies",
+    "isolate",
+    "slow",
+    "kill_leader",
+    "pause_leader",
 ];
+
+/// The `count` of a message entry without `count` and without `lasting`.
+pub const MESSAGE_COUNT_DEFAULT: (u32, u32) = (1, 3);
+
+/// The kinds a message entry draws from without `kinds`, qualified by gateway
+/// (`jobmaster.submitTask.response`): every RPC kind, or with `requests` every request that is
+/// answered (a `.response` exists for it, or it goes to the `ha` node). The `ha` node's
+/// messages only with `ha`.
+pub fn default_kinds(requests: bool, ha: bool) -> Vec<String> {
+    use model::protocol::rpc::RPC_KINDS;
+    RPC_KINDS
+        .iter()
+        .filter(|k| ha || !k.gateway.starts_with("ha"))
+        .filter(|k| {
+            !requests
+                || (!k.reply
+                    && (RPC_KINDS
+                        .iter()
+                        .any(|r| r.reply && r.name == format!("{}.response", k.name))
+                        || k.gateway == "ha"))
+        })
+        .map(|k| format!("{}.{}", k.gateway, k.name))
+        .collect()
+}
 
 /// A drawn fault: when, and what.
 pub type Drawn = (Duration, FaultAction);
@@ -168,6 +252,48 @@ impl Nemesis {
         if let Some(o) = &self.kill_ha {
             parts.push(outage("kill_ha", o));
         }
+        let messages = |name: &str, m: &MessageFaults| {
+            let mut d = format!("{name} every {}", m.every);
+            if let Some(by) = &m.by {
+                d += &format!(" by {by}");
+            }
+            if let Some((lo, hi)) = m.count {
+                d += &format!(" count {lo}..{hi}");
+            }
+            if let Some(l) = &m.lasting {
+                d += &format!(" lasting {l}");
+            }
+            d + &format!(" of {} kinds", m.kinds.len())
+        };
+        if let Some(m) = &self.delay_messages {
+            parts.push(messages("delay_messages", m));
+        }
+        if let Some(m) = &self.drop_messages {
+            parts.push(messages("drop_messages", m));
+        }
+        if let Some(m) = &self.drop_replies {
+            parts.push(messages("drop_replies", m));
+        }
+        if let Some(i) = &self.isolate {
+            parts.push(format!(
+                "isolate every {} lasting {} from {}",
+                i.every,
+                i.lasting,
+                i.from.join(",")
+            ));
+        }
+        if let Some(w) = &self.slow {
+            parts.push(format!(
+                "slow every {} lasting {} per_event {}",
+                w.every, w.lasting, w.per_event
+            ));
+        }
+        if let Some(o) = &self.kill_leader {
+            parts.push(outage("kill_leader", o));
+        }
+        if let Some(e) = &self.pause_leader {
+            parts.push(episode("pause_leader", e));
+        }
         if self.swarm {
             parts.push(
                 "swarm (per seed: a random subset of these, each at its own rate)".to_string(),
@@ -191,6 +317,13 @@ impl Nemesis {
             self.kill_jobmanager.is_some(),
             self.pause_jobmanager.is_some(),
             self.kill_ha.is_some(),
+            self.delay_messages.is_some(),
+            self.drop_messages.is_some(),
+            self.drop_replies.is_some(),
+            self.isolate.is_some(),
+            self.slow.is_some(),
+            self.kill_leader.is_some(),
+            self.pause_leader.is_some(),
         ];
         ENTRIES
             .iter()
@@ -261,7 +394,14 @@ impl Nemesis {
             fail_task,
             kill_jobmanager,
             pause_jobmanager,
-            kill_ha
+            kill_ha,
+            delay_messages,
+            drop_messages,
+            drop_replies,
+            isolate,
+            slow,
+            kill_leader,
+            pause_leader
         );
         (pick, knobs)
     }
@@ -324,6 +464,41 @@ impl Nemesis {
         }
         if let Some(o) = &self.kill_ha {
             d.outages(o, &["ha".to_string()]);
+        }
+        if let Some(m) = &self.delay_messages {
+            let by = m.by.unwrap_or(DurationRange {
+                lo: Duration::from_millis(1),
+                hi: Duration::from_millis(1),
+            });
+            d.message_faults(m, |rng| MessageFault::Delay(uniform(rng, by)));
+        }
+        if let Some(m) = &self.drop_messages {
+            d.message_faults(m, |_| MessageFault::Drop);
+        }
+        if let Some(m) = &self.drop_replies {
+            d.message_faults(m, |_| MessageFault::DropReply);
+        }
+        let ha = nodes.iter().any(|n| n == "ha");
+        // The processes an isolation or slowness may hit; with HA also the leader of the moment.
+        let mut cluster: Vec<String> = nodes
+            .iter()
+            .filter(|n| n.starts_with("jobmanager-") || n.starts_with("taskmanager-"))
+            .cloned()
+            .collect();
+        if let Some(i) = &self.isolate {
+            d.isolations(i, &cluster, ha);
+        }
+        if ha {
+            cluster.push(Target::LEADER.to_string());
+        }
+        if let Some(w) = &self.slow {
+            d.slowness(w, &cluster);
+        }
+        if let Some(o) = &self.kill_leader {
+            d.leader_outages(o, &jobmanagers);
+        }
+        if let Some(e) = &self.pause_leader {
+            d.leader_pauses(e, &jobmanagers);
         }
         d.out
     }
@@ -530,6 +705,150 @@ impl Drawing {
                 },
             ));
         }
+    }
+}
+
+impl Drawing {
+    /// Message faults of `m`, each on one kind drawn from `m.kinds`; `fault` draws the action
+    /// (a delay's hold time) after the kind, count and window.
+    fn message_faults(
+        &mut self,
+        m: &MessageFaults,
+        fault: impl Fn(&mut sim::rng::Rng) -> MessageFault,
+    ) {
+        let mut t = Duration::ZERO;
+        while self.next(&mut t, m.every) {
+            let kind = m.kinds[self.rng.random_range(0..m.kinds.len())].clone();
+            // "*": every message.
+            let kinds = if kind == "*" { Vec::new() } else { vec![kind] };
+            let count = m.count.map(|(lo, hi)| self.rng.random_range(lo..=hi));
+            let lasting = m.lasting.map(|l| uniform(&mut self.rng, l));
+            let fault = fault(&mut self.rng);
+            self.out.push((
+                t,
+                FaultAction::Messages {
+                    fault,
+                    kinds,
+                    from: Vec::new(),
+                    to: Vec::new(),
+                    count,
+                    lasting,
+                },
+            ));
+        }
+    }
+
+    /// Isolations of a random non-empty subset of `cluster` from one node of `i.from`; with
+    /// `ha`, the subset names the leader of the moment instead of any JobManager half the
+    /// time. A third are one way, in a random direction.
+    fn isolations(&mut self, i: &Isolations, cluster: &[String], ha: bool) {
+        let mut t = Duration::ZERO;
+        while self.next(&mut t, i.every) {
+            let lasting = uniform(&mut self.rng, i.lasting);
+            let from = i.from[self.rng.random_range(0..i.from.len())].clone();
+            let leader = ha && self.rng.random_bool(0.5);
+            let pool: Vec<&String> = cluster
+                .iter()
+                .filter(|n| !(leader && n.starts_with("jobmanager-")))
+                .collect();
+            let mut members: Vec<String> = pool
+                .iter()
+                .filter(|_| self.rng.random_bool(0.5))
+                .map(|n| (*n).clone())
+                .collect();
+            if leader {
+                members.insert(0, Target::LEADER.to_string());
+            } else if members.is_empty() && !pool.is_empty() {
+                members.push(pool[self.rng.random_range(0..pool.len())].clone());
+            }
+            let one_way = self.rng.random_range(0..3u32) == 0;
+            let outward = self.rng.random_bool(0.5);
+            if members.is_empty() {
+                continue;
+            }
+            let groups = if one_way && !outward {
+                vec![vec![from], members]
+            } else {
+                vec![members, vec![from]]
+            };
+            self.out.push((
+                t,
+                FaultAction::Partition {
+                    groups,
+                    one_way,
+                    heal_after: Some(lasting),
+                },
+            ));
+        }
+    }
+
+    /// Slowness of one of `targets` at a time.
+    fn slowness(&mut self, w: &Slowness, targets: &[String]) {
+        let mut t = Duration::ZERO;
+        while self.next(&mut t, w.every) {
+            let lasting = uniform(&mut self.rng, w.lasting);
+            let per_event = uniform(&mut self.rng, w.per_event);
+            if targets.is_empty() {
+                continue;
+            }
+            let node = targets[self.rng.random_range(0..targets.len())].clone();
+            self.out.push((
+                t,
+                FaultAction::Slow {
+                    node,
+                    per_event,
+                    lasting: Some(lasting),
+                },
+            ));
+        }
+    }
+
+    /// Kills of the leader of the moment, when every JobManager is free for the outage (which
+    /// one leads is known only when the fault fires); each JobManager is started again after
+    /// `down` (a start of a running one has no effect).
+    fn leader_outages(&mut self, o: &Outage, jobmanagers: &[String]) {
+        let mut t = Duration::ZERO;
+        while self.next(&mut t, o.every) {
+            let up_at = (t + uniform(&mut self.rng, o.down)).min(self.duration);
+            if !self.all_free(jobmanagers, t, up_at) {
+                continue;
+            }
+            self.out
+                .push((t, FaultAction::Kill(Target::LEADER.to_string())));
+            for jm in jobmanagers {
+                self.out.push((up_at, FaultAction::Start(jm.clone())));
+            }
+        }
+    }
+
+    /// Pauses of the leader of the moment, when every JobManager is free for the pause.
+    fn leader_pauses(&mut self, e: &Episode, jobmanagers: &[String]) {
+        let mut t = Duration::ZERO;
+        while self.next(&mut t, e.every) {
+            let lasting = uniform(&mut self.rng, e.lasting);
+            if !self.all_free(jobmanagers, t, t + lasting) {
+                continue;
+            }
+            self.out.push((
+                t,
+                FaultAction::Pause {
+                    node: Target::LEADER.to_string(),
+                    resume_after: Some(lasting),
+                },
+            ));
+        }
+    }
+
+    /// Whether every one of `nodes` is free in `from..=to`; if so, they are all marked busy
+    /// then.
+    fn all_free(&mut self, nodes: &[String], from: Duration, to: Duration) -> bool {
+        if !nodes.iter().all(|n| free(&self.busy, n, from, to)) {
+            return false;
+        }
+        for n in nodes {
+            self.busy.entry(n.clone()).or_default().push((from, to));
+        }
+        true
     }
 }
 

@@ -244,7 +244,7 @@ fn the_correct_model_passes_the_negative_ha_scenarios_without_their_bug() {
 }
 
 #[test]
-fn the_ha_nemesis_kills_and_pauses_jobmanagers_and_the_ha_node() {
+fn the_ha_nemesis_kills_and_pauses_jobmanagers_the_leader_and_the_ha_node() {
     let s = scenario("nemesis-ha");
     let mut targets = std::collections::BTreeSet::new();
     for seed in 0..10 {
@@ -263,8 +263,11 @@ fn the_ha_nemesis_kills_and_pauses_jobmanagers_and_the_ha_node() {
                     targets.insert(format!("kill {n}"));
                 }
                 FaultAction::Pause { node, .. } => {
-                    assert!(node.starts_with("jobmanager-"), "{node}");
-                    targets.insert("pause jobmanager".to_string());
+                    assert!(
+                        node.starts_with("jobmanager-") || node == "leader",
+                        "{node}"
+                    );
+                    targets.insert(format!("pause {}", node.trim_end_matches(char::is_numeric)));
                 }
                 _ => {}
             }
@@ -274,7 +277,9 @@ fn the_ha_nemesis_kills_and_pauses_jobmanagers_and_the_ha_node() {
         "kill jobmanager-1",
         "kill jobmanager-2",
         "kill ha",
-        "pause jobmanager",
+        "kill leader",
+        "pause jobmanager-",
+        "pause leader",
     ] {
         assert!(targets.contains(t), "{t} never drawn: {targets:?}");
     }

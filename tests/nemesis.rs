@@ -439,3 +439,168 @@ fn bad_swarm_and_nemesis_values_are_clear_errors() {
     let e = Scenario::parse(Path::new("bad.toml"), text).unwrap_err();
     assert!(e.to_string().contains("`network.loss`"), "{e}");
 }
+
+const AIMED_SCENARIO: &str = r#"
+name = "aimed"
+duration = "120s"
+[cluster]
+jobmanagers = 2
+taskmanagers = 3
+[flink]
+"high-availability.type" = "ZOOKEEPER"
+[job]
+name = "j"
+parallelism = 2
+source = { kind = "sequence", partitions = 2, records = 100 }
+sink = { kind = "two_phase_commit" }
+[nemesis]
+kill_jobmanager = { every = "10s..30s", down = "2s..15s" }
+delay_messages = { every = "5s..10s", by = "1s..15s", kinds = ["submitTask.response", "offerSlots"] }
+drop_messages = { every = "5s..10s", lasting = "1s..3s" }
+drop_replies = { every = "5s..10s" }
+isolate = { every = "5s..10s", lasting = "1s..5s" }
+slow = { every = "5s..10s", lasting = "1s..5s", per_event = "10ms..200ms" }
+kill_leader = { every = "10s..20s", down = "2s..5s" }
+pause_leader = { every = "10s..20s", lasting = "1s..5s" }
+quiet_after = "80s"
+"#;
+
+/// The aimed entries draw what their tables say: one kind at a time from `kinds` (default
+/// every RPC kind; for `drop_replies` only answered requests), `count` 1..3 unless `lasting`
+/// is given, isolations from an external node of subsets that name the leader or concrete
+/// JobManagers but not both, slowness of one process, and leader kills and pauses that keep
+/// every JobManager out of the other JobManager entries meanwhile (each kill is followed by a
+/// start of every JobManager). The resolved file replays them.
+#[test]
+fn aimed_entries_draw_kinds_counts_subsets_and_leader_faults() {
+    let s = parse(AIMED_SCENARIO);
+    let n = s.nemesis.as_ref().expect("a nemesis");
+    let requests = flinksim::nemesis::default_kinds(true, true);
+    assert!(requests.contains(&"ha.zk-multi".to_string()));
+    assert!(requests.contains(&"taskexecutor.submitTask".to_string()));
+    assert!(!requests.iter().any(|k| k.ends_with(".response")));
+    assert_eq!(n.drop_replies.as_ref().unwrap().kinds, requests);
+    assert!(flinksim::nemesis::default_kinds(false, false)
+        .iter()
+        .all(|k| !k.starts_with("ha")));
+    let mut seen = BTreeMap::<&str, u32>::new();
+    for seed in 0..40 {
+        let r = s.resolve(seed);
+        let again = Scenario::parse(Path::new("r.toml"), &r.source)
+            .unwrap_or_else(|e| panic!("seed {seed}: {e}\n{}", r.source));
+        assert_eq!(plain(&again.faults), plain(&r.faults), "seed {seed}");
+        let mut leader_busy: Vec<(Duration, Duration)> = Vec::new();
+        for (i, f) in r.faults.iter().enumerate() {
+            match &f.action {
+                FaultAction::Messages {
+                    fault,
+                    kinds,
+                    count,
+                    lasting,
+                    from,
+                    to,
+                } => {
+                    assert!(from.is_empty() && to.is_empty());
+                    assert_eq!(kinds.len(), 1, "one kind at a time");
+                    match fault.key() {
+                        "delay" => {
+                            assert!(
+                                ["submitTask.response", "offerSlots"].contains(&kinds[0].as_str())
+                            );
+                            assert!(matches!(count, Some(1..=3)) && lasting.is_none());
+                            *seen.entry("delay").or_default() += 1;
+                        }
+                        "drop" => {
+                            assert!(count.is_none() && lasting.is_some(), "{f:?}");
+                            *seen.entry("drop").or_default() += 1;
+                        }
+                        _ => {
+                            assert!(requests.contains(&kinds[0]));
+                            *seen.entry("drop_reply").or_default() += 1;
+                        }
+                    }
+                }
+                FaultAction::Partition {
+                    groups, heal_after, ..
+                } if groups
+                    .iter()
+                    .any(|g| g.len() == 1 && !g[0].contains("manager")) =>
+                {
+                    let external = groups
+                        .iter()
+                        .find(|g| g.len() == 1 && !g[0].contains("manager") && g[0] != "leader");
+                    let members: Vec<&String> = groups
+                        .iter()
+                        .flatten()
+                        .filter(|m| Some(*m) != external.map(|g| &g[0]))
+                        .collect();
+                    assert!(!members.is_empty());
+                    let leader = members.iter().any(|m| *m == "leader");
+                    let jm = members.iter().any(|m| m.starts_with("jobmanager-"));
+                    assert!(!(leader && jm), "the leader and a JobManager: {groups:?}");
+                    assert!(heal_after.is_some());
+                    *seen
+                        .entry(if leader { "isolate-leader" } else { "isolate" })
+                        .or_default() += 1;
+                }
+                FaultAction::Slow {
+                    lasting, per_event, ..
+                } => {
+                    assert!(lasting.is_some());
+                    assert!(*per_event >= Duration::from_millis(10));
+                    *seen.entry("slow").or_default() += 1;
+                }
+                FaultAction::Kill(n) if n == "leader" => {
+                    let starts: Vec<&str> = r.faults[i + 1..]
+                        .iter()
+                        .filter_map(|g| match &g.action {
+                            FaultAction::Start(m) if m.starts_with("jobmanager-") => {
+                                Some(m.as_str())
+                            }
+                            _ => None,
+                        })
+                        .take(2)
+                        .collect();
+                    assert_eq!(
+                        starts.len(),
+                        2,
+                        "every JobManager started again: {:?}",
+                        r.faults
+                    );
+                    *seen.entry("kill-leader").or_default() += 1;
+                }
+                FaultAction::Pause { node, resume_after } if node == "leader" => {
+                    leader_busy.push((f.at, f.at + resume_after.unwrap()));
+                    *seen.entry("pause-leader").or_default() += 1;
+                }
+                _ => {}
+            }
+        }
+        // No JobManager is killed while the leader of the moment is paused.
+        for f in &r.faults {
+            if let FaultAction::Kill(n) = &f.action {
+                if n.starts_with("jobmanager-") {
+                    assert!(
+                        leader_busy.iter().all(|&(a, b)| f.at < a || f.at > b),
+                        "seed {seed}: {n} killed during a leader pause"
+                    );
+                }
+            }
+        }
+    }
+    for k in [
+        "delay",
+        "drop",
+        "drop_reply",
+        "isolate",
+        "isolate-leader",
+        "slow",
+        "kill-leader",
+        "pause-leader",
+    ] {
+        assert!(
+            seen.get(k).copied().unwrap_or(0) > 0,
+            "{k} never drawn: {seen:?}"
+        );
+    }
+}

@@ -55,8 +55,10 @@ pub enum Fault {
 /// What happens to a message a [`MessageRule`] matches.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum MessageAction {
-    /// The sender hands it to the network `by` later (a reply computed slowly, a request stuck
-    /// in a sender's queue); it keeps its place in no queue, so later messages may overtake it.
+    /// Held `by`. A reply is handed to the network `by` later (an answer whose future
+    /// completes late), so what its sender sends meanwhile overtakes it; a request or one-way
+    /// message stalls its link `by` longer than the latency, and later messages on that link
+    /// queue behind it (links deliver in order, as TCP does).
     Delay(Duration),
     /// It vanishes, as if lost: the sender hears nothing.
     Drop,

@@ -252,13 +252,19 @@ impl Network {
 
     /// Decides the fate of a message sent at `now`.
     pub fn route(&mut self, now: Time, from: NodeId, to: NodeId) -> Route {
+        self.route_held(now, from, to, Duration::ZERO)
+    }
+
+    /// [`Network::route`] for a message the link holds `hold` longer than its latency (a
+    /// stalled connection): without reordering, later messages on the link queue behind it.
+    pub fn route_held(&mut self, now: Time, from: NodeId, to: NodeId, hold: Duration) -> Route {
         if self.blocked(from, to) {
             return Route::Partitioned;
         }
         if self.config.loss > 0.0 && self.rng.random_bool(self.config.loss) {
             return Route::Lost;
         }
-        let mut at = now + self.sample_latency(from, to);
+        let mut at = now + self.sample_latency(from, to) + hold;
         let reorder = self.config.reorder;
         let link = self.link(from, to);
         if !reorder {

@@ -96,8 +96,8 @@ struct NodeInfo {
     incarnation: u32,
     /// How long each handler takes on this node ([`Fault::Slow`]); zero for a normal node.
     slow: Duration,
-    /// When a slow node is done with the events it has taken on.
-    busy_until: Time,
+    /// Events waiting for their turn at a slow node (in `Node::backlog`).
+    backlog: u32,
 }
 
 /// Read-only facts about nodes, for observers.
@@ -140,6 +140,12 @@ impl Census {
     pub fn incarnation(&self, n: NodeId) -> u32 {
         self.info[n.index()].incarnation
     }
+    /// Whether `n` is slow ([`Fault::Slow`]) or still has events it took on while slow: its
+    /// handlers, timers included, run late.
+    pub fn lagging(&self, n: NodeId) -> bool {
+        let info = &self.info[n.index()];
+        !info.slow.is_zero() || info.backlog > 0
+    }
 }
 
 enum Pending<A: Actor> {
@@ -170,10 +176,10 @@ enum Pending<A: Actor> {
     },
     /// Boxed: faults are rare, and a small payload keeps the queue compact.
     Fault(Box<Fault>),
-    /// A message an aimed fault delayed at its sender: it enters the network now.
+    /// A reply an aimed fault delayed at its sender (answered late): it enters the network now.
     Held(Box<Held<A>>),
-    /// An event a slow node handles now, at the end of its handling time.
-    Slowed(Box<Pending<A>>),
+    /// A slow node is done handling the oldest event of its backlog: it takes effect now.
+    Turn { node: NodeId, incarnation: u32 },
 }
 
 struct Held<A: Actor> {
@@ -185,9 +191,10 @@ struct Held<A: Actor> {
 }
 
 /// Whether an event for a node in state `info` waits instead of being handled now: the node
-/// is paused, or slow and the event has not waited its turn yet (`slowed`).
+/// is paused, or slow (or still has a backlog, so that it handles its events in order) and
+/// the event has not waited its turn yet (`slowed`).
 fn must_wait(info: &NodeInfo, slowed: bool) -> bool {
-    info.status == Status::Paused || !info.slow.is_zero() && !slowed
+    info.status == Status::Paused || !slowed && (!info.slow.is_zero() || info.backlog > 0)
 }
 
 /// An aimed message fault in force.
@@ -202,6 +209,8 @@ struct Node<A: Actor> {
     durable: A::Durable,
     timers: Timers,
     parked: VecDeque<Pending<A>>,
+    /// Events a slow node has taken on, oldest first; the first is handled at its next turn.
+    backlog: VecDeque<Pending<A>>,
 }
 
 /// A node to add to a world.
@@ -263,6 +272,7 @@ impl<A: Actor> World<A> {
                 durable: A::Durable::default(),
                 timers: Timers::default(),
                 parked: VecDeque::new(),
+                backlog: VecDeque::new(),
             });
             world.rngs.push(stream(seed, "node", i as u64));
             world.census.names.push(spec.name);
@@ -271,7 +281,7 @@ impl<A: Actor> World<A> {
                 status: Status::Down,
                 incarnation: 0,
                 slow: Duration::ZERO,
-                busy_until: Time::ZERO,
+                backlog: 0,
             });
             if spec.start {
                 world.schedule(Time::ZERO, Fault::Start(NodeId(i as u32)));
@@ -405,18 +415,10 @@ impl<A: Actor> World<A> {
         self.dispatch_event(pending, observer, false)
     }
 
-    /// A slow node takes on an event now: the time it is handled at, the end of its handling
-    /// time after the events it has taken on already.
-    fn slow_turn(&mut self, node: NodeId) -> Time {
-        let info = &mut self.census.info[node.index()];
-        debug_assert!(!info.slow.is_zero(), "a slow node");
-        let done = info.busy_until.max(self.now) + info.slow;
-        info.busy_until = done;
-        done
-    }
-
-    /// An event that must wait: a paused node parks it, a slow node handles it at the end of
-    /// its handling time.
+    /// An event that must wait: a paused node parks it, a slow node adds it to its backlog.
+    /// A slow node handles one event per turn: each takes `slow` from the end of the one
+    /// before (or from when it was taken on by an idle node); once the node is no longer slow,
+    /// the rest of the backlog is handled at once, in order.
     fn wait_turn(
         &mut self,
         node: NodeId,
@@ -427,8 +429,41 @@ impl<A: Actor> World<A> {
             self.park(node, p, observer);
             return true;
         }
-        let at = self.slow_turn(node);
-        self.push(at, Pending::Slowed(Box::new(p)))
+        self.nodes[node.index()].backlog.push_back(p);
+        let info = &mut self.census.info[node.index()];
+        info.backlog += 1;
+        if info.backlog > 1 {
+            return true; // a turn is already due
+        }
+        let (at, incarnation) = (self.now + info.slow, info.incarnation);
+        self.push(at, Pending::Turn { node, incarnation })
+    }
+
+    /// A slow node's turn: the oldest event of its backlog takes effect (a paused node parks
+    /// its whole backlog, ahead of what it parked already); the next turn is due `slow` later.
+    fn turn(&mut self, node: NodeId, incarnation: u32, observer: &mut dyn Observer<A::V>) -> bool {
+        let info = self.census.info[node.index()];
+        if info.incarnation != incarnation || info.backlog == 0 {
+            return true; // the process stopped since
+        }
+        let n = &mut self.nodes[node.index()];
+        if info.status == Status::Paused {
+            while let Some(p) = n.backlog.pop_back() {
+                n.parked.push_front(p);
+            }
+            self.census.info[node.index()].backlog = 0;
+            return true;
+        }
+        let p = n.backlog.pop_front().expect("a backlog");
+        self.census.info[node.index()].backlog -= 1;
+        if !self.dispatch_event(p, observer, true) {
+            return false;
+        }
+        let info = self.census.info[node.index()];
+        if info.incarnation != incarnation || info.backlog == 0 {
+            return true;
+        }
+        self.push(self.now + info.slow, Pending::Turn { node, incarnation })
     }
 
     /// Handles one queue event; `slowed`: a slow node's turn for it has come.
@@ -440,7 +475,7 @@ impl<A: Actor> World<A> {
     ) -> bool {
         match pending {
             Pending::Fault(fault) => self.apply_fault(*fault, observer),
-            Pending::Slowed(p) => self.dispatch_event(*p, observer, true),
+            Pending::Turn { node, incarnation } => self.turn(node, incarnation, observer),
             Pending::Held(h) => {
                 let Held {
                     from,
@@ -455,7 +490,7 @@ impl<A: Actor> World<A> {
                     self.emit_drop(from, to, &msg, reason, observer);
                     return true;
                 }
-                self.route(from, to, sent, msg, observer)
+                self.route(from, to, sent, Duration::ZERO, msg, observer)
             }
             Pending::Deliver {
                 from,
@@ -621,8 +656,10 @@ impl<A: Actor> World<A> {
             Pending::Timer { node, id, .. } => {
                 self.nodes[node.index()].timers.cancel(id);
             }
-            Pending::Slowed(inner) => self.park(node, *inner, observer),
-            Pending::Unreachable { .. } | Pending::Fault(_) | Pending::Held(_) => {}
+            Pending::Unreachable { .. }
+            | Pending::Fault(_)
+            | Pending::Held(_)
+            | Pending::Turn { .. } => {}
         }
     }
 
@@ -737,7 +774,14 @@ impl<A: Actor> World<A> {
                     self.emit_drop(from, to, &msg, DropReason::Rule, observer);
                     return true;
                 }
+                Some(MessageAction::Delay(by)) if !msg.is_reply() => {
+                    // A request or one-way message: its connection stalls, and later messages
+                    // on the link queue behind it (TCP delivers in order).
+                    return self.route(from, to, now, by, msg, observer);
+                }
                 Some(MessageAction::Delay(by)) => {
+                    // A reply: the receiver answers late (its future completes late), so what it
+                    // sends meanwhile overtakes the answer.
                     let sender_incarnation = self.census.info[from.index()].incarnation;
                     let held = Held {
                         from,
@@ -751,7 +795,7 @@ impl<A: Actor> World<A> {
                 _ => {}
             }
         }
-        self.route(from, to, now, msg, observer)
+        self.route(from, to, now, Duration::ZERO, msg, observer)
     }
 
     /// The first rule in force that covers the message, counted as used; `on_delivery` picks
@@ -779,12 +823,13 @@ impl<A: Actor> World<A> {
     }
 
     /// Hands a message sent at `sent` to the network (or, to a node that is down, has it
-    /// refused).
+    /// refused); the link holds it `hold` longer than its latency.
     fn route(
         &mut self,
         from: NodeId,
         to: NodeId,
         sent: Time,
+        hold: Duration,
         msg: Msg<A>,
         observer: &mut dyn Observer<A::V>,
     ) -> bool {
@@ -807,7 +852,7 @@ impl<A: Actor> World<A> {
             };
             return self.push(now + there + back, p);
         }
-        match self.net.route(now, from, to) {
+        match self.net.route_held(now, from, to, hold) {
             Route::Partitioned | Route::Lost => {
                 let reason = if self.net.blocked(from, to) {
                     DropReason::Partitioned
@@ -860,11 +905,12 @@ impl<A: Actor> World<A> {
         let n = &mut self.nodes[node.index()];
         n.actor = None;
         n.timers = Timers::default();
-        let parked = std::mem::take(&mut n.parked);
+        let mut parked = std::mem::take(&mut n.backlog);
+        parked.append(&mut n.parked);
         let info = &mut self.census.info[node.index()];
         info.incarnation += 1;
         info.status = Status::Down;
-        info.busy_until = self.now;
+        info.backlog = 0;
         for p in parked {
             if let Pending::Deliver {
                 from,
@@ -1048,7 +1094,6 @@ impl<A: Actor> World<A> {
             Fault::Slow { node, per_event } => {
                 let info = &mut self.census.info[node.index()];
                 info.slow = *per_event;
-                info.busy_until = info.busy_until.max(self.now);
                 self.emit(
                     EventKind::Fault {
                         fault: &fault,

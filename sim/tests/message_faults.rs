@@ -5,7 +5,6 @@ mod common;
 
 use common::*;
 use sim::{DropReason, Fault, Latency, MessageAction, MessageRule, NetConfig, NodeId, Time, World};
-use std::time::Duration;
 
 fn fixed(v: u64) -> NetConfig {
     NetConfig {
@@ -53,6 +52,17 @@ fn rule(kinds: &[&str], action: MessageAction) -> MessageRule {
     }
 }
 
+/// From `at` ms on, B's handlers take `per_event` ms each (0: no longer slow).
+fn slow_b(w: &mut World<Probe>, at: u64, per_event: u64) {
+    w.schedule(
+        at_ms(at),
+        Fault::Slow {
+            node: B,
+            per_event: ms(per_event),
+        },
+    );
+}
+
 /// (arrival, seq) of every data message B got.
 fn data_at_b(w: &mut World<Probe>) -> (Vec<(Time, u64)>, Log) {
     let (_, log) = run_until(w, Time::from_secs(2));
@@ -65,13 +75,13 @@ fn data_at_b(w: &mut World<Probe>) -> (Vec<(Time, u64)>, Log) {
 }
 
 #[test]
-fn a_delay_holds_the_next_matching_message_at_its_sender() {
+fn a_delay_holds_the_next_matching_message() {
     let mut w = world(1, fixed(10), specs(2), a_sends(&[100, 200]));
     let mut r = rule(&["data"], MessageAction::Delay(ms(50)));
     r.count = Some(1);
     w.schedule(at_ms(50), Fault::Messages(r));
     let (got, log) = data_at_b(&mut w);
-    // The first is held 50 ms and keeps its send time; the second is not touched.
+    // The first is held 50 ms on its link and keeps its send time; the second is not touched.
     assert_eq!(got, vec![(at_ms(160), 1), (at_ms(210), 2)]);
     let sent: Vec<Time> = log
         .delivers()
@@ -82,13 +92,31 @@ fn a_delay_holds_the_next_matching_message_at_its_sender() {
 }
 
 #[test]
-fn a_held_message_may_be_overtaken_by_a_later_one() {
+fn a_held_request_stalls_its_link_so_later_messages_queue_behind_it() {
     let mut w = world(1, fixed(10), specs(2), a_sends(&[100, 120]));
     let mut r = rule(&["data"], MessageAction::Delay(ms(100)));
     r.count = Some(1);
     w.schedule(at_ms(50), Fault::Messages(r));
     let (got, _) = data_at_b(&mut w);
-    assert_eq!(got, vec![(at_ms(130), 2), (at_ms(210), 1)]);
+    // TCP delivers in order: the second waits for the first.
+    assert_eq!(got, vec![(at_ms(210), 1), (at_ms(210), 2)]);
+}
+
+#[test]
+fn a_held_reply_is_sent_late_and_later_messages_overtake_it() {
+    let mut w = world(1, fixed(10), specs(2), a_pings(&[100, 120]));
+    let mut r = rule(&["pong"], MessageAction::Delay(ms(100)));
+    r.count = Some(1);
+    w.schedule(at_ms(50), Fault::Messages(r));
+    let (_, log) = run_until(&mut w, Time::from_secs(2));
+    let pongs: Vec<(Time, u64)> = log
+        .delivers()
+        .filter(|(_, _, to, _, m)| *to == A && m.kind == Kind::Pong)
+        .map(|(t, _, _, _, m)| (t, m.seq))
+        .collect();
+    // The first answer completes 100 ms late (sent at 210 ms): the second, answered at once,
+    // arrives first.
+    assert_eq!(pongs, vec![(at_ms(140), 2), (at_ms(220), 1)]);
 }
 
 #[test]
@@ -167,35 +195,45 @@ fn a_held_message_of_a_sender_that_died_is_gone() {
     assert_eq!(log.drops()[0].4, DropReason::SenderDied);
 }
 
+/// When B handled the data A sent at `times` ms, with B slow (100 ms per event) from 50 ms to
+/// `until` ms.
+fn handled_while_slow(times: &'static [u64], until: u64) -> Vec<(u64, u64)> {
+    let mut w = world(1, fixed(10), specs(2), a_sends(times));
+    slow_b(&mut w, 50, 100);
+    slow_b(&mut w, until, 0);
+    let (got, _) = data_at_b(&mut w);
+    got.into_iter()
+        .map(|(t, seq)| ((t - Time::ZERO).as_millis() as u64, seq))
+        .collect()
+}
+
 #[test]
 fn a_slow_node_handles_its_events_one_after_another() {
-    let mut w = world(1, fixed(10), specs(2), a_sends(&[100, 100, 100, 1500]));
-    w.schedule(
-        at_ms(50),
-        Fault::Slow {
-            node: B,
-            per_event: ms(100),
-        },
-    );
-    w.schedule(
-        at_ms(1000),
-        Fault::Slow {
-            node: B,
-            per_event: Duration::ZERO,
-        },
-    );
-    let (got, _) = data_at_b(&mut w);
     // Three arrive at 110 ms and are handled 100 ms apart, in order; after the slowness ends,
     // a message is handled on arrival.
-    assert_eq!(
-        got,
-        vec![
-            (at_ms(210), 1),
-            (at_ms(310), 2),
-            (at_ms(410), 3),
-            (at_ms(1510), 4)
-        ]
-    );
+    let got = handled_while_slow(&[100, 100, 100, 1500], 1000);
+    assert_eq!(got, vec![(210, 1), (310, 2), (410, 3), (1510, 4)]);
+}
+
+#[test]
+fn a_node_that_stops_being_slow_works_off_its_backlog_first() {
+    // The slowness ends at 250 ms, while the second is being handled (done at 310 ms), and a
+    // fourth arrives at 260 ms: the rest of the backlog is then handled at once, the fourth
+    // after it.
+    let got = handled_while_slow(&[100, 100, 100, 250], 250);
+    assert_eq!(got, vec![(210, 1), (310, 2), (310, 3), (310, 4)]);
+}
+
+#[test]
+fn a_slow_node_that_is_paused_keeps_its_backlog_in_order() {
+    // Three arrive at 110 ms; the node is paused at 150 ms (its first turn, due at 210 ms,
+    // finds it paused) and resumed at 500 ms: still slow, it handles them 100 ms apart again.
+    let mut w = world(1, fixed(10), specs(2), a_sends(&[100, 100, 100]));
+    slow_b(&mut w, 50, 100);
+    w.schedule(at_ms(150), Fault::Pause(B));
+    w.schedule(at_ms(500), Fault::Resume(B));
+    let (got, _) = data_at_b(&mut w);
+    assert_eq!(got, vec![(at_ms(600), 1), (at_ms(700), 2), (at_ms(800), 3)]);
 }
 
 #[test]

@@ -308,7 +308,11 @@ impl Validator<'_> {
     }
 
     /// A string or a non-empty list of strings.
-    fn strings(&self, v: &Spanned<toml::Value>, what: &str) -> Result<Vec<String>, ScenarioError> {
+    pub(super) fn strings(
+        &self,
+        v: &Spanned<toml::Value>,
+        what: &str,
+    ) -> Result<Vec<String>, ScenarioError> {
         let bad = || {
             self.err(
                 v.span(),
@@ -350,11 +354,23 @@ impl Validator<'_> {
             return Ok(None);
         };
         let what = format!("`{}`", fault.key());
-        let kinds = self.strings(v, &what)?;
+        let kinds = self.message_kinds(v, &what, fault == MessageFault::DropReply)?;
         if kinds.iter().any(|k| k == "*") {
             return Ok(Some((fault, Vec::new())));
         }
-        for k in &kinds {
+        Ok(Some((fault, kinds)))
+    }
+
+    /// Message kinds: each one of `flinksim list rpcs` or `"*"` for every message; with
+    /// `requests`, no reply (the fault loses the reply of the requests it names).
+    pub(super) fn message_kinds(
+        &self,
+        v: &Spanned<toml::Value>,
+        what: &str,
+        requests: bool,
+    ) -> Result<Vec<String>, ScenarioError> {
+        let kinds = self.strings(v, what)?;
+        for k in kinds.iter().filter(|k| *k != "*") {
             let known = model::protocol::rpc::RPC_KINDS
                 .iter()
                 .any(|rk| sim::fault::kind_matches(k, rk.gateway, rk.name));
@@ -366,20 +382,17 @@ impl Validator<'_> {
                     ),
                 ));
             }
-        }
-        if fault == MessageFault::DropReply {
-            if let Some(k) = kinds.iter().find(|k| {
-                model::protocol::rpc::RPC_KINDS
-                    .iter()
-                    .any(|rk| rk.reply && sim::fault::kind_matches(k, rk.gateway, rk.name))
-            }) {
+            let reply = model::protocol::rpc::RPC_KINDS
+                .iter()
+                .any(|rk| rk.reply && sim::fault::kind_matches(k, rk.gateway, rk.name));
+            if requests && reply {
                 return Err(self.err(
                     v.span(),
-                    format!("`drop_reply`: `{k}` is itself a reply; name the request whose reply is lost, or use `drop`"),
+                    format!("{what}: `{k}` is itself a reply; name the request whose reply is lost, or use `drop`"),
                 ));
             }
         }
-        Ok(Some((fault, kinds)))
+        Ok(kinds)
     }
 
     /// `isolate_from = "ha"` with `nodes`: those nodes (default every JobManager and

@@ -82,6 +82,22 @@ impl Validator<'_> {
             self.outage(&r.kill_jobmanager, "kill_jobmanager", cluster.jobmanagers)?;
         let pause_jobmanager = self.episode(&r.pause_jobmanager, "pause_jobmanager")?;
         let kill_ha = self.outage(&r.kill_ha, "kill_ha", 1)?;
+        let ha = nodes.iter().any(|n| n == "ha");
+        let delay_messages = self.message_entry(&r.delay_messages, "delay_messages", ha)?;
+        let drop_messages = self.message_entry(&r.drop_messages, "drop_messages", ha)?;
+        let drop_replies = self.message_entry(&r.drop_replies, "drop_replies", ha)?;
+        let isolate = r
+            .isolate
+            .as_ref()
+            .map(|i| self.isolate_entry(i, nodes))
+            .transpose()?;
+        let slow = r
+            .slow
+            .as_ref()
+            .map(|w| self.slow_entry(w.get_ref()))
+            .transpose()?;
+        let kill_leader = self.outage(&r.kill_leader, "kill_leader", 1)?;
+        let pause_leader = self.episode(&r.pause_leader, "pause_leader")?;
         let any = kill_taskmanager.is_some()
             || partition.is_some()
             || pause.is_some()
@@ -92,7 +108,14 @@ impl Validator<'_> {
             || fail_task.is_some()
             || kill_jobmanager.is_some()
             || pause_jobmanager.is_some()
-            || kill_ha.is_some();
+            || kill_ha.is_some()
+            || delay_messages.is_some()
+            || drop_messages.is_some()
+            || drop_replies.is_some()
+            || isolate.is_some()
+            || slow.is_some()
+            || kill_leader.is_some()
+            || pause_leader.is_some();
         let quiet_after = self.quiet_after(n, any, duration)?;
         if !any {
             return Ok(None);
@@ -109,6 +132,13 @@ impl Validator<'_> {
             kill_jobmanager,
             pause_jobmanager,
             kill_ha,
+            delay_messages,
+            drop_messages,
+            drop_replies,
+            isolate,
+            slow,
+            kill_leader,
+            pause_leader,
             swarm: r.swarm.as_ref().is_some_and(|s| *s.get_ref()),
             quiet_after,
         }))
@@ -183,6 +213,8 @@ impl Validator<'_> {
                 r.pause_jobmanager.as_ref().map(|x| x.span()),
             ),
             ("kill_ha", r.kill_ha.as_ref().map(|x| x.span())),
+            ("kill_leader", r.kill_leader.as_ref().map(|x| x.span())),
+            ("pause_leader", r.pause_leader.as_ref().map(|x| x.span())),
         ] {
             if let (Some(span), false) = (span, ha) {
                 return Err(self.err(
@@ -282,6 +314,108 @@ impl Validator<'_> {
                     parallelism: v.parallelism,
                 })
                 .collect(),
+        })
+    }
+
+    /// `nemesis.delay_messages`, `drop_messages` or `drop_replies`: the kinds (default every
+    /// RPC kind; for `drop_replies` every request that is answered; the `ha` node's only with
+    /// high availability), `count` (default 1..3
+    /// unless `lasting` is given), `lasting`, and `by` (delays only, required).
+    fn message_entry(
+        &self,
+        m: &Option<Spanned<raw::MessageFaults>>,
+        key: &str,
+        ha: bool,
+    ) -> Result<Option<crate::nemesis::MessageFaults>, ScenarioError> {
+        let Some(m) = m else { return Ok(None) };
+        let (span, m) = (m.span(), m.get_ref());
+        let replies = key == "drop_replies";
+        let kinds = match &m.kinds {
+            Some(v) => self.message_kinds(v, &format!("`nemesis.{key}.kinds`"), replies)?,
+            None => crate::nemesis::default_kinds(replies, ha),
+        };
+        let by = match (&m.by, key == "delay_messages") {
+            (Some(b), true) => Some(self.nemesis_range(b, "`nemesis.delay_messages.by`")?),
+            (None, true) => {
+                return Err(self.err(
+                    span,
+                    "`nemesis.delay_messages` needs `by`, how long each message is held (e.g. by = \"1s..15s\")",
+                ))
+            }
+            (Some(b), false) => {
+                return Err(self.err(
+                    b.span(),
+                    format!("`nemesis.{key}.by`: only `delay_messages` holds messages"),
+                ))
+            }
+            (None, false) => None,
+        };
+        let lasting = m
+            .lasting
+            .as_ref()
+            .map(|l| self.nemesis_range(l, &format!("`nemesis.{key}.lasting`")))
+            .transpose()?;
+        let count = match &m.count {
+            Some(c) => Some(self.count_range(c, &format!("`nemesis.{key}.count`"), 10_000)?),
+            None if lasting.is_none() => Some(crate::nemesis::MESSAGE_COUNT_DEFAULT),
+            None => None,
+        };
+        Ok(Some(crate::nemesis::MessageFaults {
+            every: self.nemesis_range(&m.every, &format!("`nemesis.{key}.every`"))?,
+            kinds,
+            count,
+            lasting,
+            by,
+        }))
+    }
+
+    /// `nemesis.isolate`: `from` (default `ha`, `checkpoint-storage`, `sink` and `source`,
+    /// those the scenario has) names nodes that are not JobManagers or TaskManagers.
+    fn isolate_entry(
+        &self,
+        i: &Spanned<raw::Isolate>,
+        nodes: &[String],
+    ) -> Result<crate::nemesis::Isolations, ScenarioError> {
+        let (span, i) = (i.span(), i.get_ref());
+        let cluster = |n: &str| n.starts_with("jobmanager-") || n.starts_with("taskmanager-");
+        let from = match &i.from {
+            Some(v) => {
+                let from = self.strings(v, "`nemesis.isolate.from`")?;
+                if let Some(bad) = from.iter().find(|f| !nodes.contains(f) || cluster(f)) {
+                    return Err(self.err(
+                        v.span(),
+                        format!(
+                            "`nemesis.isolate.from`: `{bad}` is not an external node of this scenario (expected some of {})",
+                            nodes.iter().filter(|n| !cluster(n)).map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+                        ),
+                    ));
+                }
+                from
+            }
+            None => ["ha", "checkpoint-storage", "sink", "source"]
+                .iter()
+                .filter(|n| nodes.iter().any(|m| m == *n))
+                .map(|n| n.to_string())
+                .collect(),
+        };
+        if from.is_empty() || !nodes.iter().any(|n| cluster(n)) {
+            return Err(self.err(
+                span,
+                "`nemesis.isolate` needs an external node (`ha`, `checkpoint-storage`, `sink` or `source`) and a JobManager or TaskManager to cut from it",
+            ));
+        }
+        Ok(crate::nemesis::Isolations {
+            every: self.nemesis_range(&i.every, "`nemesis.isolate.every`")?,
+            lasting: self.nemesis_range(&i.lasting, "`nemesis.isolate.lasting`")?,
+            from,
+        })
+    }
+
+    fn slow_entry(&self, w: &raw::Slow) -> Result<crate::nemesis::Slowness, ScenarioError> {
+        Ok(crate::nemesis::Slowness {
+            every: self.nemesis_range(&w.every, "`nemesis.slow.every`")?,
+            lasting: self.nemesis_range(&w.lasting, "`nemesis.slow.lasting`")?,
+            per_event: self.nemesis_range(&w.per_event, "`nemesis.slow.per_event`")?,
         })
     }
 

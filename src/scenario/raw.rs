@@ -148,6 +148,13 @@ pub struct Nemesis {
     pub kill_jobmanager: Option<Spanned<Outage>>,
     pub pause_jobmanager: Option<Spanned<Episode>>,
     pub kill_ha: Option<Spanned<Outage>>,
+    pub delay_messages: Option<Spanned<MessageFaults>>,
+    pub drop_messages: Option<Spanned<MessageFaults>>,
+    pub drop_replies: Option<Spanned<MessageFaults>>,
+    pub isolate: Option<Spanned<Isolate>>,
+    pub slow: Option<Spanned<Slow>>,
+    pub kill_leader: Option<Spanned<Outage>>,
+    pub pause_leader: Option<Spanned<Episode>>,
     pub swarm: Option<Spanned<bool>>,
     pub quiet_after: Option<Spanned<String>>,
 }
@@ -183,6 +190,36 @@ pub struct ClockJump {
 #[serde(deny_unknown_fields)]
 pub struct Every {
     pub every: Spanned<String>,
+}
+
+/// `{ every = "5s..20s", kinds = ["submitTask.response"], count = "1..3", lasting = "1s..5s",
+/// by = "1s..15s" }` (`by` for delays only).
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct MessageFaults {
+    pub every: Spanned<String>,
+    pub kinds: Option<Spanned<toml::Value>>,
+    pub count: Option<Spanned<toml::Value>>,
+    pub lasting: Option<Spanned<String>>,
+    pub by: Option<Spanned<String>>,
+}
+
+/// `{ every = "20s..60s", lasting = "1s..10s", from = ["ha", "sink"] }`
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct Isolate {
+    pub every: Spanned<String>,
+    pub lasting: Spanned<String>,
+    pub from: Option<Spanned<toml::Value>>,
+}
+
+/// `{ every = "20s..60s", lasting = "2s..10s", per_event = "20ms..500ms" }`
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct Slow {
+    pub every: Spanned<String>,
+    pub lasting: Spanned<String>,
+    pub per_event: Spanned<String>,
 }
 
 /// `{ every = "20s..60s", lasting = "1s..15s" }`

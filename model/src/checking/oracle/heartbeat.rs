@@ -8,7 +8,8 @@
 //! - a loss as unreachable needs `heartbeat.rpc-failure-threshold` consecutive failed heartbeat
 //!   RPCs (and the threshold enabled);
 //! - a monitored target that stays silent is declared lost within timeout + interval + the
-//!   network bound, unless the observer is down or paused (then from its resumption).
+//!   network bound, unless the observer is down, paused or slow (then from its resumption,
+//!   or from when it has worked off what it took on while slow).
 //!
 //! The same rules hold for the three pairs of docs/flink-runtime.md §5.2: ResourceManager (sender) ↔
 //! TaskExecutor (receiver), JobMaster (sender) ↔ TaskExecutor (receiver), one pair per job, and
@@ -117,6 +118,12 @@ impl HeartbeatDetection {
         for ((observer, target), pair) in self.pairs.iter_mut() {
             let node = observer.node();
             if pair.overdue_reported || census.status(node) != Status::Up {
+                continue;
+            }
+            if census.lagging(node) {
+                // A slow observer runs its monitor's timeout late, as a busy main thread does:
+                // judged like a pause, from when it has caught up.
+                self.resumed_at.insert(node, now);
                 continue;
             }
             let silent = Self::local_span(census, node, pair.last_heard, now);
