@@ -10,7 +10,7 @@ use crate::protocol::ids::{
     AllocationId, ExecutionAttemptId, InstanceId, JobId, JobMasterId, SlotId,
 };
 use crate::protocol::job_graph::ExecutionVertexId;
-use crate::protocol::states::{ExecutionState, JobStatus};
+use crate::protocol::states::{ExecutionState, JobStatus, SlotState};
 use serde::{Deserialize, Serialize};
 // A Cow hashes and prints as the str it holds, and unlike a `&'static str` it deserializes.
 use sim::NodeId;
@@ -164,6 +164,14 @@ pub enum Obs {
         slot_id: SlotId,
         allocation_id: AllocationId,
         job_id: JobId,
+    },
+    /// The SlotManager's state of a slot changed, or the slot was registered (FREE, on its
+    /// TaskExecutor's first slot report): `instance_id` is the registration the slot belongs to.
+    /// A TaskExecutor's slots leave with its registration (`TaskExecutorUnregistered`).
+    SlotStateChanged {
+        slot_id: SlotId,
+        instance_id: InstanceId,
+        state: SlotState,
     },
     /// The active ResourceManager asked the orchestrator for a new TaskManager.
     TaskManagerRequested { task_manager: NodeId },

@@ -1,6 +1,6 @@
 //! Flink's two lifecycle state machines as plain values: [`ExecutionState`] (one per execution
 //! attempt, kept by the JobMaster's `Execution`) and [`JobStatus`] (one per job, kept by the
-//! ExecutionGraph / scheduler).
+//! ExecutionGraph / scheduler); and the SlotManager's view of a slot, [`SlotState`].
 //!
 //! This module owns the names Flink prints for each state, which states are terminal, and the
 //! legal-transition tables of docs/flink-runtime.md §4.1 and §4.3. It does not own who drives a transition
@@ -9,6 +9,7 @@
 //! sides. A self-transition is never a transition here: Flink's compare-and-set guard treats
 //! "already in that state" as a no-op, and the model should not trace no-ops as changes.
 
+use crate::protocol::ids::{AllocationId, JobId};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -231,6 +232,68 @@ impl JobStatus {
 impl fmt::Display for JobStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
+    }
+}
+
+/// The ResourceManager's SlotManager's view of one registered slot (Flink's `SlotState` of a
+/// `TaskManagerSlotInformation`: FREE, PENDING, ALLOCATED), with the allocation it is pending
+/// for or allocated to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum SlotState {
+    Free,
+    /// `requestSlot` sent; waiting for the TaskExecutor's answer.
+    Pending {
+        allocation_id: AllocationId,
+        job_id: JobId,
+    },
+    Allocated {
+        allocation_id: AllocationId,
+        job_id: JobId,
+    },
+}
+
+impl SlotState {
+    /// The job the slot is pending for or allocated to.
+    pub fn job(self) -> Option<JobId> {
+        match self {
+            SlotState::Free => None,
+            SlotState::Pending { job_id, .. } | SlotState::Allocated { job_id, .. } => Some(job_id),
+        }
+    }
+
+    /// The allocation the slot is pending for or allocated to.
+    pub fn allocation(self) -> Option<AllocationId> {
+        match self {
+            SlotState::Free => None,
+            SlotState::Pending { allocation_id, .. }
+            | SlotState::Allocated { allocation_id, .. } => Some(allocation_id),
+        }
+    }
+}
+
+impl fmt::Display for SlotState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SlotState::Free => f.write_str("FREE"),
+            SlotState::Pending {
+                allocation_id,
+                job_id,
+            } => {
+                write!(
+                    f,
+                    "PENDING for allocation {allocation_id:x} (job {job_id:x})"
+                )
+            }
+            SlotState::Allocated {
+                allocation_id,
+                job_id,
+            } => {
+                write!(
+                    f,
+                    "ALLOCATED to allocation {allocation_id:x} (job {job_id:x})"
+                )
+            }
+        }
     }
 }
 

@@ -26,12 +26,12 @@ use crate::protocol::rpc::{
     DisconnectCause, JobMasterRegistration, JobMasterRpc, Msg, RegistrationResponse,
     ResourceManagerRpc, SlotReport, TaskExecutorRpc,
 };
+use crate::protocol::states::SlotState;
 use crate::protocol::timer::{HeartbeatPair, HeartbeatTimer, ResourceManagerTimer, Timer};
 use crate::protocol::Flink;
 use crate::services::heartbeat::{HeartbeatManager, Role};
 use rand::Rng as _;
 use sim::{Ctx, NodeId, TimerId};
-use slot_manager::SlotState;
 pub use slot_manager::REQUIREMENT_CHECK_DELAY;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -250,7 +250,7 @@ impl ResourceManager {
                             task_manager: tm,
                             slot_index: s.slot_index,
                         };
-                        self.slots.insert(slot_id, SlotState::Free);
+                        self.set_slot_state(ctx, slot_id, SlotState::Free);
                     }
                     // New slots may fulfil requirements declared before they registered.
                     self.schedule_requirement_check(ctx);

@@ -18,6 +18,7 @@ use crate::checking::bugs::Bug;
 use crate::protocol::ids::{AllocationId, InstanceId, JobId, JobMasterId, SlotId};
 use crate::protocol::obs::Obs;
 use crate::protocol::rpc::{JobMasterRpc, Msg, SlotReport, TaskExecutorRpc};
+use crate::protocol::states::SlotState;
 use crate::protocol::timer::{ResourceManagerTimer, Timer};
 use crate::protocol::Flink;
 use rand::Rng as _;
@@ -26,30 +27,6 @@ use std::time::Duration;
 
 /// `slotmanager.requirement-check.delay`: requirement changes are batched this long.
 pub const REQUIREMENT_CHECK_DELAY: Duration = Duration::from_millis(50);
-
-/// The SlotManager's view of one slot (`SlotState`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum SlotState {
-    Free,
-    /// `requestSlot` sent; waiting for the TaskExecutor's answer.
-    Pending {
-        allocation_id: AllocationId,
-        job_id: JobId,
-    },
-    Allocated {
-        allocation_id: AllocationId,
-        job_id: JobId,
-    },
-}
-
-impl SlotState {
-    pub(super) fn job(self) -> Option<JobId> {
-        match self {
-            SlotState::Free => None,
-            SlotState::Pending { job_id, .. } | SlotState::Allocated { job_id, .. } => Some(job_id),
-        }
-    }
-}
 
 impl ResourceManager {
     /// The SlotManager's invariants: every slot is of a registered TaskExecutor whose slots
@@ -74,19 +51,34 @@ impl ResourceManager {
         )));
         // The sort is O(slots log slots): debug builds only, like the checks above.
         if cfg!(debug_assertions) && !self.bugs.has(Bug::SlotDoubleAllocation) {
-            let mut allocations: Vec<AllocationId> = self
-                .slots
-                .values()
-                .filter_map(|s| match s {
-                    SlotState::Free => None,
-                    SlotState::Pending { allocation_id, .. }
-                    | SlotState::Allocated { allocation_id, .. } => Some(*allocation_id),
-                })
-                .collect();
+            let mut allocations: Vec<AllocationId> =
+                self.slots.values().filter_map(|s| s.allocation()).collect();
             let n = allocations.len();
             allocations.sort_unstable();
             allocations.dedup();
             debug_assert_eq!(allocations.len(), n, "an allocation in two slots");
+        }
+    }
+
+    /// Sets a registered TaskExecutor's slot to `state` (registering it if new), and traces the
+    /// change with the registration it belongs to.
+    pub(super) fn set_slot_state(
+        &mut self,
+        ctx: &mut Ctx<'_, Flink>,
+        slot_id: SlotId,
+        state: SlotState,
+    ) {
+        let instance_id = self
+            .task_executors
+            .get(&slot_id.task_manager)
+            .expect("a slot of a registered TaskExecutor")
+            .instance_id;
+        if self.slots.insert(slot_id, state) != Some(state) {
+            ctx.trace(Obs::SlotStateChanged {
+                slot_id,
+                instance_id,
+                state,
+            });
         }
     }
 
@@ -133,18 +125,17 @@ impl ResourceManager {
         if current.map(|r| r.instance_id) != Some(instance_id) {
             return;
         }
-        if let Some(state) = self.slots.get_mut(&slot_id) {
-            let matches = matches!(*state,
-                SlotState::Allocated { allocation_id: a, .. } | SlotState::Pending { allocation_id: a, .. }
-                    if a == allocation_id);
-            if matches {
-                *state = SlotState::Free;
-                if let Some((_, t)) = self.pending.remove(&allocation_id) {
-                    ctx.cancel_timer(t);
-                }
-                self.schedule_requirement_check(ctx);
-                assert!(!self.pending.contains_key(&allocation_id));
+        let matches = self
+            .slots
+            .get(&slot_id)
+            .is_some_and(|s| s.allocation() == Some(allocation_id));
+        if matches {
+            self.set_slot_state(ctx, slot_id, SlotState::Free);
+            if let Some((_, t)) = self.pending.remove(&allocation_id) {
+                ctx.cancel_timer(t);
             }
+            self.schedule_requirement_check(ctx);
+            assert!(!self.pending.contains_key(&allocation_id));
         }
         self.check_slot_manager();
     }
@@ -165,16 +156,13 @@ impl ResourceManager {
             self.slots.get(&slot_id),
             Some(SlotState::Pending { allocation_id: a, .. }) if *a == allocation_id
         ));
-        let Some(state) = self.slots.get_mut(&slot_id) else {
-            return;
-        };
-        if let SlotState::Pending {
+        if let Some(&SlotState::Pending {
             allocation_id: a,
             job_id,
-        } = *state
+        }) = self.slots.get(&slot_id)
         {
             assert_eq!(a, allocation_id);
-            *state = if ok {
+            let state = if ok {
                 SlotState::Allocated {
                     allocation_id,
                     job_id,
@@ -182,6 +170,7 @@ impl ResourceManager {
             } else {
                 SlotState::Free
             };
+            self.set_slot_state(ctx, slot_id, state);
             if !ok {
                 self.schedule_requirement_check(ctx);
             }
@@ -202,11 +191,13 @@ impl ResourceManager {
             self.slots.get(&slot_id),
             Some(SlotState::Pending { allocation_id: a, .. }) if *a == allocation_id
         ));
-        if let Some(state) = self.slots.get_mut(&slot_id) {
-            if matches!(*state, SlotState::Pending { allocation_id: a, .. } if a == allocation_id) {
-                *state = SlotState::Free;
-                self.schedule_requirement_check(ctx);
-            }
+        let still_pending = matches!(
+            self.slots.get(&slot_id),
+            Some(SlotState::Pending { allocation_id: a, .. }) if *a == allocation_id
+        );
+        if still_pending {
+            self.set_slot_state(ctx, slot_id, SlotState::Free);
+            self.schedule_requirement_check(ctx);
         }
         self.check_slot_manager();
     }
@@ -230,7 +221,7 @@ impl ResourceManager {
                 task_manager: tm,
                 slot_index: s.slot_index,
             };
-            let Some(state) = self.slots.get_mut(&slot_id) else {
+            let Some(&current) = self.slots.get(&slot_id) else {
                 continue;
             };
             let reported = match s.allocation {
@@ -240,7 +231,7 @@ impl ResourceManager {
                 },
                 None => SlotState::Free,
             };
-            match (*state, reported) {
+            match (current, reported) {
                 // Pending requests are tracked by AllocationID; a report sent before the TE saw
                 // the request must not free them.
                 (
@@ -252,11 +243,11 @@ impl ResourceManager {
                     if let Some((_, t)) = self.pending.remove(&allocation_id) {
                         ctx.cancel_timer(t);
                     }
-                    *state = reported;
+                    self.set_slot_state(ctx, slot_id, reported);
                 }
                 (SlotState::Pending { .. }, _) => {}
                 (current, reported) if current != reported => {
-                    *state = reported;
+                    self.set_slot_state(ctx, slot_id, reported);
                     changed = true;
                 }
                 _ => {}
@@ -331,7 +322,8 @@ impl ResourceManager {
                 let allocation_id = ctx.rng().random::<u64>();
                 // A fresh allocation: never one that is outstanding.
                 assert!(!self.pending.contains_key(&allocation_id));
-                self.slots.insert(
+                self.set_slot_state(
+                    ctx,
                     slot_id,
                     SlotState::Pending {
                         allocation_id,

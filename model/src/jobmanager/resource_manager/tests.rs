@@ -6,6 +6,8 @@
 //! ignored, FLINK-21874), reconciliation with slot reports and `notifySlotAvailable`, and both
 //! heartbeats with what a timeout closes (docs/flink-runtime.md §1.4, §1.5, §2.3, §5.2).
 //!
+//! Every change of the SlotManager's view is traced as `SlotStateChanged` with its registration.
+//!
 //! Not covered here: active resource management (spare TaskManagers started and released), the
 //! planted bugs, and anything on the other side of the messages (the TaskExecutor and JobMaster
 //! have their own tests); HA leadership of the RM is the JobManager process's.
@@ -43,10 +45,26 @@ impl std::ops::DerefMut for Harness {
 impl Harness {
     /// A started ResourceManager of leader session `RM_ID` with Flink's default options.
     fn new() -> Harness {
-        let rm = ResourceManager::new(JM, &setup(&[])).with_id(RM_ID);
+        Harness::with_bugs(Bugs::NONE)
+    }
+
+    /// The same, with planted bugs switched on.
+    fn with_bugs(bugs: Bugs) -> Harness {
+        let setup = ClusterSetup { bugs, ..setup(&[]) };
+        let rm = ResourceManager::new(JM, &setup).with_id(RM_ID);
         let mut h = Harness(Driver::new(JM, rm, 7, "resource-manager-test"));
         h.step(|rm, ctx| rm.on_start(ctx));
         h
+    }
+
+    fn heartbeat_report(&mut self, tm: NodeId, slot_report: SlotReport) -> Effects {
+        self.rpc(
+            tm,
+            ResourceManagerRpc::HeartbeatFromTaskManager {
+                resource_id: tm,
+                slot_report,
+            },
+        )
     }
 
     fn rpc(&mut self, from: NodeId, rpc: ResourceManagerRpc) -> Effects {
@@ -721,4 +739,74 @@ fn a_terminal_disconnect_of_the_job_master_clears_the_requirement() {
         },
     );
     assert!(slot_requests(&h.check()).is_empty());
+}
+
+/// The SlotManager's traced changes of its view, in order.
+fn slot_states(out: &Effects) -> Vec<(SlotId, InstanceId, SlotState)> {
+    traces(out)
+        .into_iter()
+        .filter_map(|o| match o {
+            Obs::SlotStateChanged {
+                slot_id,
+                instance_id,
+                state,
+            } => Some((*slot_id, *instance_id, *state)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn every_change_of_the_slot_managers_view_is_traced_with_its_registration() {
+    let mut h = Harness::new();
+    let instance_id = h.register_te(TM1);
+    let out = h.report_slots(TM1, instance_id, free_slots(2));
+    let slot = |slot_index| SlotId {
+        task_manager: TM1,
+        slot_index,
+    };
+    assert_eq!(
+        slot_states(&out),
+        [
+            (slot(0), instance_id, SlotState::Free),
+            (slot(1), instance_id, SlotState::Free)
+        ]
+    );
+    h.register_jm(JM, JM_ID);
+    h.declare(JM, JM_ID, 1, 1);
+    let out = h.check();
+    let r = slot_requests(&out)[0];
+    let (allocation_id, job_id) = (r.allocation_id, JOB);
+    assert_eq!(
+        slot_states(&out),
+        [(
+            r.slot_id,
+            instance_id,
+            SlotState::Pending {
+                allocation_id,
+                job_id
+            }
+        )]
+    );
+    let out = h.answer(TM1, allocation_id, true);
+    assert_eq!(
+        slot_states(&out),
+        [(
+            r.slot_id,
+            instance_id,
+            SlotState::Allocated {
+                allocation_id,
+                job_id
+            }
+        )]
+    );
+    // A report that agrees changes (and traces) nothing; one that shows the slot free frees it.
+    let mut report = free_slots(2);
+    report[r.slot_id.slot_index as usize].allocation = Some((allocation_id, job_id));
+    assert_eq!(slot_states(&h.heartbeat_report(TM1, report)), []);
+    let out = h.heartbeat_report(TM1, free_slots(2));
+    assert_eq!(
+        slot_states(&out),
+        [(r.slot_id, instance_id, SlotState::Free)]
+    );
 }
