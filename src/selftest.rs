@@ -154,6 +154,12 @@ pub const CASES: &[Case] = &[
         "commits-cover-completed",
         50,
     ),
+    case(
+        Bug::RmTrustsStaleSlotReport,
+        "nemesis/nemesis-swarm",
+        "slot-views-agree",
+        50,
+    ),
 ];
 
 /// What the self-test found for one case.

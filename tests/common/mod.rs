@@ -165,6 +165,11 @@ pub const NEMESIS_BUGS: &[(Bug, &str, &str)] = &[
         "nemesis-checkpointing",
         "commits-cover-completed",
     ),
+    (
+        Bug::RmTrustsStaleSlotReport,
+        "nemesis-swarm",
+        "slot-views-agree",
+    ),
 ];
 
 /// and the high-availability bugs, each with its negative scenario.

@@ -67,6 +67,10 @@ pub enum Bug {
     /// n: an earlier pending one (its notification lost, or its checkpoint expired and n carried
     /// it) stays pre-committed.
     CommitOnlyNotifiedCheckpoint,
+    /// The ResourceManager reconciles each TaskExecutor heartbeat with the slot report of that
+    /// TaskExecutor's previous heartbeat (a stale report, one heartbeat behind): slots freed
+    /// since are believed allocated again.
+    RmTrustsStaleSlotReport,
 }
 
 impl Bug {
@@ -91,6 +95,7 @@ impl Bug {
         Bug::TmIgnoresLeaderChange,
         Bug::RestartBeforeCancellation,
         Bug::CommitOnlyNotifiedCheckpoint,
+        Bug::RmTrustsStaleSlotReport,
     ];
 
     pub fn name(self) -> &'static str {
@@ -115,6 +120,7 @@ impl Bug {
             Bug::TmIgnoresLeaderChange => "tm-ignores-leader-change",
             Bug::RestartBeforeCancellation => "restart-before-cancellation",
             Bug::CommitOnlyNotifiedCheckpoint => "commit-only-notified-checkpoint",
+            Bug::RmTrustsStaleSlotReport => "rm-trusts-stale-slot-report",
         }
     }
 
@@ -179,6 +185,9 @@ impl Bug {
             }
             Bug::CommitOnlyNotifiedCheckpoint => {
                 "notifyCheckpointComplete(n) commits only checkpoint n's transaction: earlier pending ones (lost notification, expired checkpoint) stay pre-committed (notifications are not guaranteed, cf. FLINK-10377)"
+            }
+            Bug::RmTrustsStaleSlotReport => {
+                "the SlotManager reconciles each TaskExecutor heartbeat with the previous heartbeat's slot report: slots freed since are believed allocated again (a stale report trusted; cf. FLINK-21874's outdated allocation confirmations)"
             }
         }
     }

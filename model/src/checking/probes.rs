@@ -8,13 +8,15 @@
 //! Like the oracles, probes watch the trace (deliveries, faults, observations) and never call
 //! into components. A probe counts each time its situation arises; it judges nothing.
 
-use crate::checking::oracle::process_died;
+use crate::checking::oracle::{ends_handler, process_died};
 use crate::process::Topology;
 use crate::protocol::checkpoint::{CheckpointId, TxnId};
-use crate::protocol::ids::JobId;
+use crate::protocol::ha::{HaReply, HaRequest, SessionId};
+use crate::protocol::ids::{AllocationId, ExecutionAttemptId, JobId};
 use crate::protocol::obs::{Endpoint, Obs};
-use crate::protocol::rpc::{JobMasterRpc, Msg, SinkRpc, TaskExecutorRpc};
+use crate::protocol::rpc::{JobMasterRpc, Msg, ResourceManagerRpc, SinkRpc, TaskExecutorRpc};
 use crate::protocol::states::ExecutionState;
+use crate::protocol::timer::{JobMasterTimer, ResourceManagerTimer, TaskExecutorTimer, Timer};
 use crate::protocol::Flink;
 use sim::{Event, EventKind, NodeId, Time};
 use std::collections::{BTreeMap, BTreeSet};
@@ -32,6 +34,10 @@ pub const TWO_LEADERS_FENCING_REJECTS_ONE: usize = 2;
 pub const FAILOVER_DURING_RESTORE: usize = 3;
 pub const COMMIT_LOST_TXN_RECOMMITTED_ON_RESTORE: usize = 4;
 pub const SLOT_OFFER_RACES_LEADER_CHANGE: usize = 5;
+pub const RPC_ANSWER_AFTER_ASK_TIMEOUT: usize = 6;
+pub const SECOND_FAILURE_WHILE_CANCELING: usize = 7;
+pub const LEADER_CHANGE_WHILE_HA_SUSPENDED: usize = 8;
+pub const POINTER_WRITE_APPLIED_UNANSWERED: usize = 9;
 
 /// Every probe, indexed by the constants above.
 pub const PROBES: &[Probe] = &[
@@ -71,6 +77,29 @@ pub const PROBES: &[Probe] = &[
                       changes: granted or revoked between its sending and its delivery, or the \
                       JobManager it was sent to died before it arrived",
     },
+    Probe {
+        name: "rpc-answer-after-ask-timeout",
+        description: "the answer to an RPC reaches its caller after the caller's ask timeout \
+                      (pekko.ask.timeout) fired for it: submitTask, offerSlots, \
+                      updateTaskExecutionState, sendSlotReport or requestSlot",
+    },
+    Probe {
+        name: "second-failure-while-canceling",
+        description: "a JobMaster schedules a restart (a second failure during RESTARTING) while \
+                      an attempt of its job it set CANCELING in an earlier step is not yet \
+                      terminal",
+    },
+    Probe {
+        name: "leader-change-while-ha-suspended",
+        description: "JobManager leadership is granted or revoked while a TaskManager's \
+                      ZooKeeper connection is SUSPENDED (it cannot learn the new leader yet)",
+    },
+    Probe {
+        name: "pointer-write-applied-unanswered",
+        description: "the `ha` node applied a write that stored a checkpoint pointer, and its \
+                      answer never reached the writer (dropped, or the writer died or was \
+                      unreachable first)",
+    },
 ];
 
 pub fn probe(name: &str) -> Option<&'static Probe> {
@@ -88,6 +117,68 @@ fn declined(reason: &str) -> bool {
 struct Restoring {
     waiting_for: u32,
 }
+
+/// An ask whose timeout fired while its answer was still outstanding, per caller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Ask {
+    SubmitTask(ExecutionAttemptId),
+    OfferSlots(JobId, u64),
+    UpdateTaskState(ExecutionAttemptId),
+    SlotReport(u64),
+    RequestSlot(AllocationId),
+}
+
+impl Ask {
+    /// The ask whose timeout `timer` is.
+    fn timed_out(timer: &Timer) -> Option<Ask> {
+        Some(match timer {
+            Timer::JobMaster {
+                timer: JobMasterTimer::SubmitTaskTimeout { attempt },
+                ..
+            } => Ask::SubmitTask(*attempt),
+            Timer::TaskExecutor(TaskExecutorTimer::OfferSlotsTimeout { job_id, offer_id }) => {
+                Ask::OfferSlots(*job_id, *offer_id)
+            }
+            Timer::TaskExecutor(TaskExecutorTimer::UpdateTaskStateTimeout { attempt }) => {
+                Ask::UpdateTaskState(*attempt)
+            }
+            Timer::TaskExecutor(TaskExecutorTimer::SlotReportTimeout { instance_id }) => {
+                Ask::SlotReport(*instance_id)
+            }
+            Timer::ResourceManager(ResourceManagerTimer::RequestSlotTimeout { allocation_id }) => {
+                Ask::RequestSlot(*allocation_id)
+            }
+            _ => return None,
+        })
+    }
+
+    /// The ask `msg` answers.
+    fn answered(msg: &Msg) -> Option<Ask> {
+        Some(match msg {
+            Msg::JobMaster {
+                rpc: JobMasterRpc::SubmitTaskResponse { attempt, .. },
+                ..
+            } => Ask::SubmitTask(*attempt),
+            Msg::TaskExecutor(TaskExecutorRpc::OfferSlotsResponse {
+                job_id, offer_id, ..
+            }) => Ask::OfferSlots(*job_id, *offer_id),
+            Msg::TaskExecutor(TaskExecutorRpc::UpdateTaskExecutionStateResponse {
+                attempt,
+                ..
+            }) => Ask::UpdateTaskState(*attempt),
+            Msg::TaskExecutor(TaskExecutorRpc::SlotReportResponse { instance_id, .. }) => {
+                Ask::SlotReport(*instance_id)
+            }
+            Msg::ResourceManager(ResourceManagerRpc::RequestSlotResponse {
+                allocation_id, ..
+            }) => Ask::RequestSlot(*allocation_id),
+            _ => return None,
+        })
+    }
+}
+
+/// A ZooKeeper request: its writer, session and request id.
+type HaCall = (NodeId, SessionId, u64);
 
 /// The probes of one run, fed every traced event.
 #[derive(Debug)]
@@ -108,6 +199,17 @@ pub struct Probes {
     /// them in that handler and traces `TransactionCommitted` only for one not committed
     /// before, so each such trace right after the delivery is a re-commit on restore.
     recommitting: BTreeSet<TxnId>,
+    /// Asks whose timeout fired, per calling node.
+    timed_out: BTreeSet<(NodeId, Ask)>,
+    /// Per JobMaster process, the attempts it set CANCELING that are not terminal yet, with
+    /// the time they entered CANCELING.
+    canceling: BTreeMap<NodeId, BTreeMap<ExecutionAttemptId, Time>>,
+    /// TaskManagers whose ZooKeeper connection is SUSPENDED.
+    suspended: BTreeSet<NodeId>,
+    /// The `ha` request whose handler runs.
+    ha_call: Option<HaCall>,
+    /// Pointer writes the `ha` node applied whose answer has not reached the writer.
+    unanswered: BTreeSet<HaCall>,
 }
 
 impl Probes {
@@ -121,6 +223,11 @@ impl Probes {
             last_leader_change: None,
             restoring: BTreeMap::new(),
             recommitting: BTreeSet::new(),
+            timed_out: BTreeSet::new(),
+            canceling: BTreeMap::new(),
+            suspended: BTreeSet::new(),
+            ha_call: None,
+            unanswered: BTreeSet::new(),
         }
     }
 
@@ -151,10 +258,19 @@ impl Probes {
     }
 
     pub fn observe(&mut self, ev: &Event<'_, Flink>) {
+        if ends_handler(ev) {
+            self.ha_call = None;
+        }
         if let Some(node) = process_died(ev) {
             if self.taskmanagers.contains(&node) && self.any_pending() {
                 self.hit(TM_LOST_DURING_PENDING_CHECKPOINT);
             }
+            self.timed_out.retain(|(n, _)| *n != node);
+            self.canceling.remove(&node);
+            self.suspended.remove(&node);
+            let before = self.unanswered.len();
+            self.unanswered.retain(|(n, _, _)| *n != node);
+            self.hits[POINTER_WRITE_APPLIED_UNANSWERED] += (before - self.unanswered.len()) as u64;
             if self.leaders.remove(&node) {
                 self.last_leader_change = Some(ev.time);
                 self.failover(None);
@@ -162,6 +278,25 @@ impl Probes {
             return;
         }
         match &ev.kind {
+            EventKind::Timer { node, tag } => {
+                if let Some(ask) = Ask::timed_out(tag) {
+                    self.timed_out.insert((*node, ask));
+                }
+            }
+            EventKind::Deliver { from, to, msg, .. } if self.answer_or_ha(*from, *to, msg) => {}
+            EventKind::Drop { to, msg, .. } | EventKind::Unreachable { to, msg, .. } => {
+                if let Msg::HaReply(HaReply::Response {
+                    session,
+                    request_id,
+                    ..
+                }) = msg
+                {
+                    if self.unanswered.remove(&(*to, *session, *request_id)) {
+                        self.hit(POINTER_WRITE_APPLIED_UNANSWERED);
+                    }
+                }
+                self.unreachable_offer(ev);
+            }
             EventKind::Deliver { sent, msg, .. } => match msg {
                 // The offer, or its answer, crossed a leader change.
                 Msg::JobMaster {
@@ -179,22 +314,89 @@ impl Probes {
                 }
                 _ => {}
             },
-            // An offer to a JobManager that died (the leader change by crash) before it arrived.
-            EventKind::Unreachable {
-                msg:
-                    Msg::JobMaster {
-                        rpc: JobMasterRpc::OfferSlots { .. },
-                        ..
-                    },
-                ..
-            } => self.hit(SLOT_OFFER_RACES_LEADER_CHANGE),
             EventKind::Obs { node, obs } => self.on_obs(*node, ev.time, obs),
             _ => {}
         }
     }
 
+    /// An offer to a JobManager that died (the leader change by crash) before it arrived.
+    fn unreachable_offer(&mut self, ev: &Event<'_, Flink>) {
+        if let EventKind::Unreachable {
+            msg:
+                Msg::JobMaster {
+                    rpc: JobMasterRpc::OfferSlots { .. },
+                    ..
+                },
+            ..
+        } = ev.kind
+        {
+            self.hit(SLOT_OFFER_RACES_LEADER_CHANGE);
+        }
+    }
+
+    /// Deliveries of ask answers and of `ha` requests and answers; false for every other (and
+    /// for an `ha` request, which only starts its handler).
+    fn answer_or_ha(&mut self, from: NodeId, to: NodeId, msg: &Msg) -> bool {
+        if let Some(ask) = Ask::answered(msg) {
+            if self.timed_out.remove(&(to, ask)) {
+                self.hit(RPC_ANSWER_AFTER_ASK_TIMEOUT);
+            }
+            return true;
+        }
+        match msg {
+            Msg::Ha(HaRequest::Op {
+                session,
+                request_id,
+                ..
+            }) => {
+                self.ha_call = Some((from, *session, *request_id));
+                true
+            }
+            Msg::HaReply(HaReply::Response {
+                session,
+                request_id,
+                ..
+            }) => {
+                self.unanswered.remove(&(to, *session, *request_id));
+                true
+            }
+            _ => false,
+        }
+    }
+
     fn on_obs(&mut self, node: NodeId, now: Time, obs: &Obs) {
+        // The JobMaster's view of its attempts (TaskExecutors trace theirs too).
+        if let Obs::ExecutionStateChanged { attempt, to, .. } = obs {
+            if !self.taskmanagers.contains(&node) {
+                let entry = self.canceling.entry(node).or_default();
+                if *to == ExecutionState::Canceling {
+                    entry.insert(*attempt, now);
+                } else if to.is_terminal() {
+                    entry.remove(attempt);
+                }
+            }
+        }
         match obs {
+            Obs::CheckpointPointerStored { .. } => {
+                if let Some(call) = self.ha_call {
+                    self.unanswered.insert(call);
+                }
+            }
+            Obs::HaConnectionChanged { state } => {
+                if state == "SUSPENDED" {
+                    self.suspended.insert(node);
+                } else {
+                    self.suspended.remove(&node);
+                }
+            }
+            Obs::RestartScheduled { .. }
+                if self
+                    .canceling
+                    .get(&node)
+                    .is_some_and(|c| c.values().any(|t| *t < now)) =>
+            {
+                self.hit(SECOND_FAILURE_WHILE_CANCELING);
+            }
             Obs::CheckpointTriggered {
                 job_id,
                 checkpoint_id,
@@ -239,10 +441,17 @@ impl Probes {
                 ..
             } if self.any_pending() => self.hit(TM_LOST_DURING_PENDING_CHECKPOINT),
             Obs::LeadershipGranted { .. } => {
+                if !self.suspended.is_empty() {
+                    self.hit(LEADER_CHANGE_WHILE_HA_SUSPENDED);
+                }
                 self.leaders.insert(node);
                 self.last_leader_change = Some(now);
             }
             Obs::LeadershipRevoked { .. } => {
+                if !self.suspended.is_empty() {
+                    self.hit(LEADER_CHANGE_WHILE_HA_SUSPENDED);
+                }
+                self.canceling.remove(&node);
                 self.leaders.remove(&node);
                 self.last_leader_change = Some(now);
                 self.failover(None);
@@ -285,5 +494,117 @@ impl Probes {
             }
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The probes no bundled scenario reaches yet, on hand-made event sequences.
+    use super::*;
+    use crate::checking::oracle::testing::attempt;
+
+    const JM: NodeId = NodeId(0);
+    const TM: NodeId = NodeId(1);
+
+    fn probes() -> Probes {
+        Probes::new(&Topology {
+            jobmanagers: vec![JM],
+            taskmanagers: vec![TM],
+            spare_taskmanagers: vec![],
+            client: None,
+            source_log: None,
+            checkpoint_storage: None,
+            sink: None,
+            ha: None,
+        })
+    }
+
+    fn obs(p: &mut Probes, ms: u64, node: NodeId, obs: Obs) {
+        p.observe(&Event {
+            index: 0,
+            time: Time::from_millis(ms),
+            kind: EventKind::Obs { node, obs: &obs },
+        });
+    }
+
+    fn hits(p: &Probes, name: &str) -> u64 {
+        p.hits().find(|(n, _)| *n == name).expect("a probe").1
+    }
+
+    fn changed(to: ExecutionState) -> Obs {
+        Obs::ExecutionStateChanged {
+            attempt: attempt(0, 1, 0),
+            from: ExecutionState::Running,
+            to,
+        }
+    }
+
+    fn restart() -> Obs {
+        Obs::RestartScheduled {
+            job_id: 1,
+            vertices: 1,
+            backoff_ms: 1000,
+            global: false,
+        }
+    }
+
+    #[test]
+    fn a_restart_while_an_earlier_cancellation_runs_is_a_second_failure_while_canceling() {
+        let mut p = probes();
+        // The first failure cancels attempt (0, 1) and schedules its restart in one step.
+        obs(&mut p, 10, JM, changed(ExecutionState::Canceling));
+        obs(&mut p, 10, JM, restart());
+        assert_eq!(hits(&p, "second-failure-while-canceling"), 0);
+        // The TaskExecutor's own view does not count; a later failure does.
+        obs(&mut p, 12, TM, changed(ExecutionState::Canceling));
+        obs(&mut p, 15, JM, restart());
+        assert_eq!(hits(&p, "second-failure-while-canceling"), 1);
+        // Once the attempt is CANCELED, a restart is not one during a cancellation.
+        obs(&mut p, 20, JM, changed(ExecutionState::Canceled));
+        obs(&mut p, 30, JM, restart());
+        assert_eq!(hits(&p, "second-failure-while-canceling"), 1);
+    }
+
+    #[test]
+    fn an_answer_counts_only_after_its_ask_timed_out() {
+        let mut p = probes();
+        let a = attempt(0, 0, 0);
+        let answer = Msg::JobMaster {
+            job_id: 1,
+            rpc: JobMasterRpc::SubmitTaskResponse {
+                attempt: a,
+                ok: true,
+            },
+        };
+        let deliver = |p: &mut Probes, ms| {
+            p.observe(&Event {
+                index: 0,
+                time: Time::from_millis(ms),
+                kind: EventKind::Deliver {
+                    from: TM,
+                    to: JM,
+                    sent: Time::from_millis(ms - 1),
+                    msg: &answer,
+                },
+            })
+        };
+        deliver(&mut p, 5);
+        assert_eq!(hits(&p, "rpc-answer-after-ask-timeout"), 0);
+        let timeout = Timer::JobMaster {
+            job_id: 1,
+            timer: JobMasterTimer::SubmitTaskTimeout { attempt: a },
+        };
+        p.observe(&Event {
+            index: 0,
+            time: Time::from_millis(10_000),
+            kind: EventKind::Timer {
+                node: JM,
+                tag: &timeout,
+            },
+        });
+        deliver(&mut p, 10_005);
+        assert_eq!(hits(&p, "rpc-answer-after-ask-timeout"), 1);
+        deliver(&mut p, 10_006);
+        assert_eq!(hits(&p, "rpc-answer-after-ask-timeout"), 1);
     }
 }

@@ -327,6 +327,9 @@ pub enum Obs {
     /// The `ha` node stored a job's entry in the JobResultStore: from now on the job is
     /// globally terminal for every leader (the store's truth, traced by the `ha` node).
     JobResultStored { job_id: JobId, status: JobStatus },
+    /// A TaskExecutor's ZooKeeper connection changed state (Curator's `ConnectionState`:
+    /// `CONNECTED`, `SUSPENDED`, `LOST`), as its leader retrieval sees it.
+    HaConnectionChanged { state: Cow<'static, str> },
     /// A TaskExecutor refused a fenced call (`requestSlot`, `submitTask`) because its token is
     /// not the leader session it knows (traced with high availability only).
     FencedCallRejected { call: Cow<'static, str>, token: u64 },

@@ -21,6 +21,7 @@ pub mod registration;
 pub mod restart_budget;
 pub mod restored_state;
 pub mod slot_leak;
+pub mod slot_views;
 pub mod slots;
 pub mod stale_attempts;
 pub mod transitions;
@@ -71,6 +72,7 @@ pub const INVARIANTS: &[Invariant] = &[
     transitions::INVARIANT,
     slots::INVARIANT,
     slot_leak::INVARIANT,
+    slot_views::INVARIANT,
     stale_attempts::INVARIANT,
     attempt_order::INVARIANT,
     restart_budget::INVARIANT,
@@ -141,6 +143,9 @@ impl Oracles {
         }
         if wanted(slot_leak::INVARIANT.name) {
             oracles.push(Box::new(slot_leak::NoSlotLeak::new(setup)));
+        }
+        if wanted(slot_views::INVARIANT.name) {
+            oracles.push(Box::new(slot_views::SlotViewsAgree::new(setup)));
         }
         if wanted(stale_attempts::INVARIANT.name) {
             oracles.push(Box::new(stale_attempts::StaleAttempts::new(setup)));
@@ -246,6 +251,17 @@ pub(crate) fn process_died<V: sim::Vocabulary>(ev: &Event<'_, V>) -> Option<Node
         EventKind::Exited { node } => Some(*node),
         _ => None,
     }
+}
+
+/// Whether `ev` ends the handler that runs. The kernel traces a delivery (or timer) and then, at
+/// the same time and node, its handler's observations, persists and drops of its sends, before
+/// any other delivery, timer or fault; so "the current cause" of an observation or persist is
+/// the last delivery, and every event but those three starts a new handler or is none.
+pub(crate) fn ends_handler<V: sim::Vocabulary>(ev: &Event<'_, V>) -> bool {
+    !matches!(
+        ev.kind,
+        EventKind::Obs { .. } | EventKind::Persist { .. } | EventKind::Drop { .. }
+    )
 }
 
 /// When the faults stopped, as the liveness oracles count them: every effective fault, a
@@ -395,6 +411,8 @@ pub(crate) mod testing {
     pub enum Step {
         Obs(NodeId, Obs),
         Deliver(NodeId, NodeId, Msg),
+        /// A delivery of a message sent at the given millisecond (earlier than its step's).
+        DeliverSent(NodeId, NodeId, u64, Msg),
         Unreachable(NodeId, NodeId, Msg),
         /// A message lost in the network.
         Drop(NodeId, NodeId, Msg),
@@ -419,6 +437,12 @@ pub(crate) mod testing {
                     from: *from,
                     to: *to,
                     sent: Time::from_millis(*ms),
+                    msg,
+                },
+                Step::DeliverSent(from, to, sent, msg) => EventKind::Deliver {
+                    from: *from,
+                    to: *to,
+                    sent: Time::from_millis(*sent),
                     msg,
                 },
                 Step::Unreachable(from, to, msg) => EventKind::Unreachable {

@@ -19,7 +19,7 @@
 //!
 //! This oracle does not judge the transition itself (see `transitions`) nor checkpoint acks.
 
-use super::{attempt_name, process_died, Invariant, Kind, Oracle, Setup, Violation};
+use super::{attempt_name, ends_handler, process_died, Invariant, Kind, Oracle, Setup, Violation};
 use crate::protocol::ids::{ExecutionAttemptId, JobId, JobMasterId};
 use crate::protocol::obs::Obs;
 use crate::protocol::rpc::{JobMasterRpc, Msg, TaskExecutorRpc};
@@ -184,14 +184,9 @@ impl Oracle for StaleAttempts {
     }
 
     fn observe(&mut self, census: &Census, ev: &Event<'_, Flink>, out: &mut Vec<Violation>) {
-        match &ev.kind {
-            // Observations, persists and drops of sends belong to the handler that runs; every
-            // other event starts a new handler or is none.
-            EventKind::Obs { .. } | EventKind::Persist { .. } | EventKind::Drop { .. } => {}
-            _ => {
-                self.update = None;
-                self.submit = None;
-            }
+        if ends_handler(ev) {
+            self.update = None;
+            self.submit = None;
         }
         if let Some(n) = process_died(ev) {
             self.connected.retain(|(node, _), _| *node != n);

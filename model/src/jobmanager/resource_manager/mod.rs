@@ -46,6 +46,8 @@ struct WorkerRegistration {
     slots_registered: bool,
     /// When the worker last had no allocated slot (for idle release), local monotonic ns.
     idle_since_ns: Option<u64>,
+    /// The planted bug `RmTrustsStaleSlotReport` only: the previous heartbeat's slot report.
+    previous_report: Option<SlotReport>,
 }
 
 /// A registered JobMaster and its job's declared requirement.
@@ -204,6 +206,7 @@ impl ResourceManager {
                 instance_id,
                 slots_registered: false,
                 idle_since_ns: Some(ctx.mono_ns()),
+                previous_report: None,
             },
         );
         self.heartbeats.monitor_target(ctx, tm);
@@ -281,13 +284,21 @@ impl ResourceManager {
         // The monitor is reset only for monitored targets; the payload goes to the
         // listener either way, which ignores reports of unregistered TaskExecutors.
         self.heartbeats.report_heartbeat(ctx, resource_id);
-        if self
+        let Some(reg) = self
             .task_executors
-            .get(&resource_id)
-            .is_some_and(|r| r.slots_registered)
-        {
-            self.report_slot_status(ctx, resource_id, slot_report);
+            .get_mut(&resource_id)
+            .filter(|r| r.slots_registered)
+        else {
+            return;
+        };
+        if self.bugs.has(Bug::RmTrustsStaleSlotReport) {
+            // The previous heartbeat's report stands in for this one.
+            if let Some(stale) = reg.previous_report.replace(slot_report.clone()) {
+                self.report_slot_status(ctx, resource_id, &stale);
+            }
+            return;
         }
+        self.report_slot_status(ctx, resource_id, slot_report);
     }
 
     fn on_register_job_master(

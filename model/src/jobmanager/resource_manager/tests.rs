@@ -6,10 +6,11 @@
 //! ignored, FLINK-21874), reconciliation with slot reports and `notifySlotAvailable`, and both
 //! heartbeats with what a timeout closes (docs/flink-runtime.md §1.4, §1.5, §2.3, §5.2).
 //!
-//! Every change of the SlotManager's view is traced as `SlotStateChanged` with its registration.
+//! Every change of the SlotManager's view is traced as `SlotStateChanged` with its registration;
+//! the planted bug `rm-trusts-stale-slot-report` reconciles with the previous heartbeat's report.
 //!
 //! Not covered here: active resource management (spare TaskManagers started and released), the
-//! planted bugs, and anything on the other side of the messages (the TaskExecutor and JobMaster
+//! other planted bugs, and anything on the other side of the messages (the TaskExecutor and JobMaster
 //! have their own tests); HA leadership of the RM is the JobManager process's.
 
 use super::*;
@@ -809,4 +810,32 @@ fn every_change_of_the_slot_managers_view_is_traced_with_its_registration() {
         slot_states(&out),
         [(r.slot_id, instance_id, SlotState::Free)]
     );
+}
+
+#[test]
+fn with_the_stale_report_bug_a_heartbeat_is_reconciled_with_the_previous_report() {
+    let mut h = Harness::with_bugs(Bugs::NONE.with(Bug::RmTrustsStaleSlotReport));
+    let (instance_id, requests) = h.with_requests(1);
+    let r = requests[0];
+    let allocated = SlotState::Allocated {
+        allocation_id: r.allocation_id,
+        job_id: JOB,
+    };
+    h.answer(TM1, r.allocation_id, true);
+    let mut report = free_slots(2);
+    report[r.slot_id.slot_index as usize].allocation = Some((r.allocation_id, JOB));
+    // The first heartbeat is only kept.
+    assert_eq!(slot_states(&h.heartbeat_report(TM1, report)), []);
+    // The TE freed the slot and said so; the next heartbeat (all free) brings back the
+    // previous report's allocation.
+    h.rpc(
+        TM1,
+        ResourceManagerRpc::NotifySlotAvailable {
+            instance_id,
+            slot_id: r.slot_id,
+            allocation_id: r.allocation_id,
+        },
+    );
+    let out = h.heartbeat_report(TM1, free_slots(2));
+    assert_eq!(slot_states(&out), [(r.slot_id, instance_id, allocated)]);
 }

@@ -45,7 +45,7 @@ use crate::protocol::config::FlinkConfig;
 use crate::protocol::ha::{HaReply, LeaderInformation};
 use crate::protocol::ids::{AllocationId, ExecutionAttemptId, InstanceId, JobId, JobMasterId};
 use crate::protocol::job_graph::{ExecutionVertexId, JobVertexId};
-use crate::protocol::obs::Endpoint;
+use crate::protocol::obs::{Endpoint, Obs};
 use crate::protocol::rpc::{Msg, TaskExecutorRpc};
 use crate::protocol::states::ExecutionState;
 use crate::protocol::timer::HeartbeatPair;
@@ -215,12 +215,27 @@ impl TaskExecutor {
 
     fn on_ha_effects(&mut self, ctx: &mut Ctx<'_, Flink>, effects: Vec<HaEffect>) {
         for e in effects {
-            if let HaEffect::LeaderChanged { component, leader } = e {
-                if component == RESOURCE_MANAGER_COMPONENT {
-                    self.on_resource_manager_leader(ctx, leader);
-                } else if let Some(job_id) = job_of_component(&component) {
-                    self.on_job_leader(ctx, job_id, leader);
+            match e {
+                HaEffect::LeaderChanged { component, leader } => {
+                    if component == RESOURCE_MANAGER_COMPONENT {
+                        self.on_resource_manager_leader(ctx, leader);
+                    } else if let Some(job_id) = job_of_component(&component) {
+                        self.on_job_leader(ctx, job_id, leader);
+                    }
                 }
+                HaEffect::ConnectionStateChanged(state) => {
+                    use crate::external::ha::client::ConnectionState as C;
+                    let state = match state {
+                        C::Connected => "CONNECTED",
+                        C::Suspended => "SUSPENDED",
+                        C::Lost => "LOST",
+                        C::Latent => "LATENT",
+                    };
+                    ctx.trace(Obs::HaConnectionChanged {
+                        state: state.into(),
+                    });
+                }
+                _ => {}
             }
         }
     }
