@@ -57,6 +57,7 @@ fn every_probe_is_reached_by_its_scenario() {
             0,
         ),
         ("rpc-answer-after-ask-timeout", "nemesis-swarm.toml", 3),
+        ("second-failure-while-canceling", "nemesis-regions.toml", 0),
         (
             "leader-change-while-ha-suspended",
             "ha-node-down-past-session-timeout.toml",
@@ -65,10 +66,8 @@ fn every_probe_is_reached_by_its_scenario() {
         ("leader-change-while-ha-suspended", "nemesis-ha.toml", 1),
         ("pointer-write-applied-unanswered", "nemesis-ha.toml", 2),
     ];
-    // Every probe but second-failure-while-canceling, which needs a job of several pipelined
-    // regions whose regions hold more than one task (not bundled yet).
     let reached: std::collections::BTreeSet<&str> = cases.iter().map(|c| c.0).collect();
-    assert_eq!(reached.len() + 1, model::checking::probes::PROBES.len());
+    assert_eq!(reached.len(), model::checking::probes::PROBES.len());
     for (probe, file, seed) in cases {
         let r = run_seed(&scenario(file.trim_end_matches(".toml")), seed, None);
         assert_eq!(r.summary.result, Verdict::Pass, "{file} seed {seed}");
@@ -166,16 +165,12 @@ fn an_unknown_probe_is_a_usage_error_naming_file_and_line() {
 }
 
 #[test]
-fn the_bundled_library_requires_every_probe_but_the_multi_region_one() {
+fn the_bundled_library_requires_every_probe() {
     let required = flinksim::check::required_probes(&[common::root().join("scenarios")]).unwrap();
     let names: Vec<&str> = required.iter().map(|(n, _)| *n).collect();
     let all: Vec<&str> = model::checking::probes::PROBES
         .iter()
         .map(|p| p.name)
-        .collect();
-    let all: Vec<&str> = all
-        .into_iter()
-        .filter(|n| *n != "second-failure-while-canceling")
         .collect();
     assert_eq!(names, all);
 }

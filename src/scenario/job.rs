@@ -109,6 +109,7 @@ impl Validator<'_> {
                 name,
                 parallelism,
                 max_parallelism,
+                chaining: flink.operator_chaining,
                 source,
                 operators,
                 sink,

@@ -402,6 +402,7 @@ mod tests {
             name: "reference-test".into(),
             parallelism: 4,
             max_parallelism: None,
+            chaining: true,
             source: SourceSpec {
                 partitions,
                 records,

@@ -53,6 +53,7 @@ pub fn spec(name: &str, parallelism: u32, operators: Vec<OperatorKind>) -> Arc<J
         name: name.to_string(),
         parallelism,
         max_parallelism: None,
+        chaining: true,
         source: SourceSpec {
             partitions: parallelism,
             records: 10,

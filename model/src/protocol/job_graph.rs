@@ -34,16 +34,40 @@ const _: () =
     assert!((UPPER_BOUND_MAX_PARALLELISM as u64) * (UPPER_BOUND_MAX_PARALLELISM as u64) < u64::MAX);
 
 /// A job as a scenario file describes it (`[job]`).
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct JobSpec {
     pub name: String,
     /// The default parallelism of every operator, and the source's parallelism.
     pub parallelism: u32,
     /// `None`: Flink's default, derived from `parallelism` ([`default_max_parallelism`]).
     pub max_parallelism: Option<u32>,
+    /// `pipeline.operator-chaining.enabled`: false makes every operator its own job vertex.
+    /// Serialized only when false, so traces of chained jobs stay as they were.
+    #[serde(skip_serializing_if = "is_true")]
+    pub chaining: bool,
     pub source: SourceSpec,
     pub operators: Vec<OperatorSpec>,
     pub sink: SinkSpec,
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
+}
+
+/// As derived, but `chaining` counts only when false: ids derived from the spec of a chained job
+/// stay what they were before the option existed.
+impl std::hash::Hash for JobSpec {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.name.hash(state);
+        self.parallelism.hash(state);
+        self.max_parallelism.hash(state);
+        self.source.hash(state);
+        self.operators.hash(state);
+        self.sink.hash(state);
+        if !self.chaining {
+            false.hash(state);
+        }
+    }
 }
 
 /// The sequence source: `partitions` partitions of `records` records each.
@@ -334,7 +358,7 @@ impl JobGraph {
             input: Some(sink_input),
         });
 
-        let graph = chain(&spec.name, nodes, max_parallelism);
+        let graph = chain(&spec.name, nodes, max_parallelism, spec.chaining);
         graph.check();
         Ok(graph)
     }
@@ -649,8 +673,10 @@ fn choose_partitioner(
 }
 
 /// Groups the linear pipeline into job vertices: a forward exchange (always between equal
-/// parallelisms by now) chains, any other exchange starts a new vertex behind an edge.
-fn chain(name: &str, nodes: Vec<ChainNode>, max_parallelism: u32) -> JobGraph {
+/// parallelisms by now) chains, any other exchange starts a new vertex behind an edge. Without
+/// `chaining` a forward exchange starts a new vertex too, behind a pointwise edge (subtask i
+/// feeds subtask i), as Flink's `StreamingJobGraphGenerator` does with chaining disabled.
+fn chain(name: &str, nodes: Vec<ChainNode>, max_parallelism: u32, chaining: bool) -> JobGraph {
     assert!(nodes.len() >= 2, "a source and a sink at least");
     let last = nodes.len() - 1;
     let mut vertices: Vec<JobVertex> = Vec::new();
@@ -658,7 +684,7 @@ fn chain(name: &str, nodes: Vec<ChainNode>, max_parallelism: u32) -> JobGraph {
     let mut display_names: Vec<Vec<String>> = Vec::new();
     for (index, node) in nodes.into_iter().enumerate() {
         match node.input {
-            Some(Partitioner::Forward) => {
+            Some(Partitioner::Forward) if chaining => {
                 let vertex = vertices
                     .last_mut()
                     .expect("the source starts the first vertex");
@@ -677,7 +703,11 @@ fn chain(name: &str, nodes: Vec<ChainNode>, max_parallelism: u32) -> JobGraph {
                         source: JobVertexId(id.0 - 1),
                         target: id,
                         partitioner,
-                        pattern: DistributionPattern::AllToAll,
+                        pattern: if partitioner == Partitioner::Forward {
+                            DistributionPattern::Pointwise
+                        } else {
+                            DistributionPattern::AllToAll
+                        },
                     });
                 }
                 vertices.push(JobVertex {
@@ -798,6 +828,7 @@ mod tests {
             name: "job".to_string(),
             parallelism,
             max_parallelism: None,
+            chaining: true,
             source: SourceSpec {
                 partitions: parallelism,
                 records: 100,
@@ -895,6 +926,31 @@ mod tests {
         assert_eq!(graph.outputs(ev(0, 2)), evs(1, 0..4));
         assert!(graph.inputs(ev(0, 3)).is_empty());
         assert!(graph.outputs(ev(1, 0)).is_empty());
+    }
+
+    #[test]
+    fn without_chaining_a_forward_job_has_a_vertex_per_operator_and_a_region_per_subtask_chain() {
+        let job = JobSpec {
+            chaining: false,
+            ..spec(3, vec![op(OperatorKind::Map)], SinkKind::TwoPhaseCommit)
+        };
+        let graph = JobGraph::from_spec(&job).unwrap();
+        let names: Vec<&str> = graph.vertices.iter().map(|v| v.name.as_str()).collect();
+        assert_eq!(names, ["Source: sequence", "Map", "Sink: two_phase_commit"]);
+        assert_eq!(graph.edges.len(), 2);
+        for edge in &graph.edges {
+            assert_eq!(edge.partitioner, Partitioner::Forward);
+            assert_eq!(edge.pattern, DistributionPattern::Pointwise);
+        }
+        // Subtask i feeds subtask i only, so each chain of subtasks is one region of three tasks.
+        assert_eq!(graph.outputs(ev(0, 1)), [ev(1, 1)]);
+        assert_eq!(graph.inputs(ev(2, 2)), [ev(1, 2)]);
+        let regions = graph.pipelined_regions();
+        assert_eq!(regions.len(), 3);
+        for (index, region) in regions.iter().enumerate() {
+            let i = index as u32;
+            assert_eq!(region.vertices, [ev(0, i), ev(1, i), ev(2, i)]);
+        }
     }
 
     #[test]

@@ -334,6 +334,7 @@ mod tests {
             name: "exactly-once-test".into(),
             parallelism: 2,
             max_parallelism: None,
+            chaining: true,
             source: SourceSpec {
                 partitions: 2,
                 records: 30,

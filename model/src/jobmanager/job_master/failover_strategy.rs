@@ -86,6 +86,7 @@ mod tests {
             name: "job".into(),
             parallelism,
             max_parallelism: None,
+            chaining: true,
             source: SourceSpec {
                 partitions: parallelism,
                 records: 10,

@@ -88,9 +88,14 @@ impl JobMaster {
             .filter(|(_, s)| s.task_manager == tm)
             .map(|(a, _)| *a)
             .collect();
-        for allocation_id in lost {
-            self.release_slot(ctx, allocation_id, false);
-            if !self.bugs.has(Bug::TmLossNotFailingTasks) {
+        // Every slot leaves the pool before any payload fails (Flink's
+        // `DefaultDeclarativeSlotPool.releaseSlots`): failing one slot's executions may restart
+        // a region at once, which must not be deployed into another slot of the lost TaskManager.
+        for allocation_id in &lost {
+            self.release_slot(ctx, *allocation_id, false);
+        }
+        if !self.bugs.has(Bug::TmLossNotFailingTasks) {
+            for allocation_id in lost {
                 self.fail_executions_in_slot(ctx, allocation_id);
             }
         }

@@ -53,6 +53,8 @@ pub struct FlinkConfig {
     pub restart_strategy: RestartStrategyConfig,
     /// `None` = Flink's default for the job's parallelism.
     pub max_parallelism: Option<u32>,
+    /// `pipeline.operator-chaining.enabled`.
+    pub operator_chaining: bool,
     pub high_availability: HighAvailability,
     /// The `high-availability.zookeeper.client.*` keys.
     pub ha_session: SessionConfig,
@@ -130,6 +132,7 @@ impl Default for FlinkConfig {
             failover_strategy: FailoverStrategy::Region,
             restart_strategy: RestartStrategyConfig::NoRestart,
             max_parallelism: None,
+            operator_chaining: true,
             high_availability: HighAvailability::None,
             ha_session: SessionConfig::default(),
             restart_keys: RestartKeys {
@@ -249,6 +252,7 @@ impl FlinkConfig {
                     _ => return Err(format!("`{key}`: expected -1 or 1..=32768, got {v}")),
                 };
             }
+            "pipeline.operator-chaining.enabled" => self.operator_chaining = v.bool()?,
             "taskmanager.numberOfTaskSlots" => {
                 let v = v.int()?;
                 if !(1..=1024).contains(&v) {
@@ -357,12 +361,7 @@ impl FlinkConfig {
                 self.ha_session.retry_wait = positive(key, v.duration()?)?
             }
             "high-availability.zookeeper.client.tolerate-suspended-connections" => {
-                self.ha_session.tolerate_suspended_connections =
-                    match value.trim().to_ascii_lowercase().as_str() {
-                        "true" => true,
-                        "false" => false,
-                        _ => return Err(format!("`{key}`: expected true or false, got `{value}`")),
-                    }
+                self.ha_session.tolerate_suspended_connections = v.bool()?
             }
             _ => unreachable!("option {canonical} has no setter"),
         }
@@ -490,6 +489,17 @@ impl Value<'_> {
             .trim()
             .parse::<i64>()
             .map_err(|_| format!("`{}`: expected an integer, got `{}`", self.key, self.value))
+    }
+
+    fn bool(self) -> Result<bool, String> {
+        match self.value.trim().to_ascii_lowercase().as_str() {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            _ => Err(format!(
+                "`{}`: expected true or false, got `{}`",
+                self.key, self.value
+            )),
+        }
     }
 
     /// An integer of at least `min` that fits a u32.

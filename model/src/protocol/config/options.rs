@@ -250,6 +250,12 @@ pub const OPTIONS: &[ConfigOption] = &[
         description: "Max parallelism (key groups) of the job; -1 = Flink's default min(max(roundUpToPowerOfTwo(p + p/2), 128), 32768).",
     },
     ConfigOption {
+        key: "pipeline.operator-chaining.enabled",
+        default: "true",
+        kind: ValueKind::Bool,
+        description: "true: operators joined by a forward exchange of equal parallelism run chained in one task; false: each operator is its own job vertex, joined by a pointwise edge (pipelined regions of several tasks).",
+    },
+    ConfigOption {
         key: "high-availability.type",
         default: "NONE",
         kind: ValueKind::Text,
