@@ -160,6 +160,12 @@ pub const CASES: &[Case] = &[
         "slot-views-agree",
         50,
     ),
+    case(
+        Bug::DiscardOnUnknownPointerWrite,
+        "nemesis/nemesis-ha",
+        "referenced-state-kept",
+        500,
+    ),
 ];
 
 /// What the self-test found for one case.

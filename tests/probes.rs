@@ -48,8 +48,8 @@ fn every_probe_is_reached_by_its_scenario() {
         ),
         (
             "commit-lost-txn-recommitted-on-restore",
-            "ha-leader-killed-during-restore.toml",
-            9,
+            "ha-node-restarted.toml",
+            12,
         ),
         (
             "slot-offer-races-leader-change",

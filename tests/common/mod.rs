@@ -190,6 +190,11 @@ pub const HA_BUGS: &[(Bug, &str, &str)] = &[
         "restored-state",
     ),
     (
+        Bug::DiscardOnUnknownPointerWrite,
+        "negative-ha-discard-on-unknown-pointer-write",
+        "referenced-state-kept",
+    ),
+    (
         Bug::TmIgnoresLeaderChange,
         "negative-ha-tm-ignores-leader-change",
         "leader-fencing",

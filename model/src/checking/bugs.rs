@@ -71,6 +71,11 @@ pub enum Bug {
     /// TaskExecutor's previous heartbeat (a stale report, one heartbeat behind): slots freed
     /// since are believed allocated again.
     RmTrustsStaleSlotReport,
+    /// A checkpoint whose pointer write has an unknown outcome when the JobMaster stops
+    /// (leadership lost with the write in flight, answer lost) is taken for failed: it is
+    /// aborted and its state discarded, although the `ha` store may hold the pointer and a new
+    /// leader restore it (FLINK-22494, before `PossibleInconsistentStateException`).
+    DiscardOnUnknownPointerWrite,
 }
 
 impl Bug {
@@ -96,6 +101,7 @@ impl Bug {
         Bug::RestartBeforeCancellation,
         Bug::CommitOnlyNotifiedCheckpoint,
         Bug::RmTrustsStaleSlotReport,
+        Bug::DiscardOnUnknownPointerWrite,
     ];
 
     pub fn name(self) -> &'static str {
@@ -121,6 +127,7 @@ impl Bug {
             Bug::RestartBeforeCancellation => "restart-before-cancellation",
             Bug::CommitOnlyNotifiedCheckpoint => "commit-only-notified-checkpoint",
             Bug::RmTrustsStaleSlotReport => "rm-trusts-stale-slot-report",
+            Bug::DiscardOnUnknownPointerWrite => "discard-on-unknown-pointer-write",
         }
     }
 
@@ -188,6 +195,9 @@ impl Bug {
             }
             Bug::RmTrustsStaleSlotReport => {
                 "the SlotManager reconciles each TaskExecutor heartbeat with the previous heartbeat's slot report: slots freed since are believed allocated again (a stale report trusted; cf. FLINK-21874's outdated allocation confirmations)"
+            }
+            Bug::DiscardOnUnknownPointerWrite => {
+                "a checkpoint whose pointer write has an unknown outcome when leadership is lost counts as failed: it is aborted and its state discarded, though the ha store may point to it and a new leader restore it (FLINK-22494 class)"
             }
         }
     }

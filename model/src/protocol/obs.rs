@@ -324,6 +324,12 @@ pub enum Obs {
         handles: Vec<StateHandleId>,
         finished: Vec<ExecutionVertexId>,
     },
+    /// The `ha` node deleted a checkpoint pointer from a job's CompletedCheckpointStore (a
+    /// subsumed checkpoint): from now on no new leader can restore it (the store's truth).
+    CheckpointPointerRemoved {
+        job_id: JobId,
+        checkpoint_id: CheckpointId,
+    },
     /// The `ha` node stored a job's entry in the JobResultStore: from now on the job is
     /// globally terminal for every leader (the store's truth, traced by the `ha` node).
     JobResultStored { job_id: JobId, status: JobStatus },

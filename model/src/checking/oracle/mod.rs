@@ -17,6 +17,7 @@ pub mod job_liveness;
 pub mod leader_fencing;
 pub mod lingering_transactions;
 pub mod no_resurrection;
+pub mod referenced_state;
 pub mod registration;
 pub mod restart_budget;
 pub mod restored_state;
@@ -83,6 +84,7 @@ pub const INVARIANTS: &[Invariant] = &[
     restored_state::INVARIANT,
     checkpoint_ids::INVARIANT,
     checkpoint_completeness::INVARIANT,
+    referenced_state::INVARIANT,
     checkpoint_liveness::INVARIANT,
     lingering_transactions::INVARIANT,
     leader_fencing::INVARIANT,
@@ -184,6 +186,9 @@ impl Oracles {
             oracles.push(Box::new(
                 checkpoint_completeness::CheckpointCompleteness::new(setup),
             ));
+        }
+        if wanted(referenced_state::INVARIANT.name) {
+            oracles.push(Box::new(referenced_state::ReferencedStateKept::new(setup)));
         }
         if wanted(checkpoint_liveness::INVARIANT.name) {
             oracles.push(Box::new(checkpoint_liveness::CheckpointLiveness::new(

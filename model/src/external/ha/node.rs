@@ -177,6 +177,30 @@ impl HaNode {
                     }
                 }
             }
+            Op::Delete { path, .. } if path.contains("/checkpoints/checkpoint-") => {
+                let store = self.store.as_ref().expect("started");
+                // Applied: the pointer is gone (a delete of a missing node persists nothing).
+                debug_assert!(store.data().get(path).is_none());
+                // (The set of traced pointers is volatile: a restarted node still traces the
+                // removal of a pointer stored before.)
+                self.pointers.retain(|(p, _)| p != path);
+                let parsed = path
+                    .strip_prefix("/jobs/")
+                    .and_then(|rest| rest.split('/').next())
+                    .and_then(|j| j.parse().ok())
+                    .zip(
+                        path.rsplit("checkpoint-")
+                            .next()
+                            .and_then(|id| id.parse().ok()),
+                    );
+                debug_assert!(parsed.is_some(), "malformed checkpoint path {path}");
+                if let Some((job_id, checkpoint_id)) = parsed {
+                    ctx.trace(Obs::CheckpointPointerRemoved {
+                        job_id,
+                        checkpoint_id,
+                    });
+                }
+            }
             _ => {}
         }
     }

@@ -103,6 +103,12 @@ pub struct CheckpointCoordinator {
     awaiting_id: bool,
     /// Checkpoints whose pointer is being written (all acknowledged, not completed yet).
     finalizing: BTreeMap<CheckpointId, CompletedCheckpoint>,
+    /// Subsumed checkpoints whose pointer is being removed from the `ha` store: their state is
+    /// discarded only once the pointer is gone (Flink's `tryRemove` before the cleaner runs).
+    removing: BTreeMap<CheckpointId, Vec<StateHandleId>>,
+    /// Checkpoints whose pointer write had an unknown outcome: the `ha` store may hold them,
+    /// so their state is never discarded (Flink's `PossibleInconsistentStateException`).
+    unsettled: BTreeMap<CheckpointId, Vec<StateHandleId>>,
     pointer_ops: Vec<PointerOp>,
 }
 
@@ -143,6 +149,8 @@ impl CheckpointCoordinator {
             ha: None,
             awaiting_id: false,
             finalizing: BTreeMap::new(),
+            removing: BTreeMap::new(),
+            unsettled: BTreeMap::new(),
             pointer_ops: Vec::new(),
         }
     }
@@ -299,6 +307,25 @@ impl CheckpointCoordinator {
         ids
     }
 
+    /// The JobMaster is suspended (leadership lost): a checkpoint still finalizing has a
+    /// pointer write of unknown outcome, so its state stays for a new leader that may restore
+    /// it; with the planted bug it is taken for failed and discarded.
+    pub fn suspend(&mut self, ctx: &mut Ctx<'_, Flink>) {
+        let finalizing = std::mem::take(&mut self.finalizing);
+        for (id, checkpoint) in finalizing {
+            if self.bugs.has(Bug::DiscardOnUnknownPointerWrite) {
+                ctx.trace(Obs::CheckpointAborted {
+                    job_id: self.job_id,
+                    checkpoint_id: id,
+                    reason: "FINALIZE_CHECKPOINT_FAILURE".into(),
+                });
+                self.discard(ctx, checkpoint.handles);
+            } else {
+                self.unsettled.insert(id, checkpoint.handles);
+            }
+        }
+    }
+
     /// Whether `version` is the live periodic trigger.
     pub fn is_trigger(&self, version: u64) -> bool {
         self.trigger_timer.is_some() && version == self.scheduler_version
@@ -440,9 +467,9 @@ impl CheckpointCoordinator {
         handle: StateHandleId,
     ) -> Outcome {
         let Some(p) = self.pending.get_mut(&id) else {
-            // Late or unknown: the state is discarded, unless a completed checkpoint holds it
-            // (a repeated acknowledgement of a checkpoint that completed).
-            if !self.completed.iter().any(|c| c.handles.contains(&handle)) {
+            // Late or unknown: the state is discarded, unless a checkpoint that completed, is
+            // finalizing or may be in the `ha` store holds it (a repeated acknowledgement).
+            if !self.may_be_referenced(&handle) {
                 self.discard(ctx, vec![handle]);
             }
             return Outcome::Nothing;
@@ -519,9 +546,46 @@ impl CheckpointCoordinator {
         }
     }
 
-    /// The pointer of a finalizing checkpoint was written (`ok`) or not (the write failed or
-    /// its outcome is unknown: the checkpoint fails, and its state is kept, since a new leader
-    /// may use it).
+    /// The pointer write of a finalizing checkpoint has an unknown outcome (the session was
+    /// lost): the `ha` store may hold it, so its state is never discarded, and it stays
+    /// finalizing until the JobMaster is suspended.
+    pub fn on_pointer_write_unknown(&mut self, id: CheckpointId) {
+        if let Some(checkpoint) = self.finalizing.get(&id) {
+            self.unsettled.insert(id, checkpoint.handles.clone());
+        }
+    }
+
+    /// The pointer of a subsumed checkpoint was removed from the `ha` store (`ok`) or not:
+    /// only a removed pointer's state is discarded (a failed removal leaves it, as Flink's
+    /// subsume action does when `tryRemove` throws).
+    pub fn on_pointer_removed(&mut self, ctx: &mut Ctx<'_, Flink>, id: CheckpointId, ok: bool) {
+        let Some(handles) = self.removing.remove(&id) else {
+            return;
+        };
+        // A subsumed checkpoint is retained no longer.
+        debug_assert!(self.completed.iter().all(|c| c.id != id));
+        if ok {
+            self.discard(ctx, handles);
+        }
+    }
+
+    /// Whether `handle` belongs to a checkpoint this JobMaster or a new leader may restore.
+    fn may_be_referenced(&self, handle: &StateHandleId) -> bool {
+        let id = handle.checkpoint_id;
+        self.completed
+            .iter()
+            .any(|c| c.id == id && c.handles.contains(handle))
+            || self
+                .finalizing
+                .get(&id)
+                .is_some_and(|c| c.handles.contains(handle))
+            || self.removing.get(&id).is_some_and(|h| h.contains(handle))
+            || self.unsettled.get(&id).is_some_and(|h| h.contains(handle))
+    }
+
+    /// The pointer of a finalizing checkpoint was written (`ok`) or certainly not (the write
+    /// failed: the checkpoint fails and its state is discarded). An unknown outcome goes to
+    /// [`Self::on_pointer_write_unknown`] instead.
     pub fn on_pointer_written(
         &mut self,
         ctx: &mut Ctx<'_, Flink>,
@@ -541,6 +605,8 @@ impl CheckpointCoordinator {
                 checkpoint_id: id,
                 reason: "FINALIZE_CHECKPOINT_FAILURE".into(),
             });
+            // Certainly not stored: Flink's `cleanCheckpointOnFailedStoring` discards it.
+            self.discard(ctx, checkpoint.handles);
             return Outcome::Aborted(id);
         }
         let outcome = self.finish_completion(ctx, checkpoint);
@@ -569,9 +635,14 @@ impl CheckpointCoordinator {
         while self.completed.len() > self.config.num_retained as usize {
             let old = self.completed.pop_front().expect("non-empty");
             if self.ha.is_some_and(|h| h.pointer_before_notify) {
+                // The state goes once the pointer is gone (`on_pointer_removed`).
                 self.pointer_ops.push(PointerOp::Remove(old.id));
+                self.removing.insert(old.id, old.handles);
+            } else if self.ha.is_none() {
+                self.discard(ctx, old.handles);
             }
-            self.discard(ctx, old.handles);
+            // (With the planted lagging-pointer bug, subsumed pointers and their state stay:
+            // the bug is about which checkpoint a new leader restores, not about cleanup.)
         }
         self.last_completion_ns = Some(ctx.mono_ns());
         self.consecutive_failures = 0;

@@ -57,6 +57,9 @@ impl JobMaster {
         // Only a checkpointing JobMaster writes pointers.
         assert!(self.coordinator.is_some());
         let Some(ok) = written else {
+            if let Some(c) = self.coordinator.as_mut() {
+                c.on_pointer_write_unknown(id);
+            }
             return;
         };
         if let Some(c) = self.coordinator.as_mut() {
@@ -64,6 +67,14 @@ impl JobMaster {
             self.on_checkpoint_outcome(ctx, outcome);
         }
         self.try_restart(ctx);
+    }
+
+    /// The pointer of subsumed checkpoint `id` was removed from the `ha` store (`ok`), or the
+    /// removal failed: the coordinator discards its state only in the first case.
+    pub fn on_pointer_removed(&mut self, ctx: &mut Ctx<'_, Flink>, id: CheckpointId, ok: bool) {
+        if let Some(c) = self.coordinator.as_mut() {
+            c.on_pointer_removed(ctx, id, ok);
+        }
     }
 
     /// `acknowledgeCheckpoint`, handed to the CheckpointCoordinator.

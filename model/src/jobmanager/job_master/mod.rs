@@ -276,6 +276,9 @@ impl JobMaster {
         if self.status.can_transition_to(JobStatus::Suspended) {
             self.set_status(ctx, JobStatus::Suspended);
         }
+        if let Some(c) = self.coordinator.as_mut() {
+            c.suspend(ctx);
+        }
         // A suspended job triggers no more checkpoints.
         assert!(!self
             .coordinator

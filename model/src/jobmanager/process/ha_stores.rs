@@ -52,7 +52,10 @@ pub(super) enum Call {
         checkpoint_id: u64,
         awaited: bool,
     },
-    RemovePointer,
+    RemovePointer {
+        job_id: JobId,
+        checkpoint_id: u64,
+    },
     WriteResult {
         job_id: JobId,
         status: JobStatus,
@@ -212,7 +215,17 @@ impl JobManagerProcess {
                 checkpoint_id,
                 awaited,
             } => self.on_pointer_added(ctx, job_id, checkpoint_id, awaited, result),
-            Call::RemovePointer | Call::MarkClean => Vec::new(),
+            Call::RemovePointer {
+                job_id,
+                checkpoint_id,
+            } => {
+                // Gone (or already gone): its state may go too.
+                let removed = result.is_ok() || op_failed_with(&result, HaError::NoNode);
+                self.with_job_master(ctx, &job_key(job_id), |jm, ctx| {
+                    jm.on_pointer_removed(ctx, checkpoint_id, removed)
+                })
+            }
+            Call::MarkClean => Vec::new(),
             Call::WriteResult { job_id, status } => {
                 self.on_result_written(ctx, job_id, status, result)
             }
@@ -594,10 +607,11 @@ impl JobManagerProcess {
                         path: pointer_path(job_id, checkpoint_id),
                         expected_version: None,
                     };
-                    effects.extend(
-                        self.submit_guarded(ctx, op, Call::RemovePointer)
-                            .unwrap_or_default(),
-                    );
+                    let call = Call::RemovePointer {
+                        job_id,
+                        checkpoint_id,
+                    };
+                    effects.extend(self.submit_guarded(ctx, op, call).unwrap_or_default());
                 }
             }
         }

@@ -817,7 +817,7 @@ fn with_ha_ids_come_from_the_counter_and_completion_waits_for_the_pointer() {
 }
 
 #[test]
-fn an_unwritten_pointer_fails_the_checkpoint_and_keeps_its_state() {
+fn a_failed_pointer_write_fails_the_checkpoint_and_discards_its_state() {
     let mut h = Harness::new(config(), Bugs::NONE);
     h.component = CheckpointCoordinator::new(JOB, config(), Bugs::NONE, Some(STORAGE))
         .with_ha(ha(true, true), None);
@@ -831,9 +831,34 @@ fn an_unwritten_pointer_fails_the_checkpoint_and_keeps_its_state() {
         t,
         Obs::CheckpointAborted { reason, .. } if reason == "FINALIZE_CHECKPOINT_FAILURE"
     )));
-    // A new leader may hold the pointer after all: the state stays.
-    assert!(deleted(&out).is_empty());
+    // Certainly not in the `ha` store: the state goes.
+    let all: Vec<_> = plan().wait_for.iter().map(|&a| handle(a, 3)).collect();
+    assert_eq!(deleted(&out), all);
     assert_eq!(h.component.latest_completed(), None);
+}
+
+#[test]
+fn a_pointer_write_of_unknown_outcome_keeps_its_state_past_suspension() {
+    // (bugs, whether suspension discards the state)
+    let table = [
+        (Bugs::NONE, false),
+        (Bugs::NONE.with(Bug::DiscardOnUnknownPointerWrite), true),
+    ];
+    for (bugs, discards) in table {
+        let mut h = Harness::new(config(), bugs);
+        h.component = CheckpointCoordinator::new(JOB, config(), bugs, Some(STORAGE))
+            .with_ha(ha(true, true), None);
+        h.step(|cc, ctx| cc.start_scheduler(ctx));
+        h.trigger(Some(plan()));
+        h.step(|cc, ctx| cc.on_checkpoint_id(ctx, Some(3), Some(plan())));
+        h.ack_all(3);
+        h.component.on_pointer_write_unknown(3);
+        let (out, _) = h.step(|cc, ctx| cc.suspend(ctx));
+        let all: Vec<_> = plan().wait_for.iter().map(|&a| handle(a, 3)).collect();
+        let expected = if discards { all } else { vec![] };
+        assert_eq!(deleted(&out), expected, "{bugs:?}");
+        assert!(!h.component.is_finalizing(), "{bugs:?}");
+    }
 }
 
 #[test]
