@@ -358,6 +358,14 @@ fn selftest(
                     Some((seed, inv)) => format!("caught by {inv} at seed {seed}"),
                     None => format!("NOT caught in {} seeds", r.case.budget),
                 };
+                let general = match (r.case.general, &r.general) {
+                    (Some(name), Some((seed, inv))) => {
+                        format!("; on {name} by {inv} at seed {seed}")
+                    }
+                    (Some(name), None) => format!("; not on {name}"),
+                    (None, _) => String::new(),
+                };
+                let verdict = verdict + &general;
                 eprintln!(
                     "  {:<38} {verdict} ({:.1} s)",
                     r.case.bug.name(),
@@ -370,7 +378,7 @@ fn selftest(
     say!("{table}");
     let missed = rows.iter().filter(|r| !r.ok()).count();
     let text = format!(
-        "# Planted-bug self-test\n\nWritten by `flinksim selftest` (every planted bug explored on its bundled scenario with the bug switched on, seeds from 0 up to the budget; the first failing seed must be caught by the listed invariant, and its run is shrunk). Seeds to detection count from 1.\n\n{table}"
+        "# Planted-bug self-test\n\nWritten by `flinksim selftest` (every planted bug explored on its bundled scenario with the bug switched on, seeds from 0 up to the budget; the first failing seed must be caught by the listed invariant, and its run is shrunk; a bug whose scenario was written for it is explored on a general nemesis scenario too, up to 1000 seeds). Seeds to detection count from 1.\n\n{table}"
     );
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)

@@ -201,6 +201,7 @@ pub fn run(scenario: &Scenario, mut options: RunOptions) -> RunResult {
 
     let net = net_config(scenario, &layout, &topology);
     let latency_max = net.latency_max();
+    let loss = net.loss;
 
     let nodes = names
         .iter()
@@ -241,6 +242,7 @@ pub fn run(scenario: &Scenario, mut options: RunOptions) -> RunResult {
         config: scenario.flink.clone(),
         topology: topology.clone(),
         latency_max,
+        loss,
     };
     let mut watch = Watch {
         oracles: Oracles::new(&setup, scenario.expect.invariants.as_deref()),

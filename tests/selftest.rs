@@ -3,7 +3,7 @@
 
 mod common;
 
-use flinksim::selftest::{markdown, run, scenario_of, CASES};
+use flinksim::selftest::{load, markdown, run, scenario_of, CASES};
 use model::checking::bugs::Bug;
 use std::time::Duration;
 
@@ -30,6 +30,26 @@ fn the_catalogue_has_every_planted_bug_once_with_a_bundled_scenario() {
 }
 
 #[test]
+fn at_least_half_the_catalogue_is_explored_on_a_general_nemesis_scenario() {
+    let general = CASES
+        .iter()
+        .filter(|c| c.on_nemesis() || c.general.is_some())
+        .count();
+    assert!(2 * general >= CASES.len(), "{general} of {}", CASES.len());
+    for c in CASES {
+        if let Some(name) = c.general {
+            assert!(name.starts_with("nemesis/"), "{:?}: {name}", c.bug);
+            assert!(
+                !c.on_nemesis(),
+                "{:?} is on a nemesis scenario already",
+                c.bug
+            );
+            load(&common::root(), name).unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+}
+
+#[test]
 fn a_selftest_row_catches_the_bug_and_shrinks_the_run() {
     let cases: Vec<_> = CASES
         .iter()
@@ -52,4 +72,12 @@ fn a_selftest_row_catches_the_bug_and_shrinks_the_run() {
     let table = markdown(&rows);
     assert!(table.contains("| `sink-commit-on-barrier` |"), "{table}");
     assert!(table.contains("| ok |"), "{table}");
+    // Its general nemesis scenario finds it as well, by the same invariant.
+    let (_, general) = r.general.clone().expect("found on nemesis-checkpointing");
+    assert_eq!(general, "committed-only-completed");
+    assert!(r.on_nemesis());
+    assert!(
+        table.contains("1 of 1 planted bugs caught on a general nemesis scenario"),
+        "{table}"
+    );
 }

@@ -4,7 +4,7 @@
 //! progress a restore could use and lets the sink's transactions pile up).
 //!
 //! Ground truth from the trace: faults as job-liveness counts them (every effective fault, a
-//! process exit, a lost or dropped message), the JobMaster's `JobStatusChanged` per instance,
+//! process exit, a dropped message, a lost one above background loss), the JobMaster's `JobStatusChanged` per instance,
 //! and its coordinator's `CheckpointTriggered`, `CheckpointCompleted` and `CheckpointAborted`.
 //!
 //! The window for one JobMaster instance opens at the later of the last fault and the
@@ -38,6 +38,11 @@
 //! trigger fires within `min-pause` + one interval, a trigger declined because not all tasks
 //! run yet costs another interval, and the checkpoint itself completes within a third
 //! interval + 10 s.
+//!
+//! Random loss up to [`super::BACKGROUND_LOSS_MAX`] is not a fault (as for job-liveness): the
+//! bound grows by [`super::loss_allowance`] and one checkpoint timeout (a lost acknowledgement
+//! holds its checkpoint until it expires), so a scenario losing messages to its end is judged
+//! too.
 
 use super::job_liveness::liveness_bound;
 use super::{process_died, secs, Invariant, Kind, Oracle, Setup, Violation};
@@ -159,6 +164,8 @@ pub struct CheckpointLiveness {
     last_fault: Time,
     /// Partitions and clogs in force.
     network_rules: u32,
+    /// `network.loss`: at most [`super::BACKGROUND_LOSS_MAX`], lost messages are not faults.
+    loss: f64,
 }
 
 impl CheckpointLiveness {
@@ -166,7 +173,17 @@ impl CheckpointLiveness {
         let bound = setup
             .config
             .checkpointing
-            .map(|c| checkpoint_liveness_bound(&setup.config, &c) + setup.latency_max * 4)
+            .map(|c| {
+                // Under background loss a lost acknowledgement holds its checkpoint until the
+                // checkpoint timeout, besides the recovery's re-asks.
+                let loss = super::loss_allowance(&setup.config, setup.loss);
+                let held = if loss.is_zero() {
+                    Duration::ZERO
+                } else {
+                    c.timeout
+                };
+                checkpoint_liveness_bound(&setup.config, &c) + loss + held + setup.latency_max * 4
+            })
             .unwrap_or_default();
         CheckpointLiveness {
             checkpointing: setup.config.checkpointing,
@@ -175,6 +192,7 @@ impl CheckpointLiveness {
             graph_job: BTreeMap::new(),
             last_fault: Time::ZERO,
             network_rules: 0,
+            loss: setup.loss,
         }
     }
 
@@ -366,7 +384,9 @@ impl Oracle for CheckpointLiveness {
                 }
                 self.on_fault(ev.time);
             }
-            EventKind::Drop { .. } => self.on_fault(ev.time),
+            EventKind::Drop { .. } if !super::background_loss(self.loss, ev) => {
+                self.on_fault(ev.time)
+            }
             EventKind::Obs { node, obs } => self.on_obs(*node, obs, ev.time),
             _ => {}
         }
@@ -603,6 +623,41 @@ mod tests {
             check(FlinkConfig::default(), [true, true, false], &steps, 400_000),
             vec![]
         );
+    }
+
+    #[test]
+    fn background_loss_is_judged_through_with_a_longer_bound() {
+        let mut steps = history();
+        steps.extend([(22_000, triggered(3)), (22_500, aborted(3))]);
+        // A message lost at random after the restart.
+        steps.push((
+            30_000,
+            Step::Drop(
+                TM1,
+                JM,
+                crate::protocol::rpc::Msg::JobMaster {
+                    job_id: 5,
+                    rpc: crate::protocol::rpc::JobMasterRpc::HeartbeatFromResourceManager,
+                },
+            ),
+        ));
+        let judge = |loss: f64, end_ms: u64| {
+            let w = world([true, true, false]);
+            let mut oracle = CheckpointLiveness::new(&Setup {
+                loss,
+                ..setup(config())
+            });
+            feed(&mut oracle, w.census(), &steps, Some(end_ms))
+        };
+        // From the tasks running at 20.6 s: 145.04 s + 3 × 10 s ask timeout + 60 s checkpoint
+        // timeout; the lost message does not restart the clock.
+        assert_eq!(judge(0.003, 250_000), vec![]);
+        let v = judge(0.003, 260_000);
+        assert_eq!(v.len(), 1, "{v:?}");
+        // Heavier loss is a fault: the clock restarts at the loss (30 s + 145.04 s), so at
+        // 170 s, past 20.6 s + 145.04 s, nothing is judged yet.
+        assert_eq!(judge(0.05, 170_000), vec![]);
+        assert_eq!(judge(0.05, 180_000).len(), 1);
     }
 
     #[test]

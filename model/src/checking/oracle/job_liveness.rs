@@ -13,8 +13,10 @@
 //! process exit, no lost or dropped message, no partition or clog still in force, no process
 //! paused — for at least [`liveness_bound`] (plus four network latencies, stretched by the
 //! slowest clock's drift since every timeout runs on a local clock), counted from the later of
-//! the last fault and the JobMaster's start. A scenario whose network loses messages at random
-//! to the end is therefore never judged: without reliable delivery there is no bound. Then for
+//! the last fault and the JobMaster's start. Random loss (`network.loss`) up to
+//! [`super::BACKGROUND_LOSS_MAX`] is not a fault: every message is re-sent or re-asked after a
+//! timeout, so the bound grows by [`super::loss_allowance`] instead; a scenario losing more to the
+//! end is never judged, since without reliable delivery there is no bound. Then for
 //! each job:
 //! - a globally terminal status (FINISHED, FAILED, CANCELED) is fine;
 //! - RUNNING: each current execution is RUNNING or FINISHED, and each RUNNING one runs on a
@@ -124,6 +126,8 @@ pub struct JobLiveness {
     last_fault: Time,
     /// Partitions and clogs in force.
     network_rules: u32,
+    /// `network.loss`: at most [`super::BACKGROUND_LOSS_MAX`], lost messages are not faults.
+    loss: f64,
 }
 
 impl JobLiveness {
@@ -132,7 +136,7 @@ impl JobLiveness {
         JobLiveness {
             topology: setup.topology.clone(),
             slots_per_task_manager: u64::from(c.number_of_task_slots),
-            bound: liveness_bound(c) + setup.latency_max * 4,
+            bound: liveness_bound(c) + super::loss_allowance(c, setup.loss) + setup.latency_max * 4,
             settle: c.heartbeat_interval + c.ask_timeout + setup.latency_max * 2,
             jobs: BTreeMap::new(),
             graph_job: BTreeMap::new(),
@@ -141,10 +145,12 @@ impl JobLiveness {
             died_at: BTreeMap::new(),
             last_fault: Time::ZERO,
             network_rules: 0,
+            loss: setup.loss,
         }
     }
 
-    /// The judged bound: [`liveness_bound`] plus four network latencies.
+    /// The judged bound: [`liveness_bound`] plus four network latencies (and, under background
+    /// loss, [`super::loss_allowance`]).
     pub fn bound(&self) -> Duration {
         self.bound
     }
@@ -310,8 +316,10 @@ impl Oracle for JobLiveness {
                 effective: true,
             } => self.on_fault(fault, ev.time),
             // A message that vanished is a network fault; what it would have done may be redone
-            // only by a timeout.
-            EventKind::Drop { .. } => self.last_fault = ev.time,
+            // only by a timeout (background loss is allowed for in the bound instead).
+            EventKind::Drop { .. } if !super::background_loss(self.loss, ev) => {
+                self.last_fault = ev.time
+            }
             EventKind::Obs { node, obs } => self.on_obs(*node, obs, ev.time),
             _ => {}
         }
@@ -545,6 +553,56 @@ mod tests {
     fn a_running_job_whose_taskmanagers_agree_holds() {
         let steps = running_job([TM1, TM2]);
         assert_eq!(check([true; 3], &steps, 200_000), vec![]);
+    }
+
+    #[test]
+    fn background_loss_is_judged_through_with_its_allowance() {
+        let mut steps = running_job([TM1, TM1]);
+        steps.push((
+            5_000,
+            status(Some(JobStatus::Running), JobStatus::Restarting),
+        ));
+        let lost = |at: u64| {
+            (
+                at,
+                Step::Drop(
+                    TM1,
+                    JM,
+                    crate::protocol::rpc::Msg::JobMaster {
+                        job_id: 5,
+                        rpc: crate::protocol::rpc::JobMasterRpc::HeartbeatFromResourceManager,
+                    },
+                ),
+            )
+        };
+        steps.push(lost(100_000));
+        steps.push(lost(199_000));
+        let judge = |loss: f64, end_ms: u64| {
+            let w = world([true; 3]);
+            let mut oracle = JobLiveness::new(&Setup {
+                loss,
+                ..setup(config())
+            });
+            feed(&mut oracle, w.census(), &steps, Some(end_ms))
+        };
+        // Background loss: the stuck job is caught once the bound with its allowance passed
+        // since the JobMaster started, lost messages or not ...
+        let bound = JobLiveness::new(&Setup {
+            loss: 0.003,
+            ..setup(config())
+        })
+        .bound();
+        assert_eq!(
+            bound,
+            liveness_bound(&config()) + config().ask_timeout * 3 + Duration::from_millis(40)
+        );
+        let v = judge(0.003, 200_000);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(v[0].message.contains("RESTARTING"), "{}", v[0].message);
+        let early = bound.as_millis() as u64 - 1_000;
+        assert_eq!(judge(0.003, early), vec![]);
+        // ... while heavier loss is a fault, and the run is not judged.
+        assert_eq!(judge(0.05, 200_000), vec![]);
     }
 
     #[test]

@@ -102,6 +102,8 @@ pub struct Setup {
     pub topology: Topology,
     /// The largest one-way network latency (without clogging).
     pub latency_max: Duration,
+    /// The per-message probability of random loss (`network.loss`, as drawn for this seed).
+    pub loss: f64,
     /// The job the client submits, if the scenario has one: the output oracles derive the
     /// fault-free reference from it.
     pub job: Option<std::sync::Arc<crate::protocol::job_graph::JobSpec>>,
@@ -269,6 +271,37 @@ pub(crate) fn ends_handler<V: sim::Vocabulary>(ev: &Event<'_, V>) -> bool {
     )
 }
 
+/// Random message loss up to this probability is background noise that the job-liveness and
+/// checkpoint-liveness oracles judge through: every message Flink relies on is re-sent or
+/// re-asked after a timeout, so a rare loss delays a recovery by a timeout rather than stopping
+/// it. Above it, a lost message counts as a fault, as every other drop does.
+pub const BACKGROUND_LOSS_MAX: f64 = 0.01;
+
+/// Whether `ev` is a message lost to background loss ([`BACKGROUND_LOSS_MAX`]), which the
+/// liveness oracles do not count as a fault.
+pub(crate) fn background_loss(setup_loss: f64, ev: &Event<'_, Flink>) -> bool {
+    setup_loss > 0.0
+        && setup_loss <= BACKGROUND_LOSS_MAX
+        && matches!(
+            ev.kind,
+            EventKind::Drop {
+                reason: sim::DropReason::Lost,
+                ..
+            }
+        )
+}
+
+/// What background loss adds to a liveness bound: a lost request or answer is redone after
+/// `pekko.ask.timeout` (registrations and heartbeats retry sooner); a recovery may meet three in
+/// a row.
+pub fn loss_allowance(config: &FlinkConfig, loss: f64) -> Duration {
+    if loss > 0.0 && loss <= BACKGROUND_LOSS_MAX {
+        config.ask_timeout * 3
+    } else {
+        Duration::ZERO
+    }
+}
+
 /// When the faults stopped, as the liveness oracles count them: every effective fault, a
 /// process exit and a lost or dropped message; and whether the run is quiet enough at its end
 /// to be judged at all (no partition or clog in force, no process paused).
@@ -395,6 +428,7 @@ pub(crate) mod testing {
                 ..Topology::default()
             },
             latency_max: Duration::from_millis(10),
+            loss: 0.0,
             job: None,
             reference: None,
         }
