@@ -426,7 +426,9 @@ impl Oracle for CheckpointLiveness {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checking::oracle::testing::{feed, setup, world, Step, JM, TM1, TM2};
+    use crate::checking::oracle::testing::{
+        feed, lost_heartbeat, setup, world, Step, JM, TM1, TM2,
+    };
     use crate::protocol::checkpoint::CheckpointingMode;
 
     fn checkpointing() -> CheckpointConfig {
@@ -630,17 +632,7 @@ mod tests {
         let mut steps = history();
         steps.extend([(22_000, triggered(3)), (22_500, aborted(3))]);
         // A message lost at random after the restart.
-        steps.push((
-            30_000,
-            Step::Drop(
-                TM1,
-                JM,
-                crate::protocol::rpc::Msg::JobMaster {
-                    job_id: 5,
-                    rpc: crate::protocol::rpc::JobMasterRpc::HeartbeatFromResourceManager,
-                },
-            ),
-        ));
+        steps.push((30_000, lost_heartbeat(TM1, JM)));
         let judge = |loss: f64, end_ms: u64| {
             let w = world([true, true, false]);
             let mut oracle = CheckpointLiveness::new(&Setup {
@@ -701,17 +693,7 @@ mod tests {
         let mut steps = vec![(0, status(None, JobStatus::Created))];
         steps.extend(executions(0, 0));
         steps.push((0, status(Some(JobStatus::Created), JobStatus::Running)));
-        steps.push((
-            10_000,
-            Step::Drop(
-                TM1,
-                JM,
-                crate::protocol::rpc::Msg::JobMaster {
-                    job_id: 5,
-                    rpc: crate::protocol::rpc::JobMasterRpc::HeartbeatFromResourceManager,
-                },
-            ),
-        ));
+        steps.push((10_000, lost_heartbeat(TM1, JM)));
         steps.sort_by_key(|(ms, _)| *ms);
         let v = check(config(), [true; 3], &steps, 200_000);
         assert_eq!(v.len(), 1, "{v:?}");

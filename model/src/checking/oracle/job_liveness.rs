@@ -424,7 +424,9 @@ impl Oracle for JobLiveness {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checking::oracle::testing::{feed, setup, world, Step, JM, TM1, TM2};
+    use crate::checking::oracle::testing::{
+        feed, lost_heartbeat, setup, world, Step, JM, TM1, TM2,
+    };
     use crate::protocol::job_graph::JobVertexId;
     use ExecutionState as S;
 
@@ -562,19 +564,7 @@ mod tests {
             5_000,
             status(Some(JobStatus::Running), JobStatus::Restarting),
         ));
-        let lost = |at: u64| {
-            (
-                at,
-                Step::Drop(
-                    TM1,
-                    JM,
-                    crate::protocol::rpc::Msg::JobMaster {
-                        job_id: 5,
-                        rpc: crate::protocol::rpc::JobMasterRpc::HeartbeatFromResourceManager,
-                    },
-                ),
-            )
-        };
+        let lost = |at: u64| (at, lost_heartbeat(TM1, JM));
         steps.push(lost(100_000));
         steps.push(lost(199_000));
         let judge = |loss: f64, end_ms: u64| {
@@ -673,17 +663,7 @@ mod tests {
             5_000,
             status(Some(JobStatus::Running), JobStatus::Restarting),
         ));
-        steps.push((
-            199_000,
-            Step::Drop(
-                TM1,
-                JM,
-                crate::protocol::rpc::Msg::JobMaster {
-                    job_id: 5,
-                    rpc: crate::protocol::rpc::JobMasterRpc::HeartbeatFromResourceManager,
-                },
-            ),
-        ));
+        steps.push((199_000, lost_heartbeat(TM1, JM)));
         assert_eq!(check([true; 3], &steps, 200_000), vec![]);
     }
 

@@ -461,6 +461,18 @@ pub(crate) mod testing {
         Exited(NodeId),
     }
 
+    /// A heartbeat of job 5's JobMaster from `from` to `to`, lost in the network.
+    pub fn lost_heartbeat(from: NodeId, to: NodeId) -> Step {
+        Step::Drop(
+            from,
+            to,
+            Msg::JobMaster {
+                job_id: 5,
+                rpc: crate::protocol::rpc::JobMasterRpc::HeartbeatFromResourceManager,
+            },
+        )
+    }
+
     /// Feeds `steps` (each at its millisecond) to `oracle`; with `end_ms`, then finishes the run.
     pub fn feed(
         oracle: &mut dyn Oracle,
