@@ -77,12 +77,15 @@ impl ReferencedStateKept {
         handle: &StateHandleId,
         out: &mut Vec<Violation>,
     ) {
-        let what = format!(
-            "the state of {} for checkpoint {} of job {}",
-            attempt_name(&handle.attempt),
-            handle.checkpoint_id,
-            handle.job_id
-        );
+        // Formatted only for a violation: discards are frequent.
+        let what = || {
+            format!(
+                "the state of {} for checkpoint {} of job {}",
+                attempt_name(&handle.attempt),
+                handle.checkpoint_id,
+                handle.job_id
+            )
+        };
         let key = (handle.job_id, handle.checkpoint_id);
         if self.pointers.get(&key).is_some_and(|h| h.contains(handle)) {
             out.push(Violation {
@@ -90,8 +93,9 @@ impl ReferencedStateKept {
                 at,
                 node: Some(node),
                 message: format!(
-                    "{} deleted {what} while the ha store's CompletedCheckpointStore still points to checkpoint {}: a new leader restoring it finds its state gone",
+                    "{} deleted {} while the ha store's CompletedCheckpointStore still points to checkpoint {}: a new leader restoring it finds its state gone",
                     census.name(node),
+                    what(),
                     handle.checkpoint_id
                 ),
             });
@@ -109,8 +113,9 @@ impl ReferencedStateKept {
                 at,
                 node: Some(node),
                 message: format!(
-                    "{} deleted {what} while the JobMaster on {} still retains checkpoint {} (retained: {}): a failover restoring it finds its state gone",
+                    "{} deleted {} while the JobMaster on {} still retains checkpoint {} (retained: {}): a failover restoring it finds its state gone",
                     census.name(node),
+                    what(),
                     census.name(*jm),
                     handle.checkpoint_id,
                     ids.join(", ")
@@ -191,15 +196,13 @@ impl Oracle for ReferencedStateKept {
                     .or_insert_with(|| (ev.time, Vec::new()))
                     .1
                     .push(*handle);
-                let ids = self.discarded.range((job, 0)..=(job, u64::MAX)).count();
-                if ids > DISCARDED_CHECKPOINTS_KEPT {
-                    let oldest = *self
-                        .discarded
-                        .range((job, 0)..=(job, u64::MAX))
-                        .next()
-                        .expect("non-empty")
-                        .0;
-                    self.discarded.remove(&oldest);
+                let mut ids = self
+                    .discarded
+                    .range((job, 0)..=(job, u64::MAX))
+                    .map(|(k, _)| *k);
+                let oldest = ids.next();
+                if ids.nth(DISCARDED_CHECKPOINTS_KEPT - 1).is_some() {
+                    self.discarded.remove(&oldest.expect("non-empty"));
                 }
             }
             _ => {}

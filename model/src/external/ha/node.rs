@@ -161,10 +161,7 @@ impl HaNode {
                 };
                 // Checkpoint pointers outlive the session that wrote them.
                 assert!(node.stat.ephemeral_owner.is_none());
-                let job_id = path
-                    .strip_prefix("/jobs/")
-                    .and_then(|rest| rest.split('/').next())
-                    .and_then(|j| j.parse().ok());
+                let job_id = pointer_job(path);
                 debug_assert!(job_id.is_some(), "malformed checkpoint path {path}");
                 if let Some(job_id) = job_id {
                     if self.pointers.insert((path.clone(), node.stat.czxid)) {
@@ -184,15 +181,11 @@ impl HaNode {
                 // (The set of traced pointers is volatile: a restarted node still traces the
                 // removal of a pointer stored before.)
                 self.pointers.retain(|(p, _)| p != path);
-                let parsed = path
-                    .strip_prefix("/jobs/")
-                    .and_then(|rest| rest.split('/').next())
-                    .and_then(|j| j.parse().ok())
-                    .zip(
-                        path.rsplit("checkpoint-")
-                            .next()
-                            .and_then(|id| id.parse().ok()),
-                    );
+                let parsed = pointer_job(path).zip(
+                    path.rsplit("checkpoint-")
+                        .next()
+                        .and_then(|id| id.parse().ok()),
+                );
                 debug_assert!(parsed.is_some(), "malformed checkpoint path {path}");
                 if let Some((job_id, checkpoint_id)) = parsed {
                     ctx.trace(Obs::CheckpointPointerRemoved {
@@ -306,4 +299,11 @@ impl HaServices {
         assert!(next == Time::MAX || self.tick.is_some_and(|(_, t)| t == next));
         rest
     }
+}
+
+/// The job of a checkpoint pointer path (`/jobs/<job>/checkpoints/checkpoint-<id>`).
+fn pointer_job(path: &str) -> Option<crate::protocol::ids::JobId> {
+    path.strip_prefix("/jobs/")
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|j| j.parse().ok())
 }

@@ -106,8 +106,9 @@ pub struct CheckpointCoordinator {
     /// Subsumed checkpoints whose pointer is being removed from the `ha` store: their state is
     /// discarded only once the pointer is gone (Flink's `tryRemove` before the cleaner runs).
     removing: BTreeMap<CheckpointId, Vec<StateHandleId>>,
-    /// Checkpoints whose pointer write had an unknown outcome: the `ha` store may hold them,
-    /// so their state is never discarded (Flink's `PossibleInconsistentStateException`).
+    /// Checkpoints still finalizing when the JobMaster was suspended: their pointer write had
+    /// an unknown outcome and the `ha` store may hold them, so their state is never discarded
+    /// (Flink's `PossibleInconsistentStateException`).
     unsettled: BTreeMap<CheckpointId, Vec<StateHandleId>>,
     pointer_ops: Vec<PointerOp>,
 }
@@ -546,15 +547,6 @@ impl CheckpointCoordinator {
         }
     }
 
-    /// The pointer write of a finalizing checkpoint has an unknown outcome (the session was
-    /// lost): the `ha` store may hold it, so its state is never discarded, and it stays
-    /// finalizing until the JobMaster is suspended.
-    pub fn on_pointer_write_unknown(&mut self, id: CheckpointId) {
-        if let Some(checkpoint) = self.finalizing.get(&id) {
-            self.unsettled.insert(id, checkpoint.handles.clone());
-        }
-    }
-
     /// The pointer of a subsumed checkpoint was removed from the `ha` store (`ok`) or not:
     /// only a removed pointer's state is discarded (a failed removal leaves it, as Flink's
     /// subsume action does when `tryRemove` throws).
@@ -584,8 +576,9 @@ impl CheckpointCoordinator {
     }
 
     /// The pointer of a finalizing checkpoint was written (`ok`) or certainly not (the write
-    /// failed: the checkpoint fails and its state is discarded). An unknown outcome goes to
-    /// [`Self::on_pointer_write_unknown`] instead.
+    /// failed: the checkpoint fails and its state is discarded). After an unknown outcome (the
+    /// session was lost) nothing is called: the checkpoint stays finalizing, its state kept,
+    /// until [`Self::suspend`] settles it as unsettled.
     pub fn on_pointer_written(
         &mut self,
         ctx: &mut Ctx<'_, Flink>,

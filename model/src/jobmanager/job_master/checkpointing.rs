@@ -56,10 +56,8 @@ impl JobMaster {
     ) {
         // Only a checkpointing JobMaster writes pointers.
         assert!(self.coordinator.is_some());
+        // Unknown outcome: the checkpoint stays finalizing (its state kept) until suspension.
         let Some(ok) = written else {
-            if let Some(c) = self.coordinator.as_mut() {
-                c.on_pointer_write_unknown(id);
-            }
             return;
         };
         if let Some(c) = self.coordinator.as_mut() {

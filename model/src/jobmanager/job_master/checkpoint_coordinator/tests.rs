@@ -852,7 +852,7 @@ fn a_pointer_write_of_unknown_outcome_keeps_its_state_past_suspension() {
         h.trigger(Some(plan()));
         h.step(|cc, ctx| cc.on_checkpoint_id(ctx, Some(3), Some(plan())));
         h.ack_all(3);
-        h.component.on_pointer_write_unknown(3);
+        // The write's answer is lost: nothing to tell the coordinator.
         let (out, _) = h.step(|cc, ctx| cc.suspend(ctx));
         let all: Vec<_> = plan().wait_for.iter().map(|&a| handle(a, 3)).collect();
         let expected = if discards { all } else { vec![] };
