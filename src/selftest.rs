@@ -203,6 +203,27 @@ pub const CASES: &[Case] = &[
         "referenced-state-kept",
         500,
     ),
+    // On nemesis-ha slot-exclusivity sees it first: the parked slot still runs the old task
+    // when the new leader deploys into it.
+    case(
+        Bug::TasksOutliveJobMasterDisconnect,
+        "negative/negative-tasks-outlive-jobmaster-disconnect",
+        "one-live-attempt",
+        50,
+    )
+    .also_on("nemesis/nemesis-ha"),
+    case(
+        Bug::ReaderOutlivesTask,
+        "nemesis/nemesis-swarm",
+        "one-live-attempt",
+        50,
+    ),
+    case(
+        Bug::CounterStuckAfterReconnect,
+        "ha/negative-ha-counter-stuck-after-reconnect",
+        "checkpoint-liveness",
+        50,
+    ),
 ];
 
 /// What the self-test found for one case.

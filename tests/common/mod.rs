@@ -111,6 +111,11 @@ pub const CONTROL_PLANE_BUGS: &[(Bug, &str, &str)] = &[
         "tm-killed-region-fixed-delay",
         "job-liveness",
     ),
+    (
+        Bug::TasksOutliveJobMasterDisconnect,
+        "negative-tasks-outlive-jobmaster-disconnect",
+        "one-live-attempt",
+    ),
 ];
 
 /// and the checkpointing bugs, each with its negative scenario.
@@ -170,6 +175,7 @@ pub const NEMESIS_BUGS: &[(Bug, &str, &str)] = &[
         "nemesis-swarm",
         "slot-views-agree",
     ),
+    (Bug::ReaderOutlivesTask, "nemesis-swarm", "one-live-attempt"),
 ];
 
 /// and the high-availability bugs, each with its negative scenario.
@@ -198,6 +204,11 @@ pub const HA_BUGS: &[(Bug, &str, &str)] = &[
         Bug::TmIgnoresLeaderChange,
         "negative-ha-tm-ignores-leader-change",
         "leader-fencing",
+    ),
+    (
+        Bug::CounterStuckAfterReconnect,
+        "negative-ha-counter-stuck-after-reconnect",
+        "checkpoint-liveness",
     ),
 ];
 

@@ -76,6 +76,20 @@ pub enum Bug {
     /// aborted and its state discarded, although the `ha` store may hold the pointer and a new
     /// leader restore it (FLINK-22494, before `PossibleInconsistentStateException`).
     DiscardOnUnknownPointerWrite,
+    /// A TaskExecutor that loses its JobMaster (heartbeat timeout, unreachable, leader change)
+    /// closes the connection and parks the job's slots but does not fail the job's tasks: they
+    /// go on reading and writing for a JobMaster that has already restarted them elsewhere
+    /// (Flink's `disconnectJobManagerConnection` fails them first).
+    TasksOutliveJobMasterDisconnect,
+    /// A cancelled or failed source task's reader is not closed: it keeps fetching from the
+    /// source log after the task reported CANCELED or FAILED (a source thread that outlives its
+    /// task, as a legacy source that ignores cancellation does).
+    ReaderOutlivesTask,
+    /// The ZooKeeper checkpoint id counter remembers a SUSPENDED connection and never forgets
+    /// it on RECONNECTED: every later `getAndIncrement` fails, so a leader that kept its
+    /// leadership through the suspension (`tolerate-suspended-connections`) never triggers a
+    /// checkpoint again (FLINK-14091).
+    CounterStuckAfterReconnect,
 }
 
 impl Bug {
@@ -102,6 +116,9 @@ impl Bug {
         Bug::CommitOnlyNotifiedCheckpoint,
         Bug::RmTrustsStaleSlotReport,
         Bug::DiscardOnUnknownPointerWrite,
+        Bug::TasksOutliveJobMasterDisconnect,
+        Bug::ReaderOutlivesTask,
+        Bug::CounterStuckAfterReconnect,
     ];
 
     pub fn name(self) -> &'static str {
@@ -128,6 +145,9 @@ impl Bug {
             Bug::CommitOnlyNotifiedCheckpoint => "commit-only-notified-checkpoint",
             Bug::RmTrustsStaleSlotReport => "rm-trusts-stale-slot-report",
             Bug::DiscardOnUnknownPointerWrite => "discard-on-unknown-pointer-write",
+            Bug::TasksOutliveJobMasterDisconnect => "tasks-outlive-jobmaster-disconnect",
+            Bug::ReaderOutlivesTask => "reader-outlives-task",
+            Bug::CounterStuckAfterReconnect => "counter-stuck-after-reconnect",
         }
     }
 
@@ -198,6 +218,15 @@ impl Bug {
             }
             Bug::DiscardOnUnknownPointerWrite => {
                 "a checkpoint whose pointer write has an unknown outcome when leadership is lost counts as failed: it is aborted and its state discarded, though the ha store may point to it and a new leader restore it (FLINK-22494 class)"
+            }
+            Bug::TasksOutliveJobMasterDisconnect => {
+                "a TaskExecutor that loses its JobMaster closes the connection without failing the job's tasks: they keep reading and writing while the JobMaster restarts them elsewhere"
+            }
+            Bug::ReaderOutlivesTask => {
+                "a cancelled or failed source task's reader is not closed: it keeps fetching from the source log after the task reported CANCELED or FAILED"
+            }
+            Bug::CounterStuckAfterReconnect => {
+                "the ZooKeeper checkpoint id counter keeps a SUSPENDED connection state after RECONNECTED: every later getAndIncrement fails and a leader that tolerated the suspension never checkpoints again (FLINK-14091)"
             }
         }
     }

@@ -39,6 +39,11 @@
 //! run yet costs another interval, and the checkpoint itself completes within a third
 //! interval + 10 s.
 //!
+//! Progress must last, too: once a checkpoint completed in the window, the latest completion
+//! may not lie more than the same bound before the end while the job runs (checkpoints that
+//! completed after the faults and then stopped: a coordinator that stopped triggering, or whose
+//! triggers fail before they have an id, as with FLINK-14091's stuck checkpoint id counter).
+//!
 //! Random loss up to [`super::BACKGROUND_LOSS_MAX`] is not a fault (as for job-liveness): the
 //! bound grows by [`super::loss_allowance`] and one checkpoint timeout (a lost acknowledgement
 //! holds its checkpoint until it expires), so a scenario losing messages to its end is judged
@@ -105,6 +110,9 @@ struct Master {
     /// (a failover caused by the fault) starts the search afresh.
     ran_fully_across_fault: bool,
     first_completion: Option<(CheckpointId, Time)>,
+    /// The latest completion since the last fault, and how many were triggered after it.
+    last_completion: Option<(CheckpointId, Time)>,
+    triggered_after_last: u64,
     /// Checkpoints triggered since the last fault (or start), and the latest.
     triggered_since: u64,
     latest_triggered: Option<(CheckpointId, Time)>,
@@ -118,6 +126,8 @@ impl Master {
         self.ran_fully_at = self.runs_fully().then_some(time);
         self.ran_fully_across_fault = self.ran_fully_at.is_some();
         self.first_completion = None;
+        self.last_completion = None;
+        self.triggered_after_last = 0;
         self.triggered_since = 0;
         self.latest_triggered = None;
     }
@@ -233,6 +243,8 @@ impl CheckpointLiveness {
                             ran_fully_at: None,
                             ran_fully_across_fault: false,
                             first_completion: None,
+                            last_completion: None,
+                            triggered_after_last: 0,
                             triggered_since: 0,
                             latest_triggered: None,
                         });
@@ -272,6 +284,7 @@ impl CheckpointLiveness {
                 if let Some(m) = self.master(node, *job_id) {
                     m.pending.insert(*checkpoint_id, time);
                     m.triggered_since += 1;
+                    m.triggered_after_last += 1;
                     m.latest_triggered = Some((*checkpoint_id, time));
                 }
             }
@@ -294,6 +307,8 @@ impl CheckpointLiveness {
                     m.pending.retain(|id, _| id > checkpoint_id);
                     m.across_fault.retain(|id, _| id > checkpoint_id);
                     m.first_completion.get_or_insert((*checkpoint_id, time));
+                    m.last_completion = Some((*checkpoint_id, time));
+                    m.triggered_after_last = 0;
                 }
             }
             _ => {}
@@ -336,7 +351,7 @@ impl CheckpointLiveness {
         };
         let deadline = m.window_opened.max(ran_fully_at) + bound;
         let late = match m.first_completion {
-            Some((_, at)) if at <= deadline => return None,
+            Some((_, at)) if at <= deadline => return self.stalled(m, end, bound, jm),
             Some((id, at)) => format!("; the first one, checkpoint {id}, completed only at {at}"),
             None if end < deadline => return None,
             None => String::new(),
@@ -352,6 +367,33 @@ impl CheckpointLiveness {
             "no checkpoint completed within {} after {since} (job {} on {jm}; {triggered}){late}",
             secs(bound),
             m.status,
+        ))
+    }
+}
+
+impl CheckpointLiveness {
+    /// Checkpoints completed after the faults, then stopped: none for longer than `bound`
+    /// before the end, while the job was still running (a coordinator that stopped triggering,
+    /// or whose triggers or checkpoints keep failing).
+    fn stalled(&self, m: &Master, end: Time, bound: Duration, jm: &str) -> Option<String> {
+        let (id, at) = m.last_completion?;
+        if end.saturating_since(at) <= bound {
+            return None;
+        }
+        let triggered = match m.latest_triggered {
+            Some((latest, when)) if m.triggered_after_last > 0 => format!(
+                "{} triggered after it, the latest checkpoint {latest} at {when}, none completed",
+                m.triggered_after_last
+            ),
+            _ => "none was triggered after it: the coordinator stopped triggering, or its triggers failed before they had a checkpoint id".to_string(),
+        };
+        Some(format!(
+            "checkpoints stopped: the last one, checkpoint {id}, completed at {at}, after the last fault at {}, and none in the {} since, longer than {} (job {} on {}; {triggered})",
+            self.last_fault,
+            secs(end.saturating_since(at)),
+            secs(bound),
+            m.status,
+            jm,
         ))
     }
 }
@@ -616,13 +658,44 @@ mod tests {
         let mut steps = history();
         steps.extend([(22_000, triggered(3)), (23_000, completed(3))]);
         assert_eq!(
-            check(config(), [true, true, false], &steps, 400_000),
+            check(config(), [true, true, false], &steps, 160_000),
             vec![]
         );
         // Without checkpointing nothing is judged.
         let steps = history();
         assert_eq!(
             check(FlinkConfig::default(), [true, true, false], &steps, 400_000),
+            vec![]
+        );
+    }
+
+    #[test]
+    fn checkpoints_that_stop_after_completing_once_are_caught() {
+        // Checkpoint 3 completes after the restart, then the coordinator stops (FLINK-14091:
+        // every trigger fails before it has an id) while the job runs on.
+        let mut steps = history();
+        steps.extend([(22_000, triggered(3)), (23_000, completed(3))]);
+        // 145.04 s after the last completion at 23 s.
+        assert_eq!(
+            check(config(), [true, true, false], &steps, 168_000),
+            vec![]
+        );
+        let v = check(config(), [true, true, false], &steps, 169_000);
+        assert_eq!(v.len(), 1, "{v:?}");
+        let m = &v[0].message;
+        assert!(
+            m.contains("checkpoints stopped: the last one, checkpoint 3"),
+            "{m}"
+        );
+        assert!(m.contains("the coordinator stopped triggering"), "{m}");
+        // Triggered but never completed: the message counts them.
+        steps.extend([(24_000, triggered(4)), (84_000, aborted(4))]);
+        let v = check(config(), [true, true, false], &steps, 169_000);
+        assert!(v[0].message.contains("1 triggered after it"), "{v:?}");
+        // Checkpoints that go on completing hold.
+        steps.extend([(100_000, triggered(5)), (101_000, completed(5))]);
+        assert_eq!(
+            check(config(), [true, true, false], &steps, 240_000),
             vec![]
         );
     }
@@ -763,10 +836,10 @@ mod tests {
             "{}",
             v[0].message
         );
-        // Completing it is progress.
+        // Completing it is progress (for the bound after it: 70 s + 145.04 s).
         stuck.push((70_000, completed(3)));
         assert_eq!(
-            check(config(), [true, true, false], &stuck, 300_000),
+            check(config(), [true, true, false], &stuck, 210_000),
             vec![]
         );
     }

@@ -17,6 +17,7 @@ pub mod job_liveness;
 pub mod leader_fencing;
 pub mod lingering_transactions;
 pub mod no_resurrection;
+pub mod one_live_attempt;
 pub mod referenced_state;
 pub mod registration;
 pub mod restart_budget;
@@ -76,6 +77,7 @@ pub const INVARIANTS: &[Invariant] = &[
     slot_views::INVARIANT,
     stale_attempts::INVARIANT,
     attempt_order::INVARIANT,
+    one_live_attempt::INVARIANT,
     restart_budget::INVARIANT,
     job_liveness::INVARIANT,
     exactly_once::INVARIANT,
@@ -156,6 +158,9 @@ impl Oracles {
         }
         if wanted(attempt_order::INVARIANT.name) {
             oracles.push(Box::new(attempt_order::AttemptOrder::new(setup)));
+        }
+        if wanted(one_live_attempt::INVARIANT.name) {
+            oracles.push(Box::new(one_live_attempt::OneLiveAttempt::new(setup)));
         }
         if wanted(restart_budget::INVARIANT.name) {
             oracles.push(Box::new(restart_budget::RestartBudget::new(setup)));

@@ -36,6 +36,7 @@ mod leadership;
 #[cfg(test)]
 mod tests;
 
+use crate::checking::bugs::Bug;
 use crate::client::job_id_of;
 use crate::external::ha::client::{Effect, HaClient};
 use crate::external::ha::node::HaServices;
@@ -88,7 +89,11 @@ impl JobManagerProcess {
                 ha: None,
             },
             Some(store) => {
-                let client = HaClient::new(store, setup.config.ha_session).with_leader_latch();
+                let client = HaClient::new(store, setup.config.ha_session)
+                    .with_leader_latch()
+                    .with_counter_stuck_after_reconnect(
+                        setup.bugs.has(Bug::CounterStuckAfterReconnect),
+                    );
                 JobManagerProcess {
                     me,
                     setup: setup.clone(),

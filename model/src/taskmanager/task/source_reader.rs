@@ -62,6 +62,26 @@ struct PartitionProgress {
     fetch_sent_ns: Option<u64>,
 }
 
+/// Asks the log for up to `max_records` records of `partition` from `offset`.
+fn send_fetch(
+    ctx: &mut Ctx<'_, Flink>,
+    log: NodeId,
+    reader: crate::protocol::ids::ExecutionAttemptId,
+    partition: u32,
+    offset: u64,
+    max_records: u64,
+) {
+    ctx.send(
+        log,
+        Msg::SourceLog(SourceLogRpc::Fetch {
+            reader,
+            partition,
+            offset,
+            max_records,
+        }),
+    );
+}
+
 impl Task {
     /// RUNNING source: starts reading its partitions from the `source` log. Returns true when
     /// there is nothing to read (no partitions, or empty ones are only known after a fetch).
@@ -128,17 +148,50 @@ impl Task {
                 continue;
             }
             p.fetch_sent_ns = Some(now);
-            ctx.send(
+            send_fetch(
+                ctx,
                 reader.log,
-                Msg::SourceLog(SourceLogRpc::Fetch {
-                    reader: attempt,
-                    partition: *partition,
-                    offset: p.next_offset,
-                    max_records: reader.per_fetch,
-                }),
+                attempt,
+                *partition,
+                p.next_offset,
+                reader.per_fetch,
             );
         }
         self.arm_step(ctx, interval);
+    }
+
+    /// With the planted bug `reader-outlives-task`: the reader of a cancelled or failed source
+    /// was never closed. It fetches every unfinished partition from its last position each
+    /// interval (answers reach no task and are dropped) for as long as the TaskExecutor retains
+    /// the terminal task. `send_now` false only arms the next round.
+    pub fn zombie_fetch(&mut self, ctx: &mut Ctx<'_, Flink>, send_now: bool) {
+        assert!(self.state.is_terminal());
+        let attempt = self.attempt;
+        let Some(reader) = self.reader.as_ref() else {
+            return;
+        };
+        if send_now {
+            for (partition, p) in &reader.partitions {
+                if p.end_offset.is_some_and(|end| p.next_offset >= end) {
+                    continue;
+                }
+                send_fetch(
+                    ctx,
+                    reader.log,
+                    attempt,
+                    *partition,
+                    p.next_offset,
+                    reader.per_fetch,
+                );
+            }
+        }
+        let interval = reader.interval;
+        self.step_timer = Some(ctx.set_timer(
+            interval,
+            crate::protocol::timer::Timer::TaskExecutor(
+                crate::protocol::timer::TaskExecutorTimer::TaskStep { attempt },
+            ),
+        ));
     }
 
     /// The log answered a fetch: the records are emitted. Stale answers (an offset already

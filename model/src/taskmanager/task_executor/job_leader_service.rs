@@ -347,11 +347,13 @@ impl TaskExecutor {
         notify: Option<DisconnectCause>,
     ) {
         assert!(self.job_manager_connection(job_id).is_some());
-        // 1. Fail the job's tasks; they report to the JobMaster that submitted them.
+        // 1. Fail the job's tasks; they report to the JobMaster that submitted them. (The
+        // planted bug leaves them running.)
+        let outlive = self.bugs.has(Bug::TasksOutliveJobMasterDisconnect);
         let live: Vec<ExecutionAttemptId> = self
             .tasks
             .values()
-            .filter(|t| t.job_id() == job_id && t.can_fail())
+            .filter(|t| t.job_id() == job_id && t.can_fail() && !outlive)
             .map(Task::attempt)
             .collect();
         for attempt in live {
@@ -377,10 +379,13 @@ impl TaskExecutor {
             self.start_job_leader_registration(ctx, job_id, job_master);
         }
         // Disconnected: no live task and no ACTIVE slot of the job remains.
-        debug_assert!(self
-            .tasks
-            .values()
-            .all(|t| t.job_id() != job_id || !t.can_fail()));
+        debug_assert!(
+            outlive
+                || self
+                    .tasks
+                    .values()
+                    .all(|t| t.job_id() != job_id || !t.can_fail())
+        );
         debug_assert!(self
             .task_slot_table
             .active_allocations(job_id)

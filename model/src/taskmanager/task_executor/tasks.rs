@@ -110,9 +110,14 @@ impl TaskExecutor {
         if !task.is_step(timer) {
             return; // superseded (cancelled, failed)
         }
-        // Reaching a terminal state cancels the step timer.
-        assert!(!task.state().is_terminal());
         task.on_step_fired();
+        // Reaching a terminal state cancels the step timer; the planted bug keeps a source's
+        // reader fetching.
+        if task.state().is_terminal() {
+            assert!(self.bugs.has(Bug::ReaderOutlivesTask));
+            task.zombie_fetch(ctx, true);
+            return;
+        }
         match task.state() {
             ExecutionState::Deploying => {
                 self.transition_task(ctx, attempt, ExecutionState::Initializing, None);
@@ -157,7 +162,9 @@ impl TaskExecutor {
         }
         // A task starts running only in an ACTIVE slot (the planted slot bug may hand the slot
         // to another allocation under it).
-        if !self.bugs.has(Bug::SlotDoubleAllocation) {
+        if !self.bugs.has(Bug::SlotDoubleAllocation)
+            && !self.bugs.has(Bug::TasksOutliveJobMasterDisconnect)
+        {
             debug_assert!(self
                 .task_slot_table
                 .is_active(task.allocation_id(), task.job_id()));
@@ -292,6 +299,12 @@ impl TaskExecutor {
             task.report_state(ctx, self.config.ask_timeout);
         }
         if to.is_terminal() {
+            if to != ExecutionState::Finished
+                && task.is_source()
+                && self.bugs.has(Bug::ReaderOutlivesTask)
+            {
+                task.zombie_fetch(ctx, false);
+            }
             self.retain_terminal(attempt);
         }
     }

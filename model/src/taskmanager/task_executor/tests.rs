@@ -1405,3 +1405,70 @@ fn the_planted_bugs_keep_the_deposed_job_master() {
     assert_eq!(submit_answer(&out), Some(true));
     assert_eq!(h.component.tasks().count(), 1);
 }
+
+/// The fetches `out` sends to the source log.
+fn fetches(out: &Effects) -> Vec<(ExecutionAttemptId, u32)> {
+    sent(out)
+        .into_iter()
+        .filter_map(|(to, m)| match m {
+            Msg::SourceLog(SourceLogRpc::Fetch {
+                reader, partition, ..
+            }) => {
+                assert_eq!(to, SOURCE_LOG);
+                Some((*reader, *partition))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn the_planted_disconnect_bug_leaves_the_tasks_running() {
+    let mut h = connected_with(
+        Bugs::NONE.with(Bug::TasksOutliveJobMasterDisconnect),
+        100,
+        true,
+    );
+    let a = attempt(0, 0);
+    running(&mut h, source_tdd(a, 100));
+    let out = h.fire(|t| matches!(t, TaskExecutorTimer::JobManagerHeartbeatTimeout { .. }));
+    assert!(traces(&out).contains(&&Obs::JobManagerDisconnected { job_id: JOB }));
+    // The slot is parked as in Flink, but the task is neither failed nor reported.
+    assert!(reports(&out).is_empty());
+    assert_eq!(h.state_of(a), Some(ExecutionState::Running));
+    assert_eq!(
+        h.component.slots().next(),
+        Some((0, Some((100, JOB, false))))
+    );
+    // It goes on reading.
+    let out = h.fire_step(a);
+    assert!(!fetches(&out).is_empty());
+}
+
+#[test]
+fn the_planted_reader_bug_keeps_a_cancelled_source_fetching() {
+    for bug in [false, true] {
+        let bugs = if bug {
+            Bugs::NONE.with(Bug::ReaderOutlivesTask)
+        } else {
+            Bugs::NONE
+        };
+        let mut h = connected_with(bugs, 100, true);
+        let a = attempt(0, 0);
+        running(&mut h, source_tdd(a, 100));
+        h.rpc(JM, TaskExecutorRpc::CancelTask { attempt: a });
+        let out = h.fire_step(a);
+        assert_eq!(reports(&out), vec![(a, ExecutionState::Canceled)]);
+        let armed = h.armed(|t| *t == TaskExecutorTimer::TaskStep { attempt: a });
+        assert_eq!(armed.is_empty(), !bug, "bug {bug}");
+        if bug {
+            // Both partitions are fetched again, every interval, and nothing is reported.
+            for _ in 0..3 {
+                let out = h.fire_step(a);
+                assert_eq!(fetches(&out), vec![(a, 0), (a, 1)]);
+                assert!(reports(&out).is_empty());
+            }
+            assert_eq!(h.state_of(a), Some(ExecutionState::Canceled));
+        }
+    }
+}

@@ -40,15 +40,22 @@ pub struct CheckpointIdCounter {
     path: String,
     queued: u32,
     step: CounterStep,
+    /// The planted bug `counter-stuck-after-reconnect`: a SUSPENDED connection is remembered
+    /// through RECONNECTED (FLINK-14091's connection-state listener).
+    stuck_after_reconnect: bool,
+    /// With the bug: the suspension it remembers.
+    remembered_suspension: bool,
 }
 
 impl CheckpointIdCounter {
-    pub fn new(job: &str) -> CheckpointIdCounter {
+    pub fn new(job: &str, stuck_after_reconnect: bool) -> CheckpointIdCounter {
         CheckpointIdCounter {
             job: job.to_string(),
             path: checkpoint_id_counter_path(job),
             queued: 0,
             step: CounterStep::Idle,
+            stuck_after_reconnect,
+            remembered_suspension: false,
         }
     }
 
@@ -56,8 +63,16 @@ impl CheckpointIdCounter {
         &self.job
     }
 
+    /// A new JobMaster's counter instance: no connection state remembered.
+    pub fn forget_connection_state(&mut self) {
+        self.remembered_suspension = false;
+    }
+
     pub fn get_and_increment(&mut self, now: Time, session: &mut Session, out: &mut Vec<Effect>) {
-        if session.state() != ConnectionState::Connected || self.queued >= COUNTER_QUEUE_MAX {
+        if session.state() != ConnectionState::Connected
+            || self.queued >= COUNTER_QUEUE_MAX
+            || self.remembered_suspension
+        {
             out.push(Effect::CheckpointIdFailed {
                 job: self.job.clone(),
             });
@@ -101,6 +116,16 @@ impl CheckpointIdCounter {
         event: &SessionEvent,
         out: &mut Vec<Effect>,
     ) {
+        match event {
+            // Before FLINK-14091 Flink's listener remembered a SUSPENDED (or LOST) state for the
+            // life of the counter instance; the fix forgets it on RECONNECTED, when the same
+            // session works again. A new session means a new leadership and a new instance.
+            SessionEvent::Suspended if self.stuck_after_reconnect => {
+                self.remembered_suspension = true
+            }
+            SessionEvent::Connected { .. } => self.remembered_suspension = false,
+            _ => {}
+        }
         let SessionEvent::Reply { request_id, result } = event else {
             return;
         };

@@ -109,6 +109,8 @@ pub struct HaClient {
     counters: Vec<CheckpointIdCounter>,
     /// Ops of [`HaClient::submit`] in flight.
     submitted: BTreeSet<u64>,
+    /// The planted bug `counter-stuck-after-reconnect`, for the counters this client creates.
+    counter_stuck_after_reconnect: bool,
 }
 
 impl HaClient {
@@ -119,7 +121,14 @@ impl HaClient {
             retrievals: Vec::new(),
             counters: Vec::new(),
             submitted: BTreeSet::new(),
+            counter_stuck_after_reconnect: false,
         }
+    }
+
+    /// Plants `counter-stuck-after-reconnect` in the checkpoint id counters created from now on.
+    pub fn with_counter_stuck_after_reconnect(mut self, on: bool) -> HaClient {
+        self.counter_stuck_after_reconnect = on;
+        self
     }
 
     /// Sends `op`; its answer comes back as [`Effect::Result`] with the returned request id.
@@ -157,10 +166,18 @@ impl HaClient {
         self.retrievals.retain(|r| r.component() != component);
     }
 
-    /// Adds a checkpoint id counter for `job` (a no-op if it exists).
+    /// Adds a checkpoint id counter for `job` for a starting JobMaster (one that exists is
+    /// reused: it is the same shared count, and Flink's fresh counter instance remembers no
+    /// earlier connection state).
     pub fn add_checkpoint_id_counter(&mut self, job: &str) {
+        if let Some(c) = self.counters.iter_mut().find(|c| c.job() == job) {
+            c.forget_connection_state();
+        }
         if self.counters.iter().all(|c| c.job() != job) {
-            self.counters.push(CheckpointIdCounter::new(job));
+            self.counters.push(CheckpointIdCounter::new(
+                job,
+                self.counter_stuck_after_reconnect,
+            ));
         }
         debug_assert_eq!(self.counters.iter().filter(|c| c.job() == job).count(), 1);
     }
@@ -186,7 +203,10 @@ impl HaClient {
     pub fn with_checkpoint_id_counter(mut self, job: &str) -> HaClient {
         // One counter per job.
         assert!(self.counters.iter().all(|c| c.job() != job));
-        self.counters.push(CheckpointIdCounter::new(job));
+        self.counters.push(CheckpointIdCounter::new(
+            job,
+            self.counter_stuck_after_reconnect,
+        ));
         self
     }
 

@@ -616,3 +616,48 @@ fn ha_counter_continues_after_a_new_leader_and_refuses_while_suspended() {
     assert_eq!(checkpoint_ids(&net, new), vec![6, 7, 8]);
     assert_eq!(counter_value(&net), 9);
 }
+
+/// FLINK-14091: after SUSPENDED → RECONNECTED the counter works again; with the planted bug it
+/// keeps refusing until a new JobMaster takes a fresh counter instance.
+#[test]
+fn ha_counter_works_after_a_reconnect_unless_the_planted_bug_keeps_it_stuck() {
+    for bug in [false, true] {
+        let client = HaClient::new(STORE, config(true))
+            .with_leader_latch()
+            .with_counter_stuck_after_reconnect(bug)
+            .with_checkpoint_id_counter(JOB);
+        let mut net = Net::new(5, vec![client], false);
+        net.run_for(Duration::from_secs(3));
+        net.clients[0].cut = true;
+        net.run_for(config(true).suspend_after() + TICK);
+        assert_eq!(
+            net.clients[0].ha.session().state(),
+            ConnectionState::Suspended
+        );
+        // Healed before the session expires: the same session reconnects.
+        net.clients[0].cut = false;
+        net.run_for(Duration::from_secs(1));
+        assert_eq!(
+            net.clients[0].ha.session().state(),
+            ConnectionState::Connected
+        );
+        let effects = net.clients[0].ha.get_and_increment(net.now, JOB);
+        net.effects(0, effects);
+        net.run_for(Duration::from_secs(1));
+        let stuck = net.clients[0]
+            .effects
+            .iter()
+            .any(|(_, e)| matches!(e, Effect::CheckpointIdFailed { .. }));
+        assert_eq!(stuck, bug, "bug {bug}");
+        assert_eq!(checkpoint_ids(&net, 0), if bug { vec![] } else { vec![1] });
+        // A new JobMaster's counter instance remembers nothing.
+        net.clients[0].ha.add_checkpoint_id_counter(JOB);
+        let effects = net.clients[0].ha.get_and_increment(net.now, JOB);
+        net.effects(0, effects);
+        net.run_for(Duration::from_secs(1));
+        assert_eq!(
+            checkpoint_ids(&net, 0),
+            if bug { vec![1] } else { vec![1, 2] }
+        );
+    }
+}
