@@ -567,9 +567,10 @@ fn expectation_violations(scenario: &Scenario, recorder: &Recorder, end: Time) -
 /// the spec, so sharing it cannot change a run).
 fn cached_reference(spec: &JobSpec) -> Option<Arc<ReferenceOutput>> {
     use std::sync::Mutex;
-    /// The specs seen last, with their references (a few: `check` walks many scenarios).
+    /// The specs seen last, with their references (a few dozen: `check` walks many scenarios,
+    /// and a `[swarm]` draws a spec per seed).
     static CACHE: Mutex<Vec<(JobSpec, Option<Arc<ReferenceOutput>>)>> = Mutex::new(Vec::new());
-    const ENTRIES_MAX: usize = 8;
+    const ENTRIES_MAX: usize = 32;
     if let Ok(cache) = CACHE.lock() {
         if let Some((_, r)) = cache.iter().find(|(s, _)| s == spec) {
             return r.clone();

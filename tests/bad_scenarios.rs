@@ -58,6 +58,30 @@ const CASES: &[(&str, &str, Option<usize>, &str)] = &[
         "unknown message kind `submitTsk`",
     ),
     (
+        "swarm parallelism zero",
+        "name = \"x\"\nduration = \"30s\"\n[job]\nname = \"j\"\nparallelism = 2\nsource = { kind = \"sequence\", partitions = 2, records = 10 }\n[swarm]\nparallelism = \"0..3\"\n",
+        Some(8),
+        "`swarm.parallelism`: expected a count like 2 or a range",
+    ),
+    (
+        "swarm without a job",
+        "name = \"x\"\nduration = \"30s\"\n[swarm]\nparallelism = \"1..3\"\n",
+        Some(3),
+        "need a [job]",
+    ),
+    (
+        "empty swarm",
+        "name = \"x\"\nduration = \"30s\"\n[job]\nname = \"j\"\nparallelism = 2\nsource = { kind = \"sequence\", partitions = 2, records = 10 }\n[swarm]\n",
+        Some(7),
+        "expects at least one of",
+    ),
+    (
+        "swarm operator alternative unknown",
+        "name = \"x\"\nduration = \"30s\"\n[job]\nname = \"j\"\nparallelism = 2\nsource = { kind = \"sequence\", partitions = 2, records = 10 }\n[swarm]\noperators = [[{ kind = \"map\" }], [{ kind = \"join\" }]]\n",
+        Some(8),
+        "operators alternative 2",
+    ),
+    (
         "delay without by",
         "name = \"x\"\nduration = \"30s\"\n[[faults]]\nat = \"5s\"\ndelay = \"submitTask.response\"\n",
         Some(5),

@@ -72,6 +72,78 @@ pub struct Scenario {
     /// The knobs [`Scenario::resolve`] drew for a seed (name, value), for printing; empty in
     /// a scenario as read.
     pub knobs: Vec<(String, String)>,
+    /// `[swarm]`: the job's shape still to be drawn for a seed; `None` once resolved.
+    pub swarm: Option<JobSwarm>,
+}
+
+/// `[swarm]`: what each seed draws of the job and the cluster before its faults.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobSwarm {
+    /// `[job] parallelism` drawn from this range.
+    pub parallelism: Option<(u32, u32)>,
+    /// `taskmanager.numberOfTaskSlots` drawn from this range.
+    pub slots: Option<(u32, u32)>,
+    /// Alternatives for `[job] operators` as written (each an array of operator tables); one
+    /// is drawn.
+    pub operators: Vec<toml::Value>,
+}
+
+/// The largest parallelism a `[swarm]` may draw.
+pub const SWARM_PARALLELISM_MAX: u32 = 4096;
+/// The most slots per TaskManager a `[swarm]` may draw.
+pub const SWARM_SLOTS_MAX: u32 = 64;
+
+/// `source` with `[swarm]` removed and the given values written into `[job]` and `[flink]`.
+pub(crate) fn with_job_shape(
+    source: &str,
+    parallelism: Option<u32>,
+    slots: Option<u32>,
+    operators: Option<&toml::Value>,
+) -> Option<String> {
+    let mut table: toml::Table = toml::from_str(source).ok()?;
+    table.remove("swarm");
+    if let Some(p) = parallelism {
+        let toml::Value::Table(job) = table.get_mut("job")? else {
+            return None;
+        };
+        job.insert("parallelism".into(), toml::Value::Integer(i64::from(p)));
+    }
+    if let Some(ops) = operators {
+        let toml::Value::Table(job) = table.get_mut("job")? else {
+            return None;
+        };
+        job.insert("operators".into(), ops.clone());
+    }
+    if let Some(n) = slots {
+        let flink = table
+            .entry("flink")
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        let toml::Value::Table(flink) = flink else {
+            return None;
+        };
+        flink.insert(
+            "taskmanager.numberOfTaskSlots".into(),
+            toml::Value::Integer(i64::from(n)),
+        );
+    }
+    toml::to_string(&table).ok()
+}
+
+/// An operator list as a knob value: `key_by(64), count`.
+fn operators_text(ops: &toml::Value) -> String {
+    let Some(list) = ops.as_array() else {
+        return String::new();
+    };
+    list.iter()
+        .map(|op| {
+            let kind = op.get("kind").and_then(|k| k.as_str()).unwrap_or("?");
+            match op.get("keys").and_then(|k| k.as_integer()) {
+                Some(k) => format!("{kind}({k})"),
+                None => kind.to_string(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -503,6 +575,13 @@ impl Scenario {
     /// report's `scenario.toml` replays without the seed's draw). With nothing to draw, an
     /// unchanged copy.
     pub fn resolve(&self, seed: u64) -> Scenario {
+        if let Some(swarm) = &self.swarm {
+            let (base, mut knobs) = self.draw_job_shape(seed, swarm);
+            let mut resolved = base.resolve(seed);
+            knobs.append(&mut resolved.knobs);
+            resolved.knobs = knobs;
+            return resolved;
+        }
         let net = &self.network;
         if self.nemesis.is_none() && net.loss_range.is_none() && net.duplicate_range.is_none() {
             return self.clone();
@@ -563,6 +642,39 @@ impl Scenario {
         resolved.network.duplicate_range = None;
         resolved.knobs = knobs;
         resolved
+    }
+
+    /// What `[swarm]` draws for `seed` (from its own stream, before anything else): the
+    /// scenario with those values written in and `[swarm]` gone, and the knobs drawn.
+    fn draw_job_shape(&self, seed: u64, swarm: &JobSwarm) -> (Scenario, Vec<(String, String)>) {
+        let mut rng = sim::rng::stream(seed, "job-shape", 0);
+        let mut knobs = Vec::new();
+        let parallelism = swarm.parallelism.map(|(lo, hi)| {
+            let p = rng.random_range(lo..=hi);
+            knobs.push(("job.parallelism".to_string(), p.to_string()));
+            p
+        });
+        let slots = swarm.slots.map(|(lo, hi)| {
+            let n = rng.random_range(lo..=hi);
+            knobs.push(("taskmanager.numberOfTaskSlots".to_string(), n.to_string()));
+            n
+        });
+        let operators = (!swarm.operators.is_empty()).then(|| {
+            let ops = &swarm.operators[rng.random_range(0..swarm.operators.len())];
+            knobs.push(("job.operators".to_string(), operators_text(ops)));
+            ops
+        });
+        let text = with_job_shape(&self.source, parallelism, slots, operators);
+        match text.and_then(|t| Scenario::parse(&self.path, &t).ok()) {
+            Some(base) => (base, knobs),
+            None => {
+                // Not expected: every combination was parsed when the file was read.
+                debug_assert!(false, "the drawn job shape does not parse");
+                let mut base = self.clone();
+                base.swarm = None;
+                (base, knobs)
+            }
+        }
     }
 
     fn resolved_text(
@@ -644,11 +756,51 @@ fn explain_toml_message(m: &str) -> String {
 mod tests {
     use super::validate::compact_names;
     use super::*;
+    use std::collections::BTreeSet;
 
     const JOB: &str = "[job]\nname = \"j\"\nparallelism = 2\nsource = { kind = \"sequence\", partitions = 2, records = 10 }\n";
 
     fn parse(text: &str) -> Result<Scenario, ScenarioError> {
         Scenario::parse(Path::new("t.toml"), text)
+    }
+
+    #[test]
+    fn swarm_draws_the_job_shape_and_slots_per_seed() {
+        let text = format!(
+            "name = \"s\"\nduration = \"30s\"\n{JOB}operators = [{{ kind = \"map\" }}]\n[swarm]\nparallelism = \"2..5\"\nslots = \"1..3\"\noperators = [[{{ kind = \"map\" }}], [{{ kind = \"key_by\", keys = 8 }}, {{ kind = \"count\" }}]]\n"
+        );
+        let s = parse(&text).unwrap();
+        assert!(s.swarm.is_some());
+        let mut seen = BTreeSet::new();
+        for seed in 0..64 {
+            let r = s.resolve(seed);
+            assert!(r.swarm.is_none());
+            assert_eq!(r, s.resolve(seed), "seed {seed} draws the same every time");
+            let spec = &r.job.as_ref().unwrap().spec;
+            assert!((2..=5).contains(&spec.parallelism));
+            assert!((1..=3).contains(&r.flink.number_of_task_slots));
+            let names: Vec<&str> = r.knobs.iter().map(|(n, _)| n.as_str()).collect();
+            assert_eq!(
+                names,
+                [
+                    "job.parallelism",
+                    "taskmanager.numberOfTaskSlots",
+                    "job.operators"
+                ]
+            );
+            seen.insert((
+                spec.parallelism,
+                r.flink.number_of_task_slots,
+                spec.operators.len(),
+            ));
+        }
+        // Every value of each knob is drawn somewhere in 64 seeds.
+        let ps: BTreeSet<u32> = seen.iter().map(|x| x.0).collect();
+        let ns: BTreeSet<u32> = seen.iter().map(|x| x.1).collect();
+        let os: BTreeSet<usize> = seen.iter().map(|x| x.2).collect();
+        assert_eq!(ps.len(), 4);
+        assert_eq!(ns.len(), 3);
+        assert_eq!(os.len(), 2);
     }
 
     #[test]

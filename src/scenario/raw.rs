@@ -23,7 +23,21 @@ pub struct Scenario {
     #[serde(default)]
     pub faults: Vec<Spanned<Fault>>,
     pub nemesis: Option<Spanned<Nemesis>>,
+    pub swarm: Option<Spanned<Swarm>>,
     pub expect: Option<Expect>,
+}
+
+/// `[swarm]`: the job's shape and the slot count, drawn per seed.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct Swarm {
+    /// `[job] parallelism`: a count or a range `"A..B"`.
+    pub parallelism: Option<Spanned<toml::Value>>,
+    /// `taskmanager.numberOfTaskSlots`: a count or a range.
+    pub slots: Option<Spanned<toml::Value>>,
+    /// Alternatives for `[job] operators`, each a list of operator tables.
+    #[serde(default)]
+    pub operators: Vec<Spanned<Vec<toml::Value>>>,
 }
 
 #[derive(Deserialize, Debug)]

@@ -251,6 +251,11 @@ impl Validator<'_> {
             Some(n) => self.nemesis(n, &cluster, &nodes, graph.as_ref(), duration)?,
         };
 
+        let swarm = match &raw.swarm {
+            None => None,
+            Some(sw) => Some(self.swarm(sw, raw.job.is_some())?),
+        };
+
         let expect = match &raw.expect {
             None => Expect::default(),
             Some(e) => self.expect(e, &flink, job.is_some())?,
@@ -273,6 +278,83 @@ impl Validator<'_> {
             bug,
             nemesis,
             knobs: Vec::new(),
+            swarm,
+        })
+    }
+
+    /// `[swarm]`: ranges within bounds, and every combination of their ends with every
+    /// operator alternative makes a valid scenario.
+    fn swarm(
+        &self,
+        sw: &Spanned<raw::Swarm>,
+        has_job: bool,
+    ) -> Result<super::JobSwarm, ScenarioError> {
+        let r = sw.get_ref();
+        if r.parallelism.is_none() && r.slots.is_none() && r.operators.is_empty() {
+            return Err(self.err(
+                sw.span(),
+                "[swarm] expects at least one of `parallelism`, `slots` or `operators`",
+            ));
+        }
+        if !has_job && (r.parallelism.is_some() || !r.operators.is_empty()) {
+            return Err(self.err(
+                sw.span(),
+                "[swarm] `parallelism` and `operators` need a [job]",
+            ));
+        }
+        let parallelism = match &r.parallelism {
+            Some(v) => {
+                Some(self.count_range(v, "`swarm.parallelism`", super::SWARM_PARALLELISM_MAX)?)
+            }
+            None => None,
+        };
+        let slots = match &r.slots {
+            Some(v) => Some(self.count_range(v, "`swarm.slots`", super::SWARM_SLOTS_MAX)?),
+            None => None,
+        };
+        let ends = |range: Option<(u32, u32)>| match range {
+            Some((lo, hi)) => vec![Some(lo), Some(hi)],
+            None => vec![None],
+        };
+        let alternatives: Vec<(Option<toml::Value>, std::ops::Range<usize>)> =
+            if r.operators.is_empty() {
+                vec![(None, sw.span())]
+            } else {
+                r.operators
+                    .iter()
+                    .map(|o| (Some(toml::Value::Array(o.get_ref().clone())), o.span()))
+                    .collect()
+            };
+        for (i, (ops, span)) in alternatives.iter().enumerate() {
+            for p in ends(parallelism) {
+                for n in ends(slots) {
+                    let text = super::with_job_shape(self.source, p, n, ops.as_ref());
+                    let checked = text
+                        .ok_or_else(|| "it cannot be written into the file".to_string())
+                        .and_then(|t| super::Scenario::parse(self.path, &t).map_err(|e| e.message));
+                    if let Err(why) = checked {
+                        let mut with = Vec::new();
+                        if let Some(p) = p {
+                            with.push(format!("parallelism {p}"));
+                        }
+                        if let Some(n) = n {
+                            with.push(format!("{n} slots"));
+                        }
+                        if ops.is_some() {
+                            with.push(format!("operators alternative {}", i + 1));
+                        }
+                        return Err(self.err(
+                            span.clone(),
+                            format!("[swarm]: with {}: {why}", with.join(", ")),
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(super::JobSwarm {
+            parallelism,
+            slots,
+            operators: alternatives.into_iter().filter_map(|(o, _)| o).collect(),
         })
     }
 
