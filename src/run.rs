@@ -381,6 +381,7 @@ fn net_config(scenario: &Scenario, layout: &NodeLayout, topology: &Topology) -> 
         loss: scenario.network.loss,
         duplicate: scenario.network.duplicate,
         reorder: scenario.network.reorder,
+        answer_delay: scenario.network.answer_delay.map(latency),
         ..NetConfig::default()
     };
     for (a, b, l) in &scenario.network.links {

@@ -82,6 +82,12 @@ const CASES: &[(&str, &str, Option<usize>, &str)] = &[
         "operators alternative 2",
     ),
     (
+        "empty answer delay range",
+        "name = \"x\"\nduration = \"30s\"\n[network]\nanswer_delay = \"9ms..1ms\"\n",
+        Some(4),
+        "is empty",
+    ),
+    (
         "delay without by",
         "name = \"x\"\nduration = \"30s\"\n[[faults]]\nat = \"5s\"\ndelay = \"submitTask.response\"\n",
         Some(5),

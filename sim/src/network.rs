@@ -53,6 +53,12 @@ pub struct NetConfig {
     pub duplicate: f64,
     /// When true, messages on one link may overtake each other (no FIFO).
     pub reorder: bool,
+    /// Answers ([`Message::is_reply`](crate::Message::is_reply)) leave their sender after a
+    /// delay drawn from this, without holding back what the sender sends after them: what it
+    /// sends meanwhile may arrive first. (In an RPC framework an answer completes a future on
+    /// another thread, and the caller's callback is queued behind calls that arrive meanwhile.)
+    /// `None`: answers leave at once, in order with everything else.
+    pub answer_delay: Option<Latency>,
 }
 
 impl Default for NetConfig {
@@ -63,17 +69,21 @@ impl Default for NetConfig {
             loss: 0.0,
             duplicate: 0.0,
             reorder: false,
+            answer_delay: None,
         }
     }
 }
 
 impl NetConfig {
-    /// The largest one-way latency any link can have without clogging.
+    /// The largest one-way latency any link can have without clogging (an answer's
+    /// [`NetConfig::answer_delay`] included).
     pub fn latency_max(&self) -> Duration {
-        self.link_latency
+        let link = self
+            .link_latency
             .values()
             .map(Latency::max)
-            .fold(self.latency.max(), Duration::max)
+            .fold(self.latency.max(), Duration::max);
+        link + self.answer_delay.map_or(Duration::ZERO, |l| l.max())
     }
 }
 
@@ -233,6 +243,15 @@ impl Network {
         let id = rule.id;
         self.clogs.push(rule);
         id
+    }
+
+    /// How long an answer waits before it leaves its sender ([`NetConfig::answer_delay`]);
+    /// draws from the network's stream only when configured.
+    pub fn sample_answer_delay(&mut self) -> Duration {
+        match self.config.answer_delay {
+            Some(l) => l.sample(&mut self.rng),
+            None => Duration::ZERO,
+        }
     }
 
     /// A sample of the one-way latency of `from -> to`, clog included, without FIFO bookkeeping.

@@ -782,20 +782,32 @@ impl<A: Actor> World<A> {
                 Some(MessageAction::Delay(by)) => {
                     // A reply: the receiver answers late (its future completes late), so what it
                     // sends meanwhile overtakes the answer.
-                    let sender_incarnation = self.census.info[from.index()].incarnation;
-                    let held = Held {
-                        from,
-                        to,
-                        sent: now,
-                        sender_incarnation,
-                        msg,
-                    };
-                    return self.push(now + by, Pending::Held(Box::new(held)));
+                    return self.hold_answer(from, to, by, msg);
                 }
                 _ => {}
             }
         }
+        if msg.is_reply() {
+            let wait = self.net.sample_answer_delay();
+            if !wait.is_zero() {
+                // The answer completes late; what the sender sends meanwhile overtakes it.
+                return self.hold_answer(from, to, wait, msg);
+            }
+        }
         self.route(from, to, now, Duration::ZERO, msg, observer)
+    }
+
+    /// Hands an answer sent now to the network `by` later, without holding its link.
+    fn hold_answer(&mut self, from: NodeId, to: NodeId, by: Duration, msg: Msg<A>) -> bool {
+        let now = self.now;
+        let held = Held {
+            from,
+            to,
+            sent: now,
+            sender_incarnation: self.census.info[from.index()].incarnation,
+            msg,
+        };
+        self.push(now + by, Pending::Held(Box::new(held)))
     }
 
     /// The first rule in force that covers the message, counted as used; `on_delivery` picks

@@ -268,3 +268,30 @@ fn kind_patterns_match_names_and_gateways_without_regard_to_case() {
     ));
     assert!(!kind_matches("x.data", "", "data"));
 }
+
+#[test]
+fn answer_delay_holds_every_answer_and_nothing_else() {
+    let net = NetConfig {
+        answer_delay: Some(Latency::Fixed(ms(50))),
+        ..fixed(10)
+    };
+    assert_eq!(
+        net.latency_max(),
+        ms(60),
+        "an answer's wait counts as latency"
+    );
+    let mut w = world(1, net.clone(), specs(2), a_pings(&[100, 120]));
+    let (_, log) = run_until(&mut w, Time::from_secs(2));
+    let at = |kind: Kind, to: NodeId| -> Vec<(Time, u64)> {
+        log.delivers()
+            .filter(|(_, _, t, _, m)| *t == to && m.kind == kind)
+            .map(|(t, _, _, _, m)| (t, m.seq))
+            .collect()
+    };
+    // Requests travel at once; each answer leaves 50 ms after it was sent.
+    assert_eq!(at(Kind::Ping, B), vec![(at_ms(110), 1), (at_ms(130), 2)]);
+    assert_eq!(at(Kind::Pong, A), vec![(at_ms(170), 1), (at_ms(190), 2)]);
+    let mut w = world(1, net, specs(2), a_sends(&[100]));
+    let (got, _) = data_at_b(&mut w);
+    assert_eq!(got, vec![(at_ms(110), 1)]);
+}

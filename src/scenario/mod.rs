@@ -276,6 +276,9 @@ pub struct NetworkSpec {
     pub loss_range: Option<(f64, f64)>,
     pub duplicate_range: Option<(f64, f64)>,
     pub reorder: bool,
+    /// `network.answer_delay`: answers leave their sender a draw from this later, and what it
+    /// sends meanwhile may arrive first; `None`: at once.
+    pub answer_delay: Option<DurationRange>,
     /// (node a, node b, latency) for both directions between a and b.
     pub links: Vec<(String, String, DurationRange)>,
 }

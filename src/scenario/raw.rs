@@ -94,6 +94,8 @@ pub struct Network {
     pub loss: Option<Spanned<toml::Value>>,
     pub duplicate: Option<Spanned<toml::Value>>,
     pub reorder: Option<bool>,
+    /// A range: answers leave their sender that much later, overtaken by what it sends next.
+    pub answer_delay: Option<Spanned<String>>,
     #[serde(default)]
     pub links: Vec<Spanned<Link>>,
 }

@@ -496,6 +496,7 @@ impl Validator<'_> {
                 loss_range: None,
                 duplicate_range: None,
                 reorder: false,
+                answer_delay: None,
                 links: Vec::new(),
             },
             Some(n) => {
@@ -567,6 +568,10 @@ impl Validator<'_> {
                     loss_range,
                     duplicate_range,
                     reorder: n.reorder.unwrap_or(false),
+                    answer_delay: match &n.answer_delay {
+                        Some(d) => Some(self.duration_range(d, "`network.answer_delay`")?),
+                        None => None,
+                    },
                     links,
                 }
             }

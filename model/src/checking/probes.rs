@@ -38,6 +38,7 @@ pub const RPC_ANSWER_AFTER_ASK_TIMEOUT: usize = 6;
 pub const SECOND_FAILURE_WHILE_CANCELING: usize = 7;
 pub const LEADER_CHANGE_WHILE_HA_SUSPENDED: usize = 8;
 pub const POINTER_WRITE_APPLIED_UNANSWERED: usize = 9;
+pub const ANSWER_OVERTAKEN_BY_LATER_CALL: usize = 10;
 
 /// Every probe, indexed by the constants above.
 pub const PROBES: &[Probe] = &[
@@ -99,6 +100,12 @@ pub const PROBES: &[Probe] = &[
         description: "the `ha` node applied a write that stored a checkpoint pointer, and its \
                       answer never reached the writer (dropped, or the writer died or was \
                       unreachable first)",
+    },
+    Probe {
+        name: "answer-overtaken-by-later-call",
+        description: "a request or one-way message reaches its receiver before an answer its \
+                      sender sent earlier on the same link (the answer completed late: \
+                      `network.answer_delay`, or an aimed delay of the answer)",
     },
 ];
 
@@ -210,6 +217,8 @@ pub struct Probes {
     ha_call: Option<HaCall>,
     /// Pointer writes the `ha` node applied whose answer has not reached the writer.
     unanswered: BTreeSet<HaCall>,
+    /// Per link, the latest send time of a delivered message that is not an answer.
+    last_call_sent: BTreeMap<(NodeId, NodeId), Time>,
 }
 
 impl Probes {
@@ -228,6 +237,7 @@ impl Probes {
             suspended: BTreeSet::new(),
             ha_call: None,
             unanswered: BTreeSet::new(),
+            last_call_sent: BTreeMap::new(),
         }
     }
 
@@ -313,6 +323,18 @@ impl Probes {
     }
 
     fn on_deliver(&mut self, from: NodeId, to: NodeId, sent: Time, msg: &Msg) {
+        if sim::Message::is_reply(msg) {
+            if self
+                .last_call_sent
+                .get(&(from, to))
+                .is_some_and(|t| *t > sent)
+            {
+                self.hit(ANSWER_OVERTAKEN_BY_LATER_CALL);
+            }
+        } else {
+            let last = self.last_call_sent.entry((from, to)).or_insert(sent);
+            *last = (*last).max(sent);
+        }
         if let Some(ask) = Ask::answered(msg) {
             if self.timed_out.remove(&(to, ask)) {
                 self.hit(RPC_ANSWER_AFTER_ASK_TIMEOUT);
@@ -552,6 +574,47 @@ mod tests {
         obs(&mut p, 20, JM, changed(ExecutionState::Canceled));
         obs(&mut p, 30, JM, restart());
         assert_eq!(hits(&p, "second-failure-while-canceling"), 1);
+    }
+
+    #[test]
+    fn an_answer_overtaken_by_a_later_call_counts() {
+        let mut p = probes();
+        let a = attempt(0, 0, 0);
+        let answer = Msg::JobMaster {
+            job_id: 1,
+            rpc: JobMasterRpc::SubmitTaskResponse {
+                attempt: a,
+                ok: true,
+            },
+        };
+        let call = Msg::JobMaster {
+            job_id: 1,
+            rpc: JobMasterRpc::HeartbeatFromResourceManager,
+        };
+        let deliver = |p: &mut Probes, from: NodeId, msg: &Msg, sent_ms: u64, at_ms: u64| {
+            p.observe(&Event {
+                index: 0,
+                time: Time::from_millis(at_ms),
+                kind: EventKind::Deliver {
+                    from,
+                    to: JM,
+                    sent: Time::from_millis(sent_ms),
+                    msg,
+                },
+            })
+        };
+        // In order: the answer (sent at 1 ms) before the call sent at 2 ms.
+        deliver(&mut p, TM, &answer, 1, 3);
+        deliver(&mut p, TM, &call, 2, 4);
+        assert_eq!(hits(&p, "answer-overtaken-by-later-call"), 0);
+        // The call sent at 6 ms arrives before the answer sent at 5 ms.
+        deliver(&mut p, TM, &call, 6, 8);
+        deliver(&mut p, TM, &answer, 5, 9);
+        assert_eq!(hits(&p, "answer-overtaken-by-later-call"), 1);
+        // Another link's calls do not count.
+        deliver(&mut p, NodeId(7), &call, 20, 21);
+        deliver(&mut p, TM, &answer, 10, 22);
+        assert_eq!(hits(&p, "answer-overtaken-by-later-call"), 1);
     }
 
     #[test]
