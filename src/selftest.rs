@@ -224,6 +224,12 @@ pub const CASES: &[Case] = &[
         "checkpoint-liveness",
         50,
     ),
+    case(
+        Bug::SubmitNeedsActiveSlot,
+        "nemesis/nemesis-swarm",
+        "held-slot-takes-tasks",
+        50,
+    ),
 ];
 
 /// What the self-test found for one case.

@@ -176,6 +176,11 @@ pub const NEMESIS_BUGS: &[(Bug, &str, &str)] = &[
         "slot-views-agree",
     ),
     (Bug::ReaderOutlivesTask, "nemesis-swarm", "one-live-attempt"),
+    (
+        Bug::SubmitNeedsActiveSlot,
+        "nemesis-swarm",
+        "held-slot-takes-tasks",
+    ),
 ];
 
 /// and the high-availability bugs, each with its negative scenario.

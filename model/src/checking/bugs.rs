@@ -90,6 +90,10 @@ pub enum Bug {
     /// leadership through the suspension (`tolerate-suspended-connections`) never triggers a
     /// checkpoint again (FLINK-14091).
     CounterStuckAfterReconnect,
+    /// `submitTask` needs an ACTIVE slot: a slot still ALLOCATED because the JobMaster's
+    /// answer to its offer has not arrived yet refuses the task (FLINK-5836, before
+    /// `tryMarkSlotActive`).
+    SubmitNeedsActiveSlot,
 }
 
 impl Bug {
@@ -119,6 +123,7 @@ impl Bug {
         Bug::TasksOutliveJobMasterDisconnect,
         Bug::ReaderOutlivesTask,
         Bug::CounterStuckAfterReconnect,
+        Bug::SubmitNeedsActiveSlot,
     ];
 
     pub fn name(self) -> &'static str {
@@ -148,6 +153,7 @@ impl Bug {
             Bug::TasksOutliveJobMasterDisconnect => "tasks-outlive-jobmaster-disconnect",
             Bug::ReaderOutlivesTask => "reader-outlives-task",
             Bug::CounterStuckAfterReconnect => "counter-stuck-after-reconnect",
+            Bug::SubmitNeedsActiveSlot => "submit-needs-active-slot",
         }
     }
 
@@ -227,6 +233,9 @@ impl Bug {
             }
             Bug::CounterStuckAfterReconnect => {
                 "the ZooKeeper checkpoint id counter keeps a SUSPENDED connection state after RECONNECTED: every later getAndIncrement fails and a leader that tolerated the suspension never checkpoints again (FLINK-14091)"
+            }
+            Bug::SubmitNeedsActiveSlot => {
+                "submitTask needs an ACTIVE slot: a slot still ALLOCATED because the answer to its offer has not arrived refuses the task, which fails its deployment (FLINK-5836)"
             }
         }
     }

@@ -13,6 +13,7 @@ pub mod commits_cover_completed;
 pub mod committed_only_completed;
 pub mod exactly_once;
 pub mod heartbeat;
+pub mod held_slot_takes_tasks;
 pub mod job_liveness;
 pub mod leader_fencing;
 pub mod lingering_transactions;
@@ -75,6 +76,7 @@ pub const INVARIANTS: &[Invariant] = &[
     slots::INVARIANT,
     slot_leak::INVARIANT,
     slot_views::INVARIANT,
+    held_slot_takes_tasks::INVARIANT,
     stale_attempts::INVARIANT,
     attempt_order::INVARIANT,
     one_live_attempt::INVARIANT,
@@ -152,6 +154,11 @@ impl Oracles {
         }
         if wanted(slot_views::INVARIANT.name) {
             oracles.push(Box::new(slot_views::SlotViewsAgree::new(setup)));
+        }
+        if wanted(held_slot_takes_tasks::INVARIANT.name) {
+            oracles.push(Box::new(held_slot_takes_tasks::HeldSlotTakesTasks::new(
+                setup,
+            )));
         }
         if wanted(stale_attempts::INVARIANT.name) {
             oracles.push(Box::new(stale_attempts::StaleAttempts::new(setup)));
@@ -464,6 +471,34 @@ pub(crate) mod testing {
         Persist(NodeId, crate::protocol::durable::DurableOp),
         Fault(Fault),
         Exited(NodeId),
+    }
+
+    /// `submitTask` of `attempt` of job 5 into allocation `allocation_id`, from the JobMaster
+    /// on `JM` under `job_master_id`, delivered to `TM1`.
+    pub fn submit_task(
+        attempt: crate::protocol::ids::ExecutionAttemptId,
+        allocation_id: crate::protocol::ids::AllocationId,
+        job_master_id: crate::protocol::ids::JobMasterId,
+    ) -> Step {
+        use crate::protocol::rpc::{StreamConfig, TaskDeploymentDescriptor, TaskExecutorRpc};
+        Step::Deliver(
+            JM,
+            TM1,
+            Msg::TaskExecutor(TaskExecutorRpc::SubmitTask {
+                tdd: Box::new(TaskDeploymentDescriptor {
+                    job_id: 5,
+                    attempt,
+                    allocation_id,
+                    task_name: "Source: sequence (1/1)#0".into(),
+                    source: None,
+                    inputs: Vec::new(),
+                    stream: std::sync::Arc::new(StreamConfig::minimal()),
+                    subtask: 0,
+                    restore: None,
+                }),
+                job_master_id,
+            }),
+        )
     }
 
     /// A heartbeat of job 5's JobMaster from `from` to `to`, lost in the network.

@@ -232,7 +232,6 @@ mod tests {
     use crate::checking::oracle::testing::{feed, setup, world, Step, JM, TM1};
     use crate::protocol::config::FlinkConfig;
     use crate::protocol::job_graph::{ExecutionVertexId, JobVertexId};
-    use crate::protocol::rpc::TaskDeploymentDescriptor;
     use crate::protocol::timer::{JobMasterTimer, Timer};
     use ExecutionState as S;
 
@@ -275,24 +274,7 @@ mod tests {
     }
 
     fn submit(a: u32, job_master_id: JobMasterId) -> Step {
-        Step::Deliver(
-            JM,
-            TM1,
-            Msg::TaskExecutor(TaskExecutorRpc::SubmitTask {
-                tdd: Box::new(TaskDeploymentDescriptor {
-                    job_id: 5,
-                    attempt: attempt(a),
-                    allocation_id: 3,
-                    task_name: "Source: sequence (2/2)#0".into(),
-                    source: None,
-                    inputs: vec![],
-                    stream: std::sync::Arc::new(crate::protocol::rpc::StreamConfig::minimal()),
-                    subtask: 0,
-                    restore: None,
-                }),
-                job_master_id,
-            }),
-        )
+        crate::checking::oracle::testing::submit_task(attempt(a), 3, job_master_id)
     }
 
     fn created(a: u32) -> Step {

@@ -360,10 +360,14 @@ impl StreamTask {
             }
             let sink_ready = match writer {
                 Some(w) => match w.kind {
+                    // Every transaction handed to this checkpoint or an earlier one is
+                    // flushed: a checkpoint's state lists them all as pending, and Flink
+                    // flushes synchronously in each snapshot, so a later checkpoint never
+                    // completes over an earlier transaction whose writes are still on the way.
                     SinkKind::TwoPhaseCommit => w
                         .pending
                         .iter()
-                        .filter(|p| p.0 == *id)
+                        .filter(|p| p.0 <= *id)
                         .all(|p| matches!(p.3, Pending::PreCommitted | Pending::CommitSent)),
                     SinkKind::AtLeastOnce => s.flush_to.is_none_or(|f| w.acked >= f),
                     SinkKind::Discard => true,

@@ -775,3 +775,29 @@ fn a_source_ignores_a_trigger_of_an_old_checkpoint() {
         assert_eq!(ids, expected, "trigger {id}");
     }
 }
+
+/// Found by exploring `nemesis-shapes` (seed 121): the writes of checkpoint 1's transaction are
+/// held in the network while checkpoint 2's barrier arrives. Checkpoint 2's state lists that
+/// transaction as pending too, so its acknowledgement must wait until the transaction is
+/// flushed and pre-committed, as Flink's synchronous flush in every snapshot guarantees;
+/// otherwise a restore from checkpoint 2 commits a transaction whose writes never arrived.
+#[test]
+fn a_later_checkpoint_waits_for_an_earlier_transaction_still_flushing() {
+    let (mut h, txn) = two_phase_commit_task(Bugs::NONE);
+    // Barrier 1 takes the open transaction (its write not acknowledged yet).
+    h.batch(0, 1, &[barrier(1)]);
+    h.written(handle(1));
+    // Barrier 2: nothing new was written, the state is stored.
+    let out = h.batch(0, 2, &[barrier(2)]);
+    let writes = state_writes(&out);
+    assert_eq!(writes[0].1.pending_transactions, vec![(1, txn)]);
+    let out = h.written(handle(2));
+    assert!(
+        acks(&out).is_empty(),
+        "checkpoint 2 waits for transaction 1"
+    );
+    // The write is acknowledged, the transaction pre-committed: both checkpoints ack.
+    h.step(|t, ctx| t.on_sink_write_ack(ctx, 1));
+    let out = h.step(|t, ctx| t.on_pre_committed(ctx, txn)).0;
+    assert_eq!(acks(&out), vec![1, 2]);
+}

@@ -76,6 +76,12 @@ impl TaskExecutor {
             self.bugs.has(Bug::NoFencingCheck)
                 || self.job_manager_connection(job_id) == Some(job_master_id)
         );
+        // The planted bug: only a slot whose offer was answered takes tasks.
+        if self.bugs.has(Bug::SubmitNeedsActiveSlot)
+            && !self.task_slot_table.is_active(tdd.allocation_id, job_id)
+        {
+            return answer(ctx, false);
+        }
         // Flink's `tryMarkSlotActive`: a JobMaster that deploys into a slot holds it, so an
         // ALLOCATED slot becomes ACTIVE here even if the answer to its offer was lost.
         if !self

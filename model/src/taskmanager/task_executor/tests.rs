@@ -1472,3 +1472,18 @@ fn the_planted_reader_bug_keeps_a_cancelled_source_fetching() {
         }
     }
 }
+
+#[test]
+fn the_planted_submit_bug_refuses_a_slot_whose_offer_is_unanswered() {
+    let mut h = connected_with(Bugs::NONE.with(Bug::SubmitNeedsActiveSlot), 100, false);
+    let out = submit(&mut h, source_tdd(attempt(0, 0), 100), JM_ID);
+    assert_eq!(submit_answer(&out), Some(false));
+    assert_eq!(
+        h.component.slots().next(),
+        Some((0, Some((100, JOB, false))))
+    );
+    // Once the offer is accepted the slot takes tasks.
+    let mut h = connected_with(Bugs::NONE.with(Bug::SubmitNeedsActiveSlot), 100, true);
+    let out = submit(&mut h, source_tdd(attempt(0, 0), 100), JM_ID);
+    assert_eq!(submit_answer(&out), Some(true));
+}
