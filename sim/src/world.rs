@@ -787,7 +787,7 @@ impl<A: Actor> World<A> {
                 _ => {}
             }
         }
-        if msg.is_reply() {
+        if self.net.config.answer_delay.is_some() && msg.is_reply() {
             let wait = self.net.sample_answer_delay();
             if !wait.is_zero() {
                 // The answer completes late; what the sender sends meanwhile overtakes it.

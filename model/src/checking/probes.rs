@@ -538,6 +538,31 @@ mod tests {
         });
     }
 
+    /// Delivers `msg` from `from` to the JobManager, sent at `sent_ms`, at `at_ms`.
+    fn deliver(p: &mut Probes, from: NodeId, msg: &Msg, sent_ms: u64, at_ms: u64) {
+        p.observe(&Event {
+            index: 0,
+            time: Time::from_millis(at_ms),
+            kind: EventKind::Deliver {
+                from,
+                to: JM,
+                sent: Time::from_millis(sent_ms),
+                msg,
+            },
+        })
+    }
+
+    /// The answer to `submitTask` of attempt (0, 0, 0).
+    fn submit_answer() -> Msg {
+        Msg::JobMaster {
+            job_id: 1,
+            rpc: JobMasterRpc::SubmitTaskResponse {
+                attempt: attempt(0, 0, 0),
+                ok: true,
+            },
+        }
+    }
+
     fn hits(p: &Probes, name: &str) -> u64 {
         p.hits().find(|(n, _)| *n == name).expect("a probe").1
     }
@@ -579,29 +604,10 @@ mod tests {
     #[test]
     fn an_answer_overtaken_by_a_later_call_counts() {
         let mut p = probes();
-        let a = attempt(0, 0, 0);
-        let answer = Msg::JobMaster {
-            job_id: 1,
-            rpc: JobMasterRpc::SubmitTaskResponse {
-                attempt: a,
-                ok: true,
-            },
-        };
+        let answer = submit_answer();
         let call = Msg::JobMaster {
             job_id: 1,
             rpc: JobMasterRpc::HeartbeatFromResourceManager,
-        };
-        let deliver = |p: &mut Probes, from: NodeId, msg: &Msg, sent_ms: u64, at_ms: u64| {
-            p.observe(&Event {
-                index: 0,
-                time: Time::from_millis(at_ms),
-                kind: EventKind::Deliver {
-                    from,
-                    to: JM,
-                    sent: Time::from_millis(sent_ms),
-                    msg,
-                },
-            })
         };
         // In order: the answer (sent at 1 ms) before the call sent at 2 ms.
         deliver(&mut p, TM, &answer, 1, 3);
@@ -621,25 +627,8 @@ mod tests {
     fn an_answer_counts_only_after_its_ask_timed_out() {
         let mut p = probes();
         let a = attempt(0, 0, 0);
-        let answer = Msg::JobMaster {
-            job_id: 1,
-            rpc: JobMasterRpc::SubmitTaskResponse {
-                attempt: a,
-                ok: true,
-            },
-        };
-        let deliver = |p: &mut Probes, ms| {
-            p.observe(&Event {
-                index: 0,
-                time: Time::from_millis(ms),
-                kind: EventKind::Deliver {
-                    from: TM,
-                    to: JM,
-                    sent: Time::from_millis(ms - 1),
-                    msg: &answer,
-                },
-            })
-        };
+        let answer = submit_answer();
+        let deliver = |p: &mut Probes, ms| deliver(p, TM, &answer, ms - 1, ms);
         deliver(&mut p, 5);
         assert_eq!(hits(&p, "rpc-answer-after-ask-timeout"), 0);
         let timeout = Timer::JobMaster {

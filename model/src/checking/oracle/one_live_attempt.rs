@@ -39,7 +39,7 @@ use crate::protocol::job_graph::ExecutionVertexId;
 use crate::protocol::obs::Obs;
 use crate::protocol::rpc::{Msg, SinkRpc, SourceLogRpc};
 use crate::protocol::Flink;
-use sim::{Census, Event, EventKind, Fault, MessageAction, NodeId, Time};
+use sim::{Census, Event, EventKind, Fault, MessageAction, MessageRule, NodeId, Time};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
@@ -69,6 +69,8 @@ pub struct OneLiveAttempt {
     base_grace: Duration,
     /// The longest message delay or clog injected so far.
     longest_delay: Duration,
+    /// [`OneLiveAttempt::grace`] for the current longest delay, once computed.
+    grace: Option<Duration>,
     /// Execution graph -> its job.
     graph_job: BTreeMap<u64, JobId>,
     /// (TaskManager, attempt) -> when it reported the attempt terminal.
@@ -94,6 +96,7 @@ impl OneLiveAttempt {
         OneLiveAttempt {
             base_grace,
             longest_delay: Duration::ZERO,
+            grace: None,
             graph_job: BTreeMap::new(),
             terminal: BTreeMap::new(),
             spans: BTreeMap::new(),
@@ -102,9 +105,13 @@ impl OneLiveAttempt {
         }
     }
 
-    /// How long two attempts of a subtask may overlap, in true time.
-    pub fn grace(&self, census: &Census) -> Duration {
-        Quiet::stretched(census, self.base_grace + self.longest_delay)
+    /// How long two attempts of a subtask may overlap, in true time. Computed once per
+    /// longest delay (clock drifts are fixed for a run), since effects are frequent.
+    pub fn grace(&mut self, census: &Census) -> Duration {
+        let (base, delay) = (self.base_grace, self.longest_delay);
+        *self
+            .grace
+            .get_or_insert_with(|| Quiet::stretched(census, base + delay))
     }
 
     /// Whether `node` was paused or slowed at any time from `since` on.
@@ -125,13 +132,20 @@ impl OneLiveAttempt {
             Fault::Pause(n) => self.disturb(*n, at, true),
             Fault::Resume(n) => self.disturb(*n, at, false),
             Fault::Slow { node, per_event } => self.disturb(*node, at, !per_event.is_zero()),
-            Fault::Messages(rule) => {
-                if let MessageAction::Delay(by) = rule.action {
-                    self.longest_delay = self.longest_delay.max(by);
-                }
-            }
-            Fault::Clog { extra, .. } => self.longest_delay = self.longest_delay.max(*extra),
+            Fault::Messages(MessageRule {
+                action: MessageAction::Delay(by),
+                ..
+            }) => self.lengthen(*by),
+            Fault::Clog { extra, .. } => self.lengthen(*extra),
             _ => {}
+        }
+    }
+
+    /// A message delay or clog of `by` was injected.
+    fn lengthen(&mut self, by: Duration) {
+        if by > self.longest_delay {
+            self.longest_delay = by;
+            self.grace = None;
         }
     }
 

@@ -195,6 +195,12 @@ impl Task {
     /// Arms the next lifecycle step, replacing a pending one.
     pub fn arm_step(&mut self, ctx: &mut Ctx<'_, Flink>, after: Duration) {
         assert!(!self.state.is_terminal());
+        self.set_step(ctx, after);
+    }
+
+    /// [`Task::arm_step`] without the lifecycle check (the planted reader bug keeps a terminal
+    /// source's step).
+    pub(super) fn set_step(&mut self, ctx: &mut Ctx<'_, Flink>, after: Duration) {
         if let Some(t) = self.step_timer.take() {
             ctx.cancel_timer(t);
         }

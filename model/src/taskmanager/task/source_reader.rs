@@ -62,21 +62,28 @@ struct PartitionProgress {
     fetch_sent_ns: Option<u64>,
 }
 
-/// Asks the log for up to `max_records` records of `partition` from `offset`.
+impl PartitionProgress {
+    /// Read to its end.
+    fn done(&self) -> bool {
+        self.end_offset.is_some_and(|end| self.next_offset >= end)
+    }
+}
+
+/// Asks `log` for up to `max_records` records of `partition` from `p`'s read position.
 fn send_fetch(
     ctx: &mut Ctx<'_, Flink>,
     log: NodeId,
+    max_records: u64,
     reader: crate::protocol::ids::ExecutionAttemptId,
     partition: u32,
-    offset: u64,
-    max_records: u64,
+    p: &PartitionProgress,
 ) {
     ctx.send(
         log,
         Msg::SourceLog(SourceLogRpc::Fetch {
             reader,
             partition,
-            offset,
+            offset: p.next_offset,
             max_records,
         }),
     );
@@ -138,7 +145,7 @@ impl Task {
             if backpressured {
                 break;
             }
-            if p.end_offset.is_some_and(|end| p.next_offset >= end) {
+            if p.done() {
                 continue;
             }
             let due = p
@@ -148,14 +155,7 @@ impl Task {
                 continue;
             }
             p.fetch_sent_ns = Some(now);
-            send_fetch(
-                ctx,
-                reader.log,
-                attempt,
-                *partition,
-                p.next_offset,
-                reader.per_fetch,
-            );
+            send_fetch(ctx, reader.log, reader.per_fetch, attempt, *partition, p);
         }
         self.arm_step(ctx, interval);
     }
@@ -171,27 +171,12 @@ impl Task {
             return;
         };
         if send_now {
-            for (partition, p) in &reader.partitions {
-                if p.end_offset.is_some_and(|end| p.next_offset >= end) {
-                    continue;
-                }
-                send_fetch(
-                    ctx,
-                    reader.log,
-                    attempt,
-                    *partition,
-                    p.next_offset,
-                    reader.per_fetch,
-                );
+            for (partition, p) in reader.partitions.iter().filter(|(_, p)| !p.done()) {
+                send_fetch(ctx, reader.log, reader.per_fetch, attempt, *partition, p);
             }
         }
         let interval = reader.interval;
-        self.step_timer = Some(ctx.set_timer(
-            interval,
-            crate::protocol::timer::Timer::TaskExecutor(
-                crate::protocol::timer::TaskExecutorTimer::TaskStep { attempt },
-            ),
-        ));
+        self.set_step(ctx, interval);
     }
 
     /// The log answered a fetch: the records are emitted. Stale answers (an offset already
@@ -237,11 +222,9 @@ impl Task {
     }
 
     fn reading_done(&self) -> bool {
-        self.reader.as_ref().is_some_and(|r| {
-            r.partitions
-                .values()
-                .all(|p| p.end_offset.is_some_and(|end| p.next_offset >= end))
-        })
+        self.reader
+            .as_ref()
+            .is_some_and(|r| r.partitions.values().all(PartitionProgress::done))
     }
 
     /// Records read so far, per partition (for tests and reports).

@@ -350,12 +350,15 @@ impl TaskExecutor {
         // 1. Fail the job's tasks; they report to the JobMaster that submitted them. (The
         // planted bug leaves them running.)
         let outlive = self.bugs.has(Bug::TasksOutliveJobMasterDisconnect);
-        let live: Vec<ExecutionAttemptId> = self
-            .tasks
-            .values()
-            .filter(|t| t.job_id() == job_id && t.can_fail() && !outlive)
-            .map(Task::attempt)
-            .collect();
+        let live: Vec<ExecutionAttemptId> = if outlive {
+            Vec::new()
+        } else {
+            self.tasks
+                .values()
+                .filter(|t| t.job_id() == job_id && t.can_fail())
+                .map(Task::attempt)
+                .collect()
+        };
         for attempt in live {
             self.fail_task(
                 ctx,

@@ -170,14 +170,12 @@ impl HaClient {
     /// reused: it is the same shared count, and Flink's fresh counter instance remembers no
     /// earlier connection state).
     pub fn add_checkpoint_id_counter(&mut self, job: &str) {
-        if let Some(c) = self.counters.iter_mut().find(|c| c.job() == job) {
-            c.forget_connection_state();
-        }
-        if self.counters.iter().all(|c| c.job() != job) {
-            self.counters.push(CheckpointIdCounter::new(
+        match self.counters.iter_mut().find(|c| c.job() == job) {
+            Some(c) => c.forget_connection_state(),
+            None => self.counters.push(CheckpointIdCounter::new(
                 job,
                 self.counter_stuck_after_reconnect,
-            ));
+            )),
         }
         debug_assert_eq!(self.counters.iter().filter(|c| c.job() == job).count(), 1);
     }
