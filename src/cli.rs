@@ -87,7 +87,8 @@ pub enum Command {
         /// Switch on a planted bug (see `flinksim list bugs`).
         #[arg(long, value_name = "NAME")]
         bug: Option<String>,
-        /// Where to write the shrunk scenario (default: reports/<scenario>/<seed>/shrunk.toml).
+        /// Where to write the shrunk scenario (default: DIR/shrunk.toml for a report folder,
+        /// reports/<scenario>/<seed>/shrunk.toml for a scenario file).
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
         /// Wall-time budget (default "2 min"); the best scenario so far is written when it runs
@@ -581,7 +582,14 @@ fn shrink(
         time: Some(time),
         ..crate::shrink::Limits::default()
     };
-    let out = out.unwrap_or_else(|| report::default_dir(&scenario, seed).join("shrunk.toml"));
+    // Next to the failing run: in the report folder given, else in the default one.
+    let out = out.unwrap_or_else(|| {
+        if path.is_dir() {
+            path.join("shrunk.toml")
+        } else {
+            report::default_dir(&scenario, seed).join("shrunk.toml")
+        }
+    });
     let tty = std::io::stderr().is_terminal();
     let mut progress = |p: &crate::shrink::Progress| {
         if tty {

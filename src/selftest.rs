@@ -230,6 +230,12 @@ pub const CASES: &[Case] = &[
         "held-slot-takes-tasks",
         50,
     ),
+    case(
+        Bug::OutdatedConnectionRegisters,
+        "nemesis/nemesis-regions",
+        "registration-liveness",
+        50,
+    ),
 ];
 
 /// What the self-test found for one case.

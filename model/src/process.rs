@@ -17,7 +17,10 @@ use crate::protocol::durable::DurableOp;
 use crate::protocol::ha::HaData;
 use crate::protocol::ids::JobId;
 use crate::protocol::job_graph::JobSpec;
-use crate::protocol::rpc::{Msg, ResourceManagerRpc as R, TaskExecutorRpc as T};
+use crate::protocol::rpc::{
+    ConnectPurpose, ConnectTarget, Msg, ResourceManagerRpc as R, TaskExecutorRpc as T,
+};
+use crate::protocol::timer::RegistrationTarget;
 use crate::protocol::timer::Timer;
 use crate::protocol::Flink;
 use crate::taskmanager::task_executor::TaskExecutor;
@@ -130,6 +133,20 @@ impl Process {
         }
     }
 
+    /// Whether this process runs the endpoint a gateway connection resolves, now.
+    fn hosts(&self, target: ConnectTarget) -> bool {
+        match (self, target) {
+            (Process::JobManager(jm), ConnectTarget::ResourceManager) => jm.components.is_some(),
+            (Process::JobManager(jm), ConnectTarget::JobMaster(job_id)) => jm
+                .components
+                .as_ref()
+                .and_then(|c| c.job_masters.get(&job_id))
+                .is_some_and(|j| !j.is_shut_down()),
+            (Process::TaskManager(_), ConnectTarget::TaskExecutor) => true,
+            _ => false,
+        }
+    }
+
     pub fn task_executor(&self) -> Option<&TaskExecutor> {
         match self {
             Process::TaskManager(te) => Some(te),
@@ -176,6 +193,55 @@ impl Actor for Process {
 
     fn on_message(&mut self, ctx: &mut Ctx<'_, Flink>, from: NodeId, msg: Msg) {
         match (self, msg) {
+            // Resolving an endpoint is answered by the process (Pekko's actor system), whatever
+            // its endpoints are doing.
+            (
+                p,
+                Msg::Connect {
+                    purpose,
+                    connect_id,
+                },
+            ) => {
+                let found = p.hosts(purpose.target());
+                ctx.send(
+                    from,
+                    Msg::ConnectResponse {
+                        purpose,
+                        connect_id,
+                        found,
+                    },
+                );
+            }
+            (
+                Process::TaskManager(te),
+                Msg::ConnectResponse {
+                    purpose: ConnectPurpose::Registration(target),
+                    connect_id,
+                    found,
+                },
+            ) => te.on_connect_response(ctx, target, connect_id, found),
+            (
+                Process::JobManager(jm),
+                Msg::ConnectResponse {
+                    purpose,
+                    connect_id,
+                    found,
+                },
+            ) => jm.step(ctx, |c, ctx| match purpose {
+                ConnectPurpose::Registration(RegistrationTarget::ResourceManagerForJob(job_id))
+                | ConnectPurpose::JobMasterToTaskExecutor(job_id) => {
+                    if let Some(job_master) = c.job_masters.get_mut(&job_id) {
+                        job_master.on_connect_response(ctx, from, purpose, connect_id, found);
+                    }
+                }
+                _ => c.resource_manager.on_connect_response(
+                    ctx,
+                    from,
+                    purpose,
+                    connect_id,
+                    Some(found),
+                ),
+            }),
             (Process::JobManager(jm), Msg::ResourceManager(rpc)) => {
                 jm.step(ctx, |c, ctx| c.resource_manager.on_rpc(ctx, from, rpc))
             }
@@ -251,6 +317,14 @@ impl Actor for Process {
                         | R::DisconnectJobManager { job_id, .. },
                     ) => job_master(job_id),
                     Msg::TaskExecutor(T::SubmitTask { tdd, .. }) => job_master(&tdd.job_id),
+                    Msg::Connect {
+                        purpose:
+                            ConnectPurpose::Registration(RegistrationTarget::ResourceManagerForJob(
+                                job_id,
+                            ))
+                            | ConnectPurpose::JobMasterToTaskExecutor(job_id),
+                        ..
+                    } => job_master(job_id),
                     // A JobMaster's RPCs that name no job (nor do Flink's `cancelTask`,
                     // `freeSlot`, `triggerCheckpoint`, ...): no JobMaster reacts to their loss
                     // (it re-sends `cancelTask` on a timer, times checkpoints out and hears of a

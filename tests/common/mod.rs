@@ -181,6 +181,11 @@ pub const NEMESIS_BUGS: &[(Bug, &str, &str)] = &[
         "nemesis-swarm",
         "held-slot-takes-tasks",
     ),
+    (
+        Bug::OutdatedConnectionRegisters,
+        "nemesis-regions",
+        "registration-liveness",
+    ),
 ];
 
 /// and the high-availability bugs, each with its negative scenario.

@@ -94,6 +94,11 @@ pub enum Bug {
     /// answer to its offer has not arrived yet refuses the task (FLINK-5836, before
     /// `tryMarkSlotActive`).
     SubmitNeedsActiveSlot,
+    /// The ResourceManager registers a TaskExecutor when any connection back to it completes,
+    /// not only the one of its latest `registerTaskExecutor` call: an abandoned attempt whose
+    /// connection completes last replaces the registration the TaskExecutor holds (Flink
+    /// declines it since FLINK-12260: "Decline outdated task executor registration").
+    OutdatedConnectionRegisters,
 }
 
 impl Bug {
@@ -124,6 +129,7 @@ impl Bug {
         Bug::ReaderOutlivesTask,
         Bug::CounterStuckAfterReconnect,
         Bug::SubmitNeedsActiveSlot,
+        Bug::OutdatedConnectionRegisters,
     ];
 
     pub fn name(self) -> &'static str {
@@ -154,6 +160,7 @@ impl Bug {
             Bug::ReaderOutlivesTask => "reader-outlives-task",
             Bug::CounterStuckAfterReconnect => "counter-stuck-after-reconnect",
             Bug::SubmitNeedsActiveSlot => "submit-needs-active-slot",
+            Bug::OutdatedConnectionRegisters => "outdated-connection-registers",
         }
     }
 
@@ -236,6 +243,9 @@ impl Bug {
             }
             Bug::SubmitNeedsActiveSlot => {
                 "submitTask needs an ACTIVE slot: a slot still ALLOCATED because the answer to its offer has not arrived refuses the task, which fails its deployment (FLINK-5836)"
+            }
+            Bug::OutdatedConnectionRegisters => {
+                "the ResourceManager registers a TaskExecutor whenever a connection back to it completes, not only its latest registerTaskExecutor call's: an abandoned attempt's late connection replaces the registration the TaskExecutor holds (before FLINK-12260)"
             }
         }
     }

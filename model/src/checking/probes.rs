@@ -39,6 +39,7 @@ pub const SECOND_FAILURE_WHILE_CANCELING: usize = 7;
 pub const LEADER_CHANGE_WHILE_HA_SUSPENDED: usize = 8;
 pub const POINTER_WRITE_APPLIED_UNANSWERED: usize = 9;
 pub const ANSWER_OVERTAKEN_BY_LATER_CALL: usize = 10;
+pub const CONNECTION_COMPLETES_AFTER_NEWER: usize = 11;
 
 /// Every probe, indexed by the constants above.
 pub const PROBES: &[Probe] = &[
@@ -106,6 +107,13 @@ pub const PROBES: &[Probe] = &[
         description: "a request or one-way message reaches its receiver before an answer its \
                       sender sent earlier on the same link (the answer completed late: \
                       `network.answer_delay`, or an aimed delay of the answer)",
+    },
+    Probe {
+        name: "connection-completes-after-newer",
+        description: "the ResourceManager's connection back to a registering TaskExecutor \
+                      completes after a newer registerTaskExecutor call of the same \
+                      TaskExecutor already registered it (the older call is declined as \
+                      outdated)",
     },
 ];
 
@@ -393,6 +401,10 @@ impl Probes {
             }
         }
         match obs {
+            Obs::OutdatedConnectionDeclined {
+                newer_registered: true,
+                ..
+            } => self.hit(CONNECTION_COMPLETES_AFTER_NEWER),
             Obs::CheckpointPointerStored { .. } => {
                 if let Some(call) = self.ha_call {
                     self.unanswered.insert(call);

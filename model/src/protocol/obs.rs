@@ -91,6 +91,13 @@ pub enum Obs {
         task_executor: NodeId,
         instance_id: InstanceId,
     },
+    /// The RM declined a `registerTaskExecutor` call whose connection back to the TE completed
+    /// after a newer call of the same TE (Flink's "outdated TaskExecutorGateway connection").
+    /// `newer_registered`: no newer call is still connecting (the newest one registered).
+    OutdatedConnectionDeclined {
+        task_executor: NodeId,
+        newer_registered: bool,
+    },
     /// The TE started a registration attempt at the RM.
     RegistrationAttempt { attempt: u32, timeout_ms: u64 },
     /// The TE is connected to the RM under `instance_id`.

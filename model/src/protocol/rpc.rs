@@ -17,6 +17,7 @@ use crate::protocol::ids::{
 use crate::protocol::job_graph::SinkKind;
 use crate::protocol::job_graph::{JobSpec, Partitioner};
 use crate::protocol::states::ExecutionState;
+use crate::protocol::timer::RegistrationTarget;
 use serde::Serialize;
 use sim::{Message, NodeId};
 use std::sync::Arc;
@@ -370,7 +371,12 @@ pub enum JobMasterRpc {
 /// Flink's `JMTMRegistrationSuccess` / `JMTMRegistrationRejection`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 pub enum TaskManagerRegistration {
-    Success { job_master_id: JobMasterId },
+    Success {
+        job_master_id: JobMasterId,
+    },
+    /// `RegistrationResponse.Failure`: the JobMaster could not connect back; retry after the
+    /// refused-registration delay.
+    Failure,
     Rejection,
 }
 
@@ -541,6 +547,79 @@ pub enum Msg {
     Ha(HaRequest),
     /// From the `ha` node.
     HaReply(HaReply),
+    /// Flink's `RpcService.connect`: before its first RPC to a new address an endpoint resolves
+    /// the remote endpoint (Pekko's `Identify`), asynchronously. The receiving process answers
+    /// whether it hosts that endpoint now.
+    Connect {
+        purpose: ConnectPurpose,
+        connect_id: u64,
+    },
+    /// The answer to [`Msg::Connect`]: `found` is false when the process runs no such endpoint
+    /// (a ResourceManager that lost leadership, a JobMaster that finished).
+    ConnectResponse {
+        purpose: ConnectPurpose,
+        connect_id: u64,
+        found: bool,
+    },
+}
+
+/// An endpoint a gateway connection resolves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+pub enum ConnectTarget {
+    ResourceManager,
+    JobMaster(JobId),
+    TaskExecutor,
+}
+
+/// Who opens a gateway connection and why, so that its answer finds the opener: a
+/// `RetryingRegistration` connects before its first attempt, and the endpoint a registration
+/// arrives at connects back to the registering one before it answers (Flink's
+/// `registerTaskExecutor`, `registerJobMaster`, `registerTaskManager`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+pub enum ConnectPurpose {
+    /// A registration's own connection to its target.
+    Registration(RegistrationTarget),
+    /// The ResourceManager to a TaskExecutor that asked to register.
+    ResourceManagerToTaskExecutor,
+    /// The ResourceManager to the JobMaster of a job that asked to register.
+    ResourceManagerToJobMaster(JobId),
+    /// The JobMaster of a job to a TaskExecutor that asked to register.
+    JobMasterToTaskExecutor(JobId),
+}
+
+impl ConnectPurpose {
+    /// The endpoint the connection resolves.
+    pub fn target(self) -> ConnectTarget {
+        match self {
+            ConnectPurpose::Registration(RegistrationTarget::ResourceManager)
+            | ConnectPurpose::Registration(RegistrationTarget::ResourceManagerForJob(_)) => {
+                ConnectTarget::ResourceManager
+            }
+            ConnectPurpose::Registration(RegistrationTarget::JobMaster(job))
+            | ConnectPurpose::ResourceManagerToJobMaster(job) => ConnectTarget::JobMaster(job),
+            ConnectPurpose::ResourceManagerToTaskExecutor
+            | ConnectPurpose::JobMasterToTaskExecutor(_) => ConnectTarget::TaskExecutor,
+        }
+    }
+
+    fn target_gateway(self) -> &'static str {
+        match self.target() {
+            ConnectTarget::ResourceManager => "resourcemanager",
+            ConnectTarget::JobMaster(_) => "jobmaster",
+            ConnectTarget::TaskExecutor => "taskexecutor",
+        }
+    }
+
+    fn opener_gateway(self) -> &'static str {
+        match self {
+            ConnectPurpose::Registration(RegistrationTarget::ResourceManager)
+            | ConnectPurpose::Registration(RegistrationTarget::JobMaster(_)) => "taskexecutor",
+            ConnectPurpose::Registration(RegistrationTarget::ResourceManagerForJob(_))
+            | ConnectPurpose::JobMasterToTaskExecutor(_) => "jobmaster",
+            ConnectPurpose::ResourceManagerToTaskExecutor
+            | ConnectPurpose::ResourceManagerToJobMaster(_) => "resourcemanager",
+        }
+    }
 }
 
 /// A kind of message, as aimed message faults name it (`rpc = "submitTask.response"`).
@@ -937,6 +1016,36 @@ pub const RPC_KINDS: &[RpcKind] = &[
         name: "zk-watch-event",
         reply: false,
     },
+    RpcKind {
+        gateway: "resourcemanager",
+        name: "connect",
+        reply: false,
+    },
+    RpcKind {
+        gateway: "resourcemanager",
+        name: "connect.response",
+        reply: true,
+    },
+    RpcKind {
+        gateway: "jobmaster",
+        name: "connect",
+        reply: false,
+    },
+    RpcKind {
+        gateway: "jobmaster",
+        name: "connect.response",
+        reply: true,
+    },
+    RpcKind {
+        gateway: "taskexecutor",
+        name: "connect",
+        reply: false,
+    },
+    RpcKind {
+        gateway: "taskexecutor",
+        name: "connect.response",
+        reply: true,
+    },
 ];
 
 impl Message for Msg {
@@ -952,6 +1061,8 @@ impl Message for Msg {
             Msg::Sink(_) => "sink",
             Msg::Ha(_) => "ha",
             Msg::HaReply(_) => "ha-client",
+            Msg::Connect { purpose, .. } => purpose.target_gateway(),
+            Msg::ConnectResponse { purpose, .. } => purpose.opener_gateway(),
         }
     }
 
@@ -966,6 +1077,8 @@ impl Message for Msg {
     fn name(&self) -> &'static str {
         match self {
             Msg::Dispatcher(DispatcherRpc::SubmitJob { .. }) => "submitJob",
+            Msg::Connect { .. } => "connect",
+            Msg::ConnectResponse { .. } => "connect.response",
             Msg::Ha(r) => r.name(),
             Msg::HaReply(r) => r.name(),
             Msg::SourceLog(SourceLogRpc::Fetch { .. }) => "fetch",

@@ -1,42 +1,73 @@
-//! Flink's `RetryingRegistration`: registration attempts with a doubling per-attempt timeout.
+//! Flink's `RetryingRegistration`: a gateway connection, then registration attempts with a
+//! doubling per-attempt timeout.
 //!
-//! The first attempt times out after `cluster.registration.initial-timeout`; each timeout doubles
-//! it up to `cluster.registration.max-timeout` and retries at once. A declined registration
-//! retries from attempt 1 after `cluster.registration.refused-registration-delay`; an error (the
-//! target refused the connection) retries from attempt 1 after `cluster.registration.error-delay`.
-//! Attempt ids are unique per process so a late answer to an abandoned attempt is ignored.
+//! A registration first connects to its target's address (`RpcService.connect`: a round trip
+//! that resolves the remote endpoint, failing after `pekko.ask.timeout` or at once when the
+//! target process runs no such endpoint); a failed connection retries after
+//! `cluster.registration.error-delay`. Over the connection, the first attempt times out after
+//! `cluster.registration.initial-timeout`; each timeout doubles it up to
+//! `cluster.registration.max-timeout` and retries at once. A declined registration retries from
+//! attempt 1 over the same connection after `cluster.registration.refused-registration-delay`; an
+//! error (the target became unreachable) connects again after `cluster.registration.error-delay`.
+//! Attempt and connection ids are unique per process so a late answer to an abandoned attempt
+//! or connection is ignored.
+//!
+//! Flink's connection is two asks (Pekko's `Identify`, then a `RemoteHandshakeMessage` to the
+//! endpoint); the model makes them one round trip.
 
 use crate::protocol::config::FlinkConfig;
 use crate::protocol::obs::Obs;
+use crate::protocol::rpc::{ConnectPurpose, Msg};
 use crate::protocol::timer::{RegistrationTarget, RegistrationTimer};
 use crate::protocol::Flink;
-use sim::{Ctx, TimerId};
+use sim::{Ctx, NodeId, TimerId};
 use std::time::Duration;
+
+/// Where a registration is: connecting to its target, or registering over the connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Connecting,
+    Registering,
+    /// Waiting for a retry after a failed connection, an error or a decline.
+    Waiting,
+}
 
 #[derive(Debug)]
 pub struct RetryingRegistration {
     target: RegistrationTarget,
+    address: NodeId,
+    phase: Phase,
+    connect_timeout: Duration,
     initial_timeout: Duration,
     max_timeout: Duration,
     refused_delay: Duration,
     error_delay: Duration,
     attempt: u32,
     timeout: Duration,
+    /// The current connection's or attempt's id.
     attempt_id: u64,
+    /// Whether the pending retry connects again (after an error) or registers again over the
+    /// connection (after a decline).
+    retry_connects: bool,
     timer: Option<TimerId>,
 }
 
 impl RetryingRegistration {
-    /// Starts a registration; `next_attempt_id` is the process's attempt id counter. Returns the
-    /// attempt id the caller must send now.
+    /// Starts a registration at `address`: sends the connection request. `next_attempt_id` is
+    /// the process's id counter. The caller sends an attempt when
+    /// [`on_connected`](Self::on_connected) returns its id.
     pub fn start(
         target: RegistrationTarget,
+        address: NodeId,
         config: &FlinkConfig,
         next_attempt_id: &mut u64,
         ctx: &mut Ctx<'_, Flink>,
-    ) -> (RetryingRegistration, u64) {
+    ) -> RetryingRegistration {
         let mut r = RetryingRegistration {
             target,
+            address,
+            phase: Phase::Connecting,
+            connect_timeout: config.ask_timeout,
             initial_timeout: config.registration_initial_timeout,
             max_timeout: config.registration_max_timeout,
             refused_delay: config.registration_refused_delay,
@@ -44,12 +75,48 @@ impl RetryingRegistration {
             attempt: 0,
             timeout: config.registration_initial_timeout,
             attempt_id: 0,
+            retry_connects: false,
             timer: None,
         };
-        let id = r.attempt_now(1, config.registration_initial_timeout, next_attempt_id, ctx);
-        assert_eq!(r.attempt, 1);
-        assert!(r.is_current(id));
-        (r, id)
+        r.connect_now(next_attempt_id, ctx);
+        assert_eq!(r.phase, Phase::Connecting);
+        r
+    }
+
+    /// The address being registered at.
+    pub fn address(&self) -> NodeId {
+        self.address
+    }
+
+    fn next_id(&mut self, next_attempt_id: &mut u64) -> u64 {
+        assert!(
+            *next_attempt_id >= self.attempt_id,
+            "attempt ids are unique per process: the counter never falls behind"
+        );
+        *next_attempt_id += 1;
+        self.attempt_id = *next_attempt_id;
+        self.attempt_id
+    }
+
+    fn connect_now(&mut self, next_attempt_id: &mut u64, ctx: &mut Ctx<'_, Flink>) {
+        self.phase = Phase::Connecting;
+        self.attempt = 0;
+        let connect_id = self.next_id(next_attempt_id);
+        // The connection fails when its ask times out.
+        self.replace_timer(
+            ctx,
+            self.connect_timeout,
+            RegistrationTimer::AttemptTimeout {
+                attempt_id: connect_id,
+            },
+        );
+        ctx.send(
+            self.address,
+            Msg::Connect {
+                purpose: ConnectPurpose::Registration(self.target),
+                connect_id,
+            },
+        );
     }
 
     fn attempt_now(
@@ -60,14 +127,10 @@ impl RetryingRegistration {
         ctx: &mut Ctx<'_, Flink>,
     ) -> u64 {
         assert!(attempt >= 1);
-        assert!(
-            *next_attempt_id >= self.attempt_id,
-            "attempt ids are unique per process: the counter never falls behind"
-        );
-        *next_attempt_id += 1;
+        self.phase = Phase::Registering;
+        self.next_id(next_attempt_id);
         self.attempt = attempt;
         self.timeout = timeout;
-        self.attempt_id = *next_attempt_id;
         self.replace_timer(
             ctx,
             timeout,
@@ -89,21 +152,57 @@ impl RetryingRegistration {
         self.timer = Some(ctx.set_timer(after, self.target.timer(t)));
     }
 
+    /// Whether `attempt_id` is the current registration attempt (not a connection, nor an
+    /// abandoned attempt).
     pub fn is_current(&self, attempt_id: u64) -> bool {
-        self.attempt_id == attempt_id
+        self.phase == Phase::Registering && self.attempt_id == attempt_id
     }
 
-    /// The current attempt timed out: returns the next attempt id to send (doubled timeout).
+    /// The answer to the current connection: returns the first attempt's id to send when the
+    /// target endpoint was found; otherwise connects again after the error delay.
+    pub fn on_connected(
+        &mut self,
+        connect_id: u64,
+        found: bool,
+        next_attempt_id: &mut u64,
+        ctx: &mut Ctx<'_, Flink>,
+    ) -> Option<u64> {
+        if self.phase != Phase::Connecting || self.attempt_id != connect_id {
+            return None; // an abandoned connection, or one already failed
+        }
+        if !found {
+            self.retry_later(self.error_delay, true, ctx);
+            return None;
+        }
+        let id = self.attempt_now(1, self.initial_timeout, next_attempt_id, ctx);
+        assert!(self.is_current(id));
+        Some(id)
+    }
+
+    /// The connection request could not be delivered (the target process is down): connect
+    /// again after the error delay.
+    pub fn on_connect_unreachable(&mut self, connect_id: u64, ctx: &mut Ctx<'_, Flink>) {
+        if self.phase == Phase::Connecting && self.attempt_id == connect_id {
+            self.retry_later(self.error_delay, true, ctx);
+        }
+    }
+
+    /// The current attempt timed out: returns the next attempt id to send (doubled timeout). A
+    /// connection that timed out connects again after the error delay.
     pub fn on_attempt_timeout(
         &mut self,
         attempt_id: u64,
         next_attempt_id: &mut u64,
         ctx: &mut Ctx<'_, Flink>,
     ) -> Option<u64> {
-        if !self.is_current(attempt_id) {
+        if self.attempt_id != attempt_id || self.phase == Phase::Waiting {
             return None;
         }
         self.timer = None;
+        if self.phase == Phase::Connecting {
+            self.retry_later(self.error_delay, true, ctx);
+            return None;
+        }
         let timeout = (self.timeout * 2).min(self.max_timeout);
         assert!(
             timeout >= self.timeout.min(self.max_timeout),
@@ -115,35 +214,48 @@ impl RetryingRegistration {
         Some(id)
     }
 
-    /// The current attempt was declined: retry from attempt 1 after the refused delay.
+    /// The current attempt was declined: retry from attempt 1 over the same connection after
+    /// the refused delay.
     pub fn on_declined(&mut self, attempt_id: u64, ctx: &mut Ctx<'_, Flink>) -> bool {
-        self.later(attempt_id, self.refused_delay, ctx)
-    }
-
-    /// The current attempt failed with an error: retry from attempt 1 after the error delay.
-    pub fn on_error(&mut self, attempt_id: u64, ctx: &mut Ctx<'_, Flink>) -> bool {
-        self.later(attempt_id, self.error_delay, ctx)
-    }
-
-    fn later(&mut self, attempt_id: u64, delay: Duration, ctx: &mut Ctx<'_, Flink>) -> bool {
         if !self.is_current(attempt_id) {
             return false;
         }
-        self.replace_timer(ctx, delay, RegistrationTimer::Retry { attempt_id });
+        self.retry_later(self.refused_delay, false, ctx);
         true
     }
 
-    /// The retry delay passed: returns the attempt id to send.
+    /// The current attempt failed with an error: connect again after the error delay.
+    pub fn on_error(&mut self, attempt_id: u64, ctx: &mut Ctx<'_, Flink>) -> bool {
+        if !self.is_current(attempt_id) {
+            return false;
+        }
+        self.retry_later(self.error_delay, true, ctx);
+        true
+    }
+
+    fn retry_later(&mut self, delay: Duration, connect: bool, ctx: &mut Ctx<'_, Flink>) {
+        self.retry_connects = connect;
+        self.phase = Phase::Waiting;
+        let attempt_id = self.attempt_id;
+        self.replace_timer(ctx, delay, RegistrationTimer::Retry { attempt_id });
+    }
+
+    /// The retry delay passed: returns the attempt id to send, or `None` when the retry
+    /// connects again (the registration sent the connection request itself).
     pub fn on_retry(
         &mut self,
         attempt_id: u64,
         next_attempt_id: &mut u64,
         ctx: &mut Ctx<'_, Flink>,
     ) -> Option<u64> {
-        if !self.is_current(attempt_id) {
+        if self.attempt_id != attempt_id || self.phase != Phase::Waiting {
             return None;
         }
         self.timer = None;
+        if self.retry_connects {
+            self.connect_now(next_attempt_id, ctx);
+            return None;
+        }
         let id = self.attempt_now(1, self.initial_timeout, next_attempt_id, ctx);
         assert!(
             self.is_current(id) && id != attempt_id,

@@ -16,7 +16,10 @@
 //! Judged at the end of the run, when the run is quiet ([`super::Quiet`]: no partition, clog
 //! or pause in force) and both the last fault and the notification lie at least the
 //! job-liveness bound + `pekko.ask.timeout` + four network latencies back (a sink that failed
-//! right after the notification is restored and commits on `initTransactions`). Jobs that ended
+//! right after the notification is restored and commits on `initTransactions`) — or, sooner, once
+//! the writer attempt that got the notification kept getting later ones for `pekko.ask.timeout`
+//! and four latencies after it and the last fault: a running writer commits, and re-sends its
+//! commits, on its own. Jobs that ended
 //! FAILED or CANCELED, and jobs whose JobMaster died with nobody to recover them, are not
 //! judged: Flink commits a lost commit only on recovery, and none will come.
 //!
@@ -57,6 +60,9 @@ struct Notified {
 
 pub struct CommitsCoverCompleted {
     bound: Duration,
+    /// How long a running writer may take to commit after a notification: the ask timeout and
+    /// four latencies (its commits are re-sent on every task tick).
+    slack: Duration,
     quiet: Quiet,
     /// Sink writer attempts -> (job, subtask).
     writers: BTreeMap<ExecutionAttemptId, (JobId, u32)>,
@@ -82,6 +88,7 @@ impl CommitsCoverCompleted {
     pub fn new(setup: &Setup) -> CommitsCoverCompleted {
         CommitsCoverCompleted {
             bound: liveness_bound(&setup.config) + setup.config.ask_timeout + setup.latency_max * 4,
+            slack: setup.config.ask_timeout + setup.latency_max * 4,
             quiet: Quiet::default(),
             writers: BTreeMap::new(),
             notified: BTreeMap::new(),
@@ -169,21 +176,27 @@ impl CommitsCoverCompleted {
     }
 
     /// The uncommitted transactions of (job, subtask) that a notification in `notes` covers,
-    /// each with the first notification that did (the `since` filter says which are judged).
+    /// each with the first notification that did (the `judged` filter, given that one and the
+    /// last notification of the same writer attempt, says which are judged).
     fn overdue(
         &self,
         job_id: JobId,
         subtask: u32,
         notes: &[Notified],
-        judged: impl Fn(&Notified) -> bool,
-    ) -> Vec<(String, Notified)> {
+        judged: impl Fn(&Notified, &Notified) -> bool,
+    ) -> Vec<(String, Notified, Notified)> {
         self.uncommitted
             .iter()
             .filter(|(txn, _)| txn.job_id == job_id && txn.subtask == subtask)
             .filter_map(|(txn, (c, aborted))| {
                 let belongs = *self.belongs.get(txn)?;
                 let first = *notes.iter().find(|n| n.checkpoint_id >= belongs)?;
-                if !judged(&first) {
+                let last = notes
+                    .iter()
+                    .rev()
+                    .find(|n| n.attempt == first.attempt)
+                    .expect("the first one at least");
+                if !judged(&first, last) {
                     return None;
                 }
                 let state = if *aborted {
@@ -196,7 +209,11 @@ impl CommitsCoverCompleted {
                 } else {
                     format!("pre-committed for checkpoint {c}, in completed checkpoint {belongs}")
                 };
-                Some((format!("{} ({of}, {state})", transaction_name(txn)), first))
+                Some((
+                    format!("{} ({of}, {state})", transaction_name(txn)),
+                    first,
+                    *last,
+                ))
             })
             .collect()
     }
@@ -265,6 +282,7 @@ impl Oracle for CommitsCoverCompleted {
             return;
         }
         let bound = Quiet::stretched(census, self.bound);
+        let slack = Quiet::stretched(census, self.slack);
         let last_fault = self.quiet.last_fault;
         let since = |n: &Notified| last_fault.max(n.at);
         for (&(job_id, subtask), notes) in &self.notified {
@@ -272,13 +290,17 @@ impl Oracle for CommitsCoverCompleted {
             if self.abandoned.contains(&job_id) || !owned {
                 continue;
             }
-            let overdue = self.overdue(job_id, subtask, notes, |n| {
+            // Judged once the bound passed since the covering notification (and the faults), or
+            // once the same writer attempt, alive, kept getting notifications for the retry
+            // slack after it: a running writer commits (and re-sends its commits) on its own.
+            let overdue = self.overdue(job_id, subtask, notes, |n, last| {
                 end.saturating_since(since(n)) >= bound
+                    || last.at.saturating_since(since(n)) >= slack
             });
-            let Some(&(_, n)) = overdue.first() else {
+            let Some(&(_, n, last)) = overdue.first() else {
                 continue;
             };
-            let names: Vec<&str> = overdue.iter().map(|(t, _)| t.as_str()).collect();
+            let names: Vec<&str> = overdue.iter().map(|(t, _, _)| t.as_str()).collect();
             let mut named = names[..names.len().min(SHOWN)].join(", ");
             if names.len() > SHOWN {
                 named += &format!(", and {} more", names.len() - SHOWN);
@@ -288,7 +310,7 @@ impl Oracle for CommitsCoverCompleted {
                 at: end,
                 node: Some(n.task_manager),
                 message: format!(
-                    "job {job_id:x} sink subtask {subtask}: notifyCheckpointComplete({}) reached {} on {} at {}, but {named} of completed checkpoints <= {} {} uncommitted {} later (bound {}); a two-phase-commit sink commits every pending transaction up to the notified checkpoint",
+                    "job {job_id:x} sink subtask {subtask}: notifyCheckpointComplete({}) reached {} on {} at {}, but {named} of completed checkpoints <= {} {} uncommitted {} later (bound {}{}); a two-phase-commit sink commits every pending transaction up to the notified checkpoint",
                     n.checkpoint_id,
                     attempt_name(&n.attempt),
                     census.name(n.task_manager),
@@ -296,7 +318,16 @@ impl Oracle for CommitsCoverCompleted {
                     n.checkpoint_id,
                     if names.len() == 1 { "is" } else { "are" },
                     secs(end.saturating_since(since(&n))),
-                    secs(bound)
+                    secs(bound),
+                    if last.at > n.at {
+                        format!(
+                            "; the same attempt, running, got notifications until {} ({} after)",
+                            last.at,
+                            secs(last.at.saturating_since(since(&n)))
+                        )
+                    } else {
+                        String::new()
+                    }
                 ),
             });
         }
@@ -432,6 +463,54 @@ mod tests {
             "{}",
             v[0].message
         );
+    }
+
+    /// Later notifications (checkpoints 3 and 4, at 20 s and 40 s) to `attempt`.
+    fn later_notifications(steps: &mut Vec<(u64, Step)>, attempt: ExecutionAttemptId) {
+        for (k, at) in [(3, 20_000), (4, 40_000)] {
+            steps.push((
+                at,
+                Step::Deliver(
+                    JM,
+                    TM1,
+                    Msg::TaskExecutor(TaskExecutorRpc::NotifyCheckpointComplete {
+                        attempt,
+                        checkpoint_id: k,
+                    }),
+                ),
+            ));
+        }
+    }
+
+    #[test]
+    fn a_running_writer_that_keeps_getting_notifications_is_judged_before_the_bound() {
+        let mut steps = history(&[2], &[2]);
+        later_notifications(&mut steps, writer());
+        let v = check(&steps, 60_000);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(
+            v[0].message
+                .contains("the same attempt, running, got notifications until 40.000s"),
+            "{}",
+            v[0].message
+        );
+        // Notifications to another attempt (a restored writer, which commits on its own) do not
+        // shorten the wait.
+        let mut steps = history(&[2], &[2]);
+        steps.push((
+            10_000,
+            Step::Persist(
+                SINK,
+                DurableOp::Sink(SinkOp::Epoch {
+                    job_id: 5,
+                    subtask: 0,
+                    epoch: 2,
+                    writer: testing::attempt(2, 0, 1),
+                }),
+            ),
+        ));
+        later_notifications(&mut steps, testing::attempt(2, 0, 1));
+        assert_eq!(check(&steps, 60_000), vec![]);
     }
 
     #[test]

@@ -46,8 +46,8 @@ use crate::protocol::ids::{AllocationId, ExecutionAttemptId, JobId, JobMasterId}
 use crate::protocol::job_graph::{ExecutionVertexId, JobGraph, JobSpec};
 use crate::protocol::obs::{Endpoint, LossCause, Obs};
 use crate::protocol::rpc::{
-    DisconnectCause, JobMasterRpc, Msg, ResourceManagerRpc, StreamConfig, TaskExecutorRpc,
-    TaskManagerRegistration,
+    ConnectPurpose, DisconnectCause, JobMasterRpc, Msg, ResourceManagerRpc, StreamConfig,
+    TaskExecutorRpc, TaskManagerRegistration,
 };
 use crate::protocol::states::{ExecutionState, JobStatus};
 use crate::protocol::timer::Timer;
@@ -79,6 +79,9 @@ pub struct JobMaster {
     executions: BTreeMap<ExecutionVertexId, Execution>,
     /// Registered TaskExecutors and their session ids.
     task_managers: BTreeMap<NodeId, u64>,
+    /// `registerTaskManager` calls waiting for the connection back to their TaskExecutor, by
+    /// connection id.
+    tm_connects: BTreeMap<u64, task_manager_registration::PendingRegistration>,
     slots: BTreeMap<AllocationId, PoolSlot>,
     /// Slot-sharing group (subtask index) → its slot.
     groups: BTreeMap<u32, AllocationId>,
@@ -234,6 +237,7 @@ impl JobMaster {
             status: JobStatus::Initializing,
             executions: BTreeMap::new(),
             task_managers: BTreeMap::new(),
+            tm_connects: BTreeMap::new(),
             slots: BTreeMap::new(),
             groups: BTreeMap::new(),
             group_count,
@@ -574,8 +578,32 @@ impl JobMaster {
         }
     }
 
+    /// The answer to a gateway connection this JobMaster opened.
+    pub fn on_connect_response(
+        &mut self,
+        ctx: &mut Ctx<'_, Flink>,
+        from: NodeId,
+        purpose: ConnectPurpose,
+        connect_id: u64,
+        found: bool,
+    ) {
+        if self.shut_down {
+            return;
+        }
+        match purpose {
+            ConnectPurpose::Registration(_) => {
+                self.on_resource_manager_connected(ctx, connect_id, Some(found))
+            }
+            ConnectPurpose::JobMasterToTaskExecutor(_) => {
+                self.on_task_manager_connected(ctx, from, connect_id, Some(found))
+            }
+            _ => {}
+        }
+    }
+
     /// An RPC of this JobMaster found `to` down. The process reports only the RPCs that name the
-    /// job; of these, a heartbeat request and `submitTask` are acted on.
+    /// job; of these, a heartbeat request, `submitTask`, `registerJobMaster` and the
+    /// connections it opens are acted on.
     pub fn on_unreachable(&mut self, ctx: &mut Ctx<'_, Flink>, to: NodeId, msg: &Msg) {
         if self.shut_down {
             return;
@@ -585,6 +613,19 @@ impl JobMaster {
                 if self.tm_heartbeats.report_rpc_failure(to) =>
             {
                 self.disconnect_task_manager(ctx, to, Some(LossCause::Unreachable), true);
+            }
+            Msg::Connect {
+                purpose: ConnectPurpose::Registration(_),
+                connect_id,
+            } => self.on_resource_manager_connected(ctx, *connect_id, None),
+            Msg::Connect {
+                purpose: ConnectPurpose::JobMasterToTaskExecutor(_),
+                connect_id,
+            } => self.on_task_manager_connected(ctx, to, *connect_id, None),
+            Msg::ResourceManager(ResourceManagerRpc::RegisterJobMaster { attempt_id, .. }) => {
+                if let Some(RmConnection::Registering(reg)) = self.rm.as_mut() {
+                    reg.on_error(*attempt_id, ctx);
+                }
             }
             Msg::TaskExecutor(TaskExecutorRpc::SubmitTask { tdd, .. }) => {
                 let ev = tdd.attempt.vertex;

@@ -26,14 +26,36 @@ impl JobMaster {
         // The previous connection (and its retrying registration) is gone.
         assert!(self.rm.is_none());
         assert!(!self.rm_heartbeats.is_monitored(self.resource_manager));
-        let (registration, attempt_id) = RetryingRegistration::start(
+        let registration = RetryingRegistration::start(
             RegistrationTarget::ResourceManagerForJob(self.job_id),
+            self.resource_manager,
             &self.config,
             &mut self.next_attempt_id,
             ctx,
         );
         self.rm = Some(RmConnection::Registering(registration));
-        self.send_registration(ctx, attempt_id);
+    }
+
+    /// The answer to the registration's gateway connection (or its loss: `found` false).
+    pub(super) fn on_resource_manager_connected(
+        &mut self,
+        ctx: &mut Ctx<'_, Flink>,
+        connect_id: u64,
+        found: Option<bool>,
+    ) {
+        let Some(RmConnection::Registering(reg)) = self.rm.as_mut() else {
+            return;
+        };
+        match found {
+            Some(found) => {
+                if let Some(id) =
+                    reg.on_connected(connect_id, found, &mut self.next_attempt_id, ctx)
+                {
+                    self.send_registration(ctx, id);
+                }
+            }
+            None => reg.on_connect_unreachable(connect_id, ctx),
+        }
     }
 
     pub(super) fn send_registration(&self, ctx: &mut Ctx<'_, Flink>, attempt_id: u64) {

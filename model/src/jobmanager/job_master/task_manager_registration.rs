@@ -10,13 +10,24 @@ use super::JobMaster;
 use crate::checking::bugs::Bug;
 use crate::protocol::ids::{AllocationId, ExecutionAttemptId};
 use crate::protocol::obs::{Endpoint, LossCause, Obs};
-use crate::protocol::rpc::{DisconnectCause, Msg, TaskExecutorRpc, TaskManagerRegistration};
+use crate::protocol::rpc::{
+    ConnectPurpose, DisconnectCause, Msg, TaskExecutorRpc, TaskManagerRegistration,
+};
 use crate::protocol::Flink;
 use sim::{Ctx, NodeId, TimerId};
 
+/// A `registerTaskManager` call waiting for its connection back to the TaskExecutor.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct PendingRegistration {
+    task_manager: NodeId,
+    session_id: u64,
+    attempt_id: u64,
+}
+
 impl JobMaster {
-    /// `registerTaskManager`: a new registration, an idempotent repeat, or a restarted
-    /// TaskManager (new session) replacing its old registration; always answered with success.
+    /// `registerTaskManager`: an idempotent repeat is answered at once; otherwise (a new
+    /// registration, or a restarted TaskManager whose old registration goes first) the JobMaster
+    /// connects back to the TaskExecutor and registers it when the connection completes.
     pub(super) fn on_register_task_manager(
         &mut self,
         ctx: &mut Ctx<'_, Flink>,
@@ -25,24 +36,86 @@ impl JobMaster {
         attempt_id: u64,
     ) {
         match self.task_managers.get(&from) {
-            Some(s) if *s == session_id => {} // idempotent
-            Some(_) => {
-                // The TaskManager restarted: the old registration goes.
-                self.disconnect_task_manager(ctx, from, None, false);
-                self.register_task_manager(ctx, from, session_id);
+            Some(s) if *s == session_id => {
+                self.answer_task_manager(ctx, from, attempt_id, true);
+                return;
             }
-            None => self.register_task_manager(ctx, from, session_id),
+            // The TaskManager restarted: the old registration goes.
+            Some(_) => self.disconnect_task_manager(ctx, from, None, false),
+            None => {}
         }
-        assert_eq!(self.task_managers.get(&from), Some(&session_id));
-        assert!(self.tm_heartbeats.is_monitored(from));
+        assert!(!self.task_managers.contains_key(&from));
+        self.next_attempt_id += 1;
+        let connect_id = self.next_attempt_id;
+        self.tm_connects.insert(
+            connect_id,
+            PendingRegistration {
+                task_manager: from,
+                session_id,
+                attempt_id,
+            },
+        );
         ctx.send(
             from,
+            Msg::Connect {
+                purpose: ConnectPurpose::JobMasterToTaskExecutor(self.job_id),
+                connect_id,
+            },
+        );
+    }
+
+    /// The connection back to a registering TaskExecutor completed (`found`), failed, or could
+    /// not be sent (`None`). Like Flink's, the completion registers the TaskManager whatever
+    /// happened meanwhile: a registration of another session is replaced, not disconnected.
+    pub(super) fn on_task_manager_connected(
+        &mut self,
+        ctx: &mut Ctx<'_, Flink>,
+        from: NodeId,
+        connect_id: u64,
+        found: Option<bool>,
+    ) {
+        match self.tm_connects.get(&connect_id) {
+            Some(p) if p.task_manager == from => {}
+            _ => return, // not this JobMaster's connection
+        }
+        let p = self.tm_connects.remove(&connect_id).expect("checked");
+        if found != Some(true) {
+            self.answer_task_manager(ctx, from, p.attempt_id, false);
+            return;
+        }
+        match self.task_managers.get(&from) {
+            Some(s) if *s == p.session_id => {}
+            Some(_) => {
+                self.task_managers.insert(from, p.session_id);
+                self.tm_heartbeats.monitor_target(ctx, from);
+            }
+            None => self.register_task_manager(ctx, from, p.session_id),
+        }
+        assert_eq!(self.task_managers.get(&from), Some(&p.session_id));
+        assert!(self.tm_heartbeats.is_monitored(from));
+        self.answer_task_manager(ctx, from, p.attempt_id, true);
+    }
+
+    fn answer_task_manager(
+        &self,
+        ctx: &mut Ctx<'_, Flink>,
+        tm: NodeId,
+        attempt_id: u64,
+        success: bool,
+    ) {
+        let response = if success {
+            TaskManagerRegistration::Success {
+                job_master_id: self.id,
+            }
+        } else {
+            TaskManagerRegistration::Failure
+        };
+        ctx.send(
+            tm,
             Msg::TaskExecutor(TaskExecutorRpc::RegisterTaskManagerResponse {
                 job_id: self.job_id,
                 attempt_id,
-                response: TaskManagerRegistration::Success {
-                    job_master_id: self.id,
-                },
+                response,
             }),
         );
     }

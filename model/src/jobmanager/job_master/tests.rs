@@ -15,6 +15,7 @@ use super::*;
 use crate::jobmanager::test_support::{self, sends, sends_to, traces, Effects, JM, TM1, TM2};
 use crate::protocol::job_graph::OperatorKind;
 use crate::protocol::rpc::{JobMasterRegistration, SlotOffer, TaskDeploymentDescriptor};
+use crate::protocol::timer::RegistrationTarget;
 use sim::testing::Driver;
 use sim::{Time, Timers};
 use std::time::Duration;
@@ -104,8 +105,32 @@ impl Harness {
         self.component.id()
     }
 
+    /// Starts the JobMaster; its connection to the RM (local) completes at once.
     fn start(&mut self) -> Effects {
-        self.step(|jm, ctx| jm.on_start(ctx)).0
+        let mut out = self.step(|jm, ctx| jm.on_start(ctx)).0;
+        let connected = self.connected(&out, JM);
+        out.extend(connected);
+        out
+    }
+
+    /// Answers the one connection `out` opens to `to`, as the process there would: the
+    /// effects of the completed connection.
+    fn connected(&mut self, out: &Effects, to: NodeId) -> Effects {
+        match sends_to(out, to)
+            .into_iter()
+            .filter(|m| matches!(m, Msg::Connect { .. }))
+            .collect::<Vec<_>>()[..]
+        {
+            [Msg::Connect {
+                purpose,
+                connect_id,
+            }] => {
+                let (purpose, connect_id) = (*purpose, *connect_id);
+                self.step(|jm, ctx| jm.on_connect_response(ctx, to, purpose, connect_id, true))
+                    .0
+            }
+            ref other => panic!("one connection expected: {other:?}"),
+        }
     }
 
     fn rpc(&mut self, from: NodeId, rpc: JobMasterRpc) -> Effects {
@@ -163,14 +188,16 @@ impl Harness {
         self.rm_answers(attempt_id)
     }
 
+    /// `registerTaskManager` from `tm`, whose connection back completes at once.
     fn register_tm(&mut self, tm: NodeId) -> Effects {
-        self.rpc(
+        let out = self.rpc(
             tm,
             JobMasterRpc::RegisterTaskManager {
                 session_id: 100 + tm.0 as u64,
                 attempt_id: 1,
             },
-        )
+        );
+        self.connected(&out, tm)
     }
 
     fn offer_as(
@@ -397,16 +424,23 @@ fn start_registers_at_the_resource_manager_and_schedules_every_vertex() {
             .map(|a| (*a, ExecutionState::Created, ExecutionState::Scheduled))
             .collect::<Vec<_>>()
     );
+    // The JobMaster connects to the RM first, then registers over the connection.
     let attempt_id = h.registration_attempt();
     assert_eq!(
         sends_to(&out, JM),
-        [&Msg::ResourceManager(
-            ResourceManagerRpc::RegisterJobMaster {
+        [
+            &Msg::Connect {
+                purpose: ConnectPurpose::Registration(RegistrationTarget::ResourceManagerForJob(
+                    h.job_id
+                )),
+                connect_id: attempt_id - 1,
+            },
+            &Msg::ResourceManager(ResourceManagerRpc::RegisterJobMaster {
                 job_id: h.job_id,
                 job_master_id: h.id(),
                 attempt_id,
-            }
-        )]
+            })
+        ]
     );
     // Nothing is declared before the RM connection exists; the slotless executions run the
     // slot request timeout.
@@ -471,6 +505,73 @@ fn an_unanswered_registration_is_retried_with_a_doubled_timeout_and_late_answers
     // The answer to the abandoned attempt connects nothing; the current one does.
     assert!(h.rm_answers(first).is_empty());
     assert_eq!(declarations(&h.rm_answers(second)), [(2, 1)]);
+}
+
+#[test]
+fn a_task_manager_registers_only_once_the_connection_back_to_it_completes() {
+    let mut h = Harness::started(one_restart(), two_regions());
+    let call = JobMasterRpc::RegisterTaskManager {
+        session_id: 7,
+        attempt_id: 3,
+    };
+    let out = h.rpc(TM1, call.clone());
+    assert!(
+        matches!(
+            sends_to(&out, TM1)[..],
+            [Msg::Connect {
+                purpose: ConnectPurpose::JobMasterToTaskExecutor(_),
+                ..
+            }]
+        ),
+        "only a connection back: {out:?}"
+    );
+    // Offers before the connection completed find no registration.
+    assert!(accepted(&h.offer(TM1, &[1]), TM1).is_empty());
+    // A connection that fails answers with a failure (the TE retries after the refused delay).
+    let [Msg::Connect {
+        purpose,
+        connect_id,
+    }] = sends_to(&out, TM1)[..]
+    else {
+        unreachable!()
+    };
+    let (purpose, connect_id) = (*purpose, *connect_id);
+    let out = h
+        .step(|jm, ctx| jm.on_connect_response(ctx, TM1, purpose, connect_id, false))
+        .0;
+    assert_eq!(
+        sends_to(&out, TM1),
+        [&Msg::TaskExecutor(
+            TaskExecutorRpc::RegisterTaskManagerResponse {
+                job_id: h.job_id,
+                attempt_id: 3,
+                response: TaskManagerRegistration::Failure,
+            }
+        )]
+    );
+    // Another node cannot complete a connection to TM1.
+    let out = h.rpc(TM1, call);
+    let [Msg::Connect { connect_id, .. }] = sends_to(&out, TM1)[..] else {
+        unreachable!()
+    };
+    let connect_id = *connect_id;
+    assert!(h
+        .step(|jm, ctx| jm.on_connect_response(ctx, TM2, purpose, connect_id, true))
+        .0
+        .is_empty());
+    let out = h
+        .step(|jm, ctx| jm.on_connect_response(ctx, TM1, purpose, connect_id, true))
+        .0;
+    assert!(matches!(
+        sends_to(&out, TM1)[..],
+        [Msg::TaskExecutor(
+            TaskExecutorRpc::RegisterTaskManagerResponse {
+                attempt_id: 3,
+                response: TaskManagerRegistration::Success { .. },
+                ..
+            }
+        )]
+    ));
 }
 
 #[test]
@@ -988,9 +1089,11 @@ fn the_resource_manager_is_monitored_once_connected_and_a_disconnect_makes_it_re
         target: Endpoint::ResourceManager(JM),
         cause: LossCause::Disconnect,
     }));
+    // A new connection, then a registration over it.
+    let connected = h.connected(&out, JM);
     let attempt_id = h.registration_attempt();
     assert_eq!(
-        sends_to(&out, JM),
+        sends_to(&connected, JM),
         [&Msg::ResourceManager(
             ResourceManagerRpc::RegisterJobMaster {
                 job_id: h.job_id,

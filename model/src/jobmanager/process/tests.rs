@@ -23,11 +23,13 @@ use crate::jobmanager::test_support::{
 use crate::protocol::ha::{HaData, HaRequest, LeaderInformation, LeaderSessionId};
 use crate::protocol::job_graph::JobSpec;
 use crate::protocol::rpc::{
-    ClientRpc, Msg, RegistrationResponse, ResourceManagerRpc, TaskExecutorRegistration,
-    TaskExecutorRpc,
+    ClientRpc, ConnectPurpose, Msg, RegistrationResponse, ResourceManagerRpc,
+    TaskExecutorRegistration, TaskExecutorRpc,
 };
 use crate::protocol::states::JobStatus;
-use crate::protocol::timer::{HeartbeatTimer, JobMasterTimer, ResourceManagerTimer, Timer};
+use crate::protocol::timer::{
+    HeartbeatTimer, JobMasterTimer, RegistrationTarget, ResourceManagerTimer, Timer,
+};
 use crate::taskmanager::task_executor::job_component;
 use sim::testing::Driver;
 use std::collections::VecDeque;
@@ -278,6 +280,25 @@ fn resource_manager_id(c: &mut Cluster) -> u64 {
             components.resource_manager.on_rpc(ctx, TM1, rpc)
         })
     });
+    // The RM connects back to the TaskExecutor before it answers.
+    let connect_id = match sends_to(&out, TM1)[..] {
+        [Msg::Connect {
+            purpose: ConnectPurpose::ResourceManagerToTaskExecutor,
+            connect_id,
+        }] => *connect_id,
+        ref other => panic!("a connection to the TaskExecutor: {other:?}"),
+    };
+    let out = c.step(|p, ctx| {
+        p.step(ctx, |components, ctx| {
+            components.resource_manager.on_connect_response(
+                ctx,
+                TM1,
+                ConnectPurpose::ResourceManagerToTaskExecutor,
+                connect_id,
+                Some(true),
+            )
+        })
+    });
     match sends_to(&out, TM1)[..] {
         [Msg::TaskExecutor(TaskExecutorRpc::RegistrationResponse {
             response:
@@ -321,10 +342,13 @@ fn without_ha_a_submission_starts_its_job_master_at_once() {
     assert!(traces(&out).contains(&&Obs::JobSubmitted { job_id }));
     let jm = &c.components().job_masters[&job_id];
     assert_eq!(jm.status(), JobStatus::Running);
-    // The started JobMaster registers at the ResourceManager (of this process).
+    // The started JobMaster connects to the ResourceManager (of this process) to register.
     assert!(sends_to(&out, JM).iter().any(|m| matches!(
         m,
-        Msg::ResourceManager(ResourceManagerRpc::RegisterJobMaster { job_id: j, .. }) if *j == job_id
+        Msg::Connect {
+            purpose: ConnectPurpose::Registration(RegistrationTarget::ResourceManagerForJob(j)),
+            ..
+        } if *j == job_id
     )));
     let out = c.step(|p, ctx| p.on_dispatcher_rpc(ctx, CLIENT, submission(job_id, &spec)));
     assert_eq!(submit_answers(&out), [(job_id, true)]);

@@ -23,8 +23,8 @@ use crate::protocol::ids::{
 };
 use crate::protocol::obs::{Endpoint, LossCause, Obs};
 use crate::protocol::rpc::{
-    DisconnectCause, JobMasterRegistration, JobMasterRpc, Msg, RegistrationResponse,
-    ResourceManagerRpc, SlotReport, TaskExecutorRpc,
+    ConnectPurpose, DisconnectCause, JobMasterRegistration, JobMasterRpc, Msg,
+    RegistrationResponse, ResourceManagerRpc, SlotReport, TaskExecutorRpc,
 };
 use crate::protocol::states::SlotState;
 use crate::protocol::timer::{HeartbeatPair, HeartbeatTimer, ResourceManagerTimer, Timer};
@@ -76,6 +76,23 @@ pub struct ResourceManager {
     /// Spare TaskManagers this RM may start (active resource management), and those it started.
     spares: Vec<NodeId>,
     started: BTreeSet<NodeId>,
+    /// `registerTaskExecutor` calls waiting for the connection back to their TaskExecutor, by
+    /// connection id (Flink's `taskExecutorGatewayFutures`, whose latest entry per ResourceID
+    /// is in `latest_te_connect`).
+    te_connects: BTreeMap<u64, (NodeId, u64)>,
+    latest_te_connect: BTreeMap<NodeId, u64>,
+    /// `registerJobMaster` calls waiting for the connection back to their JobMaster.
+    jm_connects: BTreeMap<u64, PendingJobMaster>,
+    next_connect_id: u64,
+}
+
+/// A `registerJobMaster` call waiting for its connection back to the JobMaster.
+#[derive(Clone, Copy, Debug)]
+struct PendingJobMaster {
+    node: NodeId,
+    job_id: JobId,
+    job_master_id: JobMasterId,
+    attempt_id: u64,
 }
 
 impl ResourceManager {
@@ -101,6 +118,10 @@ impl ResourceManager {
             check_scheduled: false,
             spares: setup.topology.spare_taskmanagers.clone(),
             started: BTreeSet::new(),
+            te_connects: BTreeMap::new(),
+            latest_te_connect: BTreeMap::new(),
+            jm_connects: BTreeMap::new(),
+            next_connect_id: 0,
         }
     }
 
@@ -137,7 +158,7 @@ impl ResourceManager {
                 attempt_id,
             } => {
                 assert_eq!(registration.resource_id, from);
-                self.on_register_task_executor(ctx, from, attempt_id)
+                self.connect_to_task_executor(ctx, from, attempt_id)
             }
             ResourceManagerRpc::SendSlotReport {
                 resource_id,
@@ -155,7 +176,7 @@ impl ResourceManager {
                 job_id,
                 job_master_id,
                 attempt_id,
-            } => self.on_register_job_master(ctx, from, job_id, job_master_id, attempt_id),
+            } => self.connect_to_job_master(ctx, from, job_id, job_master_id, attempt_id),
             ResourceManagerRpc::DeclareRequiredResources {
                 job_id,
                 job_master_id,
@@ -181,6 +202,140 @@ impl ResourceManager {
                 terminal,
             } => self.on_disconnect_job_manager(ctx, job_id, job_master_id, terminal),
         }
+    }
+
+    /// `registerTaskExecutor`: connect back to the TaskExecutor first; only the latest call's
+    /// connection registers it.
+    fn connect_to_task_executor(&mut self, ctx: &mut Ctx<'_, Flink>, tm: NodeId, attempt_id: u64) {
+        self.next_connect_id += 1;
+        let connect_id = self.next_connect_id;
+        self.te_connects.insert(connect_id, (tm, attempt_id));
+        self.latest_te_connect.insert(tm, connect_id);
+        ctx.send(
+            tm,
+            Msg::Connect {
+                purpose: ConnectPurpose::ResourceManagerToTaskExecutor,
+                connect_id,
+            },
+        );
+    }
+
+    /// `registerJobMaster`: connect back to the JobMaster first.
+    fn connect_to_job_master(
+        &mut self,
+        ctx: &mut Ctx<'_, Flink>,
+        node: NodeId,
+        job_id: JobId,
+        job_master_id: JobMasterId,
+        attempt_id: u64,
+    ) {
+        self.next_connect_id += 1;
+        let connect_id = self.next_connect_id;
+        self.jm_connects.insert(
+            connect_id,
+            PendingJobMaster {
+                node,
+                job_id,
+                job_master_id,
+                attempt_id,
+            },
+        );
+        ctx.send(
+            node,
+            Msg::Connect {
+                purpose: ConnectPurpose::ResourceManagerToJobMaster(job_id),
+                connect_id,
+            },
+        );
+    }
+
+    /// A connection back to a registering endpoint completed (`found`), failed, or could not be
+    /// sent (`None`).
+    pub fn on_connect_response(
+        &mut self,
+        ctx: &mut Ctx<'_, Flink>,
+        from: NodeId,
+        purpose: ConnectPurpose,
+        connect_id: u64,
+        found: Option<bool>,
+    ) {
+        match purpose {
+            ConnectPurpose::ResourceManagerToTaskExecutor => {
+                if self
+                    .te_connects
+                    .get(&connect_id)
+                    .is_none_or(|(tm, _)| *tm != from)
+                {
+                    return;
+                }
+                let (tm, attempt_id) = self.te_connects.remove(&connect_id).expect("checked");
+                let latest = self.latest_te_connect.get(&tm) == Some(&connect_id);
+                if latest {
+                    self.latest_te_connect.remove(&tm);
+                } else {
+                    ctx.trace(Obs::OutdatedConnectionDeclined {
+                        task_executor: tm,
+                        newer_registered: !self.latest_te_connect.contains_key(&tm),
+                    });
+                }
+                if !latest && !self.bugs.has(Bug::OutdatedConnectionRegisters) {
+                    self.decline_task_executor(ctx, tm, attempt_id, "outdated registration");
+                } else if found == Some(true) {
+                    self.on_register_task_executor(ctx, tm, attempt_id);
+                } else {
+                    self.decline_task_executor(ctx, tm, attempt_id, "could not connect");
+                }
+            }
+            ConnectPurpose::ResourceManagerToJobMaster(_) => {
+                if self
+                    .jm_connects
+                    .get(&connect_id)
+                    .is_none_or(|p| p.node != from)
+                {
+                    return;
+                }
+                let p = self.jm_connects.remove(&connect_id).expect("checked");
+                if found == Some(true) {
+                    self.on_register_job_master(
+                        ctx,
+                        p.node,
+                        p.job_id,
+                        p.job_master_id,
+                        p.attempt_id,
+                    );
+                } else {
+                    ctx.send(
+                        p.node,
+                        Msg::JobMaster {
+                            job_id: p.job_id,
+                            rpc: JobMasterRpc::RegisterJobMasterResponse {
+                                attempt_id: p.attempt_id,
+                                response: JobMasterRegistration::Failure,
+                            },
+                        },
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn decline_task_executor(
+        &self,
+        ctx: &mut Ctx<'_, Flink>,
+        tm: NodeId,
+        attempt_id: u64,
+        reason: &str,
+    ) {
+        ctx.send(
+            tm,
+            Msg::TaskExecutor(TaskExecutorRpc::RegistrationResponse {
+                attempt_id,
+                response: RegistrationResponse::Failure {
+                    reason: reason.to_string(),
+                },
+            }),
+        );
     }
 
     fn on_register_task_executor(&mut self, ctx: &mut Ctx<'_, Flink>, tm: NodeId, attempt_id: u64) {
@@ -503,6 +658,10 @@ impl ResourceManager {
     /// A message to `to` found its process down.
     pub fn on_unreachable(&mut self, ctx: &mut Ctx<'_, Flink>, to: NodeId, msg: &Msg) {
         match msg {
+            Msg::Connect {
+                purpose,
+                connect_id,
+            } => self.on_connect_response(ctx, to, *purpose, *connect_id, None),
             Msg::TaskExecutor(TaskExecutorRpc::HeartbeatFromResourceManager { .. })
                 if self.heartbeats.report_rpc_failure(to) =>
             {

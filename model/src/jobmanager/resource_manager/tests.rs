@@ -89,7 +89,31 @@ impl Harness {
         self.0.armed_own(own_timer, pred)
     }
 
+    /// Answers the one connection `out` opens (to `to`), as the process there would: the
+    /// effects of the completed connection.
+    fn connected(&mut self, out: &Effects, to: NodeId) -> Effects {
+        match sends_to(out, to)[..] {
+            [Msg::Connect {
+                purpose,
+                connect_id,
+            }] => {
+                let (purpose, connect_id) = (*purpose, *connect_id);
+                self.step(|rm, ctx| {
+                    rm.on_connect_response(ctx, to, purpose, connect_id, Some(true))
+                })
+                .0
+            }
+            ref other => panic!("one connection expected: {other:?}"),
+        }
+    }
+
     fn register_te_raw(&mut self, tm: NodeId, attempt_id: u64) -> Effects {
+        let out = self.register_te_call(tm, attempt_id);
+        self.connected(&out, tm)
+    }
+
+    /// A `registerTaskExecutor` call: the RM connects back to the TaskExecutor first.
+    fn register_te_call(&mut self, tm: NodeId, attempt_id: u64) -> Effects {
         self.rpc(
             tm,
             ResourceManagerRpc::RegisterTaskExecutor {
@@ -134,14 +158,15 @@ impl Harness {
     }
 
     fn register_jm(&mut self, from: NodeId, job_master_id: JobMasterId) -> Effects {
-        self.rpc(
+        let out = self.rpc(
             from,
             ResourceManagerRpc::RegisterJobMaster {
                 job_id: JOB,
                 job_master_id,
                 attempt_id: 5,
             },
-        )
+        );
+        self.connected(&out, from)
     }
 
     fn declare(
@@ -244,6 +269,96 @@ fn is_te_timeout(tm: NodeId) -> impl Fn(&ResourceManagerTimer) -> bool {
 
 fn is_request_timeout(allocation_id: AllocationId) -> impl Fn(&ResourceManagerTimer) -> bool {
     move |t| *t == ResourceManagerTimer::RequestSlotTimeout { allocation_id }
+}
+
+/// Two `registerTaskExecutor` calls of one TaskExecutor (its first attempt timed out) whose
+/// connections back complete newest first: the older completion declines.
+fn newer_then_outdated(bugs: Bugs) -> (Harness, Effects, Effects) {
+    let mut h = Harness::with_bugs(bugs);
+    let first = h.register_te_call(TM1, 1);
+    let second = h.register_te_call(TM1, 2);
+    let newer = h.connected(&second, TM1);
+    let outdated = h.connected(&first, TM1);
+    (h, newer, outdated)
+}
+
+#[test]
+fn only_the_latest_registration_call_registers_when_its_connection_completes() {
+    let (h, newer, outdated) = newer_then_outdated(Bugs::NONE);
+    let [Msg::TaskExecutor(TaskExecutorRpc::RegistrationResponse {
+        attempt_id: 2,
+        response: RegistrationResponse::Success { instance_id, .. },
+    })] = sends_to(&newer, TM1)[..]
+    else {
+        panic!("the newer call registers: {newer:?}");
+    };
+    assert!(matches!(
+        sends_to(&outdated, TM1)[..],
+        [Msg::TaskExecutor(TaskExecutorRpc::RegistrationResponse {
+            attempt_id: 1,
+            response: RegistrationResponse::Failure { .. },
+        })]
+    ));
+    assert!(
+        traces(&outdated).contains(&&Obs::OutdatedConnectionDeclined {
+            task_executor: TM1,
+            newer_registered: true,
+        })
+    );
+    // The registration the TaskExecutor holds stays.
+    assert_eq!(
+        h.component.registered().collect::<Vec<_>>(),
+        [(TM1, *instance_id, false)]
+    );
+}
+
+#[test]
+fn with_the_outdated_connection_bug_a_late_connection_replaces_the_registration() {
+    let (h, newer, outdated) =
+        newer_then_outdated(Bugs::NONE.with(Bug::OutdatedConnectionRegisters));
+    let first = |out: &Effects| match sends_to(out, TM1)[..] {
+        [Msg::TaskExecutor(TaskExecutorRpc::RegistrationResponse {
+            response: RegistrationResponse::Success { instance_id, .. },
+            ..
+        })] => *instance_id,
+        ref other => panic!("a registration success: {other:?}"),
+    };
+    let (held, replaced) = (first(&newer), first(&outdated));
+    assert_ne!(held, replaced);
+    assert_eq!(
+        h.component.registered().collect::<Vec<_>>(),
+        [(TM1, replaced, false)]
+    );
+}
+
+#[test]
+fn a_connection_back_that_fails_declines_the_registration() {
+    let mut h = Harness::new();
+    let out = h.register_te_call(TM1, 4);
+    let [Msg::Connect {
+        purpose,
+        connect_id,
+    }] = sends_to(&out, TM1)[..]
+    else {
+        panic!("a connection back: {out:?}");
+    };
+    let (purpose, connect_id) = (*purpose, *connect_id);
+    let out = h
+        .step(|rm, ctx| rm.on_connect_response(ctx, TM1, purpose, connect_id, Some(false)))
+        .0;
+    assert!(matches!(
+        sends_to(&out, TM1)[..],
+        [Msg::TaskExecutor(TaskExecutorRpc::RegistrationResponse {
+            attempt_id: 4,
+            response: RegistrationResponse::Failure { .. },
+        })]
+    ));
+    assert_eq!(h.component.registered().count(), 0);
+    // A second answer to the same connection finds nothing.
+    assert!(h
+        .step(|rm, ctx| rm.on_connect_response(ctx, TM1, purpose, connect_id, Some(true)))
+        .0
+        .is_empty());
 }
 
 #[test]

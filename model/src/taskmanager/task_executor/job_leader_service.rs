@@ -162,8 +162,9 @@ impl TaskExecutor {
     ) {
         assert!(!self.jobs.contains_key(&job_id));
         assert!(self.task_slot_table.has_allocations(job_id));
-        let (registration, attempt_id) = RetryingRegistration::start(
+        let registration = RetryingRegistration::start(
             RegistrationTarget::JobMaster(job_id),
+            job_master,
             &self.config,
             &mut self.next_attempt_id,
             ctx,
@@ -176,7 +177,26 @@ impl TaskExecutor {
                 offer: None,
             },
         );
-        self.send_job_master_registration(ctx, job_id, job_master, attempt_id);
+    }
+
+    /// The answer to the job leader registration's gateway connection: register over it.
+    pub(super) fn on_job_master_connected(
+        &mut self,
+        ctx: &mut Ctx<'_, Flink>,
+        job_id: JobId,
+        connect_id: u64,
+        found: bool,
+    ) {
+        let Some(job) = self.jobs.get_mut(&job_id) else {
+            return; // the job left this TE meanwhile
+        };
+        let JobLeader::Registering(reg) = &mut job.leader else {
+            return;
+        };
+        if let Some(id) = reg.on_connected(connect_id, found, &mut self.next_attempt_id, ctx) {
+            let job_master = job.job_master;
+            self.send_job_master_registration(ctx, job_id, job_master, id);
+        }
     }
 
     pub(super) fn send_job_master_registration(
@@ -224,6 +244,9 @@ impl TaskExecutor {
         match response {
             TaskManagerRegistration::Success { job_master_id } => {
                 self.establish_job_manager_connection(ctx, job_id, job_master_id)
+            }
+            TaskManagerRegistration::Failure => {
+                reg.on_declined(attempt_id, ctx);
             }
             TaskManagerRegistration::Rejection => {
                 // Flink's `handleRejectedJobManagerConnection`: the job is not there (any

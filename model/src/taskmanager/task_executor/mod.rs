@@ -49,7 +49,7 @@ use crate::protocol::obs::{Endpoint, Obs};
 use crate::protocol::rpc::{Msg, TaskExecutorRpc};
 use crate::protocol::states::ExecutionState;
 use crate::protocol::timer::HeartbeatPair;
-use crate::protocol::timer::TaskExecutorTimer;
+use crate::protocol::timer::{RegistrationTarget, TaskExecutorTimer};
 use crate::protocol::Flink;
 use crate::services::heartbeat::{HeartbeatManager, Role};
 use crate::taskmanager::task::Task;
@@ -285,6 +285,27 @@ impl TaskExecutor {
 
     pub fn on_rpc(&mut self, ctx: &mut Ctx<'_, Flink>, from: NodeId, rpc: TaskExecutorRpc) {
         self.handle_rpc(ctx, from, rpc);
+        self.check_invariants();
+    }
+
+    /// The answer to a gateway connection this TE opened for a registration.
+    pub fn on_connect_response(
+        &mut self,
+        ctx: &mut Ctx<'_, Flink>,
+        target: RegistrationTarget,
+        connect_id: u64,
+        found: bool,
+    ) {
+        match target {
+            RegistrationTarget::ResourceManager => {
+                self.on_resource_manager_connected(ctx, connect_id, found)
+            }
+            RegistrationTarget::JobMaster(job_id) => {
+                self.on_job_master_connected(ctx, job_id, connect_id, found)
+            }
+            // Only a JobMaster registers at the RM for a job.
+            RegistrationTarget::ResourceManagerForJob(_) => {}
+        }
         self.check_invariants();
     }
 

@@ -75,16 +75,31 @@ impl TaskExecutor {
                 Timer::TaskExecutor(TaskExecutorTimer::RegistrationTimeout),
             ));
         }
-        let (registration, attempt_id) = RetryingRegistration::start(
+        let registration = RetryingRegistration::start(
             RegistrationTarget::ResourceManager,
+            self.resource_manager,
             &self.config,
             &mut self.next_attempt_id,
             ctx,
         );
         self.connection = Some(RmConnection::Registering(registration));
-        self.send_registration(ctx, attempt_id);
         // `taskmanager.registration.timeout` runs while the TE is not registered.
         assert!(self.registration_timeout.is_some());
+    }
+
+    /// The answer to the registration's gateway connection: register over it.
+    pub(super) fn on_resource_manager_connected(
+        &mut self,
+        ctx: &mut Ctx<'_, Flink>,
+        connect_id: u64,
+        found: bool,
+    ) {
+        let Some(RmConnection::Registering(reg)) = self.connection.as_mut() else {
+            return;
+        };
+        if let Some(id) = reg.on_connected(connect_id, found, &mut self.next_attempt_id, ctx) {
+            self.send_registration(ctx, id);
+        }
     }
 
     pub(super) fn send_registration(&self, ctx: &mut Ctx<'_, Flink>, attempt_id: u64) {

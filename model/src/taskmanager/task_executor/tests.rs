@@ -8,10 +8,12 @@ use crate::protocol::checkpoint::StreamElement;
 use crate::protocol::ids::{ResourceManagerId, SlotId};
 use crate::protocol::obs::{LossCause, Obs};
 use crate::protocol::rpc::{
-    DisconnectCause, JobMasterRpc, RegistrationResponse, ResourceManagerRpc, SlotOffer,
-    SourceLogRpc, TaskDeploymentDescriptor, TaskManagerRegistration,
+    ConnectPurpose, DisconnectCause, JobMasterRpc, RegistrationResponse, ResourceManagerRpc,
+    SlotOffer, SourceLogRpc, TaskDeploymentDescriptor, TaskManagerRegistration,
 };
-use crate::protocol::rpc::{InputChannel, SlotStatus, SourceAssignment, StreamConfig};
+use crate::protocol::rpc::{
+    InputChannel, SlotStatus, SourceAssignment, StreamConfig, TaskExecutorRegistration,
+};
 use crate::protocol::timer::{RegistrationTimer, Timer};
 use crate::taskmanager::task::{
     PARTITION_REQUEST_BACKOFF_INITIAL, PARTITION_REQUEST_BACKOFF_MAX,
@@ -60,7 +62,29 @@ impl Harness {
         Harness(Driver::new(TE, te, 7, "task-executor-test"))
     }
 
+    /// Runs a handler; every gateway connection it opens completes at once (as when the
+    /// target process answers), and the effects of those completions follow its own.
     fn step(&mut self, f: impl FnOnce(&mut TaskExecutor, &mut Ctx<'_, Flink>)) -> Effects {
+        let out = self.step_raw(f);
+        self.complete_connections(out)
+    }
+
+    /// Completes every gateway connection opened in `out`, appending what that does.
+    fn complete_connections(&mut self, mut out: Effects) -> Effects {
+        let mut i = 0;
+        while i < out.len() {
+            if let Some((target, connect_id)) = connection(&out[i]) {
+                let more =
+                    self.step_raw(|te, ctx| te.on_connect_response(ctx, target, connect_id, true));
+                out.extend(more);
+            }
+            i += 1;
+        }
+        out
+    }
+
+    /// Runs a handler and leaves the connections it opens unanswered.
+    fn step_raw(&mut self, f: impl FnOnce(&mut TaskExecutor, &mut Ctx<'_, Flink>)) -> Effects {
         self.0.step(f).0
     }
 
@@ -74,9 +98,11 @@ impl Harness {
 
     /// Fires the earliest armed timer matching `pred`, as the kernel would when it pops.
     fn fire(&mut self, pred: impl Fn(&TaskExecutorTimer) -> bool) -> Effects {
-        self.0
-            .fire_own(own_timer, pred, |te, ctx, id, t| te.on_timer(ctx, id, t))
+        let out = self
             .0
+            .fire_own(own_timer, pred, |te, ctx, id, t| te.on_timer(ctx, id, t))
+            .0;
+        self.complete_connections(out)
     }
 
     /// The armed TaskExecutor timers matching `pred`, with their delays.
@@ -96,6 +122,21 @@ impl Harness {
             .tasks()
             .find(|(a, _)| *a == attempt)
             .map(|(_, s)| s)
+    }
+}
+
+/// The registration target and id of a gateway connection the effect opens, if it does.
+fn connection(e: &Effect<Flink>) -> Option<(RegistrationTarget, u64)> {
+    match e {
+        Effect::Send {
+            msg:
+                Msg::Connect {
+                    purpose: ConnectPurpose::Registration(target),
+                    connect_id,
+                },
+            ..
+        } => Some((*target, *connect_id)),
+        _ => None,
     }
 }
 
@@ -381,6 +422,104 @@ fn running(h: &mut Harness, tdd: TaskDeploymentDescriptor) -> Effects {
 }
 
 // ---- requestSlot ----
+
+fn is_rm_registration_timer(t: &TaskExecutorTimer) -> bool {
+    matches!(t, TaskExecutorTimer::ResourceManagerRegistration(_))
+}
+
+fn rm_registration(out: &Effects) -> Option<u64> {
+    to_resource_manager(out).into_iter().find_map(|r| match r {
+        ResourceManagerRpc::RegisterTaskExecutor { attempt_id, .. } => Some(*attempt_id),
+        _ => None,
+    })
+}
+
+#[test]
+fn a_registration_connects_first_and_a_failed_connection_retries_after_the_error_delay() {
+    let mut h = Harness::new(Bugs::NONE);
+    let config = h.component.config.clone();
+    let out = h.step_raw(|te, ctx| te.on_start(ctx));
+    let (target, first) = out.iter().find_map(connection).expect("connects first");
+    assert_eq!(target, RegistrationTarget::ResourceManager);
+    assert_eq!(rm_registration(&out), None, "no call before the connection");
+    // The connection's ask times out; the registration connects again after the error delay.
+    assert_eq!(
+        h.armed(is_rm_registration_timer),
+        [(
+            config.ask_timeout,
+            TaskExecutorTimer::ResourceManagerRegistration(RegistrationTimer::AttemptTimeout {
+                attempt_id: first
+            })
+        )]
+    );
+    assert!(sent(&h.fire(is_rm_registration_timer)).is_empty());
+    assert_eq!(
+        h.armed(is_rm_registration_timer)[0].0,
+        config.registration_error_delay
+    );
+    // A late answer to the failed connection changes nothing.
+    assert!(
+        sent(&h.step_raw(|te, ctx| te.on_connect_response(ctx, target, first, true))).is_empty()
+    );
+    let out = h.fire(is_rm_registration_timer);
+    let (_, second) = out.iter().find_map(connection).expect("connects again");
+    assert_ne!(second, first);
+    let attempt = rm_registration(&out).expect("registers over the new connection");
+    // A target that runs no ResourceManager fails the connection at once.
+    h.step(|te, ctx| {
+        te.on_rpc(
+            ctx,
+            RM,
+            TaskExecutorRpc::RegistrationResponse {
+                attempt_id: attempt,
+                response: RegistrationResponse::Failure {
+                    reason: "declined".to_string(),
+                },
+            },
+        )
+    });
+    // A decline registers again over the same connection after the refused delay.
+    assert_eq!(
+        h.armed(is_rm_registration_timer)[0].0,
+        config.registration_refused_delay
+    );
+    let out = h.fire(is_rm_registration_timer);
+    assert!(
+        out.iter().find_map(connection).is_none(),
+        "no new connection"
+    );
+    let again = rm_registration(&out).expect("registers again");
+    // An unreachable RM is an error: connect again after the error delay, and a connection
+    // the target answers without the endpoint fails the same way.
+    h.unreachable(
+        RM,
+        Msg::ResourceManager(ResourceManagerRpc::RegisterTaskExecutor {
+            registration: TaskExecutorRegistration {
+                resource_id: TE,
+                session_id: 0,
+                number_of_slots: 2,
+            },
+            attempt_id: again,
+        }),
+    );
+    assert_eq!(
+        h.armed(is_rm_registration_timer)[0].0,
+        config.registration_error_delay
+    );
+    let out =
+        h.0.fire_own(own_timer, is_rm_registration_timer, |te, ctx, id, t| {
+            te.on_timer(ctx, id, t)
+        })
+        .0;
+    let (_, third) = out.iter().find_map(connection).expect("connects again");
+    assert!(
+        sent(&h.step_raw(|te, ctx| te.on_connect_response(ctx, target, third, false))).is_empty()
+    );
+    assert_eq!(
+        h.armed(is_rm_registration_timer)[0].0,
+        config.registration_error_delay
+    );
+}
 
 #[test]
 fn request_slot_allocates_acks_and_registers_at_the_job_master() {
