@@ -236,6 +236,12 @@ pub const CASES: &[Case] = &[
         "registration-liveness",
         50,
     ),
+    case(
+        Bug::SlotsBeforeRegistrationCompletes,
+        "nemesis/nemesis-swarm",
+        "slot-views-agree",
+        50,
+    ),
 ];
 
 /// What the self-test found for one case.

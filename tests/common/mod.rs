@@ -186,6 +186,11 @@ pub const NEMESIS_BUGS: &[(Bug, &str, &str)] = &[
         "nemesis-regions",
         "registration-liveness",
     ),
+    (
+        Bug::SlotsBeforeRegistrationCompletes,
+        "nemesis-swarm",
+        "slot-views-agree",
+    ),
 ];
 
 /// and the high-availability bugs, each with its negative scenario.

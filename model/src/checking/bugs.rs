@@ -99,6 +99,10 @@ pub enum Bug {
     /// connection completes last replaces the registration the TaskExecutor holds (Flink
     /// declines it since FLINK-12260: "Decline outdated task executor registration").
     OutdatedConnectionRegisters,
+    /// The ResourceManager registers a TaskExecutor's slots with its registration instead of on
+    /// the TaskExecutor's first slot report, so it may request a slot before the TaskExecutor
+    /// has processed the registration's answer (FLINK-9427, before `sendSlotReport`).
+    SlotsBeforeRegistrationCompletes,
 }
 
 impl Bug {
@@ -130,6 +134,7 @@ impl Bug {
         Bug::CounterStuckAfterReconnect,
         Bug::SubmitNeedsActiveSlot,
         Bug::OutdatedConnectionRegisters,
+        Bug::SlotsBeforeRegistrationCompletes,
     ];
 
     pub fn name(self) -> &'static str {
@@ -161,6 +166,7 @@ impl Bug {
             Bug::CounterStuckAfterReconnect => "counter-stuck-after-reconnect",
             Bug::SubmitNeedsActiveSlot => "submit-needs-active-slot",
             Bug::OutdatedConnectionRegisters => "outdated-connection-registers",
+            Bug::SlotsBeforeRegistrationCompletes => "slots-before-registration-completes",
         }
     }
 
@@ -246,6 +252,9 @@ impl Bug {
             }
             Bug::OutdatedConnectionRegisters => {
                 "the ResourceManager registers a TaskExecutor whenever a connection back to it completes, not only its latest registerTaskExecutor call's: an abandoned attempt's late connection replaces the registration the TaskExecutor holds (before FLINK-12260)"
+            }
+            Bug::SlotsBeforeRegistrationCompletes => {
+                "the ResourceManager registers a TaskExecutor's slots with its registration, not on its first slot report: it may request a slot before the TaskExecutor has processed the answer to its registration (FLINK-9427)"
             }
         }
     }

@@ -16,6 +16,9 @@
 //!   immune to latency: a report that was true when sent may arrive after the slot was freed
 //!   (the next report corrects it). Boundaries are lenient: a holding counts from the time of its
 //!   `SlotAllocated` to the time of its `SlotFreed`, both included.
+//! - **Always.** The SlotManager holds a slot of registration I in its view (free, pending or
+//!   allocated) only once the TaskExecutor connected under I: it processed the answer to its
+//!   registration and sent the slot report that registers the slots (FLINK-9427).
 //! - **Eventually.** At the end of a run that is quiet ([`super::Quiet`]) and whose last fault
 //!   lies at least heartbeat.timeout + pekko.ask.timeout + 2 heartbeat.interval + 8 network
 //!   latencies back, every slot of a TaskExecutor that is connected to the ResourceManager under
@@ -42,8 +45,16 @@ use std::time::Duration;
 pub const INVARIANT: Invariant = Invariant {
     name: "slot-views-agree",
     kind: Kind::Always,
-    description: "the SlotManager marks a slot ALLOCATED to an AllocationID only on a requestSlot answer or slot report of the TaskExecutor process registered under that slot's InstanceID that held the allocation in that slot when it sent the message; once the faults stopped for heartbeat.timeout + pekko.ask.timeout + 2 heartbeat.interval + network, the SlotManager's view of each slot of a connected TaskExecutor equals its slot table",
+    description: "the SlotManager holds a slot of a registration only once its TaskExecutor completed that registration, and marks a slot ALLOCATED to an AllocationID only on a requestSlot answer or slot report of the TaskExecutor process registered under that slot's InstanceID that held the allocation in that slot when it sent the message; once the faults stopped for heartbeat.timeout + pekko.ask.timeout + 2 heartbeat.interval + network, the SlotManager's view of each slot of a connected TaskExecutor equals its slot table",
 };
+
+fn state_name(state: &SlotState) -> &'static str {
+    match state {
+        SlotState::Free => "FREE",
+        SlotState::Pending { .. } => "PENDING",
+        SlotState::Allocated { .. } => "ALLOCATED",
+    }
+}
 
 /// One allocation held by one process life of a TaskExecutor in one slot index.
 #[derive(Clone, Copy, Debug)]
@@ -208,6 +219,21 @@ impl SlotViewsAgree {
                 instance_id,
                 state,
             } => {
+                if !self.instances.contains_key(instance_id) {
+                    return Some(Violation {
+                        invariant: INVARIANT.name,
+                        at,
+                        node: Some(node),
+                        message: format!(
+                            "the SlotManager on {} put slot {} of {} ({}) in its view under registration {instance_id:x}, but {} has not completed that registration (it never connected under it): slots register only from the TaskExecutor's own slot report, sent once it processed the answer to its registration (FLINK-9427)",
+                            census.name(node),
+                            slot_id.slot_index,
+                            census.name(slot_id.task_manager),
+                            state_name(state),
+                            census.name(slot_id.task_manager),
+                        ),
+                    });
+                }
                 self.rm_slots.insert(
                     (node, *slot_id),
                     RmSlot {
@@ -611,6 +637,33 @@ mod tests {
             (13_002, rm(I1, SlotState::Free)),
         ]);
         assert_eq!(check(&steps, 200_000), vec![]);
+    }
+
+    #[test]
+    fn slots_registered_before_the_task_executor_completed_its_registration_are_caught() {
+        // The SlotManager takes taskmanager-1's slots with the registration, before the
+        // TaskExecutor processed the answer (FLINK-9427).
+        let steps = vec![
+            (100, registered(I1)),
+            (100, rm(I1, SlotState::Free)),
+            (103, connected(I1)),
+        ];
+        let v = check(&steps, 1_000);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(
+            v[0].message.contains(
+                "put slot 0 of taskmanager-1 (FREE) in its view under registration 11, but taskmanager-1 has not completed that registration"
+            ),
+            "{}",
+            v[0].message
+        );
+        // A TaskExecutor connected under another registration does not count.
+        let steps = vec![
+            (90, connected(I2)),
+            (100, registered(I1)),
+            (100, rm(I1, SlotState::Free)),
+        ];
+        assert_eq!(check(&steps, 1_000).len(), 1);
     }
 
     #[test]

@@ -24,7 +24,7 @@ use crate::protocol::ids::{
 use crate::protocol::obs::{Endpoint, LossCause, Obs};
 use crate::protocol::rpc::{
     ConnectPurpose, DisconnectCause, JobMasterRegistration, JobMasterRpc, Msg,
-    RegistrationResponse, ResourceManagerRpc, SlotReport, TaskExecutorRpc,
+    RegistrationResponse, ResourceManagerRpc, SlotReport, SlotStatus, TaskExecutorRpc,
 };
 use crate::protocol::states::SlotState;
 use crate::protocol::timer::{HeartbeatPair, HeartbeatTimer, ResourceManagerTimer, Timer};
@@ -79,7 +79,7 @@ pub struct ResourceManager {
     /// `registerTaskExecutor` calls waiting for the connection back to their TaskExecutor, by
     /// connection id (Flink's `taskExecutorGatewayFutures`, whose latest entry per ResourceID
     /// is in `latest_te_connect`).
-    te_connects: BTreeMap<u64, (NodeId, u64)>,
+    te_connects: BTreeMap<u64, (NodeId, u64, u32)>,
     latest_te_connect: BTreeMap<NodeId, u64>,
     /// `registerJobMaster` calls waiting for the connection back to their JobMaster.
     jm_connects: BTreeMap<u64, PendingJobMaster>,
@@ -158,7 +158,7 @@ impl ResourceManager {
                 attempt_id,
             } => {
                 assert_eq!(registration.resource_id, from);
-                self.connect_to_task_executor(ctx, from, attempt_id)
+                self.connect_to_task_executor(ctx, from, attempt_id, registration.number_of_slots)
             }
             ResourceManagerRpc::SendSlotReport {
                 resource_id,
@@ -206,10 +206,16 @@ impl ResourceManager {
 
     /// `registerTaskExecutor`: connect back to the TaskExecutor first; only the latest call's
     /// connection registers it.
-    fn connect_to_task_executor(&mut self, ctx: &mut Ctx<'_, Flink>, tm: NodeId, attempt_id: u64) {
+    fn connect_to_task_executor(
+        &mut self,
+        ctx: &mut Ctx<'_, Flink>,
+        tm: NodeId,
+        attempt_id: u64,
+        slots: u32,
+    ) {
         self.next_connect_id += 1;
         let connect_id = self.next_connect_id;
-        self.te_connects.insert(connect_id, (tm, attempt_id));
+        self.te_connects.insert(connect_id, (tm, attempt_id, slots));
         self.latest_te_connect.insert(tm, connect_id);
         ctx.send(
             tm,
@@ -264,11 +270,12 @@ impl ResourceManager {
                 if self
                     .te_connects
                     .get(&connect_id)
-                    .is_none_or(|(tm, _)| *tm != from)
+                    .is_none_or(|(tm, ..)| *tm != from)
                 {
                     return;
                 }
-                let (tm, attempt_id) = self.te_connects.remove(&connect_id).expect("checked");
+                let (tm, attempt_id, slots) =
+                    self.te_connects.remove(&connect_id).expect("checked");
                 let latest = self.latest_te_connect.get(&tm) == Some(&connect_id);
                 if latest {
                     self.latest_te_connect.remove(&tm);
@@ -281,7 +288,7 @@ impl ResourceManager {
                 if !latest && !self.bugs.has(Bug::OutdatedConnectionRegisters) {
                     self.decline_task_executor(ctx, tm, attempt_id, "outdated registration");
                 } else if found == Some(true) {
-                    self.on_register_task_executor(ctx, tm, attempt_id);
+                    self.on_register_task_executor(ctx, tm, attempt_id, slots);
                 } else {
                     self.decline_task_executor(ctx, tm, attempt_id, "could not connect");
                 }
@@ -338,7 +345,13 @@ impl ResourceManager {
         );
     }
 
-    fn on_register_task_executor(&mut self, ctx: &mut Ctx<'_, Flink>, tm: NodeId, attempt_id: u64) {
+    fn on_register_task_executor(
+        &mut self,
+        ctx: &mut Ctx<'_, Flink>,
+        tm: NodeId,
+        attempt_id: u64,
+        slots: u32,
+    ) {
         if let Some(old) = self.task_executors.remove(&tm) {
             // A newer registration of the same ResourceID replaces the old one (the TE
             // reconnected or restarted); its slots leave the SlotManager. No disconnect is sent.
@@ -381,6 +394,17 @@ impl ResourceManager {
                 response,
             }),
         );
+        if self.bugs.has(Bug::SlotsBeforeRegistrationCompletes) {
+            // The slots as the registration announces them, all free, before the TaskExecutor
+            // even knows it is registered.
+            let report = (0..slots)
+                .map(|slot_index| SlotStatus {
+                    slot_index,
+                    allocation: None,
+                })
+                .collect();
+            self.on_send_slot_report(ctx, tm, instance_id, report);
+        }
     }
 
     fn on_send_slot_report(
