@@ -86,6 +86,8 @@ pub struct JobSwarm {
     /// Alternatives for `[job] operators` as written (each an array of operator tables); one
     /// is drawn.
     pub operators: Vec<toml::Value>,
+    /// `[swarm.flink]`: per Flink option (in key order), the alternative values; one is drawn.
+    pub flink: Vec<(String, Vec<toml::Value>)>,
 }
 
 /// The largest parallelism a `[swarm]` may draw.
@@ -99,6 +101,7 @@ pub(crate) fn with_job_shape(
     parallelism: Option<u32>,
     slots: Option<u32>,
     operators: Option<&toml::Value>,
+    flink_options: &[(&str, &toml::Value)],
 ) -> Option<String> {
     let mut table: toml::Table = toml::from_str(source).ok()?;
     table.remove("swarm");
@@ -125,6 +128,17 @@ pub(crate) fn with_job_shape(
             "taskmanager.numberOfTaskSlots".into(),
             toml::Value::Integer(i64::from(n)),
         );
+    }
+    if !flink_options.is_empty() {
+        let flink = table
+            .entry("flink")
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        let toml::Value::Table(flink) = flink else {
+            return None;
+        };
+        for (key, value) in flink_options {
+            flink.insert((*key).to_string(), (*value).clone());
+        }
     }
     toml::to_string(&table).ok()
 }
@@ -667,7 +681,16 @@ impl Scenario {
             knobs.push(("job.operators".to_string(), operators_text(ops)));
             ops
         });
-        let text = with_job_shape(&self.source, parallelism, slots, operators);
+        let options: Vec<(&str, &toml::Value)> = swarm
+            .flink
+            .iter()
+            .map(|(key, values)| {
+                let v = &values[rng.random_range(0..values.len())];
+                knobs.push((key.clone(), v.to_string()));
+                (key.as_str(), v)
+            })
+            .collect();
+        let text = with_job_shape(&self.source, parallelism, slots, operators, &options);
         match text.and_then(|t| Scenario::parse(&self.path, &t).ok()) {
             Some(base) => (base, knobs),
             None => {
@@ -752,6 +775,13 @@ fn explain_toml_message(m: &str) -> String {
     if let Some(rest) = m.strip_prefix("missing field ") {
         return format!("missing required key {rest}");
     }
+    // A sub-table header (`[swarm.flink]`) whose parent table has no header of its own: the
+    // parent is implicit and has no position, which its positioned reading refuses.
+    if m.contains("expected a borrowed string") {
+        return format!(
+            "{m} (a sub-table such as [swarm.flink] needs its parent table's header, [swarm], above it)"
+        );
+    }
     m.to_string()
 }
 
@@ -765,6 +795,44 @@ mod tests {
 
     fn parse(text: &str) -> Result<Scenario, ScenarioError> {
         Scenario::parse(Path::new("t.toml"), text)
+    }
+
+    #[test]
+    fn swarm_draws_flink_options_per_seed_and_checks_every_alternative() {
+        let base = format!("name = \"s\"\nduration = \"30s\"\n{JOB}");
+        let text =
+            format!("{base}[swarm]\n[swarm.flink]\n\"heartbeat.timeout\" = [\"20 s\", \"60 s\"]\n");
+        let s = parse(&text).unwrap();
+        let mut seen = BTreeSet::new();
+        for seed in 0..32 {
+            let r = s.resolve(seed);
+            assert_eq!(r.knobs.len(), 1);
+            assert_eq!(r.knobs[0].0, "heartbeat.timeout");
+            seen.insert(r.flink.heartbeat_timeout);
+        }
+        assert_eq!(
+            seen.into_iter().collect::<Vec<_>>(),
+            [Duration::from_secs(20), Duration::from_secs(60)]
+        );
+        // An alternative that is not a valid value is refused with its line.
+        let bad =
+            format!("{base}[swarm]\nflink = {{ \"heartbeat.timeout\" = [\"20 s\", \"soon\"] }}\n");
+        let e = parse(&bad).unwrap_err();
+        assert!(
+            e.message
+                .contains("[swarm.flink] `heartbeat.timeout` alternative 2"),
+            "{}",
+            e.message
+        );
+        assert!(e.line.is_some());
+        // Without the [swarm] header the error says what is missing.
+        let implicit = format!("{base}[swarm.flink]\n\"heartbeat.timeout\" = [\"5 s\"]\n");
+        let e = parse(&implicit).unwrap_err();
+        assert!(
+            e.message.contains("needs its parent table's header"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]

@@ -38,6 +38,9 @@ pub struct Swarm {
     /// Alternatives for `[job] operators`, each a list of operator tables.
     #[serde(default)]
     pub operators: Vec<Spanned<Vec<toml::Value>>>,
+    /// `[swarm.flink]`: Flink options, each with a list of alternative values.
+    #[serde(default)]
+    pub flink: std::collections::BTreeMap<String, Spanned<Vec<toml::Value>>>,
 }
 
 #[derive(Deserialize, Debug)]

@@ -290,11 +290,40 @@ impl Validator<'_> {
         has_job: bool,
     ) -> Result<super::JobSwarm, ScenarioError> {
         let r = sw.get_ref();
-        if r.parallelism.is_none() && r.slots.is_none() && r.operators.is_empty() {
+        if r.parallelism.is_none()
+            && r.slots.is_none()
+            && r.operators.is_empty()
+            && r.flink.is_empty()
+        {
             return Err(self.err(
                 sw.span(),
-                "[swarm] expects at least one of `parallelism`, `slots` or `operators`",
+                "[swarm] expects at least one of `parallelism`, `slots`, `operators` or a [swarm.flink] option",
             ));
+        }
+        // Each alternative value of a Flink option must make a valid scenario on its own.
+        for (key, values) in &r.flink {
+            if values.get_ref().is_empty() {
+                return Err(self.err(
+                    values.span(),
+                    format!("[swarm.flink] `{key}` expects a non-empty list of alternative values"),
+                ));
+            }
+            for (i, value) in values.get_ref().iter().enumerate() {
+                let text =
+                    super::with_job_shape(self.source, None, None, None, &[(key.as_str(), value)]);
+                let checked = text
+                    .ok_or_else(|| "it cannot be written into the file".to_string())
+                    .and_then(|t| super::Scenario::parse(self.path, &t).map_err(|e| e.message));
+                if let Err(why) = checked {
+                    return Err(self.err(
+                        values.span(),
+                        format!(
+                            "[swarm.flink] `{key}` alternative {} ({value}): {why}",
+                            i + 1
+                        ),
+                    ));
+                }
+            }
         }
         if !has_job && (r.parallelism.is_some() || !r.operators.is_empty()) {
             return Err(self.err(
@@ -328,7 +357,7 @@ impl Validator<'_> {
         for (i, (ops, span)) in alternatives.iter().enumerate() {
             for p in ends(parallelism) {
                 for n in ends(slots) {
-                    let text = super::with_job_shape(self.source, p, n, ops.as_ref());
+                    let text = super::with_job_shape(self.source, p, n, ops.as_ref(), &[]);
                     let checked = text
                         .ok_or_else(|| "it cannot be written into the file".to_string())
                         .and_then(|t| super::Scenario::parse(self.path, &t).map_err(|e| e.message));
@@ -355,6 +384,11 @@ impl Validator<'_> {
             parallelism,
             slots,
             operators: alternatives.into_iter().filter_map(|(o, _)| o).collect(),
+            flink: r
+                .flink
+                .iter()
+                .map(|(k, v)| (k.clone(), v.get_ref().clone()))
+                .collect(),
         })
     }
 
