@@ -20,7 +20,6 @@ use crate::protocol::job_graph::JobSpec;
 use crate::protocol::rpc::{
     ConnectPurpose, ConnectTarget, Msg, ResourceManagerRpc as R, TaskExecutorRpc as T,
 };
-use crate::protocol::timer::RegistrationTarget;
 use crate::protocol::timer::Timer;
 use crate::protocol::Flink;
 use crate::taskmanager::task_executor::TaskExecutor;
@@ -227,20 +226,15 @@ impl Actor for Process {
                     connect_id,
                     found,
                 },
-            ) => jm.step(ctx, |c, ctx| match purpose {
-                ConnectPurpose::Registration(RegistrationTarget::ResourceManagerForJob(job_id))
-                | ConnectPurpose::JobMasterToTaskExecutor(job_id) => {
+            ) => jm.step(ctx, |c, ctx| match purpose.job_master() {
+                Some(job_id) => {
                     if let Some(job_master) = c.job_masters.get_mut(&job_id) {
                         job_master.on_connect_response(ctx, from, purpose, connect_id, found);
                     }
                 }
-                _ => c.resource_manager.on_connect_response(
-                    ctx,
-                    from,
-                    purpose,
-                    connect_id,
-                    Some(found),
-                ),
+                None => c
+                    .resource_manager
+                    .on_connect_response(ctx, from, purpose, connect_id, found),
             }),
             (Process::JobManager(jm), Msg::ResourceManager(rpc)) => {
                 jm.step(ctx, |c, ctx| c.resource_manager.on_rpc(ctx, from, rpc))
@@ -317,14 +311,9 @@ impl Actor for Process {
                         | R::DisconnectJobManager { job_id, .. },
                     ) => job_master(job_id),
                     Msg::TaskExecutor(T::SubmitTask { tdd, .. }) => job_master(&tdd.job_id),
-                    Msg::Connect {
-                        purpose:
-                            ConnectPurpose::Registration(RegistrationTarget::ResourceManagerForJob(
-                                job_id,
-                            ))
-                            | ConnectPurpose::JobMasterToTaskExecutor(job_id),
-                        ..
-                    } => job_master(job_id),
+                    Msg::Connect { purpose, .. } if let Some(job_id) = purpose.job_master() => {
+                        job_master(&job_id)
+                    }
                     // A JobMaster's RPCs that name no job (nor do Flink's `cancelTask`,
                     // `freeSlot`, `triggerCheckpoint`, ...): no JobMaster reacts to their loss
                     // (it re-sends `cancelTask` on a timer, times checkpoints out and hears of a

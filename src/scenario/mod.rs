@@ -105,39 +105,37 @@ pub(crate) fn with_job_shape(
 ) -> Option<String> {
     let mut table: toml::Table = toml::from_str(source).ok()?;
     table.remove("swarm");
-    if let Some(p) = parallelism {
+    let parallelism = parallelism.map(|p| toml::Value::Integer(i64::from(p)));
+    let job_keys: Vec<(&str, &toml::Value)> = [
+        ("parallelism", parallelism.as_ref()),
+        ("operators", operators),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| Some((k, v?)))
+    .collect();
+    let slots = slots.map(|n| toml::Value::Integer(i64::from(n)));
+    let flink_keys: Vec<(&str, &toml::Value)> = slots
+        .iter()
+        .map(|v| ("taskmanager.numberOfTaskSlots", v))
+        .chain(flink_options.iter().copied())
+        .collect();
+    if !job_keys.is_empty() {
         let toml::Value::Table(job) = table.get_mut("job")? else {
             return None;
         };
-        job.insert("parallelism".into(), toml::Value::Integer(i64::from(p)));
+        for (key, value) in job_keys {
+            job.insert(key.to_string(), value.clone());
+        }
     }
-    if let Some(ops) = operators {
-        let toml::Value::Table(job) = table.get_mut("job")? else {
-            return None;
-        };
-        job.insert("operators".into(), ops.clone());
-    }
-    if let Some(n) = slots {
+    if !flink_keys.is_empty() {
         let flink = table
             .entry("flink")
             .or_insert_with(|| toml::Value::Table(toml::Table::new()));
         let toml::Value::Table(flink) = flink else {
             return None;
         };
-        flink.insert(
-            "taskmanager.numberOfTaskSlots".into(),
-            toml::Value::Integer(i64::from(n)),
-        );
-    }
-    if !flink_options.is_empty() {
-        let flink = table
-            .entry("flink")
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-        let toml::Value::Table(flink) = flink else {
-            return None;
-        };
-        for (key, value) in flink_options {
-            flink.insert((*key).to_string(), (*value).clone());
+        for (key, value) in flink_keys {
+            flink.insert(key.to_string(), value.clone());
         }
     }
     toml::to_string(&table).ok()

@@ -282,6 +282,15 @@ impl Validator<'_> {
         })
     }
 
+    /// Whether a drawn variant of this file (`None`: it could not be written) is a valid
+    /// scenario; the error's message if not.
+    fn parses(&self, text: Option<String>) -> Result<(), String> {
+        let text = text.ok_or_else(|| "it cannot be written into the file".to_string())?;
+        super::Scenario::parse(self.path, &text)
+            .map(|_| ())
+            .map_err(|e| e.message)
+    }
+
     /// `[swarm]`: ranges within bounds, and every combination of their ends with every
     /// operator alternative makes a valid scenario.
     fn swarm(
@@ -311,10 +320,7 @@ impl Validator<'_> {
             for (i, value) in values.get_ref().iter().enumerate() {
                 let text =
                     super::with_job_shape(self.source, None, None, None, &[(key.as_str(), value)]);
-                let checked = text
-                    .ok_or_else(|| "it cannot be written into the file".to_string())
-                    .and_then(|t| super::Scenario::parse(self.path, &t).map_err(|e| e.message));
-                if let Err(why) = checked {
+                if let Err(why) = self.parses(text) {
                     return Err(self.err(
                         values.span(),
                         format!(
@@ -358,10 +364,7 @@ impl Validator<'_> {
             for p in ends(parallelism) {
                 for n in ends(slots) {
                     let text = super::with_job_shape(self.source, p, n, ops.as_ref(), &[]);
-                    let checked = text
-                        .ok_or_else(|| "it cannot be written into the file".to_string())
-                        .and_then(|t| super::Scenario::parse(self.path, &t).map_err(|e| e.message));
-                    if let Err(why) = checked {
+                    if let Err(why) = self.parses(text) {
                         let mut with = Vec::new();
                         if let Some(p) = p {
                             with.push(format!("parallelism {p}"));

@@ -602,6 +602,15 @@ impl ConnectPurpose {
         }
     }
 
+    /// The job whose JobMaster opened the connection, if a JobMaster did.
+    pub fn job_master(self) -> Option<JobId> {
+        match self {
+            ConnectPurpose::Registration(RegistrationTarget::ResourceManagerForJob(job))
+            | ConnectPurpose::JobMasterToTaskExecutor(job) => Some(job),
+            _ => None,
+        }
+    }
+
     fn target_gateway(self) -> &'static str {
         match self.target() {
             ConnectTarget::ResourceManager => "resourcemanager",

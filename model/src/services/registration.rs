@@ -21,15 +21,33 @@ use crate::protocol::rpc::{ConnectPurpose, Msg};
 use crate::protocol::timer::{RegistrationTarget, RegistrationTimer};
 use crate::protocol::Flink;
 use sim::{Ctx, NodeId, TimerId};
+use std::collections::BTreeMap;
 use std::time::Duration;
+
+/// The side a registration arrives at keeps each call waiting for its connection back, by
+/// connection id: removes and returns the call `connect_id` answers when `answers` says the
+/// answer is its (it came from the endpoint connected to).
+pub fn take_answered<P>(
+    pending: &mut BTreeMap<u64, P>,
+    connect_id: u64,
+    answers: impl Fn(&P) -> bool,
+) -> Option<P> {
+    if !answers(pending.get(&connect_id)?) {
+        return None;
+    }
+    pending.remove(&connect_id)
+}
 
 /// Where a registration is: connecting to its target, or registering over the connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
     Connecting,
     Registering,
-    /// Waiting for a retry after a failed connection, an error or a decline.
-    Waiting,
+    /// Waiting for a retry after a failed connection or an error (`connect`: the retry
+    /// connects again) or after a decline (it registers again over the connection).
+    Waiting {
+        connect: bool,
+    },
 }
 
 #[derive(Debug)]
@@ -46,9 +64,6 @@ pub struct RetryingRegistration {
     timeout: Duration,
     /// The current connection's or attempt's id.
     attempt_id: u64,
-    /// Whether the pending retry connects again (after an error) or registers again over the
-    /// connection (after a decline).
-    retry_connects: bool,
     timer: Option<TimerId>,
 }
 
@@ -75,17 +90,11 @@ impl RetryingRegistration {
             attempt: 0,
             timeout: config.registration_initial_timeout,
             attempt_id: 0,
-            retry_connects: false,
             timer: None,
         };
         r.connect_now(next_attempt_id, ctx);
         assert_eq!(r.phase, Phase::Connecting);
         r
-    }
-
-    /// The address being registered at.
-    pub fn address(&self) -> NodeId {
-        self.address
     }
 
     fn next_id(&mut self, next_attempt_id: &mut u64) -> u64 {
@@ -159,7 +168,8 @@ impl RetryingRegistration {
     }
 
     /// The answer to the current connection: returns the first attempt's id to send when the
-    /// target endpoint was found; otherwise connects again after the error delay.
+    /// target endpoint was found; otherwise (not found, or the request could not be delivered)
+    /// connects again after the error delay.
     pub fn on_connected(
         &mut self,
         connect_id: u64,
@@ -179,14 +189,6 @@ impl RetryingRegistration {
         Some(id)
     }
 
-    /// The connection request could not be delivered (the target process is down): connect
-    /// again after the error delay.
-    pub fn on_connect_unreachable(&mut self, connect_id: u64, ctx: &mut Ctx<'_, Flink>) {
-        if self.phase == Phase::Connecting && self.attempt_id == connect_id {
-            self.retry_later(self.error_delay, true, ctx);
-        }
-    }
-
     /// The current attempt timed out: returns the next attempt id to send (doubled timeout). A
     /// connection that timed out connects again after the error delay.
     pub fn on_attempt_timeout(
@@ -195,7 +197,7 @@ impl RetryingRegistration {
         next_attempt_id: &mut u64,
         ctx: &mut Ctx<'_, Flink>,
     ) -> Option<u64> {
-        if self.attempt_id != attempt_id || self.phase == Phase::Waiting {
+        if self.attempt_id != attempt_id || matches!(self.phase, Phase::Waiting { .. }) {
             return None;
         }
         self.timer = None;
@@ -234,8 +236,7 @@ impl RetryingRegistration {
     }
 
     fn retry_later(&mut self, delay: Duration, connect: bool, ctx: &mut Ctx<'_, Flink>) {
-        self.retry_connects = connect;
-        self.phase = Phase::Waiting;
+        self.phase = Phase::Waiting { connect };
         let attempt_id = self.attempt_id;
         self.replace_timer(ctx, delay, RegistrationTimer::Retry { attempt_id });
     }
@@ -248,11 +249,14 @@ impl RetryingRegistration {
         next_attempt_id: &mut u64,
         ctx: &mut Ctx<'_, Flink>,
     ) -> Option<u64> {
-        if self.attempt_id != attempt_id || self.phase != Phase::Waiting {
+        let Phase::Waiting { connect } = self.phase else {
+            return None;
+        };
+        if self.attempt_id != attempt_id {
             return None;
         }
         self.timer = None;
-        if self.retry_connects {
+        if connect {
             self.connect_now(next_attempt_id, ctx);
             return None;
         }

@@ -48,14 +48,6 @@ pub const INVARIANT: Invariant = Invariant {
     description: "the SlotManager holds a slot of a registration only once its TaskExecutor completed that registration, and marks a slot ALLOCATED to an AllocationID only on a requestSlot answer or slot report of the TaskExecutor process registered under that slot's InstanceID that held the allocation in that slot when it sent the message; once the faults stopped for heartbeat.timeout + pekko.ask.timeout + 2 heartbeat.interval + network, the SlotManager's view of each slot of a connected TaskExecutor equals its slot table",
 };
 
-fn state_name(state: &SlotState) -> &'static str {
-    match state {
-        SlotState::Free => "FREE",
-        SlotState::Pending { .. } => "PENDING",
-        SlotState::Allocated { .. } => "ALLOCATED",
-    }
-}
-
 /// One allocation held by one process life of a TaskExecutor in one slot index.
 #[derive(Clone, Copy, Debug)]
 struct Holding {
@@ -229,7 +221,7 @@ impl SlotViewsAgree {
                             census.name(node),
                             slot_id.slot_index,
                             census.name(slot_id.task_manager),
-                            state_name(state),
+                            state,
                             census.name(slot_id.task_manager),
                         ),
                     });

@@ -592,10 +592,10 @@ impl JobMaster {
         }
         match purpose {
             ConnectPurpose::Registration(_) => {
-                self.on_resource_manager_connected(ctx, connect_id, Some(found))
+                self.on_resource_manager_connected(ctx, connect_id, found)
             }
             ConnectPurpose::JobMasterToTaskExecutor(_) => {
-                self.on_task_manager_connected(ctx, from, connect_id, Some(found))
+                self.on_task_manager_connected(ctx, from, connect_id, found)
             }
             _ => {}
         }
@@ -617,11 +617,11 @@ impl JobMaster {
             Msg::Connect {
                 purpose: ConnectPurpose::Registration(_),
                 connect_id,
-            } => self.on_resource_manager_connected(ctx, *connect_id, None),
+            } => self.on_resource_manager_connected(ctx, *connect_id, false),
             Msg::Connect {
                 purpose: ConnectPurpose::JobMasterToTaskExecutor(_),
                 connect_id,
-            } => self.on_task_manager_connected(ctx, to, *connect_id, None),
+            } => self.on_task_manager_connected(ctx, to, *connect_id, false),
             Msg::ResourceManager(ResourceManagerRpc::RegisterJobMaster { attempt_id, .. }) => {
                 if let Some(RmConnection::Registering(reg)) = self.rm.as_mut() {
                     reg.on_error(*attempt_id, ctx);

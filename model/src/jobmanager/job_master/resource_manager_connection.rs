@@ -36,25 +36,19 @@ impl JobMaster {
         self.rm = Some(RmConnection::Registering(registration));
     }
 
-    /// The answer to the registration's gateway connection (or its loss: `found` false).
+    /// The answer to the registration's gateway connection (`found` false too when it could
+    /// not be sent).
     pub(super) fn on_resource_manager_connected(
         &mut self,
         ctx: &mut Ctx<'_, Flink>,
         connect_id: u64,
-        found: Option<bool>,
+        found: bool,
     ) {
         let Some(RmConnection::Registering(reg)) = self.rm.as_mut() else {
             return;
         };
-        match found {
-            Some(found) => {
-                if let Some(id) =
-                    reg.on_connected(connect_id, found, &mut self.next_attempt_id, ctx)
-                {
-                    self.send_registration(ctx, id);
-                }
-            }
-            None => reg.on_connect_unreachable(connect_id, ctx),
+        if let Some(id) = reg.on_connected(connect_id, found, &mut self.next_attempt_id, ctx) {
+            self.send_registration(ctx, id);
         }
     }
 

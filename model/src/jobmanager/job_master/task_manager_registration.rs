@@ -14,6 +14,7 @@ use crate::protocol::rpc::{
     ConnectPurpose, DisconnectCause, Msg, TaskExecutorRpc, TaskManagerRegistration,
 };
 use crate::protocol::Flink;
+use crate::services::registration::take_answered;
 use sim::{Ctx, NodeId, TimerId};
 
 /// A `registerTaskManager` call waiting for its connection back to the TaskExecutor.
@@ -64,22 +65,22 @@ impl JobMaster {
         );
     }
 
-    /// The connection back to a registering TaskExecutor completed (`found`), failed, or could
-    /// not be sent (`None`). Like Flink's, the completion registers the TaskManager whatever
+    /// The connection back to a registering TaskExecutor completed (`found`), or failed or
+    /// could not be sent. Like Flink's, the completion registers the TaskManager whatever
     /// happened meanwhile: a registration of another session is replaced, not disconnected.
     pub(super) fn on_task_manager_connected(
         &mut self,
         ctx: &mut Ctx<'_, Flink>,
         from: NodeId,
         connect_id: u64,
-        found: Option<bool>,
+        found: bool,
     ) {
-        match self.tm_connects.get(&connect_id) {
-            Some(p) if p.task_manager == from => {}
-            _ => return, // not this JobMaster's connection
-        }
-        let p = self.tm_connects.remove(&connect_id).expect("checked");
-        if found != Some(true) {
+        let Some(p) = take_answered(&mut self.tm_connects, connect_id, |p| {
+            p.task_manager == from
+        }) else {
+            return; // not this JobMaster's connection
+        };
+        if !found {
             self.answer_task_manager(ctx, from, p.attempt_id, false);
             return;
         }

@@ -295,7 +295,7 @@ fn resource_manager_id(c: &mut Cluster) -> u64 {
                 TM1,
                 ConnectPurpose::ResourceManagerToTaskExecutor,
                 connect_id,
-                Some(true),
+                true,
             )
         })
     });

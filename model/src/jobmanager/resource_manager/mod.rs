@@ -30,6 +30,7 @@ use crate::protocol::states::SlotState;
 use crate::protocol::timer::{HeartbeatPair, HeartbeatTimer, ResourceManagerTimer, Timer};
 use crate::protocol::Flink;
 use crate::services::heartbeat::{HeartbeatManager, Role};
+use crate::services::registration::take_answered;
 use rand::Rng as _;
 use sim::{Ctx, NodeId, TimerId};
 pub use slot_manager::REQUIREMENT_CHECK_DELAY;
@@ -79,11 +80,20 @@ pub struct ResourceManager {
     /// `registerTaskExecutor` calls waiting for the connection back to their TaskExecutor, by
     /// connection id (Flink's `taskExecutorGatewayFutures`, whose latest entry per ResourceID
     /// is in `latest_te_connect`).
-    te_connects: BTreeMap<u64, (NodeId, u64, u32)>,
+    te_connects: BTreeMap<u64, PendingTaskExecutor>,
     latest_te_connect: BTreeMap<NodeId, u64>,
     /// `registerJobMaster` calls waiting for the connection back to their JobMaster.
     jm_connects: BTreeMap<u64, PendingJobMaster>,
     next_connect_id: u64,
+}
+
+/// A `registerTaskExecutor` call waiting for its connection back to the TaskExecutor.
+#[derive(Clone, Copy, Debug)]
+struct PendingTaskExecutor {
+    node: NodeId,
+    attempt_id: u64,
+    /// The slots its registration announces.
+    slots: u32,
 }
 
 /// A `registerJobMaster` call waiting for its connection back to the JobMaster.
@@ -215,7 +225,14 @@ impl ResourceManager {
     ) {
         self.next_connect_id += 1;
         let connect_id = self.next_connect_id;
-        self.te_connects.insert(connect_id, (tm, attempt_id, slots));
+        self.te_connects.insert(
+            connect_id,
+            PendingTaskExecutor {
+                node: tm,
+                attempt_id,
+                slots,
+            },
+        );
         self.latest_te_connect.insert(tm, connect_id);
         ctx.send(
             tm,
@@ -255,27 +272,23 @@ impl ResourceManager {
         );
     }
 
-    /// A connection back to a registering endpoint completed (`found`), failed, or could not be
-    /// sent (`None`).
+    /// A connection back to a registering endpoint completed (`found`), or failed or could not
+    /// be sent.
     pub fn on_connect_response(
         &mut self,
         ctx: &mut Ctx<'_, Flink>,
         from: NodeId,
         purpose: ConnectPurpose,
         connect_id: u64,
-        found: Option<bool>,
+        found: bool,
     ) {
         match purpose {
             ConnectPurpose::ResourceManagerToTaskExecutor => {
-                if self
-                    .te_connects
-                    .get(&connect_id)
-                    .is_none_or(|(tm, ..)| *tm != from)
-                {
+                let Some(p) = take_answered(&mut self.te_connects, connect_id, |p| p.node == from)
+                else {
                     return;
-                }
-                let (tm, attempt_id, slots) =
-                    self.te_connects.remove(&connect_id).expect("checked");
+                };
+                let (tm, attempt_id, slots) = (p.node, p.attempt_id, p.slots);
                 let latest = self.latest_te_connect.get(&tm) == Some(&connect_id);
                 if latest {
                     self.latest_te_connect.remove(&tm);
@@ -287,22 +300,18 @@ impl ResourceManager {
                 }
                 if !latest && !self.bugs.has(Bug::OutdatedConnectionRegisters) {
                     self.decline_task_executor(ctx, tm, attempt_id, "outdated registration");
-                } else if found == Some(true) {
+                } else if found {
                     self.on_register_task_executor(ctx, tm, attempt_id, slots);
                 } else {
                     self.decline_task_executor(ctx, tm, attempt_id, "could not connect");
                 }
             }
             ConnectPurpose::ResourceManagerToJobMaster(_) => {
-                if self
-                    .jm_connects
-                    .get(&connect_id)
-                    .is_none_or(|p| p.node != from)
-                {
+                let Some(p) = take_answered(&mut self.jm_connects, connect_id, |p| p.node == from)
+                else {
                     return;
-                }
-                let p = self.jm_connects.remove(&connect_id).expect("checked");
-                if found == Some(true) {
+                };
+                if found {
                     self.on_register_job_master(
                         ctx,
                         p.node,
@@ -685,7 +694,7 @@ impl ResourceManager {
             Msg::Connect {
                 purpose,
                 connect_id,
-            } => self.on_connect_response(ctx, to, *purpose, *connect_id, None),
+            } => self.on_connect_response(ctx, to, *purpose, *connect_id, false),
             Msg::TaskExecutor(TaskExecutorRpc::HeartbeatFromResourceManager { .. })
                 if self.heartbeats.report_rpc_failure(to) =>
             {

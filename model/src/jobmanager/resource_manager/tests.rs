@@ -98,10 +98,8 @@ impl Harness {
                 connect_id,
             }] => {
                 let (purpose, connect_id) = (*purpose, *connect_id);
-                self.step(|rm, ctx| {
-                    rm.on_connect_response(ctx, to, purpose, connect_id, Some(true))
-                })
-                .0
+                self.step(|rm, ctx| rm.on_connect_response(ctx, to, purpose, connect_id, true))
+                    .0
             }
             ref other => panic!("one connection expected: {other:?}"),
         }
@@ -344,7 +342,7 @@ fn a_connection_back_that_fails_declines_the_registration() {
     };
     let (purpose, connect_id) = (*purpose, *connect_id);
     let out = h
-        .step(|rm, ctx| rm.on_connect_response(ctx, TM1, purpose, connect_id, Some(false)))
+        .step(|rm, ctx| rm.on_connect_response(ctx, TM1, purpose, connect_id, false))
         .0;
     assert!(matches!(
         sends_to(&out, TM1)[..],
@@ -356,7 +354,7 @@ fn a_connection_back_that_fails_declines_the_registration() {
     assert_eq!(h.component.registered().count(), 0);
     // A second answer to the same connection finds nothing.
     assert!(h
-        .step(|rm, ctx| rm.on_connect_response(ctx, TM1, purpose, connect_id, Some(true)))
+        .step(|rm, ctx| rm.on_connect_response(ctx, TM1, purpose, connect_id, true))
         .0
         .is_empty());
 }

@@ -7,7 +7,7 @@
 //! It owns no state; the public entry points that call it (and then check the invariants) are
 //! in `mod.rs`.
 
-use super::job_leader_service::{Job, JobLeader};
+use super::job_leader_service::JobLeader;
 use super::rm_connection::RmConnection;
 use super::TaskExecutor;
 use crate::checking::bugs::Bug;
@@ -16,7 +16,7 @@ use crate::protocol::rpc::{
     CheckpointStorageRpc, ConnectPurpose, Msg, ResourceManagerRpc, SourceLogRpc, TaskExecutorRpc,
 };
 use crate::protocol::states::ExecutionState;
-use crate::protocol::timer::{RegistrationTarget, RegistrationTimer, TaskExecutorTimer};
+use crate::protocol::timer::{RegistrationTimer, TaskExecutorTimer};
 use crate::protocol::Flink;
 use crate::taskmanager::task::PartitionRetry;
 use sim::{Ctx, NodeId, TimerId};
@@ -460,26 +460,11 @@ impl TaskExecutor {
                     reg.on_error(*attempt_id, ctx);
                 }
             }
+            // A connection that could not be sent failed like one that found no endpoint.
             Msg::Connect {
                 purpose: ConnectPurpose::Registration(target),
                 connect_id,
-            } => match target {
-                RegistrationTarget::ResourceManager => {
-                    if let Some(RmConnection::Registering(reg)) = self.connection.as_mut() {
-                        reg.on_connect_unreachable(*connect_id, ctx);
-                    }
-                }
-                RegistrationTarget::JobMaster(job_id) => {
-                    if let Some(Job {
-                        leader: JobLeader::Registering(reg),
-                        ..
-                    }) = self.jobs.get_mut(job_id)
-                    {
-                        reg.on_connect_unreachable(*connect_id, ctx);
-                    }
-                }
-                RegistrationTarget::ResourceManagerForJob(_) => {}
-            },
+            } => self.connect_answered(ctx, *target, *connect_id, false),
             Msg::ResourceManager(ResourceManagerRpc::HeartbeatFromTaskManager { .. })
                 if to == self.resource_manager
                     && self.resource_manager_heartbeats.report_rpc_failure(to) =>

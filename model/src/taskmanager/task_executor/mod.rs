@@ -296,6 +296,18 @@ impl TaskExecutor {
         connect_id: u64,
         found: bool,
     ) {
+        self.connect_answered(ctx, target, connect_id, found);
+        self.check_invariants();
+    }
+
+    /// Routes the outcome of a registration's gateway connection to its registration.
+    fn connect_answered(
+        &mut self,
+        ctx: &mut Ctx<'_, Flink>,
+        target: RegistrationTarget,
+        connect_id: u64,
+        found: bool,
+    ) {
         match target {
             RegistrationTarget::ResourceManager => {
                 self.on_resource_manager_connected(ctx, connect_id, found)
@@ -306,7 +318,6 @@ impl TaskExecutor {
             // Only a JobMaster registers at the RM for a job.
             RegistrationTarget::ResourceManagerForJob(_) => {}
         }
-        self.check_invariants();
     }
 
     pub fn on_timer(&mut self, ctx: &mut Ctx<'_, Flink>, timer: TimerId, tag: TaskExecutorTimer) {
