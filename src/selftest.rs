@@ -242,6 +242,12 @@ pub const CASES: &[Case] = &[
         "slot-views-agree",
         50,
     ),
+    case(
+        Bug::HaDataDeletedOnSuspend,
+        "nemesis/nemesis-ha",
+        "restored-state",
+        50,
+    ),
 ];
 
 /// What the self-test found for one case.

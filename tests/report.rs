@@ -46,10 +46,13 @@ fn run_cli(file: &str, seed: u64, extra: &[&str], out: &Path) -> Option<i32> {
 
 /// The report folder of a failing negative scenario with a fault, checkpoints and a restore,
 /// made once for every test that reads it.
-fn failing_report() -> &'static Path {
+/// The report folder of a failing run, made once per test process. Its folder is named after
+/// the first test that asks (`test`): test runners that run each test in a process of its own
+/// (nextest) must not have one process remove the folder another is reading.
+fn failing_report(test: &str) -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = tmp("negative");
+        let dir = tmp(&format!("negative-{test}"));
         let code = run_cli(
             "scenarios/negative/negative-restore-older-checkpoint.toml",
             1,
@@ -199,7 +202,7 @@ fn check_mermaid(text: &str) -> usize {
 
 #[test]
 fn a_failing_run_gets_every_report_file() {
-    let dir = failing_report();
+    let dir = failing_report("failing");
     for f in FILES {
         let p = dir.join(f);
         assert!(p.is_file(), "{} exists", p.display());
@@ -209,7 +212,7 @@ fn a_failing_run_gets_every_report_file() {
 
 #[test]
 fn the_perfetto_trace_is_well_formed_with_tracks_flows_checkpoints_and_faults() {
-    let dir = failing_report();
+    let dir = failing_report("perfetto");
     let doc: Value = serde_json::from_str(&read(dir, "trace.perfetto.json")).unwrap();
     let (threads, events) = check_perfetto(&doc);
     // A track for every node the trace mentions.
@@ -247,7 +250,7 @@ fn the_perfetto_trace_is_well_formed_with_tracks_flows_checkpoints_and_faults() 
 
 #[test]
 fn the_sequence_diagram_shows_what_causally_precedes_the_violation() {
-    let dir = failing_report();
+    let dir = failing_report("sequence");
     let mmd = read(dir, "sequence.mmd");
     let messages = check_mermaid(&mmd);
     assert!(messages > 0, "{mmd}");
@@ -283,7 +286,7 @@ fn the_sequence_diagram_shows_what_causally_precedes_the_violation() {
 
 #[test]
 fn the_markdown_report_explains_the_failure() {
-    let dir = failing_report();
+    let dir = failing_report("markdown");
     let md = read(dir, "report.md");
     let inv = model::checking::oracle::invariant("restored-state").unwrap();
     assert!(

@@ -191,6 +191,7 @@ pub const NEMESIS_BUGS: &[(Bug, &str, &str)] = &[
         "nemesis-swarm",
         "slot-views-agree",
     ),
+    (Bug::HaDataDeletedOnSuspend, "nemesis-ha", "restored-state"),
 ];
 
 /// and the high-availability bugs, each with its negative scenario.

@@ -103,6 +103,12 @@ pub enum Bug {
     /// the TaskExecutor's first slot report, so it may request a slot before the TaskExecutor
     /// has processed the registration's answer (FLINK-9427, before `sendSlotReport`).
     SlotsBeforeRegistrationCompletes,
+    /// A JobManager process that loses leadership treats its SUSPENDED jobs as finished and
+    /// cleans their HA data up: it deletes every checkpoint pointer of the job's
+    /// CompletedCheckpointStore (unguarded, as a cluster shutting down does), so the next
+    /// leader recovers the job without its latest checkpoint (FLINK-25486: state lost when the
+    /// ZooKeeper leader changed in application mode).
+    HaDataDeletedOnSuspend,
 }
 
 impl Bug {
@@ -135,6 +141,7 @@ impl Bug {
         Bug::SubmitNeedsActiveSlot,
         Bug::OutdatedConnectionRegisters,
         Bug::SlotsBeforeRegistrationCompletes,
+        Bug::HaDataDeletedOnSuspend,
     ];
 
     pub fn name(self) -> &'static str {
@@ -167,6 +174,7 @@ impl Bug {
             Bug::SubmitNeedsActiveSlot => "submit-needs-active-slot",
             Bug::OutdatedConnectionRegisters => "outdated-connection-registers",
             Bug::SlotsBeforeRegistrationCompletes => "slots-before-registration-completes",
+            Bug::HaDataDeletedOnSuspend => "ha-data-deleted-on-suspend",
         }
     }
 
@@ -255,6 +263,9 @@ impl Bug {
             }
             Bug::SlotsBeforeRegistrationCompletes => {
                 "the ResourceManager registers a TaskExecutor's slots with its registration, not on its first slot report: it may request a slot before the TaskExecutor has processed the answer to its registration (FLINK-9427)"
+            }
+            Bug::HaDataDeletedOnSuspend => {
+                "a JobManager that loses leadership cleans up the HA data of its SUSPENDED jobs as if they had finished: their checkpoint pointers are deleted and the next leader recovers without the latest checkpoint (FLINK-25486)"
             }
         }
     }

@@ -65,6 +65,13 @@ pub(super) enum Call {
         status: JobStatus,
     },
     MarkClean,
+    /// Planted [`crate::checking::bugs::Bug::HaDataDeletedOnSuspend`]: a deposed process lists a
+    /// suspended job's checkpoint pointers to delete them.
+    CleanupList {
+        job_id: JobId,
+    },
+    /// Planted [`crate::checking::bugs::Bug::HaDataDeletedOnSuspend`]: one pointer's deletion.
+    Cleanup,
 }
 
 /// `/execution-plans/<job>` and friends name a job by its id in 20 digits.
@@ -191,10 +198,16 @@ impl JobManagerProcess {
         call: Call,
         result: HaResult,
     ) -> Vec<Effect> {
+        match call {
+            Call::CleanupList { job_id } => return self.on_cleanup_listed(ctx, job_id, result),
+            Call::Cleanup => return Vec::new(),
+            _ => {}
+        }
         if self.components.is_none() {
             return Vec::new();
         }
         match call {
+            Call::CleanupList { .. } | Call::Cleanup => unreachable!("handled above"),
             Call::ListResults => self.on_results_listed(ctx, result),
             Call::ReadResult { job_id } => self.on_result_read(ctx, job_id, result),
             Call::ListPlans => self.on_plans_listed(ctx, result),
@@ -507,6 +520,51 @@ impl JobManagerProcess {
                 self.submit_guarded(ctx, op, Call::MarkClean)
                     .unwrap_or_default(),
             );
+        }
+        effects
+    }
+
+    /// Planted [`crate::checking::bugs::Bug::HaDataDeletedOnSuspend`]: the jobs this process
+    /// suspended when it lost leadership get their HA data "cleaned up" as if they had
+    /// finished — their checkpoint pointers listed, then deleted without the latch guard (as
+    /// FLINK-25486's application cluster did when it shut down).
+    pub(super) fn send_suspend_cleanup(&mut self, ctx: &mut Ctx<'_, Flink>) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        let due: Vec<JobId> = match self.ha.as_ref() {
+            Some(ha) if self.components.is_none() => ha.cleanup_due.iter().copied().collect(),
+            _ => return effects,
+        };
+        for job_id in due {
+            let op = Op::GetChildren {
+                path: checkpoints_path(job_id),
+                watch: false,
+            };
+            if let Some(e) = self.submit(ctx, op, Call::CleanupList { job_id }) {
+                effects.extend(e);
+                self.ha.as_mut().expect("HA").cleanup_due.remove(&job_id);
+            }
+        }
+        effects
+    }
+
+    fn on_cleanup_listed(
+        &mut self,
+        ctx: &mut Ctx<'_, Flink>,
+        job_id: JobId,
+        result: HaResult,
+    ) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        let Some(names) = children(&result) else {
+            // Not listed: due again once the connection is back.
+            self.ha.as_mut().expect("HA").cleanup_due.insert(job_id);
+            return effects;
+        };
+        for name in names {
+            let op = Op::Delete {
+                path: format!("{}/{name}", checkpoints_path(job_id)),
+                expected_version: None,
+            };
+            effects.extend(self.submit(ctx, op, Call::Cleanup).unwrap_or_default());
         }
         effects
     }

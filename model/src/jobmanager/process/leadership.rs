@@ -11,6 +11,7 @@
 
 use super::ha_stores::{job_key, Call};
 use super::{Components, JobManagerProcess};
+use crate::checking::bugs::Bug;
 use crate::external::ha::client::{Effect, HaClient};
 use crate::external::ha::node::{HaServices, DISPATCHER_COMPONENT, RESOURCE_MANAGER_COMPONENT};
 use crate::jobmanager::dispatcher::Dispatcher;
@@ -37,6 +38,9 @@ pub(super) struct JobManagerHa {
     pub(super) results: BTreeSet<JobId>,
     /// The HA services have started (JobManagers start in name order, see [`START_GAP`]).
     pub(super) started: bool,
+    /// Planted [`Bug::HaDataDeletedOnSuspend`]: suspended jobs whose HA data this deposed
+    /// process still means to delete.
+    pub(super) cleanup_due: BTreeSet<JobId>,
 }
 
 /// With HA, JobManager processes start their HA services one after another in name order, this
@@ -83,10 +87,7 @@ impl JobManagerProcess {
     pub(super) fn handle_effect(&mut self, ctx: &mut Ctx<'_, Flink>, e: Effect) -> Vec<Effect> {
         match e {
             Effect::Granted { leader_session_id } => self.grant(ctx, leader_session_id.0),
-            Effect::Revoked { .. } => {
-                self.revoke(ctx);
-                Vec::new()
-            }
+            Effect::Revoked { .. } => self.revoke(ctx),
             Effect::Published {
                 component,
                 leader_session_id,
@@ -106,7 +107,7 @@ impl JobManagerProcess {
                     // A recovery that could not be sent while suspended.
                     self.start_recovery(ctx)
                 } else {
-                    Vec::new()
+                    self.send_suspend_cleanup(ctx)
                 }
             }
             Effect::CheckpointId { job, checkpoint_id } => {
@@ -156,6 +157,10 @@ impl JobManagerProcess {
         assert!(self.leader_session_id().is_none_or(|old| old <= token));
         self.stop_components(ctx);
         assert!(self.components.is_none());
+        if let Some(ha) = self.ha.as_mut() {
+            // Leading again: this process did not shut down after all.
+            ha.cleanup_due.clear();
+        }
         ctx.trace(Obs::LeadershipGranted {
             leader_session_id: token,
         });
@@ -183,14 +188,25 @@ impl JobManagerProcess {
     }
 
     /// `revokeLeadership`: every component stops; JobMasters suspend their jobs.
-    pub(super) fn revoke(&mut self, ctx: &mut Ctx<'_, Flink>) {
+    pub(super) fn revoke(&mut self, ctx: &mut Ctx<'_, Flink>) -> Vec<Effect> {
         if let Some(token) = self.leader_session_id() {
             ctx.trace(Obs::LeadershipRevoked {
                 leader_session_id: token,
             });
         }
+        let suspended: Vec<JobId> = match &self.components {
+            Some(c) if self.setup.bugs.has(Bug::HaDataDeletedOnSuspend) => {
+                c.job_masters.keys().copied().collect()
+            }
+            _ => Vec::new(),
+        };
         self.stop_components(ctx);
         assert!(self.leader_session_id().is_none());
+        if suspended.is_empty() {
+            return Vec::new();
+        }
+        self.ha.as_mut().expect("HA").cleanup_due.extend(suspended);
+        self.send_suspend_cleanup(ctx)
     }
 
     pub(super) fn stop_components(&mut self, ctx: &mut Ctx<'_, Flink>) {

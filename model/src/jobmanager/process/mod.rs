@@ -104,6 +104,7 @@ impl JobManagerProcess {
                         recovery_started: false,
                         results: BTreeSet::new(),
                         started: false,
+                        cleanup_due: BTreeSet::new(),
                     }),
                 }
             }
