@@ -163,7 +163,25 @@ const CASES: &[(&str, &str, Option<usize>, &str)] = &[
         "job without a source",
         "name = \"x\"\nduration = \"30s\"\n[job]\nname = \"j\"\nparallelism = 2\n",
         Some(3),
-        "missing required key `source`",
+        "`[job]` needs `source` (or `sources`",
+    ),
+    (
+        "job with source and sources",
+        "name = \"x\"\nduration = \"30s\"\n[job]\nname = \"j\"\nparallelism = 2\nsource = { kind = \"sequence\", partitions = 2, records = 10 }\nsources = [{ kind = \"sequence\", partitions = 2, records = 10 }]\n",
+        Some(7),
+        "both given",
+    ),
+    (
+        "sources with different record counts",
+        "name = \"x\"\nduration = \"30s\"\n[job]\nname = \"j\"\nparallelism = 2\nsources = [\n  { kind = \"sequence\", partitions = 2, records = 10 },\n  { kind = \"sequence\", partitions = 2, records = 11 },\n]\n",
+        Some(8),
+        "differs from the first source's 10",
+    ),
+    (
+        "swarm sources of a job with sources",
+        "name = \"x\"\nduration = \"30s\"\n[job]\nname = \"j\"\nparallelism = 2\nsources = [{ kind = \"sequence\", partitions = 2, records = 10 }]\n[swarm]\nsources = \"1..2\"\n",
+        Some(8),
+        "must give one `source`",
     ),
     (
         "fail_task of an unknown operator",

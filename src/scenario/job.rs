@@ -12,6 +12,7 @@ impl Validator<'_> {
         use model::protocol::job_graph::{
             JobSpec, OperatorKind, OperatorSpec, SinkKind, SinkSpec, SourceSpec,
         };
+        let table = j.span();
         let j = j.get_ref();
         let name = j.name.get_ref().trim().to_string();
         if name.is_empty() {
@@ -26,25 +27,62 @@ impl Validator<'_> {
             Some(d) => self.duration(d, "`job.submit_at`")?,
             None => Duration::ZERO,
         };
-        let src = j.source.get_ref();
-        if src.kind.get_ref() != "sequence" {
-            return Err(self.err(
-                src.kind.span(),
-                format!(
-                    "`source.kind`: expected \"sequence\", got `{}`",
-                    src.kind.get_ref()
-                ),
-            ));
+        let raw_sources: Vec<&Spanned<raw::Source>> = match (&j.source, &j.sources) {
+            (Some(_), Some(s)) => {
+                return Err(self.err(
+                    s.span(),
+                    "`job.source` and `job.sources` both given: use `source` for one source or `sources` for several",
+                ))
+            }
+            (Some(s), None) => vec![s],
+            (None, Some(s)) if s.get_ref().is_empty() => {
+                return Err(self.err(s.span(), "`job.sources` must hold at least one source"))
+            }
+            (None, Some(s)) => s.get_ref().iter().collect(),
+            (None, None) => {
+                return Err(self.err(
+                    table,
+                    "`[job]` needs `source` (or `sources`, a list of sources whose union the first operator reads)",
+                ))
+            }
+        };
+        let mut sources = Vec::new();
+        for src in raw_sources {
+            let src = src.get_ref();
+            if src.kind.get_ref() != "sequence" {
+                return Err(self.err(
+                    src.kind.span(),
+                    format!(
+                        "`source.kind`: expected \"sequence\", got `{}`",
+                        src.kind.get_ref()
+                    ),
+                ));
+            }
+            let rate_per_sec = match &src.rate {
+                None => None,
+                Some(r) => Some(self.rate(r)?),
+            };
+            let records =
+                self.count(&src.records, "`source.records`", 0..1_000_000_000_001)? as u64;
+            if let Some(first) = sources.first().map(|s: &SourceSpec| s.records) {
+                if records != first {
+                    return Err(self.err(
+                        src.records.span(),
+                        format!(
+                            "`source.records`: {records} differs from the first source's {first}; every source's partitions hold the same number of records"
+                        ),
+                    ));
+                }
+            }
+            sources.push(SourceSpec {
+                partitions: self.count(&src.partitions, "`source.partitions`", 1..100_001)? as u32,
+                records,
+                rate_per_sec,
+            });
         }
-        let rate_per_sec = match &src.rate {
-            None => None,
-            Some(r) => Some(self.rate(r)?),
-        };
-        let source = SourceSpec {
-            partitions: self.count(&src.partitions, "`source.partitions`", 1..100_001)? as u32,
-            records: self.count(&src.records, "`source.records`", 0..1_000_000_000_001)? as u64,
-            rate_per_sec,
-        };
+        let mut sources = sources.into_iter();
+        let source = sources.next().expect("at least one source");
+        let more_sources: Vec<SourceSpec> = sources.collect();
         let mut operators = Vec::new();
         for op in &j.operators {
             let o = op.get_ref();
@@ -111,6 +149,7 @@ impl Validator<'_> {
                 max_parallelism,
                 chaining: flink.operator_chaining,
                 source,
+                more_sources,
                 operators,
                 sink,
             },

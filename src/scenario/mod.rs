@@ -83,6 +83,9 @@ pub struct JobSwarm {
     pub parallelism: Option<(u32, u32)>,
     /// `taskmanager.numberOfTaskSlots` drawn from this range.
     pub slots: Option<(u32, u32)>,
+    /// How many copies of `[job] source` the job reads, drawn from this range (more than one:
+    /// `sources = [...]`, the first operator reads their union).
+    pub sources: Option<(u32, u32)>,
     /// Alternatives for `[job] operators` as written (each an array of operator tables); one
     /// is drawn.
     pub operators: Vec<toml::Value>,
@@ -94,15 +97,31 @@ pub struct JobSwarm {
 pub const SWARM_PARALLELISM_MAX: u32 = 4096;
 /// The most slots per TaskManager a `[swarm]` may draw.
 pub const SWARM_SLOTS_MAX: u32 = 64;
+/// The most sources a `[swarm]` may draw.
+pub const SWARM_SOURCES_MAX: u32 = 8;
+
+/// The drawn values `with_job_shape` writes into a scenario; `None` leaves a value as written.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct JobShape<'a> {
+    pub parallelism: Option<u32>,
+    pub slots: Option<u32>,
+    pub operators: Option<&'a toml::Value>,
+    /// Copies of `[job] source`.
+    pub sources: Option<u32>,
+}
 
 /// `source` with `[swarm]` removed and the given values written into `[job]` and `[flink]`.
 pub(crate) fn with_job_shape(
     source: &str,
-    parallelism: Option<u32>,
-    slots: Option<u32>,
-    operators: Option<&toml::Value>,
+    shape: JobShape<'_>,
     flink_options: &[(&str, &toml::Value)],
 ) -> Option<String> {
+    let JobShape {
+        parallelism,
+        slots,
+        operators,
+        sources,
+    } = shape;
     let mut table: toml::Table = toml::from_str(source).ok()?;
     table.remove("swarm");
     let parallelism = parallelism.map(|p| toml::Value::Integer(i64::from(p)));
@@ -113,6 +132,14 @@ pub(crate) fn with_job_shape(
     .into_iter()
     .filter_map(|(k, v)| Some((k, v?)))
     .collect();
+    if let Some(copies) = sources.filter(|n| *n > 1) {
+        let toml::Value::Table(job) = table.get_mut("job")? else {
+            return None;
+        };
+        let one = job.remove("source")?;
+        let all = vec![one; copies as usize];
+        job.insert("sources".to_string(), toml::Value::Array(all));
+    }
     let slots = slots.map(|n| toml::Value::Integer(i64::from(n)));
     let flink_keys: Vec<(&str, &toml::Value)> = slots
         .iter()
@@ -688,7 +715,19 @@ impl Scenario {
                 (key.as_str(), v)
             })
             .collect();
-        let text = with_job_shape(&self.source, parallelism, slots, operators, &options);
+        // Drawn last, so that scenarios without it draw what they always drew.
+        let sources = swarm.sources.map(|(lo, hi)| {
+            let n = rng.random_range(lo..=hi);
+            knobs.push(("job.sources".to_string(), n.to_string()));
+            n
+        });
+        let shape = JobShape {
+            parallelism,
+            slots,
+            operators,
+            sources,
+        };
+        let text = with_job_shape(&self.source, shape, &options);
         match text.and_then(|t| Scenario::parse(&self.path, &t).ok()) {
             Some(base) => (base, knobs),
             None => {

@@ -35,6 +35,8 @@ pub struct Swarm {
     pub parallelism: Option<Spanned<toml::Value>>,
     /// `taskmanager.numberOfTaskSlots`: a count or a range.
     pub slots: Option<Spanned<toml::Value>>,
+    /// How many copies of `[job] source` the job reads (their union): a count or a range.
+    pub sources: Option<Spanned<toml::Value>>,
     /// Alternatives for `[job] operators`, each a list of operator tables.
     #[serde(default)]
     pub operators: Vec<Spanned<Vec<toml::Value>>>,
@@ -51,7 +53,9 @@ pub struct Job {
     pub max_parallelism: Option<Spanned<i64>>,
     /// When the client submits the job (default 0).
     pub submit_at: Option<Spanned<String>>,
-    pub source: Spanned<Source>,
+    /// One source; or `sources`, several whose union the first operator reads.
+    pub source: Option<Spanned<Source>>,
+    pub sources: Option<Spanned<Vec<Spanned<Source>>>>,
     #[serde(default)]
     pub operators: Vec<Spanned<Operator>>,
     pub sink: Option<Spanned<Sink>>,

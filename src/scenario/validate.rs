@@ -301,12 +301,13 @@ impl Validator<'_> {
         let r = sw.get_ref();
         if r.parallelism.is_none()
             && r.slots.is_none()
+            && r.sources.is_none()
             && r.operators.is_empty()
             && r.flink.is_empty()
         {
             return Err(self.err(
                 sw.span(),
-                "[swarm] expects at least one of `parallelism`, `slots`, `operators` or a [swarm.flink] option",
+                "[swarm] expects at least one of `parallelism`, `slots`, `sources`, `operators` or a [swarm.flink] option",
             ));
         }
         // Each alternative value of a Flink option must make a valid scenario on its own.
@@ -318,8 +319,11 @@ impl Validator<'_> {
                 ));
             }
             for (i, value) in values.get_ref().iter().enumerate() {
-                let text =
-                    super::with_job_shape(self.source, None, None, None, &[(key.as_str(), value)]);
+                let text = super::with_job_shape(
+                    self.source,
+                    super::JobShape::default(),
+                    &[(key.as_str(), value)],
+                );
                 if let Err(why) = self.parses(text) {
                     return Err(self.err(
                         values.span(),
@@ -331,12 +335,28 @@ impl Validator<'_> {
                 }
             }
         }
-        if !has_job && (r.parallelism.is_some() || !r.operators.is_empty()) {
+        if !has_job && (r.parallelism.is_some() || r.sources.is_some() || !r.operators.is_empty()) {
             return Err(self.err(
                 sw.span(),
-                "[swarm] `parallelism` and `operators` need a [job]",
+                "[swarm] `parallelism`, `sources` and `operators` need a [job]",
             ));
         }
+        let sources = match &r.sources {
+            Some(v) => {
+                let range = self.count_range(v, "`swarm.sources`", super::SWARM_SOURCES_MAX)?;
+                let single = toml::from_str::<toml::Table>(self.source)
+                    .ok()
+                    .and_then(|t| t.get("job")?.as_table()?.get("source").cloned());
+                if single.is_none() {
+                    return Err(self.err(
+                        v.span(),
+                        "`swarm.sources` copies `[job] source`: the job must give one `source` (not `sources`)",
+                    ));
+                }
+                Some(range)
+            }
+            None => None,
+        };
         let parallelism = match &r.parallelism {
             Some(v) => {
                 Some(self.count_range(v, "`swarm.parallelism`", super::SWARM_PARALLELISM_MAX)?)
@@ -363,22 +383,33 @@ impl Validator<'_> {
         for (i, (ops, span)) in alternatives.iter().enumerate() {
             for p in ends(parallelism) {
                 for n in ends(slots) {
-                    let text = super::with_job_shape(self.source, p, n, ops.as_ref(), &[]);
-                    if let Err(why) = self.parses(text) {
-                        let mut with = Vec::new();
-                        if let Some(p) = p {
-                            with.push(format!("parallelism {p}"));
+                    for k in ends(sources) {
+                        let shape = super::JobShape {
+                            parallelism: p,
+                            slots: n,
+                            operators: ops.as_ref(),
+                            sources: k,
+                        };
+                        let text = super::with_job_shape(self.source, shape, &[]);
+                        if let Err(why) = self.parses(text) {
+                            let mut with = Vec::new();
+                            if let Some(p) = p {
+                                with.push(format!("parallelism {p}"));
+                            }
+                            if let Some(n) = n {
+                                with.push(format!("{n} slots"));
+                            }
+                            if let Some(k) = k {
+                                with.push(format!("{k} sources"));
+                            }
+                            if ops.is_some() {
+                                with.push(format!("operators alternative {}", i + 1));
+                            }
+                            return Err(self.err(
+                                span.clone(),
+                                format!("[swarm]: with {}: {why}", with.join(", ")),
+                            ));
                         }
-                        if let Some(n) = n {
-                            with.push(format!("{n} slots"));
-                        }
-                        if ops.is_some() {
-                            with.push(format!("operators alternative {}", i + 1));
-                        }
-                        return Err(self.err(
-                            span.clone(),
-                            format!("[swarm]: with {}: {why}", with.join(", ")),
-                        ));
                     }
                 }
             }
@@ -386,6 +417,7 @@ impl Validator<'_> {
         Ok(super::JobSwarm {
             parallelism,
             slots,
+            sources,
             operators: alternatives.into_iter().filter_map(|(o, _)| o).collect(),
             flink: r
                 .flink

@@ -92,18 +92,19 @@ impl ReferenceOutput {
 pub fn reference_output(spec: &JobSpec) -> Result<ReferenceOutput, String> {
     // Only a job that can run has an output; this also guarantees a key_by before the count.
     JobGraph::from_spec(spec)?;
-    let source = &spec.source;
-    if source.partitions > PARTITIONS_MAX {
+    // Every source's partitions hold as many records (the JobGraph checked it); the source log
+    // numbers their partitions one after another.
+    let partitions = spec.total_partitions();
+    let records = spec.source.records;
+    if partitions > PARTITIONS_MAX {
         return Err(format!(
-            "source partitions {} exceed the source log's limit of {PARTITIONS_MAX}",
-            source.partitions
+            "source partitions {partitions} exceed the source log's limit of {PARTITIONS_MAX}"
         ));
     }
-    if source.records > RECORDS_PER_PARTITION_MAX {
+    if records > RECORDS_PER_PARTITION_MAX {
         return Err(format!(
-            "source records {} per partition exceed the source log's limit of \
-             {RECORDS_PER_PARTITION_MAX}",
-            source.records
+            "source records {records} per partition exceed the source log's limit of \
+             {RECORDS_PER_PARTITION_MAX}"
         ));
     }
 
@@ -131,8 +132,8 @@ pub fn reference_output(spec: &JobSpec) -> Result<ReferenceOutput, String> {
 
     if count_at.is_none() {
         return Ok(ReferenceOutput::Records(RecordsReference {
-            partitions: source.partitions,
-            records_per_partition: source.records,
+            partitions,
+            records_per_partition: records,
             key_bys,
             maps,
         }));
@@ -140,8 +141,8 @@ pub fn reference_output(spec: &JobSpec) -> Result<ReferenceOutput, String> {
     // The job graph requires a key_by right before the count.
     assert!(!key_bys.is_empty());
     let mut counts: BTreeMap<u64, u64> = BTreeMap::new();
-    for partition in 0..source.partitions {
-        for offset in 0..source.records {
+    for partition in 0..partitions {
+        for offset in 0..records {
             let key = key_bys
                 .iter()
                 .fold(record_at(partition, offset).key, |key, &keys| {
@@ -151,10 +152,7 @@ pub fn reference_output(spec: &JobSpec) -> Result<ReferenceOutput, String> {
         }
     }
     let reference = ReferenceOutput::Counts(counts);
-    assert_eq!(
-        reference.outputs(),
-        source.partitions as u64 * source.records
-    );
+    assert_eq!(reference.outputs(), partitions as u64 * records);
     Ok(reference)
 }
 
@@ -408,6 +406,7 @@ mod tests {
                 records,
                 rate_per_sec: None,
             },
+            more_sources: Vec::new(),
             operators: operators
                 .into_iter()
                 .map(|kind| OperatorSpec {

@@ -23,7 +23,7 @@ pub struct SourceLog {
 impl SourceLog {
     pub fn new(setup: &ClusterSetup) -> SourceLog {
         let (partitions, records_per_partition) = setup.submission.as_ref().map_or((0, 0), |s| {
-            (s.spec.source.partitions, s.spec.source.records)
+            (s.spec.total_partitions(), s.spec.source.records)
         });
         SourceLog {
             partitions,

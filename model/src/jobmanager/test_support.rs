@@ -59,6 +59,7 @@ pub fn spec(name: &str, parallelism: u32, operators: Vec<OperatorKind>) -> Arc<J
             records: 10,
             rate_per_sec: None,
         },
+        more_sources: Vec::new(),
         operators: operators
             .into_iter()
             .map(|kind| OperatorSpec {

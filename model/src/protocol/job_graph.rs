@@ -11,10 +11,12 @@
 //! which vertices a failure restarts (`failover_strategy`). Everything here is a pure function
 //! of the spec, so the same spec always yields the same ids, names and regions.
 //!
-//! The jobs a spec can express are linear pipelines, source → operators → sink, which keeps the
-//! chaining rule (docs/flink-runtime.md §3.3) down to its one varying clause: an exchange chains iff it is a
-//! forward exchange between equal parallelisms. Single input, one slot sharing group, chaining
-//! enabled and equal max parallelism always hold.
+//! The jobs a spec can express are pipelines source(s) → operators → sink: one or more sources,
+//! whose union the first operator (or the sink) reads, then a linear chain. That keeps the
+//! chaining rule (docs/flink-runtime.md §3.3) down to two clauses: an exchange chains iff it is a
+//! forward exchange between equal parallelisms into an operator with one input (the union's
+//! reader has several and chains with none of its sources). One slot sharing group and equal
+//! max parallelism always hold.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -46,12 +48,38 @@ pub struct JobSpec {
     #[serde(skip_serializing_if = "is_true")]
     pub chaining: bool,
     pub source: SourceSpec,
+    /// Further sources (a scenario's `sources = [...]` past its first): each is its own source
+    /// vertex, and the first operator (or the sink) reads the union of all of them. Their
+    /// partitions follow the first source's in the source log ([`JobSpec::source_partitions`]).
+    /// Serialized only when there are some, so traces of one-source jobs stay as they were.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub more_sources: Vec<SourceSpec>,
     pub operators: Vec<OperatorSpec>,
     pub sink: SinkSpec,
 }
 
 fn is_true(b: &bool) -> bool {
     *b
+}
+
+impl JobSpec {
+    /// Every source, the first one first.
+    pub fn sources(&self) -> impl Iterator<Item = &SourceSpec> {
+        std::iter::once(&self.source).chain(&self.more_sources)
+    }
+
+    /// The source log's partitions of source `index` (0 is [`JobSpec::source`]): the sources'
+    /// partitions are numbered one after another.
+    pub fn source_partitions(&self, index: usize) -> Range<u32> {
+        let start: u32 = self.sources().take(index).map(|s| s.partitions).sum();
+        let spec = self.sources().nth(index).expect("a source of the job");
+        start..start + spec.partitions
+    }
+
+    /// The partitions of every source together.
+    pub fn total_partitions(&self) -> u32 {
+        self.sources().map(|s| s.partitions).sum()
+    }
 }
 
 /// As derived, but `chaining` counts only when false: ids derived from the spec of a chained job
@@ -66,6 +94,9 @@ impl std::hash::Hash for JobSpec {
         self.sink.hash(state);
         if !self.chaining {
             false.hash(state);
+        }
+        if !self.more_sources.is_empty() {
+            self.more_sources.hash(state);
         }
     }
 }
@@ -232,6 +263,14 @@ pub struct PipelinedRegion {
     pub vertices: Vec<ExecutionVertexId>,
 }
 
+/// The name of source `index`: "sequence", then "sequence-2", "sequence-3", ….
+pub fn source_name(index: usize) -> String {
+    match index {
+        0 => "sequence".to_string(),
+        i => format!("sequence-{}", i + 1),
+    }
+}
+
 /// One link of the linear pipeline before chaining: an operator, its parallelism and the
 /// partitioner of the exchange into it (`None` for the source).
 struct ChainNode {
@@ -260,23 +299,39 @@ impl JobGraph {
             None => default_max_parallelism(spec.parallelism),
         };
         check_parallelism("the job", spec.parallelism, max_parallelism)?;
-        if spec.source.partitions == 0 {
-            return Err("source partitions must be at least 1".to_string());
+        let mut nodes = Vec::new();
+        for (index, source) in spec.sources().enumerate() {
+            // One source is "source"; several are "sources[i]".
+            let what = match spec.more_sources.is_empty() {
+                true => "source".to_string(),
+                false => format!("sources[{index}]"),
+            };
+            if source.partitions == 0 {
+                return Err(format!("{what} partitions must be at least 1"));
+            }
+            if source.rate_per_sec == Some(0) {
+                // A zero rate would never emit; "unthrottled" is spelled by leaving the rate out.
+                return Err(format!("{what} rate must be at least 1 record per second"));
+            }
+            if source.records != spec.source.records {
+                // The source log gives every partition one length (and the reference relies on it).
+                return Err(format!(
+                    "{what} records {} differ from sources[0]'s {}: every source's partitions \
+                     hold the same number of records",
+                    source.records, spec.source.records
+                ));
+            }
+            let name = source_name(index);
+            nodes.push(ChainNode {
+                display_name: format!("Source: {name}"),
+                info: OperatorInfo {
+                    kind: "source",
+                    name,
+                },
+                parallelism: spec.parallelism,
+                input: None,
+            });
         }
-        if spec.source.rate_per_sec == Some(0) {
-            // A zero rate would never emit; "unthrottled" is spelled by leaving the rate out.
-            return Err("source rate must be at least 1 record per second".to_string());
-        }
-
-        let mut nodes = vec![ChainNode {
-            info: OperatorInfo {
-                kind: "source",
-                name: "sequence".to_string(),
-            },
-            display_name: "Source: sequence".to_string(),
-            parallelism: spec.parallelism,
-            input: None,
-        }];
         // The partitioner element waiting for the operator it applies to, with its position.
         let mut pending: Option<(usize, &OperatorKind)> = None;
         for (index, op) in spec.operators.iter().enumerate() {
@@ -677,14 +732,21 @@ fn choose_partitioner(
 /// `chaining` a forward exchange starts a new vertex too, behind a pointwise edge (subtask i
 /// feeds subtask i), as Flink's `StreamingJobGraphGenerator` does with chaining disabled.
 fn chain(name: &str, nodes: Vec<ChainNode>, max_parallelism: u32, chaining: bool) -> JobGraph {
-    assert!(nodes.len() >= 2, "a source and a sink at least");
+    // The sources come first; with several, the node after them reads their union.
+    let sources = nodes.iter().take_while(|n| n.input.is_none()).count();
+    assert!(
+        sources >= 1 && nodes.len() > sources,
+        "a source and a sink at least"
+    );
     let last = nodes.len() - 1;
     let mut vertices: Vec<JobVertex> = Vec::new();
     let mut edges: Vec<JobEdge> = Vec::new();
     let mut display_names: Vec<Vec<String>> = Vec::new();
     for (index, node) in nodes.into_iter().enumerate() {
+        // Flink chains an operator only to its single input.
+        let union = index == sources && sources > 1;
         match node.input {
-            Some(Partitioner::Forward) if chaining => {
+            Some(Partitioner::Forward) if chaining && !union => {
                 let vertex = vertices
                     .last_mut()
                     .expect("the source starts the first vertex");
@@ -696,19 +758,26 @@ fn chain(name: &str, nodes: Vec<ChainNode>, max_parallelism: u32, chaining: bool
                     .push(node.display_name);
             }
             input => {
-                assert_eq!(input.is_none(), index == 0, "only the source has no input");
+                assert_eq!(
+                    input.is_none(),
+                    index < sources,
+                    "only sources have no input"
+                );
                 let id = JobVertexId(vertices.len() as u32);
                 if let Some(partitioner) = input {
-                    edges.push(JobEdge {
-                        source: JobVertexId(id.0 - 1),
-                        target: id,
-                        partitioner,
-                        pattern: if partitioner == Partitioner::Forward {
-                            DistributionPattern::Pointwise
-                        } else {
-                            DistributionPattern::AllToAll
-                        },
-                    });
+                    let producers = if union { 0..id.0 } else { id.0 - 1..id.0 };
+                    for producer in producers {
+                        edges.push(JobEdge {
+                            source: JobVertexId(producer),
+                            target: id,
+                            partitioner,
+                            pattern: if partitioner == Partitioner::Forward {
+                                DistributionPattern::Pointwise
+                            } else {
+                                DistributionPattern::AllToAll
+                            },
+                        });
+                    }
                 }
                 vertices.push(JobVertex {
                     id,
@@ -716,7 +785,7 @@ fn chain(name: &str, nodes: Vec<ChainNode>, max_parallelism: u32, chaining: bool
                     operators: vec![node.info],
                     parallelism: node.parallelism,
                     max_parallelism,
-                    is_source: index == 0,
+                    is_source: index < sources,
                     has_sink: false,
                 });
                 display_names.push(vec![node.display_name]);
@@ -834,6 +903,7 @@ mod tests {
                 records: 100,
                 rate_per_sec: Some(1000),
             },
+            more_sources: Vec::new(),
             operators,
             sink: SinkSpec {
                 kind: sink,
@@ -951,6 +1021,102 @@ mod tests {
             let i = index as u32;
             assert_eq!(region.vertices, [ev(0, i), ev(1, i), ev(2, i)]);
         }
+    }
+
+    fn two_sources(job: JobSpec) -> JobSpec {
+        let second = SourceSpec {
+            partitions: 5,
+            ..job.source.clone()
+        };
+        JobSpec {
+            more_sources: vec![second],
+            ..job
+        }
+    }
+
+    #[test]
+    fn two_sources_are_vertices_of_their_own_feeding_the_union_of_the_first_operator() {
+        // Forward into the map: each map subtask reads subtask i of both sources, and the map
+        // (its input is a union) chains with neither.
+        let job = two_sources(spec(
+            3,
+            vec![op(OperatorKind::Map)],
+            SinkKind::TwoPhaseCommit,
+        ));
+        let graph = JobGraph::from_spec(&job).unwrap();
+        let names: Vec<&str> = graph.vertices.iter().map(|v| v.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "Source: sequence",
+                "Source: sequence-2",
+                "Map -> Sink: two_phase_commit"
+            ]
+        );
+        assert_eq!(
+            graph
+                .vertices
+                .iter()
+                .map(|v| v.is_source)
+                .collect::<Vec<_>>(),
+            [true, true, false]
+        );
+        assert_eq!(graph.find_vertex("sequence-2"), Some(JobVertexId(1)));
+        assert_eq!(graph.edges.len(), 2);
+        assert!(graph
+            .edges
+            .iter()
+            .all(|e| e.target == JobVertexId(2) && e.partitioner == Partitioner::Forward));
+        assert_eq!(graph.inputs(ev(2, 1)), [ev(0, 1), ev(1, 1)]);
+        let regions = graph.pipelined_regions();
+        assert_eq!(regions.len(), 3);
+        assert_eq!(regions[2].vertices, [ev(0, 2), ev(1, 2), ev(2, 2)]);
+        // The source log numbers the second source's partitions after the first's.
+        assert_eq!(job.source_partitions(0), 0..3);
+        assert_eq!(job.source_partitions(1), 3..8);
+        assert_eq!(job.total_partitions(), 8);
+
+        // A keyBy: both sources feed every count subtask, one region.
+        let job = two_sources(keyed_count());
+        let graph = JobGraph::from_spec(&job).unwrap();
+        assert_eq!(graph.vertices.len(), 3);
+        assert!(graph
+            .edges
+            .iter()
+            .all(|e| e.pattern == DistributionPattern::AllToAll));
+        assert_eq!(graph.inputs(ev(2, 0)).len(), 8);
+        assert_eq!(graph.pipelined_regions().len(), 1);
+    }
+
+    #[test]
+    fn sources_must_hold_as_many_records_per_partition() {
+        let mut job = two_sources(keyed_count());
+        job.more_sources[0].records += 1;
+        let err = JobGraph::from_spec(&job).unwrap_err();
+        assert!(err.contains("sources[1] records 101 differ"), "{err}");
+        let mut job = two_sources(keyed_count());
+        job.more_sources[0].partitions = 0;
+        let err = JobGraph::from_spec(&job).unwrap_err();
+        assert_eq!(err, "sources[1] partitions must be at least 1");
+    }
+
+    #[test]
+    fn one_source_jobs_keep_their_spec_hash_and_serialization() {
+        // `more_sources` is left out when empty: ids derived from a one-source spec do not move.
+        let job = keyed_count();
+        let json = serde_json::to_string(&job).unwrap();
+        assert!(!json.contains("more_sources"), "{json}");
+        let two = two_sources(keyed_count());
+        assert!(serde_json::to_string(&two)
+            .unwrap()
+            .contains("more_sources"));
+        let hash = |j: &JobSpec| {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            j.hash(&mut h);
+            h.finish()
+        };
+        assert_ne!(hash(&job), hash(&two));
     }
 
     #[test]

@@ -340,6 +340,7 @@ mod tests {
                 records: 30,
                 rate_per_sec: None,
             },
+            more_sources: Vec::new(),
             operators: operators
                 .into_iter()
                 .map(|kind| OperatorSpec {

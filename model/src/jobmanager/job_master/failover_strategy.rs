@@ -92,6 +92,7 @@ mod tests {
                 records: 10,
                 rate_per_sec: None,
             },
+            more_sources: Vec::new(),
             operators,
             sink: SinkSpec {
                 kind: SinkKind::TwoPhaseCommit,

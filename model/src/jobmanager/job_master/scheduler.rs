@@ -120,13 +120,19 @@ impl JobMaster {
         });
         let vertex = self.graph.vertex(ev.vertex);
         let log = self.source_log;
-        let source = vertex.is_source.then(|| SourceAssignment {
-            log: log.expect("a job runs with a source log node"),
-            partitions: (ev.subtask..self.spec.source.partitions)
-                .step_by(vertex.parallelism as usize)
-                .collect(),
-            records_per_partition: self.spec.source.records,
-            rate_per_sec: self.spec.source.rate_per_sec,
+        let source = vertex.is_source.then(|| {
+            // Source vertices come first, in the order of the spec's sources.
+            let index = ev.vertex.0 as usize;
+            let spec = self.spec.sources().nth(index).expect("a source of the job");
+            let partitions = self.spec.source_partitions(index);
+            SourceAssignment {
+                log: log.expect("a job runs with a source log node"),
+                partitions: (partitions.start + ev.subtask..partitions.end)
+                    .step_by(vertex.parallelism as usize)
+                    .collect(),
+                records_per_partition: spec.records,
+                rate_per_sec: spec.rate_per_sec,
+            }
         });
         let inputs = self
             .graph
