@@ -243,6 +243,12 @@ pub const CASES: &[Case] = &[
         50,
     ),
     case(
+        Bug::OutdatedOfferAnswerFreesSlots,
+        "nemesis/nemesis-shapes",
+        "offer-answer-decides-its-offer",
+        50,
+    ),
+    case(
         Bug::HaDataDeletedOnSuspend,
         "nemesis/nemesis-ha",
         "restored-state",

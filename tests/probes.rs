@@ -67,6 +67,7 @@ fn every_probe_is_reached_by_its_scenario() {
         ("pointer-write-applied-unanswered", "nemesis-ha.toml", 6),
         ("answer-overtaken-by-later-call", "nemesis-swarm.toml", 0),
         ("connection-completes-after-newer", "nemesis-swarm.toml", 6),
+        ("offer-answer-after-newer-offer", "nemesis-regions.toml", 46),
     ];
     let reached: std::collections::BTreeSet<&str> = cases.iter().map(|c| c.0).collect();
     assert_eq!(reached.len(), model::checking::probes::PROBES.len());

@@ -192,6 +192,11 @@ pub const NEMESIS_BUGS: &[(Bug, &str, &str)] = &[
         "slot-views-agree",
     ),
     (Bug::HaDataDeletedOnSuspend, "nemesis-ha", "restored-state"),
+    (
+        Bug::OutdatedOfferAnswerFreesSlots,
+        "nemesis-shapes",
+        "offer-answer-decides-its-offer",
+    ),
 ];
 
 /// and the high-availability bugs, each with its negative scenario.

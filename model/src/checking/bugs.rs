@@ -109,6 +109,11 @@ pub enum Bug {
     /// leader recovers the job without its latest checkpoint (FLINK-25486: state lost when the
     /// ZooKeeper leader changed in application mode).
     HaDataDeletedOnSuspend,
+    /// A TaskExecutor takes any answer to `offerSlots` for the answer to its latest offer: an
+    /// older offer's answer, which could not accept the slots offered since, frees them as
+    /// rejected while the latest offer (accepted by the JobMaster) is still on its way
+    /// (FLINK-21859, before offer ids).
+    OutdatedOfferAnswerFreesSlots,
 }
 
 impl Bug {
@@ -142,6 +147,7 @@ impl Bug {
         Bug::OutdatedConnectionRegisters,
         Bug::SlotsBeforeRegistrationCompletes,
         Bug::HaDataDeletedOnSuspend,
+        Bug::OutdatedOfferAnswerFreesSlots,
     ];
 
     pub fn name(self) -> &'static str {
@@ -175,6 +181,7 @@ impl Bug {
             Bug::OutdatedConnectionRegisters => "outdated-connection-registers",
             Bug::SlotsBeforeRegistrationCompletes => "slots-before-registration-completes",
             Bug::HaDataDeletedOnSuspend => "ha-data-deleted-on-suspend",
+            Bug::OutdatedOfferAnswerFreesSlots => "outdated-offer-answer-frees-slots",
         }
     }
 
@@ -263,6 +270,9 @@ impl Bug {
             }
             Bug::SlotsBeforeRegistrationCompletes => {
                 "the ResourceManager registers a TaskExecutor's slots with its registration, not on its first slot report: it may request a slot before the TaskExecutor has processed the answer to its registration (FLINK-9427)"
+            }
+            Bug::OutdatedOfferAnswerFreesSlots => {
+                "a TaskExecutor takes an older offerSlots answer for the answer to its latest offer: slots offered since, which the old answer could not accept, are freed as rejected while the JobMaster accepts them (FLINK-21859)"
             }
             Bug::HaDataDeletedOnSuspend => {
                 "a JobManager that loses leadership cleans up the HA data of its SUSPENDED jobs as if they had finished: their checkpoint pointers are deleted and the next leader recovers without the latest checkpoint (FLINK-25486)"

@@ -40,6 +40,7 @@ pub const LEADER_CHANGE_WHILE_HA_SUSPENDED: usize = 8;
 pub const POINTER_WRITE_APPLIED_UNANSWERED: usize = 9;
 pub const ANSWER_OVERTAKEN_BY_LATER_CALL: usize = 10;
 pub const CONNECTION_COMPLETES_AFTER_NEWER: usize = 11;
+pub const OFFER_ANSWER_AFTER_NEWER_OFFER: usize = 12;
 
 /// Every probe, indexed by the constants above.
 pub const PROBES: &[Probe] = &[
@@ -114,6 +115,12 @@ pub const PROBES: &[Probe] = &[
                       completes after a newer registerTaskExecutor call of the same \
                       TaskExecutor already registered it (the older call is declined as \
                       outdated)",
+    },
+    Probe {
+        name: "offer-answer-after-newer-offer",
+        description: "a TaskExecutor receives the answer to an offerSlots of a job after a newer \
+                      offerSlots of it for that job reached the JobMaster (only the latest \
+                      offer's answer may decide the slots, FLINK-21859)",
     },
 ];
 
@@ -227,6 +234,8 @@ pub struct Probes {
     unanswered: BTreeSet<HaCall>,
     /// Per link, the latest send time of a delivered message that is not an answer.
     last_call_sent: BTreeMap<(NodeId, NodeId), Time>,
+    /// Per (TaskExecutor, job), the newest offer id delivered to a JobMaster.
+    latest_offer: BTreeMap<(NodeId, JobId), u64>,
 }
 
 impl Probes {
@@ -246,6 +255,7 @@ impl Probes {
             ha_call: None,
             unanswered: BTreeSet::new(),
             last_call_sent: BTreeMap::new(),
+            latest_offer: BTreeMap::new(),
         }
     }
 
@@ -284,6 +294,7 @@ impl Probes {
                 self.hit(TM_LOST_DURING_PENDING_CHECKPOINT);
             }
             self.timed_out.retain(|(n, _)| *n != node);
+            self.latest_offer.retain(|(n, _), _| *n != node);
             self.canceling.remove(&node);
             self.suspended.remove(&node);
             let before = self.unanswered.len();
@@ -347,6 +358,28 @@ impl Probes {
             if self.timed_out.remove(&(to, ask)) {
                 self.hit(RPC_ANSWER_AFTER_ASK_TIMEOUT);
             }
+        }
+        match msg {
+            Msg::JobMaster {
+                job_id,
+                rpc: JobMasterRpc::OfferSlots { offer_id, .. },
+            } => {
+                let latest = self
+                    .latest_offer
+                    .entry((from, *job_id))
+                    .or_insert(*offer_id);
+                *latest = (*latest).max(*offer_id);
+            }
+            Msg::TaskExecutor(TaskExecutorRpc::OfferSlotsResponse {
+                job_id, offer_id, ..
+            }) if self
+                .latest_offer
+                .get(&(to, *job_id))
+                .is_some_and(|latest| latest > offer_id) =>
+            {
+                self.hit(OFFER_ANSWER_AFTER_NEWER_OFFER);
+            }
+            _ => {}
         }
         match msg {
             // The offer, or its answer, crossed a leader change.

@@ -18,6 +18,7 @@ pub mod job_liveness;
 pub mod leader_fencing;
 pub mod lingering_transactions;
 pub mod no_resurrection;
+pub mod offer_answers;
 pub mod one_live_attempt;
 pub mod referenced_state;
 pub mod registration;
@@ -77,6 +78,7 @@ pub const INVARIANTS: &[Invariant] = &[
     slot_leak::INVARIANT,
     slot_views::INVARIANT,
     held_slot_takes_tasks::INVARIANT,
+    offer_answers::INVARIANT,
     stale_attempts::INVARIANT,
     attempt_order::INVARIANT,
     one_live_attempt::INVARIANT,
@@ -159,6 +161,9 @@ impl Oracles {
             oracles.push(Box::new(held_slot_takes_tasks::HeldSlotTakesTasks::new(
                 setup,
             )));
+        }
+        if wanted(offer_answers::INVARIANT.name) {
+            oracles.push(Box::new(offer_answers::OfferAnswers::new(setup)));
         }
         if wanted(stale_attempts::INVARIANT.name) {
             oracles.push(Box::new(stale_attempts::StaleAttempts::new(setup)));

@@ -264,7 +264,12 @@ impl TaskExecutor {
         };
         // Only the latest offer's answer counts (FLINK-21859): an older answer may accept slots
         // that a later offer re-offered or that were freed since.
-        if job.offer.as_ref().is_none_or(|o| o.offer_id != offer_id) {
+        let outdated = self.bugs.has(Bug::OutdatedOfferAnswerFreesSlots);
+        if job
+            .offer
+            .as_ref()
+            .is_none_or(|o| o.offer_id != offer_id && !outdated)
+        {
             return;
         }
         let offer = job.offer.take().expect("checked");
