@@ -1112,7 +1112,7 @@ mod tests {
             .contains("more_sources"));
         let hash = |j: &JobSpec| {
             use std::hash::{Hash, Hasher};
-            let mut h = std::collections::hash_map::DefaultHasher::new();
+            let mut h = sim::StableHasher::new();
             j.hash(&mut h);
             h.finish()
         };
